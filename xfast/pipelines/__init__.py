@@ -1,0 +1,1 @@
+"""xfast.pipelines"""
