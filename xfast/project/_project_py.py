@@ -1,0 +1,212 @@
+"""Plain-Python twin of ``csrc/_project.pyx`` (same signatures, same results).
+
+Selected when ``XFAST_PURE_PYTHON=1`` or when the extension is not built. The kernels take a
+columnar batch: per-sentence offsets into flat int64 arrays, labels as int ids, and write into
+caller-allocated outputs. Output label codes: ``0`` is ``O``, ``2*id+1`` is ``B-<id>``,
+``2*id+2`` is ``I-<id>``. Inputs are assumed valid for the mode (``xfast.project`` checks them);
+in compat mode the kernels themselves turn the reference's failures into its outputs.
+
+Stats layouts (int64 arrays, accumulated over the batch):
+heuristic ``[entities, projected_entities, spans, no_alignment, dropped_length_ratio,
+conflicts, failed_sentences]``; matching ``[entities, candidates, matched, unmatched,
+dropped_overlaps, failed_sentences]``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = [
+    "heuristic_kernel",
+    "greedy_kernel",
+    "scores_kernel",
+    "ngram_count_kernel",
+    "ngram_fill_kernel",
+]
+
+
+def heuristic_kernel(ent_off, ent_start, ent_end, ent_label, aln_off, aln_lab, aln_rec,
+                     n_lab, n_rec, lab_off, length_ratio, merge_distance, compat, out, stats):
+    """SPEC §3 over a batch; writes codes into ``out[lab_off[s]:lab_off[s+1]]``."""
+    for s in range(len(n_rec)):
+        n = int(n_rec[s])
+        o = int(lab_off[s])
+        nl = int(n_lab[s])
+        by_lab: dict[int, list[int]] = {}
+        for p in range(aln_off[s], aln_off[s + 1]):
+            i = int(aln_lab[p])
+            if i < 0 or (nl >= 0 and i >= nl):
+                continue  # compat only: default mode rejects these before
+            by_lab.setdefault(i, []).append(int(aln_rec[p]))
+        local = [0] * 7
+        local[0] = int(ent_off[s + 1] - ent_off[s])
+        failed = False
+        for e in range(ent_off[s], ent_off[s + 1]):
+            a, b, code = int(ent_start[e]), int(ent_end[e]), int(ent_label[e])
+            if b <= a or a < 0 or (nl >= 0 and b > nl):
+                failed = True  # compat only
+                break
+            cands: list[list[int]] = []
+            for i in range(a, b):
+                for t in by_lab.get(i, ()):
+                    touched = False
+                    for c in cands:
+                        if c[0] <= t < c[1]:
+                            touched = True
+                        elif t == c[1]:
+                            c[1] += 1
+                            touched = True
+                        elif t == c[0] - 1:
+                            c[0] -= 1
+                            touched = True
+                    if not touched:
+                        cands.append([t, t + 1])
+            if not cands:
+                local[3] += 1
+                continue
+            if merge_distance > 0:
+                cands.sort(key=lambda c: c[0])
+                merged = [cands[0]]
+                for c in cands[1:]:
+                    last = merged[-1]
+                    if c[0] - last[1] > merge_distance:
+                        merged.append(c)
+                    else:
+                        last[1] = c[1] if compat else max(last[1], c[1])
+                cands = merged
+            written = 0
+            for cs, ce in cands:
+                if not (ce - cs) / (b - a) > length_ratio:
+                    local[4] += 1
+                    continue
+                if cs < 0 or ce > n:
+                    failed = True  # compat only: the reference's IndexError
+                    break
+                busy = any(out[o + w] != 0 for w in range(cs, ce))
+                if busy:
+                    local[5] += 1
+                    if not compat:
+                        continue
+                out[o + cs] = 2 * code + 1
+                for w in range(cs + 1, ce):
+                    out[o + w] = 2 * code + 2
+                written += 1
+            if failed:
+                break
+            local[2] += written
+            if written:
+                local[1] += 1
+        if failed:
+            out[o:o + n] = 0
+            stats[0] += local[0]
+            stats[6] += 1
+        else:
+            for k in range(6):
+                stats[k] += local[k]
+
+
+def _scores(e0, e1, c0, c1, p0, p1, ent_start, ent_end, cand_start, cand_end, aln_lab,
+            aln_rec):
+    """Dense float64 scores (entities x candidates) of one sentence, row-major list."""
+    out = []
+    for e in range(e0, e1):
+        a, b = int(ent_start[e]), int(ent_end[e])
+        recs = [int(aln_rec[p]) for p in range(p0, p1) if a <= aln_lab[p] < b]
+        counts: dict[int, int] = {}
+        for j in recs:
+            counts[j] = counts.get(j, 0) + 1
+        for c in range(c0, c1):
+            su, uu = int(cand_start[c]), int(cand_end[c])
+            k = sum(v for j, v in counts.items() if su <= j < uu)
+            out.append(2.0 * k / ((b - a) + (uu - su)) if k > 0 else 0.0)
+    return out
+
+
+def scores_kernel(ent_off, ent_start, ent_end, cand_off, cand_start, cand_end, aln_off,
+                  aln_lab, aln_rec, score_off, scores):
+    """SPEC §4 scores: ``scores[score_off[s]:]`` holds sentence s's (E, C) matrix row-major."""
+    for s in range(len(ent_off) - 1):
+        vals = _scores(ent_off[s], ent_off[s + 1], cand_off[s], cand_off[s + 1], aln_off[s],
+                       aln_off[s + 1], ent_start, ent_end, cand_start, cand_end, aln_lab,
+                       aln_rec)
+        scores[score_off[s]:score_off[s] + len(vals)] = vals
+
+
+def greedy_kernel(ent_off, ent_start, ent_end, ent_label, cand_off, cand_start, cand_end,
+                  aln_off, aln_lab, aln_rec, n_rec, lab_off, compat, out, stats):
+    """SPEC §4 greedy matching over a batch; writes codes in selection order."""
+    for s in range(len(n_rec)):
+        e0, e1 = int(ent_off[s]), int(ent_off[s + 1])
+        c0, c1 = int(cand_off[s]), int(cand_off[s + 1])
+        ne, nc = e1 - e0, c1 - c0
+        n, o = int(n_rec[s]), int(lab_off[s])
+        stats[0] += ne
+        stats[1] += nc
+        sc = _scores(e0, e1, c0, c1, aln_off[s], aln_off[s + 1], ent_start, ent_end,
+                     cand_start, cand_end, aln_lab, aln_rec)
+        row_alive = [True] * ne
+        col_alive = [True] * nc
+        picks = []
+        while True:
+            best, be, bc = 0.0, -1, -1
+            for e in range(ne):
+                if row_alive[e]:
+                    for c in range(nc):
+                        if col_alive[c] and sc[e * nc + c] > best:
+                            best, be, bc = sc[e * nc + c], e, c
+            if be < 0:
+                break
+            picks.append((be, bc))
+            row_alive[be] = False
+            bs, bu = cand_start[c0 + bc], cand_end[c0 + bc]
+            col_alive[bc] = False
+            for c in range(nc):
+                if max(bs, cand_start[c0 + c]) < min(bu, cand_end[c0 + c]):
+                    col_alive[c] = False
+        matched = 0
+        failed = False
+        for e, c in picks:
+            code = int(ent_label[e0 + e])
+            for w in range(int(cand_start[c0 + c]), int(cand_end[c0 + c])):
+                if w < 0 or w >= n:
+                    failed = True  # compat only: the reference stops at its IndexError
+                    break
+                out[o + w] = 2 * code + (1 if w == cand_start[c0 + c] else 2)
+            if failed:
+                break
+            matched += 1
+        stats[2] += matched
+        stats[3] += ne - matched
+        stats[5] += failed
+
+
+def ngram_count_kernel(stop, word_off, min_words, max_words, counts):
+    """Number of n-gram candidates per sentence (``max_words <= 0``: sentence length)."""
+    for s in range(len(word_off) - 1):
+        w0, n = int(word_off[s]), int(word_off[s + 1] - word_off[s])
+        mx = n if max_words <= 0 else max_words
+        total = 0
+        nxt = n
+        for st in range(n - 1, -1, -1):
+            if stop[w0 + st]:
+                nxt = st
+            hi = min(st + mx, nxt, n)
+            if hi >= st + min_words:
+                total += hi - (st + min_words) + 1
+        counts[s] = total
+
+
+def ngram_fill_kernel(stop, word_off, min_words, max_words, cand_off, cand_start, cand_end):
+    """Write the n-gram candidates, ordered by start then end, at ``cand_off[s]``."""
+    for s in range(len(word_off) - 1):
+        w0, n = int(word_off[s]), int(word_off[s + 1] - word_off[s])
+        mx = n if max_words <= 0 else max_words
+        nxt = [n] * (n + 1)
+        for st in range(n - 1, -1, -1):
+            nxt[st] = st if stop[w0 + st] else nxt[st + 1]
+        k = int(cand_off[s])
+        for st in range(n):
+            for en in range(st + min_words, min(st + mx, nxt[st], n) + 1):
+                cand_start[k] = st
+                cand_end[k] = en
+                k += 1
