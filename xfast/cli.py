@@ -1,0 +1,163 @@
+"""The ``xfast`` command line: each subcommand is a thin wrapper over a typed function.
+
+Exit codes: 0 success, 1 a run that finished with failures, 2 bad input or usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+
+# torch, ONNX Runtime and CTranslate2 may share this process: make OpenMP threads wait
+# passively before any of them is imported, or they spin against each other.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from xfast import __version__  # noqa: E402
+from xfast.errors import XfastError  # noqa: E402
+
+__all__ = ["main"]
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from xfast.evaluate import proj_ratio, scores
+    from xfast.io import read_any
+    from xfast.report import format_scores
+
+    gold = list(read_any(args.gold, labels=True))
+    pred = list(read_any(args.pred, labels=True))
+    _check_parallel(args.gold, gold, args.pred, pred)
+    g = [s.labels for s in gold]
+    p = [s.labels for s in pred]
+    result = scores(g, p, ignore=args.ignore)
+    from xfast.evaluate import ignore_types
+
+    result["proj_ratio"] = proj_ratio(ignore_types(g, args.ignore), ignore_types(p, args.ignore))
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(format_scores(result))
+    return 0
+
+
+def _check_parallel(gpath: str, gold: list, ppath: str, pred: list) -> None:
+    from xfast.errors import DataError, msg
+
+    if len(gold) != len(pred):
+        raise DataError(ppath, None, msg("E104", a=gpath, na=len(gold), b=ppath, nb=len(pred)))
+    for g, p in zip(gold, pred):
+        if len(g) != len(p):
+            raise DataError(ppath, p.line, msg(
+                "E108", what=f"the length of the sentence at {gpath}:{g.line}",
+                ng=len(g), np=len(p)))
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from xfast.pipelines.demo import run_demo
+
+    return run_demo(json_out=args.json, quantize=args.quantize, limit=args.limit)
+
+
+def _models(args: argparse.Namespace) -> int:
+    if args.models_cmd == "tiny":
+        from xfast.models.tiny import build_tiny
+
+        paths = build_tiny(args.out)
+        if args.json:
+            print(json.dumps({k: str(v) for k, v in paths.items()}))
+        else:
+            for k, v in paths.items():
+                print(f"{k:14s} {v}")
+        return 0
+    from xfast.models import commands
+
+    if args.models_cmd == "list":
+        return commands.cmd_list(json=args.json)
+    return commands.cmd_export(args.src, args.kind, args.layer, args.out, args.quantize)
+
+
+def _pipeline(name: str):
+    def run(args: argparse.Namespace) -> int:
+        from importlib import import_module
+
+        mod = import_module(f"xfast.pipelines.{name.replace('-', '_')}")
+        return mod.main(args)
+
+    return run
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    p = argparse.ArgumentParser(
+        prog="xfast",
+        description="High-throughput annotation projection for cross-lingual NER.",
+    )
+    p.add_argument("--version", action="version", version=f"xfast {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    d = sub.add_parser("demo", help="project Europarl-NER English entities onto de/es/it with the embedded aligner")
+    d.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    d.add_argument("--quantize", choices=["int8"], default=None, help="use the int8 encoder")
+    d.add_argument("--limit", type=int, default=None, help="only the first N sentences")
+    d.set_defaults(func=_demo)
+
+    e = sub.add_parser("evaluate", help="score predicted CoNLL/JSONL labels against gold (seqeval default mode)")
+    e.add_argument("--gold", required=True, help="gold CoNLL or JSONL file")
+    e.add_argument("--pred", required=True, help="predicted CoNLL or JSONL file, same sentences")
+    e.add_argument("--ignore", nargs="*", default=[], metavar="TYPE", help="entity types scored as O (e.g. DATE)")
+    e.add_argument("--json", action="store_true", help="print one JSON object")
+    e.set_defaults(func=_evaluate)
+
+    m = sub.add_parser("models", help="model registry, exports and the tiny offline models")
+    msub = m.add_subparsers(dest="models_cmd", required=True, metavar="ACTION")
+    ml = msub.add_parser("list", help="show the registry")
+    ml.add_argument("--json", action="store_true")
+    mt = msub.add_parser("tiny", help="build the tiny random models (SPEC §10) and their exports into OUT")
+    mt.add_argument("out")
+    mt.add_argument("--json", action="store_true")
+    mx = msub.add_parser("export", help="export a local Hugging Face model directory")
+    mx.add_argument("src", help="local HF model directory")
+    mx.add_argument("--kind", choices=["encoder", "tagger", "translator"], required=True)
+    mx.add_argument("--layer", type=int, default=8, help="encoder: cut after this layer")
+    mx.add_argument("--out", default=None, help="output directory (default: the cache)")
+    mx.add_argument("--quantize", choices=["int8", "float16", "float32"], default=None)
+    m.set_defaults(func=_models)
+
+    for name, helptext in [
+        ("project", "project labels from a labeled side onto receiving sides"),
+        ("translate-test", "translate-test pipeline (src2tgt / tgt2tgt) with NLLB and English NER"),
+        ("translate-train", "translate labeled English data and project its labels"),
+        ("model-transfer", "apply the NER model to the target words directly"),
+    ]:
+        sp = sub.add_parser(name, help=helptext)
+        try:
+            from importlib import import_module
+
+            import_module(f"xfast.pipelines.{name.replace('-', '_')}").add_arguments(sp)
+        except ImportError:
+            sp.description = f"{helptext} (not available in this build)"
+        sp.set_defaults(func=_pipeline(name))
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return args.func(args)
+    except XfastError as err:
+        print(f"xfast: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("xfast: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,51 @@
+"""File primitives shared by the readers and writers: line-wise decoding and atomic writes."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TextIO
+
+from xfast.errors import DataError, msg
+
+__all__ = ["lines", "atomic_open"]
+
+
+def lines(path: str | Path) -> Iterator[tuple[int, str]]:
+    """Yield ``(line number, text)``, decoding UTF-8 line by line (a leading BOM is skipped).
+
+    A decoding error is a :class:`DataError` naming the file and the line.
+    """
+    try:
+        fh = open(path, "rb")
+    except FileNotFoundError:
+        raise DataError(path, None, msg("E110")) from None
+    with fh:
+        for no, raw in enumerate(fh, 1):
+            if no == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]
+            try:
+                yield no, raw.decode("utf-8").rstrip("\r\n")
+            except UnicodeDecodeError as err:
+                raise DataError(path, no, msg("E101", encoding="UTF-8", reason=err.reason)) from None
+
+
+@contextmanager
+def atomic_open(path: str | Path) -> Iterator[TextIO]:
+    """Open ``path`` for writing text under a temporary name; rename it into place on success.
+
+    A killed or failing writer never leaves a half-written file at ``path``.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
+            yield fh
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
