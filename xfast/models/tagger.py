@@ -1,0 +1,449 @@
+"""NER tagging of words (SPEC §7): token classification, first-subword labels, entity runs.
+
+:class:`Tagger` runs a token classifier exported to ONNX (:func:`export_tagger`), or the
+transformers model itself (``backend="torch"``, used by parity tests), over words:
+
+- each word's subwords come from one tokenization of the sentence's words (a fast tokenizer's
+  ``word_ids``); a word takes the argmax of its first subword's scores (ties to the lowest
+  label id);
+- entities are maximal runs: ``B-X`` starts one, ``I-X`` continues an ``X`` run and starts a
+  new one after ``O`` or another type (IOB1-safe); a word with no subwords inside a run is
+  covered by it;
+- sentences longer than the model's window are cut into overlapping windows at word
+  boundaries and each word takes its label from the window where it sits most centrally, so
+  no word is silently left out (SPEC §7 default; the count is in :attr:`Tagger.stats`);
+- windows of all sentences are sorted by length and batched up to ``max_tokens`` padded
+  subwords per forward pass.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from xfast.errors import ModelError, ParameterError, XfastError, check_choice, msg
+
+__all__ = ["Tagger", "TaggerStats", "export_tagger", "entity_runs", "iob2"]
+
+_ONNX = "model.onnx"
+_MANIFEST = "xfast-export.json"
+_ROBERTA_TYPES = ("roberta", "xlm-roberta", "camembert", "xlm-roberta-xl")
+
+
+# --------------------------------------------------------------------------- export
+
+
+def export_tagger(hf_dir: str | Path, out_dir: str | Path | None = None, *, quantize: str | None = None) -> Path:
+    """Export a Hugging Face token classifier to ONNX (``model.onnx`` + tokenizer + config).
+
+    ``out_dir=None`` puts the export in the model cache under a name derived from the source
+    files' hash and the package versions; an existing export with the same key is reused.
+    ``quantize="int8"`` applies ONNX Runtime dynamic int8 quantization. Returns the directory.
+    """
+    from xfast.models.cache import atomic_dir, cache_dir, content_hash
+
+    check_choice("quantize", quantize, (None, "int8"))
+    hf_dir = Path(hf_dir)
+    if not (hf_dir / "config.json").is_file():
+        raise ModelError(msg("E401", name=str(hf_dir), reason="no config.json: not a Hugging Face model directory"))
+    key = content_hash(hf_dir, extra={"kind": "tagger", "quantize": quantize, "opset": 17})
+    out = Path(out_dir) if out_dir is not None else cache_dir() / "exports" / f"tagger-{key}"
+    if _export_ok(out, key):
+        return out
+    if out.exists():
+        shutil.rmtree(out)
+    try:
+        with atomic_dir(out) as tmp:
+            _export_onnx(hf_dir, tmp, quantize)
+            (tmp / _MANIFEST).write_text(
+                json.dumps({"kind": "tagger", "key": key, "source": str(hf_dir), "quantize": quantize}, indent=1)
+            )
+    except XfastError:
+        raise
+    except Exception as exc:
+        raise ModelError(msg("E432", what="tagger", path=str(hf_dir), reason=f"{type(exc).__name__}: {exc}")) from exc
+    return out
+
+
+def _export_ok(out: Path, key: str) -> bool:
+    try:
+        return (out / _ONNX).is_file() and json.loads((out / _MANIFEST).read_text())["key"] == key
+    except (OSError, ValueError, KeyError):
+        return False
+
+
+def _export_onnx(hf_dir: Path, tmp: Path, quantize: str | None) -> None:
+    import torch
+    from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+    class _Logits(torch.nn.Module):
+        def __init__(self, model):
+            super().__init__()
+            self.model = model
+
+        def forward(self, input_ids, attention_mask):
+            return self.model(input_ids=input_ids, attention_mask=attention_mask).logits
+
+    model = AutoModelForTokenClassification.from_pretrained(str(hf_dir)).eval()
+    wrapper = _Logits(model).eval()  # the wrapper itself in eval(), else dropout is exported
+    ids = torch.tensor([[0, 5, 6, 2], [0, 7, 2, 1]], dtype=torch.long)
+    mask = torch.tensor([[1, 1, 1, 1], [1, 1, 1, 0]], dtype=torch.long)
+    target = tmp / ("model.f32.onnx" if quantize else _ONNX)
+    with torch.inference_mode():
+        torch.onnx.export(
+            wrapper,
+            (ids, mask),
+            str(target),
+            input_names=["input_ids", "attention_mask"],
+            output_names=["logits"],
+            dynamic_axes={
+                "input_ids": {0: "batch", 1: "sequence"},
+                "attention_mask": {0: "batch", 1: "sequence"},
+                "logits": {0: "batch", 1: "sequence"},
+            },
+            opset_version=17,
+            dynamo=False,
+        )
+    if quantize == "int8":
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        quantize_dynamic(str(target), str(tmp / _ONNX), weight_type=QuantType.QInt8)
+        target.unlink()
+    AutoTokenizer.from_pretrained(str(hf_dir)).save_pretrained(str(tmp))
+    shutil.copy2(hf_dir / "config.json", tmp / "config.json")
+
+
+# --------------------------------------------------------------------------- labels
+
+
+def _parse_label(label: str) -> tuple[str, str]:
+    """``"B-PER"`` -> ``("B", "PER")``; ``"O"`` -> ``("O", "")``; bare ``"PER"`` -> ``("I", "PER")``."""
+    if label == "O" or not label:
+        return "O", ""
+    if len(label) > 2 and label[1] in "-_" and label[0] in "BIES":
+        prefix = "B" if label[0] in "BS" else "I"
+        return prefix, label[2:]
+    return "I", label
+
+
+def entity_runs(prefixes: list[str], types: list[str], has_subwords: list[bool]) -> list[tuple[int, int, str]]:
+    """Entities as maximal runs over word labels (SPEC §7, IOB1-safe).
+
+    ``prefixes[i]`` is ``"B"``, ``"I"`` or ``"O"``; words without subwords are skipped when
+    deciding runs and are covered when they lie inside one.
+    """
+    out: list[tuple[int, int, str]] = []
+    start = last = -1
+    cur = ""
+    for i, (p, t, ok) in enumerate(zip(prefixes, types, has_subwords)):
+        if not ok:
+            continue
+        if p == "O":
+            if cur:
+                out.append((start, last + 1, cur))
+            cur = ""
+        elif p == "B" or t != cur:
+            if cur:
+                out.append((start, last + 1, cur))
+            start, cur = i, t
+        last = i
+    if cur:
+        out.append((start, last + 1, cur))
+    return out
+
+
+def iob2(entities: list[tuple[int, int, str]], n: int) -> list[str]:
+    """IOB2 labels of ``n`` words from ``(start, end, type)`` entities."""
+    tags = ["O"] * n
+    for s, e, t in entities:
+        tags[s] = f"B-{t}"
+        for k in range(s + 1, e):
+            tags[k] = f"I-{t}"
+    return tags
+
+
+# --------------------------------------------------------------------------- tagger
+
+
+@dataclass
+class TaggerStats:
+    """Counts over every call of one :class:`Tagger`."""
+
+    sentences: int = 0
+    words: int = 0
+    words_without_subwords: int = 0
+    windowed_sentences: int = 0
+    windows: int = 0
+    batches: int = 0
+    seconds: float = 0.0
+    by_label: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        """Plain-JSON form for reports."""
+        return dict(self.__dict__)
+
+
+def _tokenizer(model_dir: Path):
+    """A ``tokenizers.Tokenizer`` for the model (tokenizer.json, else transformers' fast one)."""
+    from tokenizers import Tokenizer
+
+    path = model_dir / "tokenizer.json"
+    if path.is_file():
+        return Tokenizer.from_file(str(path))
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(model_dir)).backend_tokenizer
+
+
+def _special_frame(tok) -> tuple[list[int], list[int]]:
+    """Ids the tokenizer puts before and after the words of one sequence."""
+    with_sp = tok.encode(["x"], is_pretokenized=True, add_special_tokens=True).ids
+    without = tok.encode(["x"], is_pretokenized=True, add_special_tokens=False).ids
+    n = len(without)
+    for i in range(len(with_sp) - n + 1):
+        if with_sp[i : i + n] == without:
+            return with_sp[:i], with_sp[i + n :]
+    return [], []
+
+
+class Tagger:
+    """Token-classification NER over words (SPEC §7).
+
+    ``model``: an ONNX export directory (``model.onnx``), a Hugging Face directory or a
+    registry name (exported once to ONNX and cached). ``backend="torch"`` runs transformers
+    instead (needs the Hugging Face directory). ``threads``: intra-op threads (None: the
+    runtime's default). ``max_tokens``: padded subwords per forward pass. ``max_length``:
+    subwords per window including special tokens (default: the model's limit).
+    ``label_map``: entity type renames applied before runs are built (``{"PERSON": "PER"}``;
+    a type mapped to ``"O"`` or None is dropped).
+    """
+
+    def __init__(
+        self,
+        model: str | Path,
+        *,
+        backend: str = "onnx",
+        threads: int | None = None,
+        providers: list[str] | None = None,
+        max_tokens: int = 8192,
+        max_length: int | None = None,
+        label_map: dict[str, str | None] | None = None,
+    ):
+        check_choice("backend", backend, ("onnx", "torch"))
+        if threads is not None and (not isinstance(threads, int) or threads < 1):
+            raise ParameterError(msg("E202", name="threads", expected="a positive int or None", value=threads))
+        if not isinstance(max_tokens, int) or max_tokens < 16:
+            raise ParameterError(msg("E202", name="max_tokens", expected="an int >= 16", value=max_tokens))
+        self.backend = backend
+        self.max_tokens = max_tokens
+        self.stats = TaggerStats()
+        self.model_dir = _locate(model, backend)
+        config = json.loads((self.model_dir / "config.json").read_text())
+        id2label = {int(k): v for k, v in config.get("id2label", {}).items()}
+        if not id2label:
+            raise ModelError(msg("E433", path=str(self.model_dir), kind="token classifier", reason="no id2label in config.json"))
+        label_map = dict(label_map or {})
+        self.labels = [id2label[i] for i in range(len(id2label))]
+        self._prefix, self._type = [], []
+        for label in self.labels:
+            p, t = _parse_label(label)
+            if t:
+                t = label_map.get(t, t)
+                if t in (None, "O", ""):
+                    p, t = "O", ""
+            self._prefix.append(p)
+            self._type.append(t)
+        self._tok = _tokenizer(self.model_dir)
+        self._head, self._tail = _special_frame(self._tok)
+        self._pad = config.get("pad_token_id")
+        self._pad = 0 if self._pad is None else int(self._pad)
+        limit = int(config.get("max_position_embeddings", 512))
+        if config.get("model_type") in _ROBERTA_TYPES:
+            limit -= self._pad + 1
+        limit = min(limit, 512) if limit > 0 else 512
+        if max_length is not None:
+            n_special = len(self._head) + len(self._tail)
+            if not isinstance(max_length, int) or max_length < n_special + 2 or max_length > limit:
+                raise ParameterError(
+                    msg("E202", name="max_length", expected=f"an int in [{n_special + 2}, {limit}]", value=max_length)
+                )
+            limit = max_length
+        self.max_length = limit
+        self._window = limit - len(self._head) - len(self._tail)
+        if backend == "onnx":
+            self._run = self._onnx_runner(threads, providers)
+        else:
+            self._run = self._torch_runner(threads)
+
+    def __repr__(self) -> str:
+        return f"Tagger({str(self.model_dir)!r}, backend={self.backend!r}, labels={len(self.labels)})"
+
+    # -- runtimes
+
+    def _onnx_runner(self, threads: int | None, providers: list[str] | None):
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        if threads is not None:
+            opts.intra_op_num_threads = threads
+            opts.inter_op_num_threads = 1
+        if providers is None:
+            providers = ["CPUExecutionProvider"]
+        sess = ort.InferenceSession(str(self.model_dir / _ONNX), sess_options=opts, providers=providers)
+
+        def run(ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+            return sess.run(["logits"], {"input_ids": ids, "attention_mask": mask})[0]
+
+        return run
+
+    def _torch_runner(self, threads: int | None):
+        import torch
+        from transformers import AutoModelForTokenClassification
+
+        if threads is not None:
+            torch.set_num_threads(threads)
+        model = AutoModelForTokenClassification.from_pretrained(str(self.model_dir)).eval()
+
+        def run(ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+            with torch.inference_mode():
+                out = model(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask)).logits
+            return out.float().numpy()
+
+        return run
+
+    # -- windows
+
+    def _windows(self, counts: list[int]) -> tuple[list[tuple[int, int]], list[int]]:
+        """Windows ``[s, e)`` over words and each word's window (the one it is most central in)."""
+        w = self._window
+        counts = [min(c, w) for c in counts]
+        n = len(counts)
+        if sum(counts) <= w:
+            return [(0, n)], [0] * n
+        offs = np.concatenate([[0], np.cumsum(counts)]).tolist()
+        wins = []
+        s = 0
+        while True:
+            e = s
+            while e < n and offs[e + 1] - offs[s] <= w:
+                e += 1
+            wins.append((s, e))
+            if e >= n:
+                break
+            nxt = s + 1
+            while nxt < e and offs[nxt] - offs[s] < w // 2:
+                nxt += 1
+            s = nxt
+        owner = [0] * n
+        best = [-1] * n
+        for k, (s, e) in enumerate(wins):
+            for i in range(s, e):
+                score = min(offs[i] - offs[s], offs[e] - offs[i + 1])
+                if score > best[i]:
+                    best[i], owner[i] = score, k
+        return wins, owner
+
+    # -- public
+
+    def _predict(self, sentences: list[list[str]]) -> list[np.ndarray]:
+        """Label id per word (-1 for words without subwords)."""
+        t0 = time.perf_counter()
+        sentences = _check_sentences(sentences)
+        nonempty = [i for i, s in enumerate(sentences) if s]
+        encs = self._tok.encode_batch([sentences[i] for i in nonempty], is_pretokenized=True, add_special_tokens=False) if nonempty else []
+        out = [np.full(len(s), -1, dtype=np.int64) for s in sentences]
+        # (sentence, word ids, first-subword positions, token ids) per window
+        items = []
+        for si, enc in zip(nonempty, encs):
+            n = len(sentences[si])
+            subs: list[list[int]] = [[] for _ in range(n)]
+            for tid, wid in zip(enc.ids, enc.word_ids):
+                if wid is not None:
+                    subs[wid].append(tid)
+            wins, owner = self._windows([len(x) for x in subs])
+            if len(wins) > 1:
+                self.stats.windowed_sentences += 1
+            for k, (s, e) in enumerate(wins):
+                ids = list(self._head)
+                words, firsts = [], []
+                for i in range(s, e):
+                    if not subs[i]:
+                        continue
+                    if owner[i] == k:
+                        words.append(i)
+                        firsts.append(len(ids))
+                    ids.extend(subs[i][: self._window])
+                ids.extend(self._tail)
+                items.append((si, words, firsts, ids))
+            self.stats.words_without_subwords += sum(1 for x in subs if not x)
+        self.stats.windows += len(items)
+        order = sorted(range(len(items)), key=lambda k: -len(items[k][3]))
+        i = 0
+        while i < len(order):
+            longest = len(items[order[i]][3])
+            size = max(1, self.max_tokens // longest)
+            batch = [items[k] for k in order[i : i + size]]
+            i += size
+            ids = np.full((len(batch), longest), self._pad, dtype=np.int64)
+            mask = np.zeros((len(batch), longest), dtype=np.int64)
+            for r, item in enumerate(batch):
+                ids[r, : len(item[3])] = item[3]
+                mask[r, : len(item[3])] = 1
+            logits = self._run(ids, mask)
+            self.stats.batches += 1
+            for r, (si, words, firsts, _) in enumerate(batch):
+                if words:
+                    out[si][words] = np.argmax(logits[r, firsts], axis=-1)
+        self.stats.sentences += len(sentences)
+        self.stats.words += sum(map(len, sentences))
+        self.stats.seconds += time.perf_counter() - t0
+        return out
+
+    def entities(self, sentences: list[list[str]]) -> list[list[tuple[int, int, str]]]:
+        """Entities ``(start, end, type)`` per sentence (half-open word spans)."""
+        result = []
+        for labels in self._predict(sentences):
+            has = (labels >= 0).tolist()
+            prefixes = [self._prefix[k] if k >= 0 else "O" for k in labels.tolist()]
+            types = [self._type[k] if k >= 0 else "" for k in labels.tolist()]
+            ents = entity_runs(prefixes, types, has)
+            for _, _, t in ents:
+                self.stats.by_label[t] = self.stats.by_label.get(t, 0) + 1
+            result.append(ents)
+        return result
+
+    def tag(self, sentences: list[list[str]]) -> list[list[str]]:
+        """IOB2 labels per word."""
+        return [iob2(ents, len(s)) for ents, s in zip(self.entities(sentences), sentences)]
+
+
+def _check_sentences(sentences) -> list[list[str]]:
+    if isinstance(sentences, str) or not isinstance(sentences, (list, tuple)):
+        raise ParameterError(msg("E202", name="sentences", expected="a list of word lists", value=type(sentences).__name__))
+    out = []
+    for i, s in enumerate(sentences):
+        if isinstance(s, str) or not isinstance(s, (list, tuple)) or not all(isinstance(w, str) for w in s):
+            raise ParameterError(msg("E303", index=i, problem="expected a list of str words"))
+        out.append(list(s))
+    return out
+
+
+def _locate(model: str | Path, backend: str) -> Path:
+    """The directory a backend loads: an ONNX export for onnx, a Hugging Face dir for torch."""
+    path = Path(model).expanduser()
+    if path.is_dir() and (path / _ONNX).is_file():
+        if backend == "torch":
+            source = json.loads((path / _MANIFEST).read_text()).get("source") if (path / _MANIFEST).is_file() else None
+            if source and Path(source).is_dir():
+                return Path(source)
+            raise ModelError(msg("E433", path=str(path), kind="transformers token classifier", reason="an ONNX export; pass the Hugging Face directory for backend='torch'"))
+        return path
+    from xfast.models.registry import resolve
+
+    hf_dir = resolve(model, kind="tagger")
+    return hf_dir if backend == "torch" else export_tagger(hf_dir)

@@ -1,0 +1,401 @@
+"""Machine translation with NLLB (SPEC §8): CTranslate2, or transformers for parity.
+
+:class:`Translator` takes FLORES-200 codes or ISO codes (:func:`~xfast.models.flores.flores_code`),
+tokenizes each stripped text as NLLB does (``[src_code] pieces </s>``), decodes with the
+target code forced as the first token (CTranslate2 ``target_prefix``, transformers
+``forced_bos_token_id``), drops special tokens, and batches sentences sorted by length up to
+``max_batch_tokens`` source tokens. Two guards count, without dropping anything, outputs that
+are empty and outputs caught in a repetition loop (:attr:`Translator.stats`).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+from xfast.errors import ModelError, ParameterError, XfastError, check_choice, msg
+from xfast.models.flores import flores_code
+
+__all__ = ["Translator", "TranslatorStats", "export_translator", "is_repetition_loop"]
+
+_CT2 = "model.bin"
+_MANIFEST = "xfast-export.json"
+_TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "sentencepiece.bpe.model",
+    "generation_config.json",
+)
+
+
+# --------------------------------------------------------------------------- export
+
+
+def export_translator(
+    hf_dir: str | Path, out_dir: str | Path | None = None, *, quantization: str = "int8"
+) -> Path:
+    """Convert a Hugging Face NLLB/M2M100 model to CTranslate2 (with its tokenizer files).
+
+    ``quantization`` is the stored weight type (``"int8"``, ``"float16"``, ``"float32"``);
+    CTranslate2 can still run it in another compute type. ``out_dir=None`` puts the export in
+    the model cache, keyed by the source files' hash and the package versions; an existing
+    export with the same key is reused. Returns the directory.
+    """
+    from xfast.models.cache import atomic_dir, cache_dir, content_hash
+
+    check_choice("quantization", quantization, ("int8", "float16", "float32"))
+    hf_dir = Path(hf_dir)
+    if not (hf_dir / "config.json").is_file():
+        raise ModelError(msg("E401", name=str(hf_dir), reason="no config.json: not a Hugging Face model directory"))
+    key = content_hash(
+        hf_dir,
+        extra={"kind": "translator", "quantization": quantization, "ctranslate2": _version("ctranslate2")},
+    )
+    out = Path(out_dir) if out_dir is not None else cache_dir() / "exports" / f"translator-{key}"
+    if _export_ok(out, key):
+        return out
+    if out.exists():
+        shutil.rmtree(out)
+    try:
+        with atomic_dir(out) as tmp:
+            _convert(hf_dir, tmp, quantization)
+            (tmp / _MANIFEST).write_text(
+                json.dumps(
+                    {"kind": "translator", "key": key, "source": str(hf_dir), "quantization": quantization},
+                    indent=1,
+                )
+            )
+    except XfastError:
+        raise
+    except Exception as exc:
+        raise ModelError(
+            msg("E432", what="translator", path=str(hf_dir), reason=f"{type(exc).__name__}: {exc}")
+        ) from exc
+    return out
+
+
+def _version(name: str) -> str:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "none"
+
+
+def _export_ok(out: Path, key: str) -> bool:
+    try:
+        return (out / _CT2).is_file() and json.loads((out / _MANIFEST).read_text())["key"] == key
+    except (OSError, ValueError, KeyError):
+        return False
+
+
+def _convert(hf_dir: Path, tmp: Path, quantization: str) -> None:
+    import ctranslate2
+    from transformers import AutoTokenizer
+
+    # the converter writes into a directory it creates itself
+    target = tmp / "ct2"
+    ctranslate2.converters.TransformersConverter(str(hf_dir)).convert(
+        str(target), quantization=quantization, force=True
+    )
+    for f in target.iterdir():
+        f.rename(tmp / f.name)
+    target.rmdir()
+    AutoTokenizer.from_pretrained(str(hf_dir)).save_pretrained(str(tmp))
+    for name in _TOKENIZER_FILES:  # keep the originals (transformers 5 drops the .model)
+        if (hf_dir / name).is_file():
+            shutil.copy2(hf_dir / name, tmp / name)
+    if not (tmp / "tokenizer.json").is_file():
+        raise ModelError(msg("E432", what="translator", path=str(hf_dir), reason="no fast tokenizer (tokenizer.json)"))
+
+
+# --------------------------------------------------------------------------- guards
+
+
+def is_repetition_loop(ids: list[int], *, max_period: int = 4, min_repeats: int = 4) -> bool:
+    """True when the output ends with an n-gram (n <= ``max_period``) repeated
+    ``min_repeats`` times in a row (``a b a b a b a b``), the mark of a decoding loop."""
+    for p in range(1, max_period + 1):
+        span = p * min_repeats
+        if len(ids) < span:
+            break
+        tail = ids[-span:]
+        if all(tail[k] == tail[k % p] for k in range(span)):
+            return True
+    return False
+
+
+@dataclass
+class TranslatorStats:
+    """Counts over every call of one :class:`Translator`.
+
+    ``empty``: non-empty inputs whose translation is empty. ``repetition_loops``: outputs
+    ending in a repeated n-gram (:func:`is_repetition_loop`). ``truncated``: outputs cut by
+    ``max_decoding_length``. ``flagged`` keeps ``(call, index, reason)`` of the last 1000.
+    """
+
+    sentences: int = 0
+    empty: int = 0
+    repetition_loops: int = 0
+    truncated: int = 0
+    batches: int = 0
+    source_tokens: int = 0
+    target_tokens: int = 0
+    seconds: float = 0.0
+    calls: int = 0
+    flagged: list[tuple[int, int, str]] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        """Plain-JSON form for reports."""
+        d = dict(self.__dict__)
+        d["flagged"] = [list(x) for x in self.flagged]
+        return d
+
+    def _flag(self, index: int, reason: str) -> None:
+        self.flagged.append((self.calls, index, reason))
+        del self.flagged[:-1000]
+
+
+# --------------------------------------------------------------------------- translator
+
+
+class Translator:
+    """NLLB translation of sentences (SPEC §8).
+
+    ``model``: a CTranslate2 export directory (``model.bin``), a Hugging Face directory or a
+    registry name (converted once and cached). ``backend="torch"`` runs transformers
+    ``generate`` (needs the Hugging Face directory). ``compute_type`` defaults to int8 on
+    CPU and float16 on CUDA. ``max_decoding_length`` bounds the output like transformers'
+    ``max_length`` (the leading ``</s>`` and the language code count). ``max_batch_tokens``:
+    source tokens per batch after sorting by length.
+    """
+
+    def __init__(
+        self,
+        model: str | Path,
+        *,
+        device: str = "cpu",
+        compute_type: str | None = None,
+        threads: int | None = None,
+        beam_size: int = 1,
+        max_decoding_length: int = 200,
+        max_batch_tokens: int = 4096,
+        backend: str = "ct2",
+    ):
+        check_choice("backend", backend, ("ct2", "torch"))
+        check_choice("device", device, ("cpu", "cuda", "auto"))
+        for name, value, low in (
+            ("beam_size", beam_size, 1),
+            ("max_decoding_length", max_decoding_length, 3),
+            ("max_batch_tokens", max_batch_tokens, 1),
+        ):
+            if not isinstance(value, int) or value < low:
+                raise ParameterError(msg("E202", name=name, expected=f"an int >= {low}", value=value))
+        if threads is not None and (not isinstance(threads, int) or threads < 1):
+            raise ParameterError(msg("E202", name="threads", expected="a positive int or None", value=threads))
+        if device == "auto":
+            device = "cuda" if _cuda_available(backend) else "cpu"
+        if compute_type is None:
+            compute_type = "float16" if device == "cuda" else ("int8" if backend == "ct2" else "float32")
+        check_choice("compute_type", compute_type, ("int8", "int8_float32", "int8_float16", "float16", "bfloat16", "float32", "default", "auto"))
+        self.backend, self.device, self.compute_type = backend, device, compute_type
+        self.beam_size = beam_size
+        self.max_decoding_length = max_decoding_length
+        self.max_batch_tokens = max_batch_tokens
+        self.stats = TranslatorStats()
+        self.model_dir = _locate(model, backend)
+        self._tok = _tokenizer(self.model_dir)
+        self._eos = self._tok.token_to_id("</s>")
+        if backend == "ct2":
+            self._decode_batch = self._ct2_runner(threads)
+        else:
+            self._decode_batch = self._torch_runner(threads)
+
+    def __repr__(self) -> str:
+        return (
+            f"Translator({str(self.model_dir)!r}, backend={self.backend!r}, device={self.device!r}, "
+            f"compute_type={self.compute_type!r}, beam_size={self.beam_size})"
+        )
+
+    # -- runtimes: list of token lists + target code -> list of output id lists (no prefix)
+
+    def _ct2_runner(self, threads: int | None):
+        import ctranslate2
+
+        translator = ctranslate2.Translator(
+            str(self.model_dir),
+            device=self.device,
+            compute_type=self.compute_type,
+            intra_threads=threads or 0,
+            inter_threads=1,
+        )
+
+        def run(batch: list[list[str]], tgt: str) -> list[list[int]]:
+            # max_decoding_length counts generated tokens after the prefix: the code and
+            # the leading </s> of transformers' max_length are the difference
+            results = translator.translate_batch(
+                batch,
+                target_prefix=[[tgt]] * len(batch),
+                beam_size=self.beam_size,
+                max_decoding_length=self.max_decoding_length - 1,
+                max_input_length=0,
+                return_scores=False,
+                return_end_token=True,
+            )
+            out = []
+            for r in results:
+                toks = r.hypotheses[0][1:]  # drop the target code
+                out.append([self._tok.token_to_id(t) for t in toks])
+            return out
+
+        return run
+
+    def _torch_runner(self, threads: int | None):
+        import torch
+        from transformers import AutoModelForSeq2SeqLM
+
+        if threads is not None:
+            torch.set_num_threads(threads)
+        dtype = {"float16": torch.float16, "bfloat16": torch.bfloat16}.get(self.compute_type, torch.float32)
+        model = AutoModelForSeq2SeqLM.from_pretrained(str(self.model_dir), dtype=dtype).eval().to(self.device)
+        pad = self._tok.token_to_id("<pad>")
+
+        def run(batch: list[list[str]], tgt: str) -> list[list[int]]:
+            ids = [[self._tok.token_to_id(t) for t in s] for s in batch]
+            n = max(map(len, ids))
+            input_ids = torch.tensor([s + [pad] * (n - len(s)) for s in ids], device=self.device)
+            mask = (input_ids != pad).long()
+            with torch.inference_mode():
+                gen = model.generate(
+                    input_ids=input_ids,
+                    attention_mask=mask,
+                    forced_bos_token_id=self._tok.token_to_id(tgt),
+                    num_beams=self.beam_size,
+                    do_sample=False,
+                    max_length=self.max_decoding_length,
+                )
+            out = []
+            for row in gen.tolist():
+                row = row[2:]  # the leading </s> and the target code
+                while row and row[-1] == pad:
+                    row.pop()
+                out.append(row)
+            return out
+
+        return run
+
+    # -- public
+
+    def _code(self, lang: str) -> str:
+        code = flores_code(lang)
+        if self._tok.token_to_id(code) is None:
+            raise ModelError(msg("E434", code=code, lang=lang, path=str(self.model_dir)))
+        return code
+
+    def translate_ids(self, texts: list[str], src_lang: str, tgt_lang: str) -> list[list[int]]:
+        """Output token ids per text (target code and leading ``</s>`` removed, ``</s>`` kept
+        if generated), the raw form :meth:`translate` decodes; used by parity tests."""
+        t0 = time.perf_counter()
+        if isinstance(texts, str) or not isinstance(texts, (list, tuple)):
+            raise ParameterError(msg("E202", name="texts", expected="a list of str", value=type(texts).__name__))
+        for i, t in enumerate(texts):
+            if not isinstance(t, str):
+                raise ParameterError(msg("E303", index=i, problem=f"expected str, got {type(t).__name__}"))
+        src, tgt = self._code(src_lang), self._code(tgt_lang)
+        stripped = [t.strip() for t in texts]
+        todo = [i for i, t in enumerate(stripped) if t]
+        encs = self._tok.encode_batch([stripped[i] for i in todo], add_special_tokens=False) if todo else []
+        sources = {i: [src, *enc.tokens, "</s>"] for i, enc in zip(todo, encs)}
+        out: list[list[int]] = [[] for _ in texts]
+        order = sorted(todo, key=lambda i: len(sources[i]))
+        k = 0
+        while k < len(order):
+            j, longest = k, 0
+            while j < len(order):
+                longest = max(longest, len(sources[order[j]]))
+                if j > k and longest * (j - k + 1) > self.max_batch_tokens:
+                    break
+                j += 1
+            chunk = order[k:j]
+            for i, ids in zip(chunk, self._decode_batch([sources[i] for i in chunk], tgt)):
+                out[i] = ids
+            self.stats.batches += 1
+            k = j
+        self.stats.source_tokens += sum(len(s) for s in sources.values())
+        self.stats.seconds += time.perf_counter() - t0
+        return out
+
+    def translate(self, texts: list[str], src_lang: str, tgt_lang: str) -> list[str]:
+        """Translations of ``texts`` from ``src_lang`` to ``tgt_lang`` (ISO or FLORES-200 codes).
+
+        Empty or blank inputs give ``""`` without decoding. Raises
+        :class:`~xfast.errors.ParameterError` [E402] for a language NLLB-200 lacks.
+        """
+        outputs = self.translate_ids(texts, src_lang, tgt_lang)
+        self.stats.calls += 1
+        result = []
+        for i, ids in enumerate(outputs):
+            text = self._tok.decode(ids, skip_special_tokens=True).strip() if ids else ""
+            if texts[i].strip():
+                self.stats.sentences += 1
+                self.stats.target_tokens += len(ids)
+                if not text:
+                    self.stats.empty += 1
+                    self.stats._flag(i, "empty")
+                content = ids[:-1] if ids and ids[-1] == self._eos else ids
+                if ids and ids[-1] != self._eos and len(ids) >= self.max_decoding_length - 2:
+                    self.stats.truncated += 1
+                    self.stats._flag(i, "truncated")
+                if is_repetition_loop(content):
+                    self.stats.repetition_loops += 1
+                    self.stats._flag(i, "repetition_loop")
+            result.append(text)
+        return result
+
+
+def _cuda_available(backend: str) -> bool:
+    try:
+        if backend == "ct2":
+            import ctranslate2
+
+            return ctranslate2.get_cuda_device_count() > 0
+        import torch
+
+        return torch.cuda.is_available()
+    except Exception:  # noqa: BLE001 - no CUDA runtime means CPU
+        return False
+
+
+def _tokenizer(model_dir: Path):
+    from tokenizers import Tokenizer
+
+    path = model_dir / "tokenizer.json"
+    if path.is_file():
+        return Tokenizer.from_file(str(path))
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(model_dir)).backend_tokenizer
+
+
+def _locate(model: str | Path, backend: str) -> Path:
+    """The directory a backend loads: a CTranslate2 export for ct2, a Hugging Face dir for torch."""
+    path = Path(model).expanduser()
+    if path.is_dir() and (path / _CT2).is_file():
+        if backend == "torch":
+            manifest = path / _MANIFEST
+            source = json.loads(manifest.read_text()).get("source") if manifest.is_file() else None
+            if source and Path(source).is_dir():
+                return Path(source)
+            raise ModelError(
+                msg("E433", path=str(path), kind="transformers translator",
+                    reason="a CTranslate2 export; pass the Hugging Face directory for backend='torch'")
+            )
+        return path
+    from xfast.models.registry import resolve
+
+    hf_dir = resolve(model, kind="translator")
+    return hf_dir if backend == "torch" else export_translator(hf_dir)
