@@ -68,6 +68,10 @@ E = {
     "E411": "{path} is not a usable Hugging Face model directory: {reason}",
     "E412": "layer {layer!r} is out of range for {name}: it has {n} layers (0 = embeddings, 1..{n})",
     "E414": "cannot export {what}: {reason}",
+    "E431": "cannot build the {what}: {reason}",
+    "E432": "cannot export the {what} from {path}: {reason}",
+    "E433": "{path} is not a usable {kind}: {reason}",
+    "E434": "language code {code!r} ({lang!r}) is not in the translator's vocabulary at {path}",
     # pipelines (5xx)
     "E501": "{stage} failed: {reason}",
     # text: splitting and EasyProject (6xx)
