@@ -1,0 +1,368 @@
+# cython: language_level=3
+"""Projection kernels (SPEC §3, §4) over a columnar batch; owned by ``xfast.project``.
+
+Same signatures and results as the plain-Python twin ``xfast/project/_project_py.py``, whose
+docstring describes the layout, the label codes and the stats arrays. Inputs are assumed valid
+for the mode (``xfast.project`` checks them once per batch); scratch is allocated once per
+call, loops run without the GIL.
+"""
+
+import numpy as np
+
+cimport numpy as cnp
+from libc.stdint cimport int64_t, uint8_t
+
+ctypedef int64_t i64
+
+
+cdef inline i64 _max(i64 a, i64 b) noexcept nogil:
+    return a if a > b else b
+
+
+cdef inline i64 _min(i64 a, i64 b) noexcept nogil:
+    return a if a < b else b
+
+
+def heuristic_kernel(const i64[::1] ent_off, const i64[::1] ent_start, const i64[::1] ent_end,
+                     const i64[::1] ent_label, const i64[::1] aln_off, const i64[::1] aln_lab,
+                     const i64[::1] aln_rec, const i64[::1] n_lab, const i64[::1] n_rec,
+                     const i64[::1] lab_off, double length_ratio, i64 merge_distance,
+                     bint compat, i64[::1] out, i64[::1] stats):
+    """SPEC §3 over a batch; writes codes into ``out[lab_off[s]:lab_off[s+1]]``."""
+    cdef Py_ssize_t S = n_rec.shape[0]
+    cdef i64 max_lab = 0, max_pairs = 1, s, p
+    for s in range(S):
+        max_pairs = _max(max_pairs, aln_off[s + 1] - aln_off[s] + 1)
+    for p in range(aln_lab.shape[0]):
+        max_lab = _max(max_lab, aln_lab[p])
+    cdef i64[::1] ptr = np.zeros(max_lab + 3, dtype=np.int64)
+    cdef i64[::1] recs = np.zeros(max_pairs, dtype=np.int64)
+    cdef i64[::1] cs = np.zeros(max_pairs, dtype=np.int64)
+    cdef i64[::1] ce = np.zeros(max_pairs, dtype=np.int64)
+    cdef i64[::1] order = np.zeros(max_pairs, dtype=np.int64)
+    cdef i64[7] local
+    cdef i64 e, i, t, c, q, k, a, b, code, n, o, nl, maxl, ncand, nkeep, cur, written, w
+    cdef bint failed, touched, busy
+    with nogil:
+        for s in range(S):
+            n = n_rec[s]
+            o = lab_off[s]
+            nl = n_lab[s]
+            # receiving indices grouped by labeled index, alignment order kept (counting sort)
+            maxl = -1
+            for p in range(aln_off[s], aln_off[s + 1]):
+                i = aln_lab[p]
+                if i >= 0 and (nl < 0 or i < nl):
+                    maxl = _max(maxl, i)
+            for i in range(maxl + 3):
+                ptr[i] = 0
+            for p in range(aln_off[s], aln_off[s + 1]):
+                i = aln_lab[p]
+                if i >= 0 and (nl < 0 or i < nl):
+                    ptr[i + 2] += 1
+            for i in range(2, maxl + 3):
+                ptr[i] += ptr[i - 1]
+            for p in range(aln_off[s], aln_off[s + 1]):
+                i = aln_lab[p]
+                if i >= 0 and (nl < 0 or i < nl):
+                    recs[ptr[i + 1]] = aln_rec[p]
+                    ptr[i + 1] += 1
+            for k in range(7):
+                local[k] = 0
+            local[0] = ent_off[s + 1] - ent_off[s]
+            failed = False
+            for e in range(ent_off[s], ent_off[s + 1]):
+                a = ent_start[e]
+                b = ent_end[e]
+                code = ent_label[e]
+                if b <= a or a < 0 or (nl >= 0 and b > nl):
+                    failed = True
+                    break
+                # 1. candidates: touch-and-extend, every candidate a word touches
+                ncand = 0
+                for i in range(a, _min(b, maxl + 1)):
+                    for q in range(ptr[i], ptr[i + 1]):
+                        t = recs[q]
+                        touched = False
+                        for c in range(ncand):
+                            if cs[c] <= t < ce[c]:
+                                touched = True
+                            elif t == ce[c]:
+                                ce[c] += 1
+                                touched = True
+                            elif t == cs[c] - 1:
+                                cs[c] -= 1
+                                touched = True
+                        if not touched:
+                            cs[ncand] = t
+                            ce[ncand] = t + 1
+                            ncand += 1
+                if ncand == 0:
+                    local[3] += 1
+                    continue
+                for c in range(ncand):
+                    order[c] = c
+                nkeep = ncand
+                # 2. merge: stable insertion sort by start, then fold neighbours
+                if merge_distance > 0:
+                    for c in range(1, ncand):
+                        cur = order[c]
+                        k = c - 1
+                        while k >= 0 and cs[order[k]] > cs[cur]:
+                            order[k + 1] = order[k]
+                            k -= 1
+                        order[k + 1] = cur
+                    nkeep = 1
+                    for c in range(1, ncand):
+                        cur = order[c]
+                        k = order[nkeep - 1]
+                        if cs[cur] - ce[k] > merge_distance:
+                            order[nkeep] = cur
+                            nkeep += 1
+                        elif compat:
+                            ce[k] = ce[cur]
+                        else:
+                            ce[k] = _max(ce[k], ce[cur])
+                # 3. length-ratio filter, 4. labels
+                written = 0
+                for c in range(nkeep):
+                    k = order[c]
+                    if not (<double>(ce[k] - cs[k]) / <double>(b - a) > length_ratio):
+                        local[4] += 1
+                        continue
+                    if cs[k] < 0 or ce[k] > n:
+                        failed = True
+                        break
+                    busy = False
+                    for w in range(cs[k], ce[k]):
+                        if out[o + w] != 0:
+                            busy = True
+                            break
+                    if busy:
+                        local[5] += 1
+                        if not compat:
+                            continue
+                    out[o + cs[k]] = 2 * code + 1
+                    for w in range(cs[k] + 1, ce[k]):
+                        out[o + w] = 2 * code + 2
+                    written += 1
+                if failed:
+                    break
+                local[2] += written
+                if written:
+                    local[1] += 1
+            if failed:
+                for w in range(n):
+                    out[o + w] = 0
+                stats[0] += local[0]
+                stats[6] += 1
+            else:
+                for k in range(6):
+                    stats[k] += local[k]
+
+
+cdef i64 _window(i64 s, const i64[::1] ent_off, const i64[::1] cand_off,
+                 const i64[::1] cand_start, const i64[::1] cand_end, const i64[::1] aln_off,
+                 const i64[::1] aln_rec, i64 n, i64* lo) noexcept nogil:
+    """Receiving coordinate window [lo, lo+width) holding every candidate and pair index."""
+    cdef i64 low = 0, high = n, c, p
+    for c in range(cand_off[s], cand_off[s + 1]):
+        low = _min(low, cand_start[c])
+        high = _max(high, cand_end[c])
+    for p in range(aln_off[s], aln_off[s + 1]):
+        low = _min(low, aln_rec[p])
+        high = _max(high, aln_rec[p] + 1)
+    lo[0] = low
+    return high - low
+
+
+cdef void _scores(i64 s, const i64[::1] ent_off, const i64[::1] ent_start,
+                  const i64[::1] ent_end, const i64[::1] cand_off, const i64[::1] cand_start,
+                  const i64[::1] cand_end, const i64[::1] aln_off, const i64[::1] aln_lab,
+                  const i64[::1] aln_rec, i64 lo, i64 width, i64[::1] prefix,
+                  double* out) noexcept nogil:
+    """Scores of sentence s, row-major (entities x candidates), from per-entity prefix sums."""
+    cdef i64 e, c, p, j, a, b, kk, nc = cand_off[s + 1] - cand_off[s]
+    cdef i64 row = 0
+    for e in range(ent_off[s], ent_off[s + 1]):
+        a = ent_start[e]
+        b = ent_end[e]
+        for j in range(width + 1):
+            prefix[j] = 0
+        for p in range(aln_off[s], aln_off[s + 1]):
+            if a <= aln_lab[p] < b:
+                prefix[aln_rec[p] - lo + 1] += 1
+        for j in range(1, width + 1):
+            prefix[j] += prefix[j - 1]
+        for c in range(cand_off[s], cand_off[s + 1]):
+            kk = 0
+            if cand_end[c] > cand_start[c]:
+                kk = prefix[cand_end[c] - lo] - prefix[cand_start[c] - lo]
+            if kk > 0:
+                out[row + c - cand_off[s]] = 2.0 * <double>kk / <double>(
+                    (b - a) + (cand_end[c] - cand_start[c]))
+            else:
+                out[row + c - cand_off[s]] = 0.0
+        row += nc
+
+
+cdef i64 _max_width(const i64[::1] ent_off, const i64[::1] cand_off,
+                    const i64[::1] cand_start, const i64[::1] cand_end,
+                    const i64[::1] aln_off, const i64[::1] aln_rec,
+                    const i64[::1] n_rec) noexcept nogil:
+    cdef i64 s, lo, wmax = 0
+    for s in range(n_rec.shape[0]):
+        wmax = _max(wmax, _window(s, ent_off, cand_off, cand_start, cand_end, aln_off, aln_rec,
+                                  n_rec[s], &lo))
+    return wmax
+
+
+def scores_kernel(const i64[::1] ent_off, const i64[::1] ent_start, const i64[::1] ent_end,
+                  const i64[::1] cand_off, const i64[::1] cand_start, const i64[::1] cand_end,
+                  const i64[::1] aln_off, const i64[::1] aln_lab, const i64[::1] aln_rec,
+                  const i64[::1] score_off, double[::1] scores):
+    """SPEC §4 scores: ``scores[score_off[s]:]`` holds sentence s's (E, C) matrix row-major."""
+    cdef Py_ssize_t S = ent_off.shape[0] - 1
+    cdef i64[::1] zeros = np.zeros(S, dtype=np.int64)
+    cdef i64 wmax = _max_width(ent_off, cand_off, cand_start, cand_end, aln_off, aln_rec, zeros)
+    cdef i64[::1] prefix = np.zeros(wmax + 1, dtype=np.int64)
+    cdef i64 s, lo, width
+    if scores.shape[0] == 0:
+        return
+    with nogil:
+        for s in range(S):
+            width = _window(s, ent_off, cand_off, cand_start, cand_end, aln_off, aln_rec, 0,
+                            &lo)
+            _scores(s, ent_off, ent_start, ent_end, cand_off, cand_start, cand_end, aln_off,
+                    aln_lab, aln_rec, lo, width, prefix, &scores[score_off[s]])
+
+
+def greedy_kernel(const i64[::1] ent_off, const i64[::1] ent_start, const i64[::1] ent_end,
+                  const i64[::1] ent_label, const i64[::1] cand_off,
+                  const i64[::1] cand_start, const i64[::1] cand_end, const i64[::1] aln_off,
+                  const i64[::1] aln_lab, const i64[::1] aln_rec, const i64[::1] n_rec,
+                  const i64[::1] lab_off, bint compat, i64[::1] out, i64[::1] stats):
+    """SPEC §4 greedy matching over a batch; writes codes in selection order."""
+    cdef Py_ssize_t S = n_rec.shape[0]
+    cdef i64 s, max_e = 1, max_c = 1, max_ec = 1
+    for s in range(S):
+        max_e = _max(max_e, ent_off[s + 1] - ent_off[s])
+        max_c = _max(max_c, cand_off[s + 1] - cand_off[s])
+        max_ec = _max(max_ec, (ent_off[s + 1] - ent_off[s]) * (cand_off[s + 1] - cand_off[s]))
+    cdef i64 wmax = _max_width(ent_off, cand_off, cand_start, cand_end, aln_off, aln_rec, n_rec)
+    cdef i64[::1] prefix = np.zeros(wmax + 1, dtype=np.int64)
+    cdef double[::1] sc = np.zeros(max_ec, dtype=np.float64)
+    cdef uint8_t[::1] row_alive = np.zeros(max_e, dtype=np.uint8)
+    cdef uint8_t[::1] col_alive = np.zeros(max_c, dtype=np.uint8)
+    cdef i64[::1] pick_e = np.zeros(max_e, dtype=np.int64)
+    cdef i64[::1] pick_c = np.zeros(max_e, dtype=np.int64)
+    cdef i64 e0, c0, ne, nc, n, o, lo, width, e, c, be, bc, bs, bu, npick, q, w, code, matched
+    cdef double best, v
+    cdef bint failed
+    with nogil:
+        for s in range(S):
+            e0 = ent_off[s]
+            c0 = cand_off[s]
+            ne = ent_off[s + 1] - e0
+            nc = cand_off[s + 1] - c0
+            n = n_rec[s]
+            o = lab_off[s]
+            stats[0] += ne
+            stats[1] += nc
+            npick = 0
+            if ne > 0 and nc > 0:
+                width = _window(s, ent_off, cand_off, cand_start, cand_end, aln_off, aln_rec,
+                                n, &lo)
+                _scores(s, ent_off, ent_start, ent_end, cand_off, cand_start, cand_end,
+                        aln_off, aln_lab, aln_rec, lo, width, prefix, &sc[0])
+                for e in range(ne):
+                    row_alive[e] = 1
+                for c in range(nc):
+                    col_alive[c] = 1
+                while True:
+                    # row-major scan with strict '>': ties go to the lowest entity, then
+                    # the lowest candidate (np.argmax over the zeroed matrix)
+                    best = 0.0
+                    be = -1
+                    bc = -1
+                    for e in range(ne):
+                        if row_alive[e]:
+                            for c in range(nc):
+                                if col_alive[c]:
+                                    v = sc[e * nc + c]
+                                    if v > best:
+                                        best = v
+                                        be = e
+                                        bc = c
+                    if be < 0:
+                        break
+                    pick_e[npick] = be
+                    pick_c[npick] = bc
+                    npick += 1
+                    row_alive[be] = 0
+                    col_alive[bc] = 0
+                    bs = cand_start[c0 + bc]
+                    bu = cand_end[c0 + bc]
+                    for c in range(nc):
+                        if _max(bs, cand_start[c0 + c]) < _min(bu, cand_end[c0 + c]):
+                            col_alive[c] = 0
+            matched = 0
+            failed = False
+            for q in range(npick):
+                code = ent_label[e0 + pick_e[q]]
+                bs = cand_start[c0 + pick_c[q]]
+                for w in range(bs, cand_end[c0 + pick_c[q]]):
+                    if w < 0 or w >= n:
+                        failed = True
+                        break
+                    out[o + w] = 2 * code + (1 if w == bs else 2)
+                if failed:
+                    break
+                matched += 1
+            stats[2] += matched
+            stats[3] += ne - matched
+            stats[5] += failed
+
+
+def ngram_count_kernel(const uint8_t[::1] stop, const i64[::1] word_off, i64 min_words,
+                       i64 max_words, i64[::1] counts):
+    """Number of n-gram candidates per sentence (``max_words <= 0``: sentence length)."""
+    cdef Py_ssize_t S = word_off.shape[0] - 1
+    cdef i64 s, w0, n, mx, total, nxt, st, hi
+    with nogil:
+        for s in range(S):
+            w0 = word_off[s]
+            n = word_off[s + 1] - w0
+            mx = n if max_words <= 0 else max_words
+            total = 0
+            nxt = n
+            for st in range(n - 1, -1, -1):
+                if stop[w0 + st]:
+                    nxt = st
+                hi = _min(_min(st + mx, nxt), n)
+                if hi >= st + min_words:
+                    total += hi - (st + min_words) + 1
+            counts[s] = total
+
+
+def ngram_fill_kernel(const uint8_t[::1] stop, const i64[::1] word_off, i64 min_words,
+                      i64 max_words, const i64[::1] cand_off, i64[::1] cand_start,
+                      i64[::1] cand_end):
+    """Write the n-gram candidates, ordered by start then end, at ``cand_off[s]``."""
+    cdef Py_ssize_t S = word_off.shape[0] - 1
+    cdef i64 s, w0, n, mx, k, nxt, st, en, hi
+    with nogil:
+        for s in range(S):
+            w0 = word_off[s]
+            n = word_off[s + 1] - w0
+            mx = n if max_words <= 0 else max_words
+            k = cand_off[s]
+            for st in range(n):
+                nxt = st
+                while nxt < n and not stop[w0 + nxt]:
+                    nxt += 1
+                hi = _min(_min(st + mx, nxt), n)
+                for en in range(st + min_words, hi + 1):
+                    cand_start[k] = st
+                    cand_end[k] = en
+                    k += 1
