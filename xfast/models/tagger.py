@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -94,7 +95,10 @@ def _export_onnx(hf_dir: Path, tmp: Path, quantize: str | None) -> None:
     ids = torch.tensor([[0, 5, 6, 2], [0, 7, 2, 1]], dtype=torch.long)
     mask = torch.tensor([[1, 1, 1, 1], [1, 1, 1, 0]], dtype=torch.long)
     target = tmp / ("model.f32.onnx" if quantize else _ONNX)
-    with torch.inference_mode():
+    with torch.inference_mode(), warnings.catch_warnings():
+        # tracing notes about Python bools in masking code: shapes stay dynamic, checked by tests
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        warnings.filterwarnings("ignore", message="Exporting aten::index")
         torch.onnx.export(
             wrapper,
             (ids, mask),
