@@ -61,6 +61,17 @@ E = {
     "E301": "{name} must be a 2-D array, got shape {shape}",
     "E302": "{name} contains NaN or infinite values",
     "E303": "sentence {index}: {problem}",
+    # xfast.align (31x)
+    "E310": "{name} must hold real numbers, got dtype {dtype}",
+    "E311": "lengths must be (B, 2) non-negative ints within the padded shape {shape}, got {got}",
+    "E312": "{name} must be a {ndim}-D array, got shape {shape}",
+    "E313": "{name}: the matching costs overflow; scale the values down",
+    "E314": "states must have the same hidden size, got shapes {a} and {b}",
+    "E315": "{name} holds word id {value}, but there are only {n} words",
+    "E316": "{name} must be a 1-D int array with one entry per subword ({n}), got shape {shape} dtype {dtype}",
+    "E317": "pairs must be an int (k, 2) array, got shape {shape} dtype {dtype}",
+    "E318": "pairs index a subword outside the word-id maps ({m} labeled, {n} receiving subwords)",
+    "E319": "the four per-sentence lists differ in length: {sizes}",
     # models (4xx)
     "E401": "model {name!r} not found: {reason}",
     "E402": "language {lang!r} is not supported by NLLB-200 (FLORES-200); {hint}",

@@ -1,1 +1,424 @@
-"""xfast.align"""
+"""Word alignment from encoder states: SimAlign similarity and extraction, AWESoME softmax.
+
+SPEC §2. A similarity matrix has one row per labeled-side token and one column per
+receiving-side token unless a function says otherwise; pairs are int32 ``(k, 2)`` arrays of
+``(row, col)`` sorted ascending. Inputs are validated here once; the extraction runs in the
+compiled kernel ``_align`` (csrc/_align.pyx) without the GIL, or in its plain-Python twin
+``_align_py`` when ``XFAST_PURE_PYTHON=1`` is set or the extension is not built.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from numbers import Integral, Real
+
+import numpy as np
+
+from xfast.errors import ParameterError, check_choice, msg
+
+from . import _align_py
+
+if os.environ.get("XFAST_PURE_PYTHON") == "1":
+    _kernel = _align_py
+else:
+    try:
+        from . import _align as _kernel
+    except ImportError:  # extension not built: the twin gives the same results
+        _kernel = _align_py
+
+__all__ = [
+    "METHODS",
+    "align_states_batch",
+    "extract",
+    "extract_batch",
+    "similarity",
+    "softmax_extract",
+    "to_words",
+    "word_average",
+]
+
+#: Extraction methods: SimAlign's ``fwd``, ``rev``, ``inter`` (argmax), ``itermax``,
+#: ``mwmf`` (match) and AWESoME's ``softmax``.
+METHODS = _align_py.METHODS
+TOKEN_TYPES = ("bpe", "word")
+
+_EMPTY = np.zeros((0, 2), dtype=np.int32)
+
+
+# ---------------------------------------------------------------- validation
+def _check_params(method: str, max_count: int, alpha: float, threshold: float) -> tuple:
+    """Method code and kernel weights; raises ParameterError [E201]/[E202]."""
+    check_choice("method", method, METHODS)
+    if isinstance(max_count, bool) or not isinstance(max_count, Integral) or max_count < 1:
+        raise ParameterError(msg("E202", name="max_count", expected="an int >= 1", value=max_count))
+    if isinstance(alpha, bool) or not isinstance(alpha, Real) or not 0.0 <= alpha <= 1.0:
+        raise ParameterError(msg("E202", name="alpha", expected="a real number in [0, 1]", value=alpha))
+    if isinstance(threshold, bool) or not isinstance(threshold, Real) or not 0.0 <= threshold < 1.0:
+        raise ParameterError(
+            msg("E202", name="threshold", expected="a real number in [0, 1)", value=threshold)
+        )
+    alpha = float(alpha)
+    # SimAlign's weight clip(alpha * free_row + alpha * free_col, 0, 1) for one / two free sides
+    w1 = min(max(alpha * 1.0 + alpha * 0.0, 0.0), 1.0)
+    w2 = min(max(alpha * 1.0 + alpha * 1.0, 0.0), 1.0)
+    return METHODS.index(method), min(int(max_count), 2**62), w1, w2, float(threshold)
+
+
+def _as_float(a: object, name: str, ndim: int = 2) -> np.ndarray:
+    """``a`` as a float32 (kept) or float64 array with unit last stride, else ParameterError."""
+    arr = np.asarray(a)
+    if arr.dtype.kind not in "biuf":
+        raise ParameterError(msg("E310", name=name, dtype=arr.dtype))
+    if arr.ndim != ndim:
+        raise ParameterError(msg("E301", name=name, shape=arr.shape) if ndim == 2
+                             else msg("E312", name=name, ndim=ndim, shape=arr.shape))
+    if arr.dtype != np.float32:
+        arr = arr.astype(np.float64, copy=False)
+    if arr.ndim and arr.shape[-1] > 1 and arr.strides[-1] != arr.itemsize:
+        arr = np.ascontiguousarray(arr)
+    return arr
+
+
+def _check_status(status: int, names: Sequence[str] | str) -> None:
+    """Raise for a kernel's status (see ``_align_py.extract_list``)."""
+    if status == -1:
+        return
+    b = -2 - status if status < -1 else status
+    name = names if isinstance(names, str) else names[b]
+    if status < -1:
+        raise ParameterError(msg("E302", name=name))
+    raise ParameterError(msg("E313", name=name))
+
+
+def _split(pairs: np.ndarray, counts: np.ndarray) -> list[np.ndarray]:
+    ends = np.cumsum(counts).tolist()
+    starts = [0] + ends[:-1]
+    return [pairs[a:b] for a, b in zip(starts, ends)]
+
+
+# ---------------------------------------------------------------- extraction
+def extract(sim: object, method: str = "itermax", *, max_count: int = 2, alpha: float = 0.9,
+            threshold: float = 1e-3) -> np.ndarray:
+    """Aligned cells of one similarity matrix (SPEC §2).
+
+    Args:
+        sim: (m, n) real matrix; float32 is used as is, other dtypes as float64.
+        method: ``fwd``, ``rev``, ``inter``, ``itermax``, ``mwmf`` or ``softmax``
+            (then ``sim`` holds raw dot products, see :func:`softmax_extract`).
+        max_count, alpha: itermax's rounds and weight (SimAlign: 2, 0.9).
+        threshold: softmax's strict probability threshold.
+
+    Returns:
+        int32 (k, 2) ``(row, col)`` pairs sorted ascending; empty when m or n is 0.
+
+    Raises:
+        ParameterError: not 2-D, not real, NaN/inf values, or a bad parameter.
+    """
+    code, max_count, w1, w2, threshold = _check_params(method, max_count, alpha, threshold)
+    arr = _as_float(sim, "sim")
+    pairs, _, status = _kernel.extract_list([arr], code, max_count, w1, w2, threshold)
+    _check_status(status, "sim")
+    return pairs
+
+
+def extract_batch(sims: object, method: str = "itermax", *, lengths: object = None,
+                  max_count: int = 2, alpha: float = 0.9, threshold: float = 1e-3) -> list[np.ndarray]:
+    """:func:`extract` on many matrices in one compiled call (GIL released).
+
+    Args:
+        sims: a sequence of 2-D matrices, or a padded (B, M, N) array with ``lengths``.
+        lengths: with a 3-D ``sims``: (B, 2) ints, matrix b is ``sims[b, :lengths[b, 0],
+            :lengths[b, 1]]`` (padding is never read). Without it a 3-D array is B full matrices.
+
+    Returns:
+        One int32 (k, 2) pair array per matrix, as :func:`extract` gives it.
+    """
+    code, max_count, w1, w2, threshold = _check_params(method, max_count, alpha, threshold)
+    if isinstance(sims, np.ndarray) and sims.ndim == 3:
+        arr = _as_float(sims, "sims", ndim=3)
+        nb, mm, nn = arr.shape
+        if lengths is None:
+            lens = np.tile(np.array([mm, nn], dtype=np.int64), (nb, 1))
+        else:
+            lens = np.asarray(lengths)
+            if (lens.dtype.kind not in "iu" or lens.shape != (nb, 2)
+                    or (lens < 0).any() or (lens[:, 0] > mm).any() or (lens[:, 1] > nn).any()):
+                raise ParameterError(msg("E311", shape=(nb, mm, nn), got=lens.tolist()
+                                         if lens.size <= 8 else f"shape {lens.shape}"))
+            lens = np.ascontiguousarray(lens, dtype=np.int64)
+        arr = np.ascontiguousarray(arr)
+        pairs, counts, status = _kernel.extract_padded(arr, lens, code, max_count, w1, w2, threshold)
+        _check_status(status, [f"sims[{b}]" for b in range(nb)] if status != -1 else "")
+        return _split(pairs, counts)
+    if lengths is not None:
+        raise ParameterError(msg("E202", name="lengths", expected="None unless sims is a 3-D array",
+                                 value=type(lengths).__name__))
+    if isinstance(sims, np.ndarray) and sims.ndim != 3:
+        raise ParameterError(msg("E312", name="sims", ndim=3, shape=sims.shape))
+    mats = [_as_float(s, f"sims[{b}]") for b, s in enumerate(sims)]
+    if any(a.dtype != np.float32 for a in mats):
+        mats = [a.astype(np.float64, copy=False) for a in mats]
+    pairs, counts, status = _kernel.extract_list(mats, code, max_count, w1, w2, threshold)
+    if status != -1:
+        _check_status(status, [f"sims[{b}]" for b in range(len(mats))])
+    return _split(pairs, counts)
+
+
+def softmax_extract(scores: object, threshold: float = 1e-3) -> np.ndarray:
+    """AWESoME extraction: cells whose row softmax and column softmax both exceed
+    ``threshold`` (strictly), on raw dot products ``x @ y.T`` (SPEC §2). Computed in float64.
+
+    Returns int32 (k, 2) ``(row, col)`` pairs sorted ascending.
+    """
+    return extract(scores, "softmax", threshold=threshold)
+
+
+# ---------------------------------------------------------------- similarity
+def _normalize_rows(x: np.ndarray) -> np.ndarray:
+    # as scikit-learn's normalize(): einsum row norms, near-zero norms left as 1, divide
+    out = np.array(x, copy=True)
+    norms = np.sqrt(np.einsum("ij,ij->i", out, out))
+    norms[norms < 10 * np.finfo(norms.dtype).eps] = 1.0
+    out /= norms[:, None]
+    return out
+
+
+def _distort(sim: np.ndarray, ratio: float) -> np.ndarray:
+    m, n = sim.shape
+    if m < 2 or n < 2 or ratio == 0.0:
+        return sim
+    cols = np.arange(n, dtype=np.float64) / float(n - 1)
+    rows = np.arange(m, dtype=np.float64) / float(m - 1)
+    mask = 1.0 - ((cols[None, :] - rows[:, None]) ** 2) * ratio
+    return sim * mask
+
+
+def similarity(x: object, y: object, *, distortion: float = 0.0) -> np.ndarray:
+    """SimAlign's similarity ``(cos(x_i, y_j) + 1) / 2`` (SPEC §2).
+
+    Computed as SimAlign does (scikit-learn ``cosine_similarity``: L2-normalise rows, then
+    one matrix product), so float32 states give bit-identical float32 values and near ties
+    break as in SimAlign. With ``distortion`` r > 0 (and both sides >= 2 tokens) the matrix is
+    multiplied by ``1 - r * (j/(n-1) - i/(m-1))**2``; as in SimAlign that mask is float64,
+    so the result is then float64.
+
+    Args:
+        x: (m, d) states; y: (n, d) states. float32 stays float32, else float64.
+
+    Returns:
+        (m, n) matrix; (0, n) or (m, 0) when a side is empty.
+    """
+    xa = _as_float(x, "x")
+    ya = _as_float(y, "y")
+    if xa.shape[1] != ya.shape[1]:
+        raise ParameterError(msg("E314", a=xa.shape, b=ya.shape))
+    if isinstance(distortion, bool) or not isinstance(distortion, Real) or not np.isfinite(distortion):
+        raise ParameterError(msg("E202", name="distortion", expected="a finite real number",
+                                 value=distortion))
+    if xa.dtype != ya.dtype:
+        xa, ya = xa.astype(np.float64), ya.astype(np.float64)
+    if not (np.isfinite(xa).all() and np.isfinite(ya).all()):
+        raise ParameterError(msg("E302", name="x" if not np.isfinite(xa).all() else "y"))
+    return _similarity(xa, ya, float(distortion))
+
+
+def _similarity(x: np.ndarray, y: np.ndarray, distortion: float) -> np.ndarray:
+    if x.shape[0] == 0 or y.shape[0] == 0:
+        return np.zeros((x.shape[0], y.shape[0]), dtype=x.dtype)
+    sim = (_normalize_rows(x) @ _normalize_rows(y).T + 1.0) / 2.0
+    return _distort(sim, distortion)
+
+
+def word_average(states: object, word_ids: object, n_words: int) -> np.ndarray:
+    """Word vectors for token_type ``word``: the mean of each word's subword states.
+
+    Summed in subword order and divided as numpy's ``mean(0)`` does (SimAlign's
+    ``average_embeds_over_words``), so values are bit-identical to SimAlign's.
+
+    Args:
+        states: (s, d) subword states. word_ids: (s,) ints, the word of each subword
+            (negative: none). n_words: number of words.
+
+    Returns:
+        (n_words, d) in the states' float dtype; a word without subwords gets a zero row
+        (it has no vector: :func:`align_states_batch` leaves such words out).
+    """
+    st = _as_float(states, "states")
+    ids = _as_ids(word_ids, "word_ids", st.shape[0])
+    if isinstance(n_words, bool) or not isinstance(n_words, Integral) or n_words < 0:
+        raise ParameterError(msg("E202", name="n_words", expected="an int >= 0", value=n_words))
+    if ids.size and ids.max() >= n_words:
+        raise ParameterError(msg("E315", name="word_ids", value=int(ids.max()), n=n_words))
+    return _word_average(st, ids, int(n_words))
+
+
+def _word_average(st: np.ndarray, ids: np.ndarray, n_words: int) -> np.ndarray:
+    keep = ids >= 0
+    acc = np.zeros((n_words, st.shape[1]), dtype=st.dtype)
+    np.add.at(acc, ids[keep], st[keep])
+    counts = np.bincount(ids[keep], minlength=n_words)
+    # numpy's mean divides the dtype's sum by an intp count in float64, then casts back
+    return (acc.astype(np.float64) / np.maximum(counts, 1)[:, None]).astype(st.dtype)
+
+
+def _as_ids(ids: object, name: str, length: int) -> np.ndarray:
+    arr = np.asarray(ids)
+    if arr.size == 0:
+        arr = arr.astype(np.int32)
+    if arr.ndim != 1 or arr.dtype.kind not in "iu" or arr.shape[0] != length:
+        raise ParameterError(msg("E316", name=name, n=length, shape=arr.shape, dtype=arr.dtype))
+    if arr.size and arr.max() > np.iinfo(np.int32).max:
+        raise ParameterError(msg("E315", name=name, value=int(arr.max()), n=np.iinfo(np.int32).max))
+    return np.ascontiguousarray(arr, dtype=np.int32)
+
+
+# ---------------------------------------------------------------- subwords to words
+def to_words(pairs: object, labeled_word_ids: object, receiving_word_ids: object, *,
+             compat_awesome: bool = False) -> np.ndarray:
+    """Word pairs from subword pairs by union (SPEC §2).
+
+    Words are aligned when any of their subwords are; subwords with a negative word id and
+    words without subwords give no pair.
+
+    Args:
+        pairs: (k, 2) subword pairs ``(labeled subword, receiving subword)``.
+        labeled_word_ids, receiving_word_ids: int arrays, the word of each subword.
+        compat_awesome: reproduce the reference's AWESoME order (**compat**). The reference
+            aligns with the receiving sentence as AWESoME's source, so its subword matrix has
+            receiving rows; it adds ``(receiving word, labeled word)`` to a Python ``set`` while
+            walking that matrix's nonzero cells row by row, then returns ``list(set)``. Here
+            the pairs are put into that walk order (by receiving subword, then labeled
+            subword), added to a real CPython ``set`` the same way, and read back in its
+            iteration order, so the order equals the reference's on the same CPython;
+            each pair is then swapped to ``(labeled, receiving)``. The pairs are unique but
+            not sorted.
+
+    Returns:
+        int32 (k, 2) ``(labeled word, receiving word)`` pairs, sorted and unique (by default).
+    """
+    p = np.asarray(pairs)
+    if p.size == 0:
+        p = p.reshape(0, 2).astype(np.int64)
+    if p.ndim != 2 or p.shape[1] != 2 or p.dtype.kind not in "iu":
+        raise ParameterError(msg("E317", shape=p.shape, dtype=p.dtype))
+    lw = np.asarray(labeled_word_ids)
+    rw = np.asarray(receiving_word_ids)
+    lw = _as_ids(lw, "labeled_word_ids", lw.shape[0] if lw.ndim == 1 else -1)
+    rw = _as_ids(rw, "receiving_word_ids", rw.shape[0] if rw.ndim == 1 else -1)
+    if len(p) and ((p < 0).any() or p[:, 0].max() >= len(lw) or p[:, 1].max() >= len(rw)):
+        raise ParameterError(msg("E318", m=len(lw), n=len(rw)))
+    if compat_awesome:
+        return _reference_set_order(p, lw, rw)
+    a = lw[p[:, 0]].astype(np.int64)
+    b = rw[p[:, 1]].astype(np.int64)
+    ok = (a >= 0) & (b >= 0)
+    a, b = a[ok], b[ok]
+    width = int(b.max()) + 1 if len(b) else 1
+    codes = np.unique(a * width + b)
+    return np.stack([codes // width, codes % width], axis=1).astype(np.int32).reshape(-1, 2)
+
+
+def _reference_set_order(p: np.ndarray, lw: np.ndarray, rw: np.ndarray) -> np.ndarray:
+    order = np.lexsort((p[:, 0], p[:, 1]))
+    seen: set[tuple[int, int]] = set()
+    lwl, rwl = lw.tolist(), rw.tolist()
+    for i, j in p[order].tolist():
+        if lwl[i] >= 0 and rwl[j] >= 0:
+            seen.add((rwl[j], lwl[i]))
+    out = np.array([(lab, rec) for rec, lab in seen], dtype=np.int32)
+    return out.reshape(-1, 2)
+
+
+# ---------------------------------------------------------------- whole hot path
+def align_states_batch(labeled_states: Sequence[object], receiving_states: Sequence[object],
+                       labeled_word_ids: Sequence[object], receiving_word_ids: Sequence[object], *,
+                       method: str = "itermax", token_type: str = "bpe", distortion: float = 0.0,
+                       max_count: int = 2, alpha: float = 0.9, threshold: float = 1e-3,
+                       compat_awesome: bool = False) -> list[np.ndarray]:
+    """Word pairs for many sentence pairs from encoder states (SPEC §2).
+
+    Each matrix is built as the reference builds it, with the receiving sentence as rows
+    (SimAlign's and AWESoME's source side): similarity (SimAlign methods) or raw dot
+    products (``softmax``), over subwords (``bpe``) or word averages (``word``). Every
+    extraction and the subword-to-word union then run in one compiled call. ``fwd`` means
+    each labeled token takes its best receiving token, ``rev`` the other way round.
+
+    Args:
+        labeled_states, receiving_states: per sentence pair, (s, d) layer-L states of the
+            subwords (special tokens dropped).
+        labeled_word_ids, receiving_word_ids: per sentence pair, (s,) int word of each
+            subword (negative: none).
+        method: one of :data:`METHODS`. token_type: ``bpe`` or ``word``.
+        distortion: SimAlign's distortion ratio (SimAlign methods only).
+        max_count, alpha: itermax's parameters. threshold: softmax's.
+        compat_awesome: softmax only: the reference's pair order (see :func:`to_words`).
+
+    Returns:
+        Per sentence pair, int32 (k, 2) ``(labeled word, receiving word)`` pairs, sorted and
+        unique (in the reference's set order with ``compat_awesome``).
+    """
+    code, max_count, w1, w2, threshold = _check_params(method, max_count, alpha, threshold)
+    check_choice("token_type", token_type, TOKEN_TYPES)
+    if isinstance(distortion, bool) or not isinstance(distortion, Real) or not np.isfinite(distortion):
+        raise ParameterError(msg("E202", name="distortion", expected="a finite real number",
+                                 value=distortion))
+    if method == "softmax" and distortion != 0.0:
+        raise ParameterError(msg("E202", name="distortion", expected="0 with method 'softmax'",
+                                 value=distortion))
+    if compat_awesome and method != "softmax":
+        raise ParameterError(msg("E202", name="compat_awesome",
+                                 expected="False unless method is 'softmax'", value=compat_awesome))
+    lists = (labeled_states, receiving_states, labeled_word_ids, receiving_word_ids)
+    sizes = [len(x) for x in lists]
+    if len(set(sizes)) != 1:
+        raise ParameterError(msg("E319", sizes=sizes))
+    # the kernel's rows are receiving tokens, so its fwd is xfast's rev
+    code = {0: 1, 1: 0}.get(code, code)
+    mats, row_words, col_words = [], [], []
+    for b in range(sizes[0]):
+        lab, rec, lw, rw = _sentence_inputs(b, *(x[b] for x in lists))
+        if token_type == "word":
+            lab, lw = _present_word_vectors(lab, lw)
+            rec, rw = _present_word_vectors(rec, rw)
+        if method == "softmax":
+            sim = rec @ lab.T
+        else:
+            sim = _similarity(rec, lab, float(distortion))
+        mats.append(sim)
+        row_words.append(rw)
+        col_words.append(lw)
+    if any(s.dtype != np.float32 for s in mats):
+        mats = [s.astype(np.float64, copy=False) for s in mats]
+    names = [f"sentence pair {b}: similarity" for b in range(len(mats))]
+    if compat_awesome:
+        pairs, counts, status = _kernel.extract_list(mats, code, max_count, w1, w2, threshold)
+        _check_status(status, names)
+        return [_reference_set_order(p[:, ::-1], lw, rw)
+                for p, lw, rw in zip(_split(pairs, counts), col_words, row_words)]
+    pairs, counts, status = _kernel.extract_list(mats, code, max_count, w1, w2, threshold,
+                                                 row_words, col_words, True)
+    _check_status(status, names)
+    return _split(pairs, counts)
+
+
+def _sentence_inputs(b: int, lab: object, rec: object, lw: object, rw: object) -> tuple:
+    try:
+        lab = _as_float(lab, "labeled_states")
+        rec = _as_float(rec, "receiving_states")
+        lw = _as_ids(lw, "labeled_word_ids", lab.shape[0])
+        rw = _as_ids(rw, "receiving_word_ids", rec.shape[0])
+        if lab.shape[1] != rec.shape[1] and lab.shape[0] and rec.shape[0]:
+            raise ParameterError(msg("E314", a=lab.shape, b=rec.shape))
+    except ParameterError as err:
+        raise ParameterError(msg("E303", index=b, problem=str(err))) from None
+    if lab.dtype != rec.dtype:
+        lab, rec = lab.astype(np.float64), rec.astype(np.float64)
+    return lab, rec, lw, rw
+
+
+def _present_word_vectors(states: np.ndarray, ids: np.ndarray) -> tuple:
+    present = np.unique(ids[ids >= 0]).astype(np.int32)
+    dense = np.searchsorted(present, ids).astype(np.int32)
+    dense[ids < 0] = -1
+    return _word_average(states, dense, len(present)), present

@@ -1,0 +1,620 @@
+# cython: language_level=3
+"""Alignment extraction kernels owned by :mod:`xfast.align` (SPEC §2).
+
+Private: :mod:`xfast.align` validates every input once and calls these with contiguous
+rows, finite-checked sizes and a method code; ``_align_py`` is the plain-Python twin with
+the same functions and results. The per-matrix work runs without the GIL.
+
+Pairs are packed as ``row * n + col`` codes while a matrix is processed, so sorting a
+matrix's pairs is sorting int64 codes.
+"""
+
+cimport numpy as cnp
+from libc.math cimport INFINITY, exp
+from libc.stdint cimport int32_t, int64_t
+from libc.stdlib cimport free, malloc, qsort, realloc
+from libc.string cimport memcpy, memset
+
+import numpy as np
+
+cnp.import_array()
+
+ctypedef fused real:
+    float
+    double
+
+# method codes: the index of the name in xfast.align._align_py.METHODS
+cdef enum:
+    FWD = 0
+    REV = 1
+    INTER = 2
+    ITERMAX = 3
+    MWMF = 4
+    SOFTMAX = 5
+
+
+cdef struct Params:
+    int method
+    Py_ssize_t max_count
+    double w1          # itermax weight of a cell with exactly one free side
+    double w2          # itermax weight of a cell with two free sides
+    double threshold   # softmax
+    bint swap          # emit (col, row) word pairs instead of (row, col)
+
+
+cdef struct Work:
+    int32_t* rowarg
+    int32_t* colarg
+    int32_t* newrow    # itermax: new pairs of a round
+    double* colbest
+    double* wv0        # itermax: per-column weights for a taken row
+    double* wv1        # ... and for a free row
+    char* rfree
+    char* cfree
+    # mwmf (shortest augmenting path)
+    double* u
+    double* v
+    double* spc
+    int32_t* path
+    int32_t* col4row
+    int32_t* row4col
+    int32_t* remaining
+    char* sr
+    char* sc
+    # softmax
+    double* rsum
+    double* csum
+    double* rmax
+    # pair codes of one matrix, and their word codes
+    int64_t* codes
+    int64_t* wcodes
+
+
+cdef struct Out:
+    int32_t* data
+    Py_ssize_t n       # pairs written
+    Py_ssize_t cap     # pairs that fit
+
+
+cdef int _cmp_i64(const void* a, const void* b) noexcept nogil:
+    cdef int64_t x = (<const int64_t*>a)[0]
+    cdef int64_t y = (<const int64_t*>b)[0]
+    return (x > y) - (x < y)
+
+
+cdef inline bint _nonfinite(const real* s, Py_ssize_t m, Py_ssize_t n, Py_ssize_t ld) noexcept nogil:
+    # x - x is 0 for every finite x and NaN for NaN and +-inf
+    cdef Py_ssize_t i, j
+    cdef const real* row
+    cdef real acc
+    for i in range(m):
+        row = s + i * ld
+        acc = 0
+        for j in range(n):
+            acc = acc + (row[j] - row[j])
+        if acc != 0:
+            return True
+    return False
+
+
+cdef inline void _argmax_pass(const real* s, Py_ssize_t m, Py_ssize_t n, Py_ssize_t ld,
+                              Work* w) noexcept nogil:
+    """Row-wise and column-wise argmax, first index on ties (numpy's argmax)."""
+    cdef Py_ssize_t i, j
+    cdef int32_t arg, ii
+    cdef const real* row
+    cdef double x, best
+    cdef bint c
+    row = s
+    for j in range(n):
+        w.colbest[j] = row[j]
+        w.colarg[j] = 0
+    for i in range(m):
+        row = s + i * ld
+        best = row[0]
+        arg = 0
+        for j in range(1, n):
+            if row[j] > best:
+                best = row[j]
+                arg = <int32_t>j
+        w.rowarg[i] = arg
+        if i > 0:
+            ii = <int32_t>i
+            for j in range(n):
+                x = row[j]
+                c = x > w.colbest[j]
+                w.colbest[j] = x if c else w.colbest[j]
+                w.colarg[j] = ii if c else w.colarg[j]
+
+
+cdef inline void _weighted_argmax_pass(const real* s, Py_ssize_t m, Py_ssize_t n, Py_ssize_t ld,
+                                       Work* w) noexcept nogil:
+    """Argmax of ``sim * weight`` (weight per cell from the free rows and columns).
+
+    The product is taken in double, as SimAlign multiplies by a float64 mask.
+    """
+    cdef Py_ssize_t i, j
+    cdef int32_t arg, ii
+    cdef const real* row
+    cdef const double* wv
+    cdef double x, best
+    cdef bint c
+    for i in range(m):
+        row = s + i * ld
+        wv = w.wv1 if w.rfree[i] else w.wv0
+        best = <double>row[0] * wv[0]
+        arg = 0
+        for j in range(1, n):
+            x = <double>row[j] * wv[j]
+            if x > best:
+                best = x
+                arg = <int32_t>j
+        w.rowarg[i] = arg
+        if i == 0:
+            for j in range(n):
+                w.colbest[j] = <double>row[j] * wv[j]
+                w.colarg[j] = 0
+        else:
+            ii = <int32_t>i
+            for j in range(n):
+                x = <double>row[j] * wv[j]
+                c = x > w.colbest[j]
+                w.colbest[j] = x if c else w.colbest[j]
+                w.colarg[j] = ii if c else w.colarg[j]
+
+
+cdef Py_ssize_t _itermax_rounds(const real* s, Py_ssize_t m, Py_ssize_t n, Py_ssize_t ld,
+                                const Params* p, Work* w, Py_ssize_t k) noexcept nogil:
+    """Extend the ``k`` inter codes in ``w.codes`` by SimAlign's itermax rounds."""
+    cdef Py_ssize_t i, j, t, count, nfr, nfc, added
+    memset(w.rfree, 1, m)
+    memset(w.cfree, 1, n)
+    for t in range(k):
+        w.rfree[w.codes[t] // n] = 0
+        w.cfree[w.codes[t] % n] = 0
+    count = 1
+    while count < p.max_count:
+        nfr = 0
+        nfc = 0
+        for i in range(m):
+            nfr += w.rfree[i]
+        for j in range(n):
+            nfc += w.cfree[j]
+        if nfr == 0 or nfc == 0:
+            break
+        for j in range(n):
+            w.wv0[j] = p.w1 if w.cfree[j] else 0.0
+            w.wv1[j] = p.w2 if w.cfree[j] else p.w1
+        _weighted_argmax_pass(s, m, n, ld, w)
+        added = 0
+        for i in range(m):
+            j = w.rowarg[i]
+            if w.colarg[j] == i and (w.rfree[i] or w.cfree[j]):
+                w.newrow[added] = <int32_t>i
+                added += 1
+        if added == 0:
+            break
+        for t in range(added):
+            i = w.newrow[t]
+            j = w.rowarg[i]
+            w.codes[k] = i * n + j
+            k += 1
+            w.rfree[i] = 0
+            w.cfree[j] = 0
+        count += 1
+    return k
+
+
+cdef Py_ssize_t _mwmf(const real* s, Py_ssize_t m, Py_ssize_t n, Py_ssize_t ld, Work* w) noexcept nogil:
+    """Maximum-weight matching of min(m, n) pairs: shortest augmenting paths
+    (Jonker-Volgenant, as Crouse 2016 describes it) on the cost ``-sim``.
+
+    Returns the pair count, or -1 when the costs overflow.
+    """
+    cdef bint tr = m > n
+    cdef Py_ssize_t nr = n if tr else m
+    cdef Py_ssize_t nc = m if tr else n
+    cdef Py_ssize_t cur, i, j, it, index, nrem, sink, tmp
+    cdef double minval, lowest, r, cost
+    for i in range(nr):
+        w.u[i] = 0.0
+        w.col4row[i] = -1
+    for j in range(nc):
+        w.v[j] = 0.0
+        w.row4col[j] = -1
+    for cur in range(nr):
+        minval = 0.0
+        nrem = nc
+        for it in range(nc):
+            w.remaining[it] = <int32_t>(nc - 1 - it)
+            w.spc[it] = INFINITY
+        memset(w.sr, 0, nr)
+        memset(w.sc, 0, nc)
+        sink = -1
+        i = cur
+        while sink == -1:
+            w.sr[i] = 1
+            index = -1
+            lowest = INFINITY
+            for it in range(nrem):
+                j = w.remaining[it]
+                cost = -(<double>(s[j * ld + i] if tr else s[i * ld + j]))
+                r = minval + cost - w.u[i] - w.v[j]
+                if r < w.spc[j]:
+                    w.path[j] = <int32_t>i
+                    w.spc[j] = r
+                # among equal lowest costs prefer a free column: it ends the path
+                if w.spc[j] < lowest or (w.spc[j] == lowest and w.row4col[j] == -1):
+                    lowest = w.spc[j]
+                    index = it
+            if index < 0:
+                return -1
+            minval = lowest
+            j = w.remaining[index]
+            if w.row4col[j] == -1:
+                sink = j
+            else:
+                i = w.row4col[j]
+            w.sc[j] = 1
+            nrem -= 1
+            w.remaining[index] = w.remaining[nrem]
+        w.u[cur] += minval
+        for i in range(nr):
+            if w.sr[i] and i != cur:
+                w.u[i] += minval - w.spc[w.col4row[i]]
+        for j in range(nc):
+            if w.sc[j]:
+                w.v[j] -= minval - w.spc[j]
+        j = sink
+        while True:
+            i = w.path[j]
+            w.row4col[j] = <int32_t>i
+            tmp = w.col4row[i]
+            w.col4row[i] = <int32_t>j
+            j = tmp
+            if i == cur:
+                break
+    for i in range(nr):
+        j = w.col4row[i]
+        w.codes[i] = j * n + i if tr else i * n + j
+    if tr:
+        qsort(w.codes, nr, sizeof(int64_t), _cmp_i64)
+    return nr
+
+
+cdef Py_ssize_t _softmax(const real* s, Py_ssize_t m, Py_ssize_t n, Py_ssize_t ld,
+                         double threshold, Work* w) noexcept nogil:
+    """AWESoME: keep (i, j) where the row softmax and the column softmax both exceed
+    ``threshold`` (strictly). Computed in double."""
+    cdef Py_ssize_t i, j, k = 0
+    cdef const real* row
+    cdef double x, best
+    for j in range(n):
+        w.colbest[j] = s[j]
+        w.csum[j] = 0.0
+    for i in range(m):
+        row = s + i * ld
+        best = row[0]
+        for j in range(n):
+            x = row[j]
+            if x > best:
+                best = x
+            if x > w.colbest[j]:
+                w.colbest[j] = x
+        w.rmax[i] = best
+    for i in range(m):
+        row = s + i * ld
+        w.rsum[i] = 0.0
+        for j in range(n):
+            w.rsum[i] += exp(<double>row[j] - w.rmax[i])
+            w.csum[j] += exp(<double>row[j] - w.colbest[j])
+    for i in range(m):
+        row = s + i * ld
+        for j in range(n):
+            if (exp(<double>row[j] - w.rmax[i]) / w.rsum[i] > threshold
+                    and exp(<double>row[j] - w.colbest[j]) / w.csum[j] > threshold):
+                w.codes[k] = i * n + j
+                k += 1
+    return k
+
+
+cdef Py_ssize_t _extract_one(const real* s, Py_ssize_t m, Py_ssize_t n, Py_ssize_t ld,
+                             const Params* p, Work* w) noexcept nogil:
+    """Sorted pair codes of one matrix into ``w.codes``; returns their count (-1: failed)."""
+    cdef Py_ssize_t i, j, k = 0
+    if m == 0 or n == 0:
+        return 0
+    if p.method == MWMF:
+        return _mwmf(s, m, n, ld, w)
+    if p.method == SOFTMAX:
+        return _softmax(s, m, n, ld, p.threshold, w)
+    _argmax_pass(s, m, n, ld, w)
+    if p.method == FWD:
+        for i in range(m):
+            w.codes[i] = i * n + w.rowarg[i]
+        return m
+    if p.method == REV:
+        for j in range(n):
+            w.codes[j] = <int64_t>w.colarg[j] * n + j
+        qsort(w.codes, n, sizeof(int64_t), _cmp_i64)
+        return n
+    for i in range(m):
+        j = w.rowarg[i]
+        if w.colarg[j] == i:
+            w.codes[k] = i * n + j
+            k += 1
+    if p.method == ITERMAX and m > 2 and n > 2:
+        k = _itermax_rounds(s, m, n, ld, p, w, k)
+        qsort(w.codes, k, sizeof(int64_t), _cmp_i64)
+    return k
+
+
+cdef int _emit(Out* out, Py_ssize_t add) noexcept nogil:
+    cdef Py_ssize_t cap
+    cdef int32_t* data
+    if out.n + add <= out.cap:
+        return 0
+    cap = 2 * out.cap
+    if cap < out.n + add:
+        cap = out.n + add
+    data = <int32_t*>realloc(out.data, 2 * cap * sizeof(int32_t))
+    if data == NULL:
+        return -1
+    out.data = data
+    out.cap = cap
+    return 0
+
+
+cdef Py_ssize_t _drive(const real** ptrs, const Py_ssize_t* ms, const Py_ssize_t* ns,
+                       const Py_ssize_t* lds, const int32_t** rw, const int32_t** cw,
+                       Py_ssize_t nmat, const Params* p, Work* w, Out* out,
+                       int64_t* counts) noexcept nogil:
+    """Extract every matrix; with word maps, emit sorted unique word pairs.
+
+    Returns -1 when done, else the index of the matrix that failed (non-finite values
+    first: -2 - index), with ``counts`` filled up to it.
+    """
+    cdef Py_ssize_t b, k, t, m, n, nrw, ncw, a, c, before
+    cdef int64_t code, prev
+    cdef int32_t x
+    for b in range(nmat):
+        if _nonfinite(ptrs[b], ms[b], ns[b], lds[b]):
+            return -2 - b
+    for b in range(nmat):
+        m = ms[b]
+        n = ns[b]
+        k = _extract_one(ptrs[b], m, n, lds[b], p, w)
+        if k < 0:
+            return b
+        if _emit(out, k) < 0:
+            return b
+        before = out.n
+        if rw == NULL:
+            for t in range(k):
+                out.data[2 * out.n] = <int32_t>(w.codes[t] // n)
+                out.data[2 * out.n + 1] = <int32_t>(w.codes[t] % n)
+                out.n += 1
+        else:
+            nrw = 0
+            for t in range(m):
+                x = rw[b][t]
+                if x >= nrw:
+                    nrw = x + 1
+            ncw = 0
+            for t in range(n):
+                x = cw[b][t]
+                if x >= ncw:
+                    ncw = x + 1
+            c = 0
+            for t in range(k):
+                a = rw[b][w.codes[t] // n]
+                x = cw[b][w.codes[t] % n]
+                if a < 0 or x < 0:
+                    continue
+                w.wcodes[c] = x * nrw + a if p.swap else a * ncw + x
+                c += 1
+            qsort(w.wcodes, c, sizeof(int64_t), _cmp_i64)
+            prev = -1
+            for t in range(c):
+                code = w.wcodes[t]
+                if code == prev:
+                    continue
+                prev = code
+                if p.swap:
+                    out.data[2 * out.n] = <int32_t>(code // nrw)
+                    out.data[2 * out.n + 1] = <int32_t>(code % nrw)
+                else:
+                    out.data[2 * out.n] = <int32_t>(code // ncw)
+                    out.data[2 * out.n + 1] = <int32_t>(code % ncw)
+                out.n += 1
+        counts[b] = out.n - before
+    return -1
+
+
+cdef Py_ssize_t _capacity(const Params* p, Py_ssize_t m, Py_ssize_t n) noexcept nogil:
+    """Most pairs one m x n matrix can give."""
+    cdef Py_ssize_t lo = m if m < n else n
+    if p.method == FWD:
+        return m
+    if p.method == REV:
+        return n
+    if p.method == ITERMAX and p.max_count < m * n // (lo if lo > 0 else 1):
+        return p.max_count * lo
+    if p.method == INTER or p.method == MWMF:
+        return lo
+    return m * n
+
+
+cdef int _alloc_work(Work* w, Py_ssize_t big, Py_ssize_t cap) noexcept nogil:
+    cdef Py_ssize_t L = big if big > 0 else 1
+    if cap < 1:
+        cap = 1
+    w.rowarg = <int32_t*>malloc(L * sizeof(int32_t))
+    w.colarg = <int32_t*>malloc(L * sizeof(int32_t))
+    w.newrow = <int32_t*>malloc(L * sizeof(int32_t))
+    w.colbest = <double*>malloc(L * sizeof(double))
+    w.wv0 = <double*>malloc(L * sizeof(double))
+    w.wv1 = <double*>malloc(L * sizeof(double))
+    w.rfree = <char*>malloc(L)
+    w.cfree = <char*>malloc(L)
+    w.u = <double*>malloc(L * sizeof(double))
+    w.v = <double*>malloc(L * sizeof(double))
+    w.spc = <double*>malloc(L * sizeof(double))
+    w.path = <int32_t*>malloc(L * sizeof(int32_t))
+    w.col4row = <int32_t*>malloc(L * sizeof(int32_t))
+    w.row4col = <int32_t*>malloc(L * sizeof(int32_t))
+    w.remaining = <int32_t*>malloc(L * sizeof(int32_t))
+    w.sr = <char*>malloc(L)
+    w.sc = <char*>malloc(L)
+    w.rsum = <double*>malloc(L * sizeof(double))
+    w.csum = <double*>malloc(L * sizeof(double))
+    w.rmax = <double*>malloc(L * sizeof(double))
+    w.codes = <int64_t*>malloc(cap * sizeof(int64_t))
+    w.wcodes = <int64_t*>malloc(cap * sizeof(int64_t))
+    if (w.rowarg == NULL or w.colarg == NULL or w.newrow == NULL or w.colbest == NULL
+            or w.wv0 == NULL or w.wv1 == NULL or w.rfree == NULL or w.cfree == NULL
+            or w.u == NULL or w.v == NULL or w.spc == NULL or w.path == NULL
+            or w.col4row == NULL or w.row4col == NULL or w.remaining == NULL
+            or w.sr == NULL or w.sc == NULL or w.rsum == NULL or w.csum == NULL
+            or w.rmax == NULL or w.codes == NULL or w.wcodes == NULL):
+        return -1
+    return 0
+
+
+cdef void _free_work(Work* w) noexcept nogil:
+    free(w.rowarg); free(w.colarg); free(w.newrow); free(w.colbest); free(w.wv0)
+    free(w.wv1); free(w.rfree); free(w.cfree); free(w.u); free(w.v); free(w.spc)
+    free(w.path); free(w.col4row); free(w.row4col); free(w.remaining); free(w.sr)
+    free(w.sc); free(w.rsum); free(w.csum); free(w.rmax); free(w.codes); free(w.wcodes)
+
+
+cdef object _run(const real** ptrs, Py_ssize_t* ms, Py_ssize_t* ns, Py_ssize_t* lds,
+                 const int32_t** rw, const int32_t** cw, Py_ssize_t nmat, Params* p):
+    cdef Work w
+    cdef Out out
+    cdef Py_ssize_t b, big = 0, cap = 0, c, status, total = 0
+    cdef cnp.ndarray counts = np.zeros(nmat, dtype=np.int64)
+    cdef cnp.ndarray pairs
+    cdef int64_t* cnt = <int64_t*>cnp.PyArray_DATA(counts)
+    for b in range(nmat):
+        big = max(big, ms[b], ns[b])
+        c = _capacity(p, ms[b], ns[b])
+        cap = max(cap, c)
+        total += min(c, ms[b] + ns[b])
+    memset(&w, 0, sizeof(Work))
+    out.n = 0
+    out.cap = max(total, 1)
+    out.data = <int32_t*>malloc(2 * out.cap * sizeof(int32_t))
+    try:
+        if out.data == NULL or _alloc_work(&w, big, cap) < 0:
+            raise MemoryError()
+        with nogil:
+            status = _drive(ptrs, ms, ns, lds, rw, cw, nmat, p, &w, &out, cnt)
+        pairs = np.empty((out.n, 2), dtype=np.int32)
+        if out.n:
+            memcpy(cnp.PyArray_DATA(pairs), out.data, 2 * out.n * sizeof(int32_t))
+    finally:
+        _free_work(&w)
+        free(out.data)
+    return pairs, counts, status
+
+
+cdef Params _params(int method, Py_ssize_t max_count, double w1, double w2, double threshold,
+                    bint swap):
+    cdef Params p
+    p.method = method
+    p.max_count = max_count
+    p.w1 = w1
+    p.w2 = w2
+    p.threshold = threshold
+    p.swap = swap
+    return p
+
+
+def extract_list(list mats, int method, Py_ssize_t max_count, double w1, double w2,
+                 double threshold, list row_words=None, list col_words=None, bint swap=False):
+    """Extract pairs from each 2-D array of ``mats``.
+
+    ``mats``: one dtype (float32 or float64), unit column stride. With ``row_words`` and
+    ``col_words`` (int32 arrays, one entry per row / column, negative: no word) the result
+    is each matrix's sorted unique word pairs, ``(col word, row word)`` when ``swap``.
+    Returns ``(pairs int32 (K, 2), counts int64 (len(mats),), status)``; ``status`` is -1,
+    or ``-2 - b`` when matrix ``b`` holds NaN or inf, or ``b`` when matrix ``b`` failed.
+    """
+    cdef Py_ssize_t nmat = len(mats), b
+    cdef Params p = _params(method, max_count, w1, w2, threshold, swap)
+    cdef void** ptrs = <void**>malloc(max(nmat, 1) * sizeof(void*))
+    cdef Py_ssize_t* dims = <Py_ssize_t*>malloc(3 * max(nmat, 1) * sizeof(Py_ssize_t))
+    cdef const int32_t** rw = NULL
+    cdef const int32_t** cw = NULL
+    cdef cnp.ndarray a
+    cdef bint single = True
+    try:
+        if ptrs == NULL or dims == NULL:
+            raise MemoryError()
+        if row_words is not None:
+            rw = <const int32_t**>malloc(max(nmat, 1) * sizeof(void*))
+            cw = <const int32_t**>malloc(max(nmat, 1) * sizeof(void*))
+            if rw == NULL or cw == NULL:
+                raise MemoryError()
+        for b in range(nmat):
+            a = mats[b]
+            if b == 0:
+                single = a.dtype == np.float32
+            if (a.ndim != 2 or a.dtype != (np.float32 if single else np.float64)
+                    or (a.shape[1] > 1 and a.strides[1] != a.itemsize)
+                    or a.strides[0] % a.itemsize):
+                raise TypeError(f"mats[{b}]: expected a 2-D array of one float dtype with unit column stride")
+            ptrs[b] = cnp.PyArray_DATA(a)
+            dims[b] = a.shape[0]
+            dims[nmat + b] = a.shape[1]
+            dims[2 * nmat + b] = a.strides[0] // a.itemsize
+            if rw != NULL:
+                a = row_words[b]
+                if a.dtype != np.int32 or a.ndim != 1 or a.shape[0] != dims[b] or not a.flags.c_contiguous:
+                    raise TypeError(f"row_words[{b}]: expected int32 of length {dims[b]}")
+                rw[b] = <const int32_t*>cnp.PyArray_DATA(a)
+                a = col_words[b]
+                if a.dtype != np.int32 or a.ndim != 1 or a.shape[0] != dims[nmat + b] or not a.flags.c_contiguous:
+                    raise TypeError(f"col_words[{b}]: expected int32 of length {dims[nmat + b]}")
+                cw[b] = <const int32_t*>cnp.PyArray_DATA(a)
+        if single:
+            return _run[float](<const float**>ptrs, dims, dims + nmat, dims + 2 * nmat, rw, cw, nmat, &p)
+        return _run[double](<const double**>ptrs, dims, dims + nmat, dims + 2 * nmat, rw, cw, nmat, &p)
+    finally:
+        free(ptrs)
+        free(dims)
+        free(rw)
+        free(cw)
+
+
+def extract_padded(cnp.ndarray sims, const int64_t[:, ::1] lengths, int method, Py_ssize_t max_count,
+                   double w1, double w2, double threshold):
+    """Like :func:`extract_list` on ``sims[b, :lengths[b, 0], :lengths[b, 1]]``.
+
+    ``sims``: C-contiguous float32 or float64 (B, M, N); ``lengths`` within (M, N).
+    """
+    cdef Py_ssize_t nmat = sims.shape[0], b
+    cdef Params p = _params(method, max_count, w1, w2, threshold, False)
+    cdef void** ptrs = <void**>malloc(max(nmat, 1) * sizeof(void*))
+    cdef Py_ssize_t* dims = <Py_ssize_t*>malloc(3 * max(nmat, 1) * sizeof(Py_ssize_t))
+    cdef char* base = <char*>cnp.PyArray_DATA(sims)
+    try:
+        if ptrs == NULL or dims == NULL:
+            raise MemoryError()
+        if (sims.ndim != 3 or not sims.flags.c_contiguous or lengths.shape[0] != nmat
+                or sims.dtype not in (np.float32, np.float64)):
+            raise TypeError("sims: expected a C-contiguous float (B, M, N) array and (B, 2) lengths")
+        for b in range(nmat):
+            if not (0 <= lengths[b, 0] <= sims.shape[1] and 0 <= lengths[b, 1] <= sims.shape[2]):
+                raise TypeError(f"lengths[{b}] outside the padded shape")
+            ptrs[b] = base + b * sims.strides[0]
+            dims[b] = lengths[b, 0]
+            dims[nmat + b] = lengths[b, 1]
+            dims[2 * nmat + b] = sims.shape[2]
+        if sims.dtype == np.float32:
+            return _run[float](<const float**>ptrs, dims, dims + nmat, dims + 2 * nmat, NULL, NULL, nmat, &p)
+        return _run[double](<const double**>ptrs, dims, dims + nmat, dims + 2 * nmat, NULL, NULL, nmat, &p)
+    finally:
+        free(ptrs)
+        free(dims)
