@@ -193,8 +193,8 @@ def _oracle(translation, ent_trs, labels, threshold, compat, word_tokenize):
         if compat:
             pick = above[-1]
         else:
-            top = max(SequenceMatcher(None, a.lower(), ent_trs[i].lower()).ratio() for i in above)
-            pick = next(i for i in above if SequenceMatcher(None, a.lower(), ent_trs[i].lower()).ratio() == top)
+            ratios = {i: SequenceMatcher(None, a.lower(), ent_trs[i].lower()).ratio() for i in above}
+            pick = max(above, key=lambda i: (ratios[i], -i))
         match_of[k] = pick
         left.remove(pick)
     words, ents, chunk, pos = [], [], "", 0
@@ -254,7 +254,12 @@ SENTS = [
     ["Anna", "met", "Bob", "in", "Paris", "and", "Rome", "."],
     ["[", "odd", "]", "Bern", "."],
 ]
-ENTS = [[(0, 2, "PER"), (3, 5, "LOC")], [], [(0, 1, "PER"), (2, 3, "PER"), (4, 5, "LOC"), (6, 7, "LOC")], [(3, 4, "LOC")]]
+ENTS = [
+    [(0, 2, "PER"), (3, 5, "LOC")],
+    [],
+    [(0, 1, "PER"), (2, 3, "PER"), (4, 5, "LOC"), (6, 7, "LOC")],
+    [(3, 4, "LOC")],
+]
 
 
 def test_batch_translates_twice_and_matches_per_sentence():
@@ -279,13 +284,15 @@ def test_batch_equals_sentence_by_sentence_for_any_batch_size():
     for size in (1, 2, 3):
         parts = []
         for i in range(0, len(SENTS), size):
-            parts += back_translate_batch(SENTS[i : i + size], ENTS[i : i + size], FakeTranslator(), lang="de", compat=True)
+            chunk = SENTS[i : i + size], ENTS[i : i + size]
+            parts += back_translate_batch(*chunk, FakeTranslator(), lang="de", compat=True)
         assert parts == whole
     fake = FakeTranslator()
-    single = [
-        match_brackets(fake([mark(w, e)], 400)[0], fake(entity_texts(w, e), 200), [x[2] for x in e], lang="de", compat=True)
-        for w, e in zip(SENTS, ENTS)
-    ]
+    single = []
+    for w, e in zip(SENTS, ENTS):
+        translation = fake([mark(w, e)], 400)[0]
+        ent_trs = fake(entity_texts(w, e), 200)
+        single.append(match_brackets(translation, ent_trs, [x[2] for x in e], lang="de", compat=True))
     assert single == whole
 
 
@@ -312,4 +319,7 @@ def test_bad_translate_output():
     with pytest.raises(PipelineError, match=r"\[E603\] translate returned 0 texts for 1 marked sentences"):
         back_translate_batch([["a"]], [[]], lambda texts, n: [], lang="de")
     with pytest.raises(PipelineError, match=r"\[E603\].*entity texts"):
-        back_translate_batch([["a"]], [[(0, 1, "PER")]], lambda texts, n: [None] * len(texts) if n == 200 else texts, lang="de")
+        def bad_entities(texts, n):
+            return [None] * len(texts) if n == ENTITY_MAX_LENGTH else texts
+
+        back_translate_batch([["a"]], [[(0, 1, "PER")]], bad_entities, lang="de")
