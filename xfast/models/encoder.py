@@ -251,9 +251,12 @@ class _OnnxBackend:
             if unknown:
                 raise ParameterError(msg("E201", name="providers", options=available, value=unknown))
         self.session = ort.InferenceSession(str(path), so, providers=list(providers))
+        # layer 0 (embeddings only) never reads the mask, and the exporter drops unused inputs
+        self._mask = "attention_mask" in {i.name for i in self.session.get_inputs()}
 
     def __call__(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        return self.session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
+        feed = {"input_ids": ids, "attention_mask": mask} if self._mask else {"input_ids": ids}
+        return self.session.run(None, feed)[0]
 
 
 class _TorchBackend:

@@ -89,8 +89,8 @@ def is_offline() -> bool:
 
 def _export_hint(hf_id: str) -> str:
     return (
-        f"it is not in the local Hugging Face cache and xfast does not download at run time "
-        f"while offline (HF_HUB_OFFLINE is set). On a machine with access run "
+        f"{hf_id} is not in the local Hugging Face cache and xfast is offline (HF_HUB_OFFLINE "
+        f"is set), so nothing is downloaded. On a machine with access run "
         f"`huggingface-cli download {hf_id} --local-dir DIR`, then pass DIR as the model or "
         f"export it once with `xfast models export DIR --out OUT`"
     )
