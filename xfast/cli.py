@@ -78,11 +78,16 @@ def _models(args: argparse.Namespace) -> int:
     return commands.cmd_export(args.src, args.kind, args.layer, args.out, args.quantize)
 
 
+# subcommand -> module of xfast.pipelines that owns it (add_arguments + main)
+_MODULES = {"project": "parallel", "translate-test": "translate_test",
+            "translate-train": "translate_train", "model-transfer": "model_transfer"}
+
+
 def _pipeline(name: str):
     def run(args: argparse.Namespace) -> int:
         from importlib import import_module
 
-        mod = import_module(f"xfast.pipelines.{name.replace('-', '_')}")
+        mod = import_module(f"xfast.pipelines.{_MODULES[name]}")
         return mod.main(args)
 
     return run
@@ -135,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
         try:
             from importlib import import_module
 
-            import_module(f"xfast.pipelines.{name.replace('-', '_')}").add_arguments(sp)
+            import_module(f"xfast.pipelines.{_MODULES[name]}").add_arguments(sp)
         except ImportError:
             sp.description = f"{helptext} (not available in this build)"
         sp.set_defaults(func=_pipeline(name))

@@ -7,22 +7,44 @@ from pathlib import Path
 
 from xfast.errors import DataError, msg
 from xfast.io.conll import Sentence, read_conll, read_text
+from xfast.io.files import lines
 from xfast.io.jsonl import read_jsonl
 
 __all__ = ["read_any", "read_parallel"]
 
 
 def read_any(path: str | Path, *, labels: bool | None = None) -> Iterator[Sentence]:
-    """Stream sentences of ``path`` by its form: ``.jsonl``, ``.txt``/``.tok`` plain text, else CoNLL.
+    """Stream sentences of ``path`` by its form.
 
-    ``labels=None`` means: labels where the form has them (CoNLL and JSONL), none for plain text.
+    ``.jsonl``: JSON Lines. ``.tok``: plain tokenized text, one sentence per line. ``.txt``:
+    CoNLL when its first lines end in labels (MasakhaNER ships CoNLL as ``.txt``), else plain
+    text. Anything else: CoNLL. ``labels=None`` means labels where the form has them;
+    ``labels=True`` requires them.
     """
     suffix = Path(path).suffix.lower()
     if suffix == ".jsonl":
         return read_jsonl(path, labels=labels is not False)
-    if suffix in (".tok", ".text") or (suffix == ".txt" and labels is False):
+    if suffix in (".tok", ".text") or (suffix == ".txt" and not _looks_like_conll(path)):
+        if labels:
+            raise DataError(path, None, msg("E102", line="(plain text: one sentence per line)"))
         return read_text(path)
     return read_conll(path, labels=labels is not False)
+
+
+def _looks_like_conll(path: str | Path, lines_to_check: int = 20) -> bool:
+    """True when the first non-blank lines all have two or more columns ending in a label."""
+    seen = 0
+    for _, text in lines(path):
+        if not text.strip() or text.startswith("-DOCSTART-"):
+            continue
+        cols = text.split("\t") if "\t" in text else text.split()
+        last = cols[-1].strip()
+        if len(cols) < 2 or not (last == "O" or (len(last) > 2 and last[0] in "BI" and last[1] == "-")):
+            return False
+        seen += 1
+        if seen == lines_to_check:
+            break
+    return seen > 0
 
 
 def read_parallel(paths: Sequence[str | Path], *,

@@ -1,0 +1,207 @@
+"""What every pipeline shares: projection methods over a batch, label-set mapping, the run
+report (QA counts, timings) and the manifest.
+
+A pipeline is a short loop over chunks of sentences; each stage is a function from a batch to a
+batch, and every failure is counted here under a reason, never dropped silently.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+from xfast import __version__
+from xfast.errors import XfastError, check_choice
+from xfast.io.files import atomic_open
+
+__all__ = ["PROJECTION_METHODS", "ProjectionConfig", "RunReport", "project_batch", "map_label_set",
+           "file_sha256", "write_json", "chunks", "versions"]
+
+PROJECTION_METHODS = ("heuristic", "ngram-greedy", "ngram-bipartite", "ner-greedy", "ner-bipartite")
+
+Entity = tuple[int, int, str]
+
+
+@dataclass
+class ProjectionConfig:
+    """Projection settings with SPEC §3/§4 defaults."""
+
+    length_ratio: float = 0.8
+    merge_distance: int = 1
+    min_words: int = 1
+    max_words: int = 0
+    stop_words: tuple[str, ...] = ("!", "?")
+    sub_spans: bool = False
+    compat: bool = False
+
+
+@dataclass
+class RunReport:
+    """QA counts and stage timings of one run; every stage appends to it."""
+
+    sentences_in: int = 0
+    sentences_out: int = 0
+    failed: list[dict] = field(default_factory=list)
+    entities: dict = field(default_factory=lambda: defaultdict(Counter))
+    projection: dict = field(default_factory=lambda: defaultdict(Counter))
+    encoder: dict = field(default_factory=dict)
+    timings: dict = field(default_factory=lambda: defaultdict(float))
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        """Add the wall time of the ``with`` block to ``timings[name]``."""
+        t = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[name] += time.perf_counter() - t
+
+    def fail(self, where: str, index: int, reason: str) -> None:
+        """Count one failed sentence with its reason."""
+        self.failed.append({"where": where, "sentence": index, "reason": reason})
+
+    def summary(self) -> dict:
+        """A JSON-ready summary: sentences in/out/failed, per-label entity counts, reasons."""
+        reasons = Counter(f["reason"].split(":")[0] for f in self.failed)
+        return {
+            "sentences": {"in": self.sentences_in, "out": self.sentences_out,
+                          "failed": len(self.failed), "failed_by_reason": dict(reasons)},
+            "failures": self.failed[:1000],
+            "entities": {k: dict(v) for k, v in self.entities.items()},
+            "projection": {k: dict(v) for k, v in self.projection.items()},
+            "encoder": self.encoder,
+            "timings_s": {k: round(v, 3) for k, v in self.timings.items()},
+        }
+
+
+def chunks(items: Iterable, size: int) -> Iterator[list]:
+    """Consecutive lists of ``size`` items (the last may be shorter)."""
+    buf = []
+    for x in items:
+        buf.append(x)
+        if len(buf) == size:
+            yield buf
+            buf = []
+    if buf:
+        yield buf
+
+
+def map_label_set(labels: list[list[str]], keep: set[str] | None) -> list[list[str]]:
+    """Labels whose type is outside ``keep`` become ``O`` (SPEC §7); ``None`` keeps all."""
+    if keep is None:
+        return labels
+    return [[lab if lab == "O" or lab[2:] in keep else "O" for lab in s] for s in labels]
+
+
+def _count_entities(report: RunReport, key: str, entities: Sequence[Sequence[Entity]],
+                    labels: Sequence[Sequence[str]]) -> None:
+    src = report.entities[key]
+    for ents, labs in zip(entities, labels):
+        for _, _, t in ents:
+            src[f"{t}:in"] += 1
+        for lab in labs:
+            if lab.startswith("B-"):
+                src[f"{lab[2:]}:out"] += 1
+
+
+def project_batch(method: str, entities: Sequence[Sequence[Entity]], alignments: Sequence[np.ndarray],
+                  receiving: Sequence[Sequence[str]], cfg: ProjectionConfig, report: RunReport, *,
+                  key: str, candidates: Sequence[Sequence[tuple[int, int]]] | None = None,
+                  offset: int = 0) -> list[list[str]]:
+    """Project one batch with ``method``; failures fall back to per-sentence runs and are counted.
+
+    ``key`` names the run in the report (e.g. ``"de/heuristic"``); ``offset`` is the batch's
+    first sentence index, so failures name corpus positions.
+    """
+    check_choice("method", method, PROJECTION_METHODS)
+    from xfast import project as P
+
+    n_rec = [len(w) for w in receiving]
+
+    def run(idx: Sequence[int]):
+        ents = [entities[i] for i in idx]
+        alns = [alignments[i] for i in idx]
+        nr = [n_rec[i] for i in idx]
+        if method == "heuristic":
+            return P.heuristic_batch(ents, alns, nr, length_ratio=cfg.length_ratio,
+                                     merge_distance=cfg.merge_distance, compat=cfg.compat,
+                                     return_stats=True)
+        kind, matching = method.split("-")
+        if kind == "ngram":
+            cands = P.ngram_candidates_batch([receiving[i] for i in idx], min_words=cfg.min_words,
+                                             max_words=cfg.max_words, stop_words=cfg.stop_words)
+            cands = [cands[k] for k in range(len(idx))]
+        else:
+            if candidates is None:
+                raise XfastError(f"method {method!r} needs NER candidates for the receiving side")
+            cands = [P.ner_candidates(candidates[i], sub_spans=cfg.sub_spans) for i in idx]
+        return P.match_batch(ents, cands, alns, nr, method=matching, compat=cfg.compat,
+                             return_stats=True)
+
+    everything = list(range(len(receiving)))
+    try:
+        labels, stats = run(everything)
+        _add_stats(report, key, stats)
+    except XfastError:
+        labels = []
+        for i in everything:
+            try:
+                lab, stats = run([i])
+                labels.extend(lab)
+                _add_stats(report, key, stats)
+            except XfastError as err:
+                report.fail(key, offset + i, f"projection: {err}")
+                labels.append(["O"] * n_rec[i])
+    _count_entities(report, key, entities, labels)
+    return labels
+
+
+def _add_stats(report: RunReport, key: str, stats) -> None:
+    report.projection[key].update({k: v for k, v in stats.as_dict().items() if v})
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 of a file's bytes, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def versions() -> dict[str, str]:
+    """Versions of xfast, Python and the packages that decide results."""
+    out = {"xfast": __version__, "python": platform.python_version()}
+    for pkg in ("numpy", "scipy", "onnxruntime", "ctranslate2", "tokenizers", "transformers", "torch"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def write_json(path: str | Path, obj: object) -> None:
+    """Write ``obj`` as indented JSON, atomically."""
+    with atomic_open(path) as fh:
+        json.dump(obj, fh, indent=1, default=_jsonable)
+        fh.write("\n")
+
+
+def _jsonable(obj: object):
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, (np.integer, np.floating)):
+        return obj.item()
+    if hasattr(obj, "__dataclass_fields__"):
+        return asdict(obj)
+    raise TypeError(f"not JSON serializable: {type(obj).__name__}")
