@@ -210,6 +210,7 @@ class Translator:
         self.model_dir = _locate(model, backend)
         self._tok = _tokenizer(self.model_dir)
         self._eos = self._tok.token_to_id("</s>")
+        self._unk = self._tok.token_to_id("<unk>")
         if backend == "ct2":
             self._decode_batch = self._ct2_runner(threads)
         else:
@@ -249,7 +250,7 @@ class Translator:
             out = []
             for r in results:
                 toks = r.hypotheses[0][1:]  # drop the target code
-                out.append([self._tok.token_to_id(t) for t in toks])
+                out.append([self._id(t) for t in toks])
             return out
 
         return run
@@ -287,6 +288,12 @@ class Translator:
             return out
 
         return run
+
+    def _id(self, token: str) -> int:
+        """Vocabulary id of a CTranslate2 output token (padding words a converter added
+        beyond the tokenizer's vocabulary map to ``<unk>``)."""
+        i = self._tok.token_to_id(token)
+        return self._unk if i is None else i
 
     # -- public
 
