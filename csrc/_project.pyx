@@ -23,9 +23,8 @@ cdef inline i64 _min(i64 a, i64 b) noexcept nogil:
     return a if a < b else b
 
 
-def heuristic_kernel(const i64[::1] ent_off, const i64[::1] ent_start, const i64[::1] ent_end,
-                     const i64[::1] ent_label, const i64[::1] aln_off, const i64[::1] aln_lab,
-                     const i64[::1] aln_rec, const i64[::1] n_lab, const i64[::1] n_rec,
+def heuristic_kernel(const i64[::1] ent_off, const i64[:, ::1] ent, const i64[::1] ent_label,
+                     const i64[::1] aln_off, const i64[:, ::1] aln, const i64[::1] n_lab, const i64[::1] n_rec,
                      const i64[::1] lab_off, double length_ratio, i64 merge_distance,
                      bint compat, i64[::1] out, i64[::1] stats):
     """SPEC §3 over a batch; writes codes into ``out[lab_off[s]:lab_off[s+1]]``."""
@@ -33,8 +32,8 @@ def heuristic_kernel(const i64[::1] ent_off, const i64[::1] ent_start, const i64
     cdef i64 max_lab = 0, max_pairs = 1, s, p
     for s in range(S):
         max_pairs = _max(max_pairs, aln_off[s + 1] - aln_off[s] + 1)
-    for p in range(aln_lab.shape[0]):
-        max_lab = _max(max_lab, aln_lab[p])
+    for p in range(aln.shape[0]):
+        max_lab = _max(max_lab, aln[p, 0])
     cdef i64[::1] ptr = np.zeros(max_lab + 3, dtype=np.int64)
     cdef i64[::1] recs = np.zeros(max_pairs, dtype=np.int64)
     cdef i64[::1] cs = np.zeros(max_pairs, dtype=np.int64)
@@ -51,29 +50,29 @@ def heuristic_kernel(const i64[::1] ent_off, const i64[::1] ent_start, const i64
             # receiving indices grouped by labeled index, alignment order kept (counting sort)
             maxl = -1
             for p in range(aln_off[s], aln_off[s + 1]):
-                i = aln_lab[p]
+                i = aln[p, 0]
                 if i >= 0 and (nl < 0 or i < nl):
                     maxl = _max(maxl, i)
             for i in range(maxl + 3):
                 ptr[i] = 0
             for p in range(aln_off[s], aln_off[s + 1]):
-                i = aln_lab[p]
+                i = aln[p, 0]
                 if i >= 0 and (nl < 0 or i < nl):
                     ptr[i + 2] += 1
             for i in range(2, maxl + 3):
                 ptr[i] += ptr[i - 1]
             for p in range(aln_off[s], aln_off[s + 1]):
-                i = aln_lab[p]
+                i = aln[p, 0]
                 if i >= 0 and (nl < 0 or i < nl):
-                    recs[ptr[i + 1]] = aln_rec[p]
+                    recs[ptr[i + 1]] = aln[p, 1]
                     ptr[i + 1] += 1
             for k in range(7):
                 local[k] = 0
             local[0] = ent_off[s + 1] - ent_off[s]
             failed = False
             for e in range(ent_off[s], ent_off[s + 1]):
-                a = ent_start[e]
-                b = ent_end[e]
+                a = ent[e, 0]
+                b = ent[e, 1]
                 code = ent_label[e]
                 if b <= a or a < 0 or (nl >= 0 and b > nl):
                     failed = True
@@ -161,86 +160,79 @@ def heuristic_kernel(const i64[::1] ent_off, const i64[::1] ent_start, const i64
                     stats[k] += local[k]
 
 
-cdef i64 _window(i64 s, const i64[::1] ent_off, const i64[::1] cand_off,
-                 const i64[::1] cand_start, const i64[::1] cand_end, const i64[::1] aln_off,
-                 const i64[::1] aln_rec, i64 n, i64* lo) noexcept nogil:
+cdef i64 _window(i64 s, const i64[::1] cand_off, const i64[:, ::1] cand,
+                 const i64[::1] aln_off, const i64[:, ::1] aln, i64 n, i64* lo) noexcept nogil:
     """Receiving coordinate window [lo, lo+width) holding every candidate and pair index."""
     cdef i64 low = 0, high = n, c, p
     for c in range(cand_off[s], cand_off[s + 1]):
-        low = _min(low, cand_start[c])
-        high = _max(high, cand_end[c])
+        low = _min(low, cand[c, 0])
+        high = _max(high, cand[c, 1])
     for p in range(aln_off[s], aln_off[s + 1]):
-        low = _min(low, aln_rec[p])
-        high = _max(high, aln_rec[p] + 1)
+        low = _min(low, aln[p, 1])
+        high = _max(high, aln[p, 1] + 1)
     lo[0] = low
     return high - low
 
 
-cdef void _scores(i64 s, const i64[::1] ent_off, const i64[::1] ent_start,
-                  const i64[::1] ent_end, const i64[::1] cand_off, const i64[::1] cand_start,
-                  const i64[::1] cand_end, const i64[::1] aln_off, const i64[::1] aln_lab,
-                  const i64[::1] aln_rec, i64 lo, i64 width, i64[::1] prefix,
+cdef void _scores(i64 s, const i64[::1] ent_off, const i64[:, ::1] ent,
+                  const i64[::1] cand_off, const i64[:, ::1] cand, const i64[::1] aln_off,
+                  const i64[:, ::1] aln, i64 lo, i64 width, i64[::1] prefix,
                   double* out) noexcept nogil:
     """Scores of sentence s, row-major (entities x candidates), from per-entity prefix sums."""
     cdef i64 e, c, p, j, a, b, kk, nc = cand_off[s + 1] - cand_off[s]
     cdef i64 row = 0
     for e in range(ent_off[s], ent_off[s + 1]):
-        a = ent_start[e]
-        b = ent_end[e]
+        a = ent[e, 0]
+        b = ent[e, 1]
         for j in range(width + 1):
             prefix[j] = 0
         for p in range(aln_off[s], aln_off[s + 1]):
-            if a <= aln_lab[p] < b:
-                prefix[aln_rec[p] - lo + 1] += 1
+            if a <= aln[p, 0] < b:
+                prefix[aln[p, 1] - lo + 1] += 1
         for j in range(1, width + 1):
             prefix[j] += prefix[j - 1]
         for c in range(cand_off[s], cand_off[s + 1]):
             kk = 0
-            if cand_end[c] > cand_start[c]:
-                kk = prefix[cand_end[c] - lo] - prefix[cand_start[c] - lo]
+            if cand[c, 1] > cand[c, 0]:
+                kk = prefix[cand[c, 1] - lo] - prefix[cand[c, 0] - lo]
             if kk > 0:
                 out[row + c - cand_off[s]] = 2.0 * <double>kk / <double>(
-                    (b - a) + (cand_end[c] - cand_start[c]))
+                    (b - a) + (cand[c, 1] - cand[c, 0]))
             else:
                 out[row + c - cand_off[s]] = 0.0
         row += nc
 
 
-cdef i64 _max_width(const i64[::1] ent_off, const i64[::1] cand_off,
-                    const i64[::1] cand_start, const i64[::1] cand_end,
-                    const i64[::1] aln_off, const i64[::1] aln_rec,
+cdef i64 _max_width(const i64[::1] cand_off, const i64[:, ::1] cand,
+                    const i64[::1] aln_off, const i64[:, ::1] aln,
                     const i64[::1] n_rec) noexcept nogil:
     cdef i64 s, lo, wmax = 0
     for s in range(n_rec.shape[0]):
-        wmax = _max(wmax, _window(s, ent_off, cand_off, cand_start, cand_end, aln_off, aln_rec,
-                                  n_rec[s], &lo))
+        wmax = _max(wmax, _window(s, cand_off, cand, aln_off, aln, n_rec[s], &lo))
     return wmax
 
 
-def scores_kernel(const i64[::1] ent_off, const i64[::1] ent_start, const i64[::1] ent_end,
-                  const i64[::1] cand_off, const i64[::1] cand_start, const i64[::1] cand_end,
-                  const i64[::1] aln_off, const i64[::1] aln_lab, const i64[::1] aln_rec,
+def scores_kernel(const i64[::1] ent_off, const i64[:, ::1] ent, const i64[::1] cand_off,
+                  const i64[:, ::1] cand, const i64[::1] aln_off, const i64[:, ::1] aln,
                   const i64[::1] score_off, double[::1] scores):
     """SPEC §4 scores: ``scores[score_off[s]:]`` holds sentence s's (E, C) matrix row-major."""
     cdef Py_ssize_t S = ent_off.shape[0] - 1
     cdef i64[::1] zeros = np.zeros(S, dtype=np.int64)
-    cdef i64 wmax = _max_width(ent_off, cand_off, cand_start, cand_end, aln_off, aln_rec, zeros)
+    cdef i64 wmax = _max_width(cand_off, cand, aln_off, aln, zeros)
     cdef i64[::1] prefix = np.zeros(wmax + 1, dtype=np.int64)
     cdef i64 s, lo, width
     if scores.shape[0] == 0:
         return
     with nogil:
         for s in range(S):
-            width = _window(s, ent_off, cand_off, cand_start, cand_end, aln_off, aln_rec, 0,
-                            &lo)
-            _scores(s, ent_off, ent_start, ent_end, cand_off, cand_start, cand_end, aln_off,
-                    aln_lab, aln_rec, lo, width, prefix, &scores[score_off[s]])
+            width = _window(s, cand_off, cand, aln_off, aln, 0, &lo)
+            _scores(s, ent_off, ent, cand_off, cand, aln_off, aln, lo, width, prefix,
+                    &scores[score_off[s]])
 
 
-def greedy_kernel(const i64[::1] ent_off, const i64[::1] ent_start, const i64[::1] ent_end,
-                  const i64[::1] ent_label, const i64[::1] cand_off,
-                  const i64[::1] cand_start, const i64[::1] cand_end, const i64[::1] aln_off,
-                  const i64[::1] aln_lab, const i64[::1] aln_rec, const i64[::1] n_rec,
+def greedy_kernel(const i64[::1] ent_off, const i64[:, ::1] ent, const i64[::1] ent_label,
+                  const i64[::1] cand_off, const i64[:, ::1] cand, const i64[::1] aln_off,
+                  const i64[:, ::1] aln, const i64[::1] n_rec,
                   const i64[::1] lab_off, bint compat, i64[::1] out, i64[::1] stats):
     """SPEC §4 greedy matching over a batch; writes codes in selection order."""
     cdef Py_ssize_t S = n_rec.shape[0]
@@ -249,7 +241,7 @@ def greedy_kernel(const i64[::1] ent_off, const i64[::1] ent_start, const i64[::
         max_e = _max(max_e, ent_off[s + 1] - ent_off[s])
         max_c = _max(max_c, cand_off[s + 1] - cand_off[s])
         max_ec = _max(max_ec, (ent_off[s + 1] - ent_off[s]) * (cand_off[s + 1] - cand_off[s]))
-    cdef i64 wmax = _max_width(ent_off, cand_off, cand_start, cand_end, aln_off, aln_rec, n_rec)
+    cdef i64 wmax = _max_width(cand_off, cand, aln_off, aln, n_rec)
     cdef i64[::1] prefix = np.zeros(wmax + 1, dtype=np.int64)
     cdef double[::1] sc = np.zeros(max_ec, dtype=np.float64)
     cdef uint8_t[::1] row_alive = np.zeros(max_e, dtype=np.uint8)
@@ -271,10 +263,9 @@ def greedy_kernel(const i64[::1] ent_off, const i64[::1] ent_start, const i64[::
             stats[1] += nc
             npick = 0
             if ne > 0 and nc > 0:
-                width = _window(s, ent_off, cand_off, cand_start, cand_end, aln_off, aln_rec,
-                                n, &lo)
-                _scores(s, ent_off, ent_start, ent_end, cand_off, cand_start, cand_end,
-                        aln_off, aln_lab, aln_rec, lo, width, prefix, &sc[0])
+                width = _window(s, cand_off, cand, aln_off, aln, n, &lo)
+                _scores(s, ent_off, ent, cand_off, cand, aln_off, aln, lo, width, prefix,
+                        &sc[0])
                 for e in range(ne):
                     row_alive[e] = 1
                 for c in range(nc):
@@ -301,17 +292,17 @@ def greedy_kernel(const i64[::1] ent_off, const i64[::1] ent_start, const i64[::
                     npick += 1
                     row_alive[be] = 0
                     col_alive[bc] = 0
-                    bs = cand_start[c0 + bc]
-                    bu = cand_end[c0 + bc]
+                    bs = cand[c0 + bc, 0]
+                    bu = cand[c0 + bc, 1]
                     for c in range(nc):
-                        if _max(bs, cand_start[c0 + c]) < _min(bu, cand_end[c0 + c]):
+                        if _max(bs, cand[c0 + c, 0]) < _min(bu, cand[c0 + c, 1]):
                             col_alive[c] = 0
             matched = 0
             failed = False
             for q in range(npick):
                 code = ent_label[e0 + pick_e[q]]
-                bs = cand_start[c0 + pick_c[q]]
-                for w in range(bs, cand_end[c0 + pick_c[q]]):
+                bs = cand[c0 + pick_c[q], 0]
+                for w in range(bs, cand[c0 + pick_c[q], 1]):
                     if w < 0 or w >= n:
                         failed = True
                         break
@@ -346,8 +337,7 @@ def ngram_count_kernel(const uint8_t[::1] stop, const i64[::1] word_off, i64 min
 
 
 def ngram_fill_kernel(const uint8_t[::1] stop, const i64[::1] word_off, i64 min_words,
-                      i64 max_words, const i64[::1] cand_off, i64[::1] cand_start,
-                      i64[::1] cand_end):
+                      i64 max_words, const i64[::1] cand_off, i64[:, ::1] cand):
     """Write the n-gram candidates, ordered by start then end, at ``cand_off[s]``."""
     cdef Py_ssize_t S = word_off.shape[0] - 1
     cdef i64 s, w0, n, mx, k, nxt, st, en, hi
@@ -363,6 +353,41 @@ def ngram_fill_kernel(const uint8_t[::1] stop, const i64[::1] word_off, i64 min_
                     nxt += 1
                 hi = _min(_min(st + mx, nxt), n)
                 for en in range(st + min_words, hi + 1):
-                    cand_start[k] = st
-                    cand_end[k] = en
+                    cand[k, 0] = st
+                    cand[k, 1] = en
                     k += 1
+
+
+def first_bad_span(const i64[::1] off, const i64[:, ::1] spans, const i64[::1] limit):
+    """Flat index of the first span not in ``0 <= start < end <= limit[s]`` (limit < 0: no
+    upper bound), or -1."""
+    cdef Py_ssize_t S = off.shape[0] - 1
+    cdef i64 s, k, r = -1
+    with nogil:
+        for s in range(S):
+            for k in range(off[s], off[s + 1]):
+                if spans[k, 0] < 0 or spans[k, 1] <= spans[k, 0] or (
+                        limit[s] >= 0 and spans[k, 1] > limit[s]):
+                    r = k
+                    break
+            if r >= 0:
+                break
+    return r
+
+
+def first_bad_pair(const i64[::1] off, const i64[:, ::1] pairs, const i64[::1] n_lab,
+                   const i64[::1] n_rec):
+    """Flat index of the first pair not in ``[0, n_lab[s]) x [0, n_rec[s])`` (n_lab < 0: no
+    upper bound), or -1."""
+    cdef Py_ssize_t S = off.shape[0] - 1
+    cdef i64 s, k, r = -1
+    with nogil:
+        for s in range(S):
+            for k in range(off[s], off[s + 1]):
+                if pairs[k, 0] < 0 or pairs[k, 1] < 0 or pairs[k, 1] >= n_rec[s] or (
+                        n_lab[s] >= 0 and pairs[k, 0] >= n_lab[s]):
+                    r = k
+                    break
+            if r >= 0:
+                break
+    return r

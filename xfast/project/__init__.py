@@ -133,13 +133,25 @@ def _offsets(counts: Sequence[int]) -> np.ndarray:
 
 def _pairs(alignments: Sequence[object], what: str = "alignment") -> tuple[np.ndarray, np.ndarray]:
     """Flatten per-sentence pair lists or (k, 2) arrays to (offsets, (P, 2) int64)."""
+    lists = [a if isinstance(a, (list, tuple, np.ndarray)) else list(a) for a in alignments]
+    if not any(isinstance(a, np.ndarray) for a in lists):
+        # fast path: one flat pass over Python pairs, checked by total length
+        counts = [len(a) for a in lists]
+        total = sum(counts)
+        items = list(chain.from_iterable(lists))
+        try:
+            ok = sum(map(len, items)) == 2 * total
+        except TypeError:
+            ok = False
+        if ok:
+            flat = np.fromiter(chain.from_iterable(items), dtype=np.int64, count=2 * total)
+            return _offsets(counts), flat.reshape(-1, 2)
     parts = []
-    for s, a in enumerate(alignments):
-        if not isinstance(a, np.ndarray):
-            a = list(a)
-            if any(len(p) != 2 for p in a):
-                raise DataError(None, None, msg("E303", index=s, problem=(
-                    f"{what} must hold (labeled, receiving) pairs")))
+    for s, a in enumerate(lists):
+        if not isinstance(a, np.ndarray) and any(
+                not hasattr(p, "__len__") or len(p) != 2 for p in a):
+            raise DataError(None, None, msg("E303", index=s, problem=(
+                f"{what} must hold (labeled, receiving) pairs")))
         arr = np.asarray(a, dtype=np.int64)
         if arr.size == 0:
             arr = arr.reshape(0, 2)
@@ -154,22 +166,28 @@ def _pairs(alignments: Sequence[object], what: str = "alignment") -> tuple[np.nd
 
 def _entities(entities_list: Sequence[Sequence[object]], vocab: dict[str, int]):
     """Flatten entity tuples to (offsets, (E, 2) int64 spans, int64 label ids)."""
-    counts = []
-    spans = []
-    ids = []
-    for s, ents in enumerate(entities_list):
-        ents = list(ents)
-        counts.append(len(ents))
-        for e in ents:
-            try:
-                a, b, label = e
-                spans.append((int(a), int(b)))
-            except (TypeError, ValueError):
-                raise DataError(None, None, msg("E303", index=s, problem=(
-                    f"entity {e!r} is not a (start, end, label) tuple"))) from None
-            ids.append(vocab.setdefault(label, len(vocab)))
-    spans_arr = np.array(spans, dtype=np.int64).reshape(-1, 2)
-    return _offsets(counts), spans_arr, np.array(ids, dtype=np.int64)
+    lists = [e if isinstance(e, (list, tuple)) else list(e) for e in entities_list]
+    counts = [len(e) for e in lists]
+    flat = list(chain.from_iterable(lists))
+    try:
+        ok = sum(map(len, flat)) == 3 * len(flat)
+    except TypeError:
+        ok = False
+    if not ok:
+        for s, ents in enumerate(lists):
+            for e in ents:
+                if not hasattr(e, "__len__") or len(e) != 3:
+                    raise DataError(None, None, msg("E303", index=s, problem=(
+                        f"entity {e!r} is not a (start, end, label) tuple")))
+    if not flat:
+        return _offsets(counts), np.zeros((0, 2), dtype=np.int64), np.zeros(0, dtype=np.int64)
+    starts, ends, labels = zip(*flat)
+    spans = np.empty((len(flat), 2), dtype=np.int64)
+    spans[:, 0] = starts
+    spans[:, 1] = ends
+    ids = np.fromiter((vocab.setdefault(lab, len(vocab)) for lab in labels), dtype=np.int64,
+                      count=len(flat))
+    return _offsets(counts), spans, ids
 
 
 def _label_ids(labels: Iterable[str]) -> dict[str, int]:
@@ -190,10 +208,8 @@ def decode_labels(codes: np.ndarray, label_offsets: np.ndarray,
     return [flat[off[i] : off[i + 1]] for i in range(len(off) - 1)]
 
 
-def _sentence_of(offsets: np.ndarray, bad: np.ndarray) -> tuple[int, int]:
-    """First flagged item: (sentence index, item index within the flat array)."""
-    k = int(np.flatnonzero(bad)[0])
-    return int(np.searchsorted(offsets, k, side="right") - 1), k
+def _sentence_of(offsets: np.ndarray, k: int) -> int:
+    return int(np.searchsorted(offsets, k, side="right") - 1)
 
 
 def _fail(index: int, problem: str) -> DataError:
@@ -201,25 +217,19 @@ def _fail(index: int, problem: str) -> DataError:
 
 
 def _check_entities(ent_off, ent, n_lab):
-    sent = np.repeat(np.arange(len(ent_off) - 1), np.diff(ent_off))
-    bad = (ent[:, 0] < 0) | (ent[:, 1] <= ent[:, 0])
-    if n_lab is not None:
-        bad |= (n_lab[sent] >= 0) & (ent[:, 1] > n_lab[sent])
-    if bad.any():
-        s, k = _sentence_of(ent_off, bad)
+    k = _K.first_bad_span(ent_off, ent, n_lab)
+    if k >= 0:
+        s = _sentence_of(ent_off, k)
         a, b = ent[k].tolist()
-        where = "" if n_lab is None or n_lab[s] < 0 else f" in a labeled sentence of {n_lab[s]} words"
+        where = "" if n_lab[s] < 0 else f" in a labeled sentence of {n_lab[s]} words"
         raise _fail(s, f"entity {k - ent_off[s]} [{a}, {b}) is not a non-empty span{where}; "
                        "pass compat=True to turn such sentences to all 'O' as the reference does")
 
 
 def _check_pairs(aln_off, pairs, n_lab, n_rec):
-    sent = np.repeat(np.arange(len(aln_off) - 1), np.diff(aln_off))
-    bad = (pairs[:, 0] < 0) | (pairs[:, 1] < 0) | (pairs[:, 1] >= n_rec[sent])
-    if n_lab is not None:
-        bad |= (n_lab[sent] >= 0) & (pairs[:, 0] >= n_lab[sent])
-    if bad.any():
-        s, k = _sentence_of(aln_off, bad)
+    k = _K.first_bad_pair(aln_off, pairs, n_lab, n_rec)
+    if k >= 0:
+        s = _sentence_of(aln_off, k)
         i, j = pairs[k].tolist()
         raise _fail(s, f"alignment pair ({i}, {j}) is outside the sentences "
                        f"(receiving side has {n_rec[s]} words); pass compat=True to ignore or "
@@ -227,10 +237,9 @@ def _check_pairs(aln_off, pairs, n_lab, n_rec):
 
 
 def _check_candidates(cand_off, cand, n_rec):
-    sent = np.repeat(np.arange(len(cand_off) - 1), np.diff(cand_off))
-    bad = (cand[:, 0] < 0) | (cand[:, 1] <= cand[:, 0]) | (cand[:, 1] > n_rec[sent])
-    if bad.any():
-        s, k = _sentence_of(cand_off, bad)
+    k = _K.first_bad_span(cand_off, cand, n_rec)
+    if k >= 0:
+        s = _sentence_of(cand_off, k)
         a, b = cand[k].tolist()
         raise _fail(s, f"candidate [{a}, {b}) is not a non-empty span of the {n_rec[s]} "
                        "receiving words")
@@ -247,6 +256,16 @@ def _counts(name: str, values: Sequence[object], n: int, allow_none: bool = Fals
         vals = [-1 if v is None else v for v in vals]
     out = np.array([_int(name, v, -1 if allow_none else 0) for v in vals], dtype=np.int64)
     return out
+
+
+def _n_labeled(n_labeled, n_rec):
+    """Validate receiving counts; labeled counts as an int64 array, -1 where unknown."""
+    if len(n_rec) and n_rec.min() < 0:
+        raise ParameterError(msg("E202", name="n_receiving", expected="counts >= 0",
+                                 value=int(n_rec.min())))
+    if n_labeled is None:
+        return np.full(len(n_rec), -1, dtype=np.int64)
+    return np.ascontiguousarray(n_labeled, dtype=np.int64)
 
 
 def _check_common(length: int, *lists: tuple[str, Sequence[object]]) -> None:
@@ -283,21 +302,15 @@ def heuristic_columnar(ent_offsets: np.ndarray, ent_spans: np.ndarray, ent_label
     aln_off = np.ascontiguousarray(aln_offsets, dtype=np.int64)
     pr = np.ascontiguousarray(pairs, dtype=np.int64).reshape(-1, 2)
     n_rec = np.ascontiguousarray(n_receiving, dtype=np.int64)
-    n_lab = None if n_labeled is None else np.ascontiguousarray(n_labeled, dtype=np.int64)
-    if (n_rec < 0).any():
-        raise ParameterError(msg("E202", name="n_receiving", expected="counts >= 0",
-                                 value=int(n_rec.min())))
+    n_lab = _n_labeled(n_labeled, n_rec)
     if not compat:
         _check_entities(ent_off, ent, n_lab)
         _check_pairs(aln_off, pr, n_lab, n_rec)
     lab_off = _offsets(n_rec)
     codes = np.zeros(int(lab_off[-1]), dtype=np.int64)
     stats = np.zeros(7, dtype=np.int64)
-    nl = n_lab if n_lab is not None else np.full(len(n_rec), -1, dtype=np.int64)
-    _K.heuristic_kernel(ent_off, np.ascontiguousarray(ent[:, 0]),
-                        np.ascontiguousarray(ent[:, 1]), labels, aln_off,
-                        np.ascontiguousarray(pr[:, 0]), np.ascontiguousarray(pr[:, 1]), nl,
-                        n_rec, lab_off, ratio, merge_distance, bool(compat), codes, stats)
+    _K.heuristic_kernel(ent_off, ent, labels, aln_off, pr, n_lab, n_rec, lab_off, ratio,
+                        merge_distance, bool(compat), codes, stats)
     return codes, lab_off, HeuristicStats(len(n_rec), *(int(x) for x in stats))
 
 
@@ -361,10 +374,9 @@ def _ngrams(mask: np.ndarray, word_off: np.ndarray, min_words: int, max_words: i
     ncand = np.zeros(len(word_off) - 1, dtype=np.int64)
     _K.ngram_count_kernel(mask, word_off, min_words, max_words, ncand)
     cand_off = _offsets(ncand)
-    starts = np.empty(int(cand_off[-1]), dtype=np.int64)
-    ends = np.empty_like(starts)
-    _K.ngram_fill_kernel(mask, word_off, min_words, max_words, cand_off, starts, ends)
-    return Spans(cand_off, np.stack([starts, ends], axis=1))
+    spans = np.empty((int(cand_off[-1]), 2), dtype=np.int64)
+    _K.ngram_fill_kernel(mask, word_off, min_words, max_words, cand_off, spans)
+    return Spans(cand_off, spans)
 
 
 def ngram_candidates(words: Sequence[str], *, min_words: int = 1, max_words: int = 0,
@@ -402,10 +414,7 @@ def _bipartite(ent_off, ent, ids, cand_off, cand, aln_off, pr, n_rec, lab_off, c
     nc = np.diff(cand_off)
     score_off = _offsets(ne * nc)
     scores = np.zeros(int(score_off[-1]), dtype=np.float64)
-    _K.scores_kernel(ent_off, np.ascontiguousarray(ent[:, 0]), np.ascontiguousarray(ent[:, 1]),
-                     cand_off, np.ascontiguousarray(cand[:, 0]),
-                     np.ascontiguousarray(cand[:, 1]), aln_off, np.ascontiguousarray(pr[:, 0]),
-                     np.ascontiguousarray(pr[:, 1]), score_off, scores)
+    _K.scores_kernel(ent_off, ent, cand_off, cand, aln_off, pr, score_off, scores)
     for s in range(len(n_rec)):
         E, C = int(ne[s]), int(nc[s])
         stats[0] += E
@@ -466,10 +475,7 @@ def match_columnar(ent_offsets: np.ndarray, ent_spans: np.ndarray, ent_labels: n
     aln_off = np.ascontiguousarray(aln_offsets, dtype=np.int64)
     pr = np.ascontiguousarray(pairs, dtype=np.int64).reshape(-1, 2)
     n_rec = np.ascontiguousarray(n_receiving, dtype=np.int64)
-    n_lab = None if n_labeled is None else np.ascontiguousarray(n_labeled, dtype=np.int64)
-    if (n_rec < 0).any():
-        raise ParameterError(msg("E202", name="n_receiving", expected="counts >= 0",
-                                 value=int(n_rec.min())))
+    n_lab = _n_labeled(n_labeled, n_rec)
     if not compat:
         _check_entities(ent_off, ent, n_lab)
         _check_candidates(cand_off, cand, n_rec)
@@ -478,12 +484,8 @@ def match_columnar(ent_offsets: np.ndarray, ent_spans: np.ndarray, ent_labels: n
     codes = np.zeros(int(lab_off[-1]), dtype=np.int64)
     stats = np.zeros(6, dtype=np.int64)
     if method == "greedy":
-        _K.greedy_kernel(ent_off, np.ascontiguousarray(ent[:, 0]),
-                         np.ascontiguousarray(ent[:, 1]), ids, cand_off,
-                         np.ascontiguousarray(cand[:, 0]), np.ascontiguousarray(cand[:, 1]),
-                         aln_off, np.ascontiguousarray(pr[:, 0]),
-                         np.ascontiguousarray(pr[:, 1]), n_rec, lab_off, bool(compat), codes,
-                         stats)
+        _K.greedy_kernel(ent_off, ent, ids, cand_off, cand, aln_off, pr, n_rec, lab_off,
+                         bool(compat), codes, stats)
     else:
         _bipartite(ent_off, ent, ids, cand_off, cand, aln_off, pr, n_rec, lab_off,
                    bool(compat), codes, stats)

@@ -22,11 +22,13 @@ __all__ = [
     "scores_kernel",
     "ngram_count_kernel",
     "ngram_fill_kernel",
+    "first_bad_span",
+    "first_bad_pair",
 ]
 
 
-def heuristic_kernel(ent_off, ent_start, ent_end, ent_label, aln_off, aln_lab, aln_rec,
-                     n_lab, n_rec, lab_off, length_ratio, merge_distance, compat, out, stats):
+def heuristic_kernel(ent_off, ent, ent_label, aln_off, aln, n_lab, n_rec, lab_off,
+                     length_ratio, merge_distance, compat, out, stats):
     """SPEC §3 over a batch; writes codes into ``out[lab_off[s]:lab_off[s+1]]``."""
     for s in range(len(n_rec)):
         n = int(n_rec[s])
@@ -34,15 +36,15 @@ def heuristic_kernel(ent_off, ent_start, ent_end, ent_label, aln_off, aln_lab, a
         nl = int(n_lab[s])
         by_lab: dict[int, list[int]] = {}
         for p in range(aln_off[s], aln_off[s + 1]):
-            i = int(aln_lab[p])
+            i = int(aln[p, 0])
             if i < 0 or (nl >= 0 and i >= nl):
                 continue  # compat only: default mode rejects these before
-            by_lab.setdefault(i, []).append(int(aln_rec[p]))
+            by_lab.setdefault(i, []).append(int(aln[p, 1]))
         local = [0] * 7
         local[0] = int(ent_off[s + 1] - ent_off[s])
         failed = False
         for e in range(ent_off[s], ent_off[s + 1]):
-            a, b, code = int(ent_start[e]), int(ent_end[e]), int(ent_label[e])
+            a, b, code = int(ent[e, 0]), int(ent[e, 1]), int(ent_label[e])
             if b <= a or a < 0 or (nl >= 0 and b > nl):
                 failed = True  # compat only
                 break
@@ -105,35 +107,32 @@ def heuristic_kernel(ent_off, ent_start, ent_end, ent_label, aln_off, aln_lab, a
                 stats[k] += local[k]
 
 
-def _scores(e0, e1, c0, c1, p0, p1, ent_start, ent_end, cand_start, cand_end, aln_lab,
-            aln_rec):
+def _scores(e0, e1, c0, c1, p0, p1, ent, cand, aln):
     """Dense float64 scores (entities x candidates) of one sentence, row-major list."""
     out = []
     for e in range(e0, e1):
-        a, b = int(ent_start[e]), int(ent_end[e])
-        recs = [int(aln_rec[p]) for p in range(p0, p1) if a <= aln_lab[p] < b]
+        a, b = int(ent[e, 0]), int(ent[e, 1])
+        recs = [int(aln[p, 1]) for p in range(p0, p1) if a <= aln[p, 0] < b]
         counts: dict[int, int] = {}
         for j in recs:
             counts[j] = counts.get(j, 0) + 1
         for c in range(c0, c1):
-            su, uu = int(cand_start[c]), int(cand_end[c])
+            su, uu = int(cand[c, 0]), int(cand[c, 1])
             k = sum(v for j, v in counts.items() if su <= j < uu)
             out.append(2.0 * k / ((b - a) + (uu - su)) if k > 0 else 0.0)
     return out
 
 
-def scores_kernel(ent_off, ent_start, ent_end, cand_off, cand_start, cand_end, aln_off,
-                  aln_lab, aln_rec, score_off, scores):
+def scores_kernel(ent_off, ent, cand_off, cand, aln_off, aln, score_off, scores):
     """SPEC §4 scores: ``scores[score_off[s]:]`` holds sentence s's (E, C) matrix row-major."""
     for s in range(len(ent_off) - 1):
         vals = _scores(ent_off[s], ent_off[s + 1], cand_off[s], cand_off[s + 1], aln_off[s],
-                       aln_off[s + 1], ent_start, ent_end, cand_start, cand_end, aln_lab,
-                       aln_rec)
+                       aln_off[s + 1], ent, cand, aln)
         scores[score_off[s]:score_off[s] + len(vals)] = vals
 
 
-def greedy_kernel(ent_off, ent_start, ent_end, ent_label, cand_off, cand_start, cand_end,
-                  aln_off, aln_lab, aln_rec, n_rec, lab_off, compat, out, stats):
+def greedy_kernel(ent_off, ent, ent_label, cand_off, cand, aln_off, aln, n_rec, lab_off, compat,
+                  out, stats):
     """SPEC §4 greedy matching over a batch; writes codes in selection order."""
     for s in range(len(n_rec)):
         e0, e1 = int(ent_off[s]), int(ent_off[s + 1])
@@ -142,8 +141,7 @@ def greedy_kernel(ent_off, ent_start, ent_end, ent_label, cand_off, cand_start, 
         n, o = int(n_rec[s]), int(lab_off[s])
         stats[0] += ne
         stats[1] += nc
-        sc = _scores(e0, e1, c0, c1, aln_off[s], aln_off[s + 1], ent_start, ent_end,
-                     cand_start, cand_end, aln_lab, aln_rec)
+        sc = _scores(e0, e1, c0, c1, aln_off[s], aln_off[s + 1], ent, cand, aln)
         row_alive = [True] * ne
         col_alive = [True] * nc
         picks = []
@@ -158,20 +156,21 @@ def greedy_kernel(ent_off, ent_start, ent_end, ent_label, cand_off, cand_start, 
                 break
             picks.append((be, bc))
             row_alive[be] = False
-            bs, bu = cand_start[c0 + bc], cand_end[c0 + bc]
+            bs, bu = cand[c0 + bc, 0], cand[c0 + bc, 1]
             col_alive[bc] = False
             for c in range(nc):
-                if max(bs, cand_start[c0 + c]) < min(bu, cand_end[c0 + c]):
+                if max(bs, cand[c0 + c, 0]) < min(bu, cand[c0 + c, 1]):
                     col_alive[c] = False
         matched = 0
         failed = False
         for e, c in picks:
             code = int(ent_label[e0 + e])
-            for w in range(int(cand_start[c0 + c]), int(cand_end[c0 + c])):
+            start, end = int(cand[c0 + c, 0]), int(cand[c0 + c, 1])
+            for w in range(start, end):
                 if w < 0 or w >= n:
                     failed = True  # compat only: the reference stops at its IndexError
                     break
-                out[o + w] = 2 * code + (1 if w == cand_start[c0 + c] else 2)
+                out[o + w] = 2 * code + (1 if w == start else 2)
             if failed:
                 break
             matched += 1
@@ -196,7 +195,7 @@ def ngram_count_kernel(stop, word_off, min_words, max_words, counts):
         counts[s] = total
 
 
-def ngram_fill_kernel(stop, word_off, min_words, max_words, cand_off, cand_start, cand_end):
+def ngram_fill_kernel(stop, word_off, min_words, max_words, cand_off, cand):
     """Write the n-gram candidates, ordered by start then end, at ``cand_off[s]``."""
     for s in range(len(word_off) - 1):
         w0, n = int(word_off[s]), int(word_off[s + 1] - word_off[s])
@@ -207,6 +206,28 @@ def ngram_fill_kernel(stop, word_off, min_words, max_words, cand_off, cand_start
         k = int(cand_off[s])
         for st in range(n):
             for en in range(st + min_words, min(st + mx, nxt[st], n) + 1):
-                cand_start[k] = st
-                cand_end[k] = en
+                cand[k, 0] = st
+                cand[k, 1] = en
                 k += 1
+
+
+def first_bad_span(off, spans, limit):
+    """Flat index of the first span not in ``0 <= start < end <= limit[s]`` (limit < 0: no
+    upper bound), or -1."""
+    for s in range(len(off) - 1):
+        for k in range(off[s], off[s + 1]):
+            a, b = spans[k, 0], spans[k, 1]
+            if a < 0 or b <= a or (limit[s] >= 0 and b > limit[s]):
+                return int(k)
+    return -1
+
+
+def first_bad_pair(off, pairs, n_lab, n_rec):
+    """Flat index of the first pair not in ``[0, n_lab[s]) x [0, n_rec[s])`` (n_lab < 0: no
+    upper bound), or -1."""
+    for s in range(len(off) - 1):
+        for k in range(off[s], off[s + 1]):
+            i, j = pairs[k, 0], pairs[k, 1]
+            if i < 0 or j < 0 or j >= n_rec[s] or (n_lab[s] >= 0 and i >= n_lab[s]):
+                return int(k)
+    return -1
