@@ -190,10 +190,6 @@ def _entities(entities_list: Sequence[Sequence[object]], vocab: dict[str, int]):
     return _offsets(counts), spans, ids
 
 
-def _label_ids(labels: Iterable[str]) -> dict[str, int]:
-    return {lab: i for i, lab in enumerate(labels)}
-
-
 def decode_labels(codes: np.ndarray, label_offsets: np.ndarray,
                   vocab: Sequence[str]) -> list[list[str]]:
     """Codes from a ``*_columnar`` call to IOB2 strings, one list per sentence.
