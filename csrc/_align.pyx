@@ -82,85 +82,170 @@ cdef int _cmp_i64(const void* a, const void* b) noexcept nogil:
     return (x > y) - (x < y)
 
 
+cdef extern from *:
+    """
+    /* The scans that touch every cell, written so that the compiler vectorises them:
+       branch-free selects and fixed-width lanes. GCC builds AVX-512 / AVX2 / baseline
+       clones and picks one at load time. No fused multiply-add is formed: each value is
+       one product, as SimAlign's numpy computes it. */
+    #include <stdint.h>
+    #include <float.h>
+    #include <math.h>
+    #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+    #define XF_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+    #else
+    #define XF_CLONES
+    #endif
+    #include <string.h>
+
+    /* 32-byte vectors of values and of same-width ints (GCC/Clang vector extensions) */
+    typedef float xf_vf __attribute__((vector_size(32)));
+    typedef int32_t xf_vfi __attribute__((vector_size(32)));
+    typedef double xf_vd __attribute__((vector_size(32)));
+    typedef int64_t xf_vdi __attribute__((vector_size(32)));
+
+    /* Row argmax keeps, per lane, the first maximum (strict >) and merges the lanes by
+       value, then lowest index: the first index of the maximum, as numpy's argmax. The
+       column update keeps each column's first maximum the same way. */
+    #define XF_DEFINE(SUF, T, IT, VT, VI, EXPO)                                         \
+    static inline int32_t xf_rowarg_##SUF(const T* r, Py_ssize_t n) {                   \
+        const Py_ssize_t W = (Py_ssize_t)(sizeof(VT) / sizeof(T));                      \
+        Py_ssize_t j, l;                                                                \
+        T best = r[0];                                                                  \
+        IT arg = 0;                                                                     \
+        if (n < W) {                                                                    \
+            for (j = 1; j < n; j++)                                                     \
+                if (r[j] > best) { best = r[j]; arg = (IT)j; }                          \
+            return (int32_t)arg;                                                        \
+        }                                                                               \
+        VT lb, x, bv;                                                                   \
+        VI la, idx, mask;                                                               \
+        memcpy(&lb, r, sizeof lb);                                                      \
+        for (l = 0; l < W; l++) la[l] = (IT)l;                                          \
+        idx = la;                                                                       \
+        for (j = W; j + W <= n; j += W) {                                               \
+            memcpy(&x, r + j, sizeof x);                                                \
+            idx += (IT)W;                                                               \
+            mask = (VI)(x > lb);                                                        \
+            lb = (VT)(((VI)x & mask) | ((VI)lb & ~mask));                               \
+            la = (idx & mask) | (la & ~mask);                                           \
+        }                                                                               \
+        if (j < n) {  /* last W cells, overlapping: each cell is still in its own lane */ \
+            memcpy(&x, r + n - W, sizeof x);                                            \
+            for (l = 0; l < W; l++) idx[l] = (IT)(n - W + l);                           \
+            mask = (VI)(x > lb);                                                        \
+            lb = (VT)(((VI)x & mask) | ((VI)lb & ~mask));                               \
+            la = (idx & mask) | (la & ~mask);                                           \
+        }                                                                               \
+        /* merge: the lowest index among the lanes holding the maximum */               \
+        best = lb[0];                                                                   \
+        for (l = 1; l < W; l++) best = lb[l] > best ? lb[l] : best;                     \
+        for (l = 0; l < W; l++) bv[l] = best;                                           \
+        mask = (VI)(lb == bv);                                                          \
+        la = (la & mask) | (~mask & (IT)n);                                              \
+        arg = la[0];                                                                    \
+        for (l = 1; l < W; l++) arg = la[l] < arg ? la[l] : arg;                        \
+        return (int32_t)arg;                                                            \
+    }                                                                                   \
+    static inline void xf_colupd_##SUF(const T* r, Py_ssize_t n, int32_t i,              \
+                                       T* cb, int32_t* ca) {                            \
+        for (Py_ssize_t j = 0; j < n; j++) {                                            \
+            T x = r[j];                                                                 \
+            int c = x > cb[j];                                                          \
+            cb[j] = c ? x : cb[j];                                                      \
+            ca[j] = c ? i : ca[j];                                                      \
+        }                                                                               \
+    }                                                                                   \
+    /* NaN or +-inf: all exponent bits set, tested on the bits */                       \
+    XF_CLONES static int xf_nonfinite_##SUF(const T* s, Py_ssize_t m, Py_ssize_t n,     \
+                                            Py_ssize_t ld) {                            \
+        const Py_ssize_t W = (Py_ssize_t)(sizeof(VT) / sizeof(T));                      \
+        const IT expo = (IT)(EXPO);                                                     \
+        for (Py_ssize_t i = 0; i < m; i++) {                                            \
+            const T* r = s + i * ld;                                                    \
+            Py_ssize_t j = 0;                                                           \
+            VI acc = {0}, x;                                                            \
+            IT bits, bad = 0;                                                           \
+            for (; j + W <= n; j += W) {                                                \
+                memcpy(&x, r + j, sizeof x);                                            \
+                acc |= (VI)((x & expo) == expo);                                        \
+            }                                                                           \
+            for (; j < n; j++) {                                                        \
+                memcpy(&bits, r + j, sizeof bits);                                      \
+                bad |= (bits & expo) == expo;                                           \
+            }                                                                           \
+            for (Py_ssize_t l = 0; l < W; l++) bad |= acc[l];                           \
+            if (bad) return 1;                                                          \
+        }                                                                               \
+        return 0;                                                                       \
+    }                                                                                   \
+    XF_CLONES static void xf_argmax_##SUF(const T* s, Py_ssize_t m, Py_ssize_t n,        \
+                                          Py_ssize_t ld, int32_t* rowarg,               \
+                                          int32_t* colarg, T* cb) {                     \
+        for (Py_ssize_t j = 0; j < n; j++) { cb[j] = s[j]; colarg[j] = 0; }             \
+        for (Py_ssize_t i = 0; i < m; i++) {                                            \
+            const T* r = s + i * ld;                                                    \
+            rowarg[i] = xf_rowarg_##SUF(r, n);                                          \
+            if (i) xf_colupd_##SUF(r, n, (int32_t)i, cb, colarg);                       \
+        }                                                                               \
+    }                                                                                   \
+    /* argmax of sim * weight, the product in double (SimAlign's float64 mask) */         \
+    XF_CLONES static void xf_wargmax_##SUF(const T* s, Py_ssize_t m, Py_ssize_t n,       \
+                                           Py_ssize_t ld, const char* rfree,            \
+                                           const double* wv0, const double* wv1,        \
+                                           double* tmp, int32_t* rowarg,                \
+                                           int32_t* colarg, double* cb) {               \
+        for (Py_ssize_t i = 0; i < m; i++) {                                            \
+            const T* r = s + i * ld;                                                    \
+            const double* wv = rfree[i] ? wv1 : wv0;                                    \
+            for (Py_ssize_t j = 0; j < n; j++) tmp[j] = (double)r[j] * wv[j];           \
+            rowarg[i] = xf_rowarg_d(tmp, n);                                            \
+            if (i) xf_colupd_d(tmp, n, (int32_t)i, cb, colarg);                         \
+            else for (Py_ssize_t j = 0; j < n; j++) { cb[j] = tmp[j]; colarg[j] = 0; }  \
+        }                                                                               \
+    }
+
+    /* the double helpers first: the float wargmax uses them */
+    XF_DEFINE(d, double, int64_t, xf_vd, xf_vdi, 0x7ff0000000000000LL)
+    XF_DEFINE(f, float, int32_t, xf_vf, xf_vfi, 0x7f800000)
+    """
+    int xf_nonfinite_f(const float* s, Py_ssize_t m, Py_ssize_t n, Py_ssize_t ld) nogil
+    int xf_nonfinite_d(const double* s, Py_ssize_t m, Py_ssize_t n, Py_ssize_t ld) nogil
+    void xf_argmax_f(const float* s, Py_ssize_t m, Py_ssize_t n, Py_ssize_t ld,
+                     int32_t* rowarg, int32_t* colarg, float* cb) nogil
+    void xf_argmax_d(const double* s, Py_ssize_t m, Py_ssize_t n, Py_ssize_t ld,
+                     int32_t* rowarg, int32_t* colarg, double* cb) nogil
+    void xf_wargmax_f(const float* s, Py_ssize_t m, Py_ssize_t n, Py_ssize_t ld,
+                      const char* rfree, const double* wv0, const double* wv1, double* tmp,
+                      int32_t* rowarg, int32_t* colarg, double* cb) nogil
+    void xf_wargmax_d(const double* s, Py_ssize_t m, Py_ssize_t n, Py_ssize_t ld,
+                      const char* rfree, const double* wv0, const double* wv1, double* tmp,
+                      int32_t* rowarg, int32_t* colarg, double* cb) nogil
+
+
 cdef inline bint _nonfinite(const real* s, Py_ssize_t m, Py_ssize_t n, Py_ssize_t ld) noexcept nogil:
-    # x - x is 0 for every finite x and NaN for NaN and +-inf
-    cdef Py_ssize_t i, j
-    cdef const real* row
-    cdef real acc
-    for i in range(m):
-        row = s + i * ld
-        acc = 0
-        for j in range(n):
-            acc = acc + (row[j] - row[j])
-        if acc != 0:
-            return True
-    return False
+    if real is float:
+        return xf_nonfinite_f(s, m, n, ld)
+    else:
+        return xf_nonfinite_d(s, m, n, ld)
 
 
 cdef inline void _argmax_pass(const real* s, Py_ssize_t m, Py_ssize_t n, Py_ssize_t ld,
                               Work* w) noexcept nogil:
     """Row-wise and column-wise argmax, first index on ties (numpy's argmax)."""
-    cdef Py_ssize_t i, j
-    cdef int32_t arg, ii
-    cdef const real* row
-    cdef double x, best
-    cdef bint c
-    row = s
-    for j in range(n):
-        w.colbest[j] = row[j]
-        w.colarg[j] = 0
-    for i in range(m):
-        row = s + i * ld
-        best = row[0]
-        arg = 0
-        for j in range(1, n):
-            if row[j] > best:
-                best = row[j]
-                arg = <int32_t>j
-        w.rowarg[i] = arg
-        if i > 0:
-            ii = <int32_t>i
-            for j in range(n):
-                x = row[j]
-                c = x > w.colbest[j]
-                w.colbest[j] = x if c else w.colbest[j]
-                w.colarg[j] = ii if c else w.colarg[j]
+    if real is float:
+        xf_argmax_f(s, m, n, ld, w.rowarg, w.colarg, <float*>w.colbest)
+    else:
+        xf_argmax_d(s, m, n, ld, w.rowarg, w.colarg, w.colbest)
 
 
 cdef inline void _weighted_argmax_pass(const real* s, Py_ssize_t m, Py_ssize_t n, Py_ssize_t ld,
                                        Work* w) noexcept nogil:
-    """Argmax of ``sim * weight`` (weight per cell from the free rows and columns).
-
-    The product is taken in double, as SimAlign multiplies by a float64 mask.
-    """
-    cdef Py_ssize_t i, j
-    cdef int32_t arg, ii
-    cdef const real* row
-    cdef const double* wv
-    cdef double x, best
-    cdef bint c
-    for i in range(m):
-        row = s + i * ld
-        wv = w.wv1 if w.rfree[i] else w.wv0
-        best = <double>row[0] * wv[0]
-        arg = 0
-        for j in range(1, n):
-            x = <double>row[j] * wv[j]
-            if x > best:
-                best = x
-                arg = <int32_t>j
-        w.rowarg[i] = arg
-        if i == 0:
-            for j in range(n):
-                w.colbest[j] = <double>row[j] * wv[j]
-                w.colarg[j] = 0
-        else:
-            ii = <int32_t>i
-            for j in range(n):
-                x = <double>row[j] * wv[j]
-                c = x > w.colbest[j]
-                w.colbest[j] = x if c else w.colbest[j]
-                w.colarg[j] = ii if c else w.colarg[j]
+    """Argmax of ``sim * weight`` (weight per cell from the free rows and columns)."""
+    if real is float:
+        xf_wargmax_f(s, m, n, ld, w.rfree, w.wv0, w.wv1, w.rsum, w.rowarg, w.colarg, w.colbest)
+    else:
+        xf_wargmax_d(s, m, n, ld, w.rfree, w.wv0, w.wv1, w.rsum, w.rowarg, w.colarg, w.colbest)
 
 
 cdef Py_ssize_t _itermax_rounds(const real* s, Py_ssize_t m, Py_ssize_t n, Py_ssize_t ld,
@@ -228,8 +313,8 @@ cdef Py_ssize_t _mwmf(const real* s, Py_ssize_t m, Py_ssize_t n, Py_ssize_t ld, 
         for it in range(nc):
             w.remaining[it] = <int32_t>(nc - 1 - it)
             w.spc[it] = INFINITY
-        memset(w.sr, 0, nr)
-        memset(w.sc, 0, nc)
+        memset(w.sr, 0, <size_t>nr)
+        memset(w.sc, 0, <size_t>nc)
         sink = -1
         i = cur
         while sink == -1:
@@ -378,11 +463,11 @@ cdef Py_ssize_t _drive(const real** ptrs, const Py_ssize_t* ms, const Py_ssize_t
     cdef int64_t code, prev
     cdef int32_t x
     for b in range(nmat):
-        if _nonfinite(ptrs[b], ms[b], ns[b], lds[b]):
-            return -2 - b
-    for b in range(nmat):
         m = ms[b]
         n = ns[b]
+        # checked right before use, while the matrix comes into cache anyway
+        if _nonfinite(ptrs[b], m, n, lds[b]):
+            return -2 - b
         k = _extract_one(ptrs[b], m, n, lds[b], p, w)
         if k < 0:
             return b
