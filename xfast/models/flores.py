@@ -101,7 +101,8 @@ def flores_code(lang: str) -> str:
     Raises :class:`ParameterError` [E402] for a language NLLB-200 does not cover.
     """
     if not isinstance(lang, str) or not lang.strip():
-        raise ParameterError(msg("E202", name="lang", expected="a language code such as 'de' or 'deu_Latn'", value=lang))
+        expected = "a language code such as 'de' or 'deu_Latn'"
+        raise ParameterError(msg("E202", name="lang", expected=expected, value=lang))
     key = lang.strip().lower()
     if key in _MISSING:
         raise ParameterError(msg("E402", lang=lang, hint=_MISSING[key] + "; translate-test cannot run for it"))

@@ -250,7 +250,9 @@ class Tagger:
         config = json.loads((self.model_dir / "config.json").read_text())
         id2label = {int(k): v for k, v in config.get("id2label", {}).items()}
         if not id2label:
-            raise ModelError(msg("E433", path=str(self.model_dir), kind="token classifier", reason="no id2label in config.json"))
+            raise ModelError(
+                msg("E433", path=str(self.model_dir), kind="token classifier", reason="no id2label in config.json")
+            )
         label_map = dict(label_map or {})
         self.labels = [id2label[i] for i in range(len(id2label))]
         self._prefix, self._type = [], []
@@ -359,7 +361,11 @@ class Tagger:
         t0 = time.perf_counter()
         sentences = _check_sentences(sentences)
         nonempty = [i for i, s in enumerate(sentences) if s]
-        encs = self._tok.encode_batch([sentences[i] for i in nonempty], is_pretokenized=True, add_special_tokens=False) if nonempty else []
+        encs = []
+        if nonempty:
+            encs = self._tok.encode_batch(
+                [sentences[i] for i in nonempty], is_pretokenized=True, add_special_tokens=False
+            )
         out = [np.full(len(s), -1, dtype=np.int64) for s in sentences]
         # (sentence, word ids, first-subword positions, token ids) per window
         items = []
@@ -428,7 +434,9 @@ class Tagger:
 
 def _check_sentences(sentences) -> list[list[str]]:
     if isinstance(sentences, str) or not isinstance(sentences, (list, tuple)):
-        raise ParameterError(msg("E202", name="sentences", expected="a list of word lists", value=type(sentences).__name__))
+        raise ParameterError(
+            msg("E202", name="sentences", expected="a list of word lists", value=type(sentences).__name__)
+        )
     out = []
     for i, s in enumerate(sentences):
         if isinstance(s, str) or not isinstance(s, (list, tuple)) or not all(isinstance(w, str) for w in s):
@@ -442,10 +450,14 @@ def _locate(model: str | Path, backend: str) -> Path:
     path = Path(model).expanduser()
     if path.is_dir() and (path / _ONNX).is_file():
         if backend == "torch":
-            source = json.loads((path / _MANIFEST).read_text()).get("source") if (path / _MANIFEST).is_file() else None
+            manifest = path / _MANIFEST
+            source = json.loads(manifest.read_text()).get("source") if manifest.is_file() else None
             if source and Path(source).is_dir():
                 return Path(source)
-            raise ModelError(msg("E433", path=str(path), kind="transformers token classifier", reason="an ONNX export; pass the Hugging Face directory for backend='torch'"))
+            raise ModelError(
+                msg("E433", path=str(path), kind="transformers token classifier",
+                    reason="an ONNX export; pass the Hugging Face directory for backend='torch'")
+            )
         return path
     from xfast.models.registry import resolve
 

@@ -44,7 +44,8 @@ _SEED = 1234
 # characters the synthetic corpus covers: ASCII, the Latin letters of Europarl and
 # MasakhaNER, a few combining marks and symbols
 _EXTRA_CHARS = (
-    "°º¿¡£€«»ÀÃÄÈÉËÌÑÒÖÜßàáâãäåçèéêëìíîïñòóôõöùúûüăěĩńŊŋœšũƆƉƏƐƑƒƔƝǎǐǒǔǝɑɔɖəɛɣɩɲʉʋʻʼ"
+    "°º¿¡£€«»ÀÃÄÈÉËÌÑÒÖÜßàáâãäåçèéêëìíîïñòóôõöùúûü"
+    "ăěĩńŊŋœšũƆƉƏƐƑƒƔƝǎǐǒǔǝɑɔɖəɛɣɩɲʉʋʻʼ"
     "ṢṣẸẹẽỊịỌọỤụ‘’‚“”–—…"
 )
 _ENGLISH = (
@@ -87,7 +88,7 @@ def tiny_corpus(n: int = 600, seed: int = _SEED) -> list[str]:
         if rng.random() < 0.2:
             words.insert(rng.randrange(len(words) + 1), str(rng.randint(0, 2025)))
         words[0] = words[0][:1].upper() + words[0][1:]
-        lines.append(" ".join(words) + rng.choice(".?!,;:") )
+        lines.append(" ".join(words) + rng.choice(".?!,;:"))
     # every character at least once, so character_coverage=1.0 keeps them all
     chars = "".join(chr(c) for c in range(33, 127)) + _EXTRA_CHARS
     lines.extend(" ".join(chars[i : i + 12]) for i in range(0, len(chars), 12))

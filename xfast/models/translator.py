@@ -23,6 +23,7 @@ from xfast.models.flores import flores_code
 __all__ = ["Translator", "TranslatorStats", "export_translator", "is_repetition_loop"]
 
 _CT2 = "model.bin"
+_COMPUTE_TYPES = ("int8", "int8_float32", "int8_float16", "float16", "bfloat16", "float32", "default", "auto")
 _MANIFEST = "xfast-export.json"
 _TOKENIZER_FILES = (
     "tokenizer.json",
@@ -201,7 +202,7 @@ class Translator:
             device = "cuda" if _cuda_available(backend) else "cpu"
         if compute_type is None:
             compute_type = "float16" if device == "cuda" else ("int8" if backend == "ct2" else "float32")
-        check_choice("compute_type", compute_type, ("int8", "int8_float32", "int8_float16", "float16", "bfloat16", "float32", "default", "auto"))
+        check_choice("compute_type", compute_type, _COMPUTE_TYPES)
         self.backend, self.device, self.compute_type = backend, device, compute_type
         self.beam_size = beam_size
         self.max_decoding_length = max_decoding_length
