@@ -67,6 +67,7 @@ class Models:
 
     def _get(self, kind: str, spec: object, build):
         if not isinstance(spec, (str, Path)):
+            self._loaded.setdefault((kind, self.describe(spec)), spec)
             return spec
         key = (kind, str(spec))
         if key not in self._loaded:
@@ -321,19 +322,26 @@ def model_transfer(input: str | Path, lang: str, out_dir: str | Path, *, ner_mod
 # --------------------------------------------------------------------------- CLI
 
 
-def add_common_arguments(p: argparse.ArgumentParser) -> None:
-    """Options every test-set pipeline shares."""
-    p.add_argument("--input", required=True, help="test set: CoNLL (MasakhaNER .txt too) or JSONL {tokens, ner_tags}")
-    p.add_argument("--lang", required=True, help="language of the input (ISO 639 or FLORES-200 code)")
+def add_common_arguments(p: argparse.ArgumentParser, *, train: bool = False) -> None:
+    """Options every pipeline over a labeled file shares; ``train``: the input is English
+    training data and ``--lang`` takes several target languages (no evaluation options)."""
+    if train:
+        p.add_argument("--input", required=True, help="labeled English data: CoNLL or JSONL {tokens, ner_tags}")
+        p.add_argument("--lang", required=True, nargs="+", help="target languages (ISO 639 or FLORES-200 codes)")
+    else:
+        p.add_argument("--input", required=True,
+                       help="test set: CoNLL (MasakhaNER .txt too) or JSONL {tokens, ner_tags}")
+        p.add_argument("--lang", required=True, help="language of the input (ISO 639 or FLORES-200 code)")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--ner-model", default="xlmr-large-conll03", help="registry name or local HF/ONNX directory")
     p.add_argument("--cache", default=None, help="stage cache directory (default: OUT/cache)")
     p.add_argument("--shard-size", type=int, default=256, help="sentences per cached shard")
-    p.add_argument("--dataset", default="", help="dataset name in the metrics row (masakhaner2 ignores DATE)")
     p.add_argument("--label-set", nargs="*", default=None, metavar="TYPE",
                    help="types kept in the output (default: the gold data's)")
-    p.add_argument("--ignore", nargs="*", default=None, metavar="TYPE",
-                   help="types scored as O (default: DATE for masakhaner*, else none)")
+    if not train:
+        p.add_argument("--dataset", default="", help="dataset name in the metrics row (masakhaner2 ignores DATE)")
+        p.add_argument("--ignore", nargs="*", default=None, metavar="TYPE",
+                       help="types scored as O (default: DATE for masakhaner*, else none)")
     p.add_argument("--label-names", nargs="*", default=None, metavar="LABEL",
                    help="JSONL integer tag names in id order, e.g. O B-PER I-PER ...")
     p.add_argument("--limit", type=int, default=None, help="only the first N sentences")

@@ -1,0 +1,210 @@
+"""Translate-train (SPEC §8; xfast only, not in the reference), the engine behind
+``xfast translate-train``.
+
+Labeled English sentences (CoNLL or JSONL with gold labels) become labeled target-language
+training data, per target language, in one or both modes:
+
+- ``marker``: EasyProject marker translation (SPEC §5): entities are bracketed, translated
+  with the EasyProject NLLB, and the matched brackets are the target entities;
+  ``<lang>.marker.conll``.
+- ``plain``: plain NLLB translation, split with the target language's splitter (SPEC §6,
+  ``side="back"``), aligned English↔translation and projected with every requested method;
+  ``<lang>.plain.<align method>.<method>.conll``.
+
+Translations, NER candidates and alignments are cached stages (:mod:`xfast.pipelines.cache`).
+There is no gold on the target side; the QA summary counts entities in and out per label and
+reports the entity ratio (SPEC §9 ``proj_ratio`` with the English gold entity counts).
+Sentences whose translation is empty stay in the output as empty sentences (so output and
+input stay line-aligned) and are listed as failures.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from xfast.errors import DataError, ParameterError, check_choice, msg
+from xfast.pipelines.cache import CacheStats, run_stage
+from xfast.pipelines.model_transfer import (ModelOptions, Models, add_common_arguments, label_set_of, options_of,
+                                            read_test_set, words_key, write_labels)
+from xfast.pipelines.runner import ProjectionConfig, RunReport, file_sha256, map_label_set, versions, write_json
+from xfast.pipelines.translate_test import (_check_methods, _fail_empty, add_projection_arguments, align_stage,
+                                           backtranslate_stage, config_of, project_variants, translate_stage)
+
+__all__ = ["TRAIN_MODES", "translate_train", "entity_ratio", "add_arguments", "main"]
+
+TRAIN_MODES = ("plain", "marker")
+
+
+def entity_ratio(source_entities: list[list], labels: list[list[str]]) -> float:
+    """Mean over sentences of ``#B- out / #entities in`` (1 or 0 for a sentence with none in)."""
+    if not labels:
+        return 0.0
+    total = 0.0
+    for ents, labs in zip(source_entities, labels):
+        n_out = sum(1 for lab in labs if lab.startswith("B-"))
+        total += n_out / len(ents) if ents else float(n_out == 0)
+    return total / len(labels)
+
+
+def translate_train(input: str | Path, langs: tuple[str, ...] | list[str], out_dir: str | Path, *,
+                    modes: tuple[str, ...] = ("plain",), methods: tuple[str, ...] = ("heuristic",),
+                    translator="nllb-600m", easyproject_translator="nllb-3.3b-easyproject",
+                    ner_model="xlmr-large-conll03", aligner="e5-small", align_methods: tuple[str, ...] | None = None,
+                    options: ModelOptions | None = None, config: ProjectionConfig | None = None,
+                    threshold: float = 0.5, cache: str | Path | None = None, shard_size: int = 256,
+                    label_set: set[str] | None = None, label_names: list[str] | None = None,
+                    limit: int | None = None, progress: bool = True) -> dict:
+    """Translate labeled English data into each of ``langs`` and label it (see the module doc).
+
+    ``ner_model`` is only loaded for ``ner-*`` methods (candidates on the translation).
+    ``label_set``: types kept (default: those of the English gold). Returns ``{"results",
+    "timings", "qa", "outputs"}``; ``results`` holds one QA row per output file.
+    """
+    import time
+
+    from xfast.io import labels_of
+    from xfast.models.flores import flores_code
+    from xfast.text import detokenize, get_splitter
+
+    t0 = time.perf_counter()
+    cfg = config or ProjectionConfig()
+    options = options or ModelOptions()
+    if isinstance(langs, str):
+        langs = [langs]
+    if not langs:
+        raise ParameterError(msg("E202", name="langs", expected="one or more language codes", value=langs))
+    if not modes:
+        raise ParameterError(msg("E202", name="modes", expected=f"one or more of {list(TRAIN_MODES)}", value=modes))
+    for m in modes:
+        check_choice("modes", m, TRAIN_MODES)
+    if align_methods is None:
+        align_methods = (getattr(aligner, "method", "itermax"),)
+    modes, methods, align_methods = tuple(modes), tuple(methods), tuple(align_methods)
+    _check_methods(methods, align_methods, ("src2tgt",), getattr(aligner, "token_type", options.token_type))
+    floreses = {lang: flores_code(lang) for lang in langs}  # E402 before any work
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    root = Path(cache) if cache is not None else out / "cache"
+    report = RunReport()
+    models = Models(options, report)
+    cstats = CacheStats()
+    common = dict(cache=root, shard_size=shard_size, cache_stats=cstats, report=report, progress=progress)
+
+    with report.stage("read"):
+        sents = read_test_set(input, label_names=label_names, limit=limit)
+    if any(s.labels is None for s in sents):
+        raise DataError(input, None, msg("E513", path=input, what="translate-train"))
+    from xfast.io import entities_of
+
+    words = [s.tokens for s in sents]
+    ents = [entities_of(s.labels) for s in sents]
+    keep = label_set if label_set is not None else label_set_of([s.labels for s in sents])
+    n = report.sentences_in = len(words)
+    wkey = words_key([[w, s.labels] for w, s in zip(words, sents)])
+    stages: dict[str, str] = {}
+    qa_extra: dict[str, dict] = {}
+    splitters: dict[str, str] = {}
+    outputs: dict[str, Path] = {}
+    results: list[dict] = []
+
+    def emit(name: str, path: Path, tgt_words: list[list[str]], labels: list[list[str]], lang: str, **desc) -> None:
+        labels = map_label_set(labels, keep)
+        with report.stage("write"):
+            write_labels(path, tgt_words, labels)
+        outputs[name] = path
+        entities_out = sum(1 for s in labels for lab in s if lab.startswith("B-"))
+        results.append({"lang": lang, **desc, "sentences": n, "entities_in": sum(map(len, ents)),
+                        "entities_out": entities_out, "entity_ratio": entity_ratio(ents, labels)})
+
+    for lang in langs:
+        if "marker" in modes:
+            mk_words, mk_ents, ep_stats, ep_tr, splitters[f"{lang}/marker"], key = backtranslate_stage(
+                models, easyproject_translator, words, ents, lang, wkey, threshold=threshold, compat=cfg.compat,
+                stage="marker", **common)
+            stages[f"marker/{lang}"] = key
+            _fail_empty(report, f"marker/{lang}", words, mk_words)
+            qa_extra[f"easyproject/{lang}"] = ep_stats
+            qa_extra[f"easyproject_translator/{lang}"] = ep_tr
+            emit(f"{lang}/marker", out / f"{lang}.marker.conll", mk_words,
+                 [labels_of(e, len(w)) for e, w in zip(mk_ents, mk_words)], lang, mode="marker")
+        if "plain" in modes:
+            mt, tr_stats, stages[f"translate/{lang}"] = translate_stage(
+                models, translator, lambda lo, hi: [detokenize(w, "en") for w in words[lo:hi]], n, "en", lang, wkey,
+                **common)
+            qa_extra[f"translator/{lang}"] = tr_stats
+            split = get_splitter(lang, side="back", compat=cfg.compat)
+            splitters[f"{lang}/plain"] = split.name
+            with report.stage("split"):
+                tgt_words = [split(t) for t in mt]
+            _fail_empty(report, f"translate/{lang}", words, tgt_words)
+            candidates = None
+            if any(m.startswith("ner-") for m in methods):
+                from xfast.pipelines.model_transfer import receiving_ner
+
+                candidates, stages[f"ner-receiving/{lang}"] = receiving_ner(models, ner_model, tgt_words, **common)
+            alns, keys = align_stage(models, aligner, words, tgt_words, align_methods,
+                                     {"labeled": wkey, "receiving": stages[f"translate/{lang}"],
+                                      "splitter": split.name}, compat=cfg.compat, **common)
+            stages.update({f"align/{lang}/{am}": k for am, k in keys.items()})
+            for (am, m), labels in project_variants("plain", ents, alns, tgt_words, methods, cfg, report,
+                                                    lang=lang, candidates=candidates, shard_size=shard_size,
+                                                    keep=None).items():
+                emit(f"{lang}/plain/{am}/{m}", out / f"{lang}.plain.{am}.{m}.conll", tgt_words, labels, lang,
+                     mode="plain", align_method=am, method=m)
+    report.sentences_out = n
+
+    report.timings["total"] = time.perf_counter() - t0
+    report.encoder = models.runtime_stats()
+    qa = report.summary()
+    qa.update(qa_extra)
+    qa["splitters"] = splitters
+    qa["cache"] = cstats.as_dict()
+    qa["outputs"] = results
+    write_json(out / "qa.json", qa)
+    write_json(out / "manifest.json", {
+        "command": "translate-train", "inputs": {str(input): file_sha256(input)}, "langs": floreses,
+        "modes": list(modes), "methods": list(methods), "align_methods": list(align_methods),
+        "models": {"translator": models.describe(translator) if "plain" in modes else None,
+                   "easyproject_translator": models.describe(easyproject_translator) if "marker" in modes else None,
+                   "ner": models.describe(ner_model) if any(m.startswith("ner-") for m in methods) else None,
+                   "aligner": models.describe(aligner) if "plain" in modes else None},
+        "options": options, "config": cfg, "threshold": threshold,
+        "label_set": sorted(keep) if keep is not None else None, "splitters": splitters,
+        "cache": {"dir": str(root), "stages": stages}, "shard_size": shard_size, "versions": versions(),
+        "outputs": {k: str(v) for k, v in outputs.items()}})
+    return {"results": results, "timings": dict(report.timings), "qa": qa,
+            "outputs": {k: str(v) for k, v in outputs.items()}}
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The ``xfast translate-train`` options."""
+    add_common_arguments(p, train=True)
+    p.add_argument("--mode", nargs="+", default=["plain"], choices=TRAIN_MODES)
+    p.add_argument("--translator", default="nllb-600m", help="plain translator (registry name or local directory)")
+    p.add_argument("--easyproject-translator", default="nllb-3.3b-easyproject",
+                   help="marker translator (registry name or local directory)")
+    p.add_argument("--threshold", type=float, default=0.5, help="EasyProject match threshold")
+    add_projection_arguments(p)
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run ``xfast translate-train``; 1 when some sentences failed, else 0."""
+    import json
+
+    from xfast.report import format_table
+
+    res = translate_train(args.input, args.lang, args.out, modes=tuple(args.mode), methods=tuple(args.method),
+                          translator=args.translator, easyproject_translator=args.easyproject_translator,
+                          ner_model=args.ner_model, aligner=args.aligner, align_methods=tuple(args.align_method),
+                          options=options_of(args), config=config_of(args), threshold=args.threshold,
+                          cache=args.cache, shard_size=args.shard_size,
+                          label_set=set(args.label_set) if args.label_set is not None else None,
+                          label_names=args.label_names, limit=args.limit, progress=not args.quiet)
+    if args.json:
+        print(json.dumps({k: res[k] for k in ("results", "timings", "qa", "outputs")}, default=str))
+    else:
+        rows = [[r["lang"], r["mode"], r.get("align_method", ""), r.get("method", ""), r["entities_in"],
+                 r["entities_out"], r["entity_ratio"]] for r in res["results"]]
+        print(format_table(["lang", "mode", "align", "method", "entities in", "out", "ratio"], rows))
+    return 1 if res["qa"]["sentences"]["failed"] else 0
