@@ -56,6 +56,8 @@ def test_ct2_greedy_equals_generate(tiny_models, hf, langs, max_length):
     assert tr.translate_ids(TEXTS, src, tgt) == ref
     texts = tr.translate(TEXTS, src, tgt)
     assert texts == [t.strip() for t in hf[0].batch_decode(ref, skip_special_tokens=True)]
+    short = Translator(tiny_models["nllb_ct2"], compute_type="float32")
+    assert short.translate(TEXTS, src, tgt, max_decoding_length=max_length) == texts
     if max_length == 200:  # the copy-task fine-tune makes the decoder stop
         eos = hf[0].eos_token_id
         assert sum(r[-1] == eos for r in ref) >= len(ref) - 2
@@ -116,6 +118,8 @@ def test_parameter_errors(tiny_models):
         tr.translate("one string", "en", "de")
     with pytest.raises(ParameterError, match=r"\[E303\]"):
         tr.translate(["ok", 3], "en", "de")
+    with pytest.raises(ParameterError, match=r"\[E202\]"):
+        tr.translate(["ok"], "en", "de", max_decoding_length=2)
 
 
 def test_export_errors_and_reuse(tiny_models, tmp_path):
@@ -145,7 +149,7 @@ def test_guards_count_without_dropping(tiny_models, monkeypatch):
     loop = [100, 101] * 14  # 28 tokens = max_decoding_length - 2, no EOS: truncated and a loop
     fake = {0: [100, 101, eos], 1: [eos], 2: loop}
 
-    def decode(batch, tgt):
+    def decode(batch, tgt, max_length):
         return [fake[len(s) % 3] for s in batch]
 
     monkeypatch.setattr(tr, "_decode_batch", decode)

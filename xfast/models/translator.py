@@ -236,14 +236,14 @@ class Translator:
             inter_threads=1,
         )
 
-        def run(batch: list[list[str]], tgt: str) -> list[list[int]]:
+        def run(batch: list[list[str]], tgt: str, max_length: int) -> list[list[int]]:
             # max_decoding_length counts generated tokens after the prefix: the code and
             # the leading </s> of transformers' max_length are the difference
             results = translator.translate_batch(
                 batch,
                 target_prefix=[[tgt]] * len(batch),
                 beam_size=self.beam_size,
-                max_decoding_length=self.max_decoding_length - 1,
+                max_decoding_length=max_length - 1,
                 max_input_length=0,
                 return_scores=False,
                 return_end_token=True,
@@ -266,7 +266,7 @@ class Translator:
         model = AutoModelForSeq2SeqLM.from_pretrained(str(self.model_dir), dtype=dtype).eval().to(self.device)
         pad = self._tok.token_to_id("<pad>")
 
-        def run(batch: list[list[str]], tgt: str) -> list[list[int]]:
+        def run(batch: list[list[str]], tgt: str, max_length: int) -> list[list[int]]:
             ids = [[self._tok.token_to_id(t) for t in s] for s in batch]
             n = max(map(len, ids))
             input_ids = torch.tensor([s + [pad] * (n - len(s)) for s in ids], device=self.device)
@@ -278,7 +278,7 @@ class Translator:
                     forced_bos_token_id=self._tok.token_to_id(tgt),
                     num_beams=self.beam_size,
                     do_sample=False,
-                    max_length=self.max_decoding_length,
+                    max_length=max_length,
                 )
             out = []
             for row in gen.tolist():
@@ -298,16 +298,26 @@ class Translator:
 
     # -- public
 
+    def _max_length(self, value: int | None) -> int:
+        if value is None:
+            return self.max_decoding_length
+        if not isinstance(value, int) or value < 3:
+            raise ParameterError(msg("E202", name="max_decoding_length", expected="an int >= 3", value=value))
+        return value
+
     def _code(self, lang: str) -> str:
         code = flores_code(lang)
         if self._tok.token_to_id(code) is None:
             raise ModelError(msg("E434", code=code, lang=lang, path=str(self.model_dir)))
         return code
 
-    def translate_ids(self, texts: list[str], src_lang: str, tgt_lang: str) -> list[list[int]]:
+    def translate_ids(
+        self, texts: list[str], src_lang: str, tgt_lang: str, *, max_decoding_length: int | None = None
+    ) -> list[list[int]]:
         """Output token ids per text (target code and leading ``</s>`` removed, ``</s>`` kept
         if generated), the raw form :meth:`translate` decodes; used by parity tests."""
         t0 = time.perf_counter()
+        max_length = self._max_length(max_decoding_length)
         if isinstance(texts, str) or not isinstance(texts, (list, tuple)):
             raise ParameterError(msg("E202", name="texts", expected="a list of str", value=type(texts).__name__))
         for i, t in enumerate(texts):
@@ -329,7 +339,7 @@ class Translator:
                     break
                 j += 1
             chunk = order[k:j]
-            for i, ids in zip(chunk, self._decode_batch([sources[i] for i in chunk], tgt)):
+            for i, ids in zip(chunk, self._decode_batch([sources[i] for i in chunk], tgt, max_length)):
                 out[i] = ids
             self.stats.batches += 1
             k = j
@@ -337,13 +347,18 @@ class Translator:
         self.stats.seconds += time.perf_counter() - t0
         return out
 
-    def translate(self, texts: list[str], src_lang: str, tgt_lang: str) -> list[str]:
+    def translate(
+        self, texts: list[str], src_lang: str, tgt_lang: str, *, max_decoding_length: int | None = None
+    ) -> list[str]:
         """Translations of ``texts`` from ``src_lang`` to ``tgt_lang`` (ISO or FLORES-200 codes).
 
-        Empty or blank inputs give ``""`` without decoding. Raises
-        :class:`~xfast.errors.ParameterError` [E402] for a language NLLB-200 lacks.
+        ``max_decoding_length`` overrides the translator's bound for this call (EasyProject
+        uses 400 for marked sentences, 200 for entities). Empty or blank inputs give ``""``
+        without decoding. Raises :class:`~xfast.errors.ParameterError` [E402] for a language
+        NLLB-200 lacks.
         """
-        outputs = self.translate_ids(texts, src_lang, tgt_lang)
+        max_length = self._max_length(max_decoding_length)
+        outputs = self.translate_ids(texts, src_lang, tgt_lang, max_decoding_length=max_length)
         self.stats.calls += 1
         result = []
         for i, ids in enumerate(outputs):
@@ -355,7 +370,7 @@ class Translator:
                     self.stats.empty += 1
                     self.stats._flag(i, "empty")
                 content = ids[:-1] if ids and ids[-1] == self._eos else ids
-                if ids and ids[-1] != self._eos and len(ids) >= self.max_decoding_length - 2:
+                if ids and ids[-1] != self._eos and len(ids) >= max_length - 2:
                     self.stats.truncated += 1
                     self.stats._flag(i, "truncated")
                 if is_repetition_loop(content):
