@@ -1,0 +1,164 @@
+"""xfast.align extraction against its peers on hypothesis-generated matrices (SPEC §2).
+
+fwd / rev / inter / itermax: the pairs of PyPI simalign 0.4's own functions. mwmf: the total
+weight of simalign's networkx matching (small matrices; larger ones against scipy).
+softmax: an independent numpy reading of SPEC §2. Every example also runs the batch paths
+(list and padded) and the plain-Python twin, which must give the very same pairs.
+
+Matrices are drawn as (shape, kind, seed) and built with numpy, so 1x1 ... 120x120 stay cheap.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import xfast.align as xa
+from tests.oracles import align_oracle
+from xfast.align import _align_py
+
+simalign = pytest.importorskip("simalign.simalign")
+SA = simalign.SentenceAligner
+
+KINDS = ("uniform", "ties", "constant_rows", "near_ties", "cosine", "float64_signed",
+         "constant", "distorted")
+
+
+def make_matrix(m: int, n: int, kind: str, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    if kind == "uniform":
+        return rng.random((m, n), dtype=np.float32)
+    if kind == "ties":
+        return rng.integers(0, rng.integers(1, 4), (m, n)).astype(np.float32)
+    if kind == "constant_rows":
+        rows = rng.integers(0, 3, (m, 1)).astype(np.float32) / 2
+        return np.repeat(rows, n, axis=1)
+    if kind == "near_ties":
+        steps = rng.integers(0, 3, (m, n)).astype(np.float32)
+        return np.float32(0.5) + steps * np.float32(2.0**-24)
+    if kind == "cosine":
+        d = int(rng.integers(1, 9))
+        x = rng.standard_normal((m, d)).astype(np.float32)
+        y = rng.standard_normal((n, d)).astype(np.float32)
+        return SA.get_similarity(x, y)
+    if kind == "float64_signed":
+        return rng.standard_normal((m, n)) * 10
+    if kind == "constant":
+        return np.full((m, n), rng.random(), dtype=np.float32)
+    # a float32 similarity with SimAlign's float64 distortion
+    return SA.apply_distortion(rng.random((m, n), dtype=np.float32), float(rng.random()))
+
+
+def to_pairs(mat: np.ndarray) -> np.ndarray:
+    return np.argwhere(mat > 0).astype(np.int32).reshape(-1, 2)
+
+
+def twin(sim: np.ndarray, method: str, **kw) -> np.ndarray:
+    code, max_count, w1, w2, threshold = xa._check_params(
+        method, kw.get("max_count", 2), kw.get("alpha", 0.9), kw.get("threshold", 1e-3))
+    pairs, _, status = _align_py.extract_list([xa._as_float(sim, "sim")], code, max_count,
+                                              w1, w2, threshold)
+    assert status == -1
+    return pairs
+
+
+def same_through_batches(mats: list[np.ndarray], method: str, expected: list, **kw) -> None:
+    got = xa.extract_batch(mats, method, **kw)
+    assert len(got) == len(mats)
+    for g, e in zip(got, expected):
+        np.testing.assert_array_equal(g, e)
+    if all(m.dtype == np.float32 for m in mats):
+        mm = max(m.shape[0] for m in mats)
+        nn = max(m.shape[1] for m in mats)
+        padded = np.full((len(mats), mm, nn), np.nan, dtype=np.float32)  # padding never read
+        for b, m in enumerate(mats):
+            padded[b, : m.shape[0], : m.shape[1]] = m
+        lengths = np.array([m.shape for m in mats], dtype=np.int64)
+        for g, e in zip(xa.extract_batch(padded, method, lengths=lengths, **kw), expected):
+            np.testing.assert_array_equal(g, e)
+
+
+sizes = st.integers(1, 120)
+matrices = st.tuples(sizes, sizes, st.sampled_from(KINDS), st.integers(0, 2**32 - 1))
+
+
+@settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(matrices, min_size=1, max_size=6))
+def test_simalign_methods_match_simalign(specs):
+    """fwd, rev, inter and itermax give exactly simalign's pairs, ties included."""
+    mats = [make_matrix(*spec) for spec in specs]
+    fwd_rev = [SA.get_alignment_matrix(s) for s in mats]
+    expected = {
+        "fwd": [to_pairs(f) for f, _ in fwd_rev],
+        "rev": [to_pairs(r) for _, r in fwd_rev],
+        "inter": [to_pairs(f * r) for f, r in fwd_rev],
+        "itermax": [to_pairs(SA.iter_max(s)) for s in mats],
+    }
+    for method, exp in expected.items():
+        for s, e in zip(mats, exp):
+            np.testing.assert_array_equal(xa.extract(s, method), e, err_msg=f"{method} {s.shape}")
+        np.testing.assert_array_equal(twin(mats[0], method), exp[0], err_msg=f"twin {method}")
+        same_through_batches(mats, method, exp)
+
+
+@settings(max_examples=200, deadline=None)
+@given(matrices, st.integers(1, 5))
+def test_itermax_max_count_matches_simalign(spec, max_count):
+    """itermax's round count follows simalign's max_count."""
+    s = make_matrix(*spec)
+    expected = to_pairs(SA.iter_max(s, max_count=max_count))
+    np.testing.assert_array_equal(xa.extract(s, "itermax", max_count=max_count), expected)
+    np.testing.assert_array_equal(twin(s, "itermax", max_count=max_count), expected)
+
+
+def weight(sim: np.ndarray, pairs: np.ndarray) -> float:
+    return float(np.asarray(sim, dtype=np.float64)[pairs[:, 0], pairs[:, 1]].sum())
+
+
+@settings(max_examples=800, deadline=None)
+@given(st.integers(1, 9), st.integers(1, 9), st.sampled_from(("uniform", "ties", "cosine")),
+       st.integers(0, 2**32 - 1))
+def test_mwmf_reaches_networkx_weight(m, n, kind, seed):
+    """mwmf: a matching of min(m, n) pairs with the weight of simalign's networkx matching.
+
+    SimAlign builds its graph from the nonzero cells only, so the matrices here are > 0.
+    """
+    s = make_matrix(m, n, kind, seed) + np.float32(0.25)
+    reference = to_pairs(SA.get_max_weight_match(s))
+    got = xa.extract(s, "mwmf")
+    assert len(got) == len(reference) == min(m, n)
+    assert len(set(got[:, 0])) == len(set(got[:, 1])) == len(got)
+    assert weight(s, got) == pytest.approx(weight(s, reference), rel=1e-9, abs=1e-9)
+    np.testing.assert_array_equal(twin(s, "mwmf"), got)
+
+
+@settings(max_examples=600, deadline=None)
+@given(matrices)
+def test_mwmf_reaches_scipy_weight(spec):
+    """mwmf on 1x1 ... 120x120 (any sign): the optimum of scipy's linear_sum_assignment."""
+    from scipy.optimize import linear_sum_assignment
+
+    s = make_matrix(*spec)
+    rows, cols = linear_sum_assignment(np.asarray(s, dtype=np.float64), maximize=True)
+    got = xa.extract(s, "mwmf")
+    assert len(got) == min(s.shape)
+    assert len(set(got[:, 0])) == len(set(got[:, 1])) == len(got)
+    best = float(np.asarray(s, dtype=np.float64)[rows, cols].sum())
+    assert weight(s, got) == pytest.approx(best, rel=1e-9, abs=1e-9)
+    same_through_batches([s], "mwmf", [got])
+
+
+@settings(max_examples=1500, deadline=None)
+@given(matrices, st.floats(0.1, 30), st.sampled_from((1e-3, 0.0, 0.05, 0.3)))
+def test_softmax_matches_numpy_reading(spec, scale, threshold):
+    """softmax: the cells of an independent numpy reading of SPEC §2 (float64)."""
+    m, n, kind, seed = spec
+    s = make_matrix(m, n, kind, seed) * np.float32(scale)
+    if align_oracle.near_threshold(s, threshold):
+        return  # a probability on the threshold itself: last-bit rounding decides
+    expected = np.array(align_oracle.softmax_pairs(s, threshold), dtype=np.int32).reshape(-1, 2)
+    np.testing.assert_array_equal(xa.softmax_extract(s, threshold), expected)
+    np.testing.assert_array_equal(twin(s, "softmax", threshold=threshold), expected)
+    same_through_batches([s], "softmax", [expected], threshold=threshold)
