@@ -647,7 +647,7 @@ def extract_list(list mats, int method, Py_ssize_t max_count, double w1, double 
             if b == 0:
                 single = a.dtype == np.float32
             if (a.ndim != 2 or a.dtype != (np.float32 if single else np.float64)
-                    or (a.shape[1] > 1 and a.strides[1] != a.itemsize)
+                    or (a.size and a.shape[1] > 1 and a.strides[1] != a.itemsize)
                     or a.strides[0] % a.itemsize):
                 raise TypeError(f"mats[{b}]: expected a 2-D array of one float dtype with unit column stride")
             ptrs[b] = cnp.PyArray_DATA(a)

@@ -63,5 +63,6 @@ def reference_awesome_order(pairs, labeled_word_ids, receiving_word_ids) -> list
         dense[j, i] = True
     aligned = set()
     for r, c in zip(*np.nonzero(dense)):
-        aligned.add((int(receiving_word_ids[r]), int(labeled_word_ids[c])))
+        if receiving_word_ids[r] >= 0 and labeled_word_ids[c] >= 0:  # subwords without a word
+            aligned.add((int(receiving_word_ids[r]), int(labeled_word_ids[c])))
     return [(lab, rec) for rec, lab in list(aligned)]
