@@ -703,3 +703,97 @@ def extract_padded(cnp.ndarray sims, const int64_t[:, ::1] lengths, int method, 
     finally:
         free(ptrs)
         free(dims)
+
+
+def union_list(list pairs, list row_words, list col_words):
+    """Sorted unique word pairs ``(row_words[i], col_words[j])`` of each (k, 2) int32 array
+    of ``pairs`` (C-contiguous int32; ids int32, negative: no word).
+    Returns ``(pairs int32 (K, 2), counts int64 (len(pairs),), status)``; ``status`` is -1,
+    or ``b`` when ``pairs[b]`` indexes outside its maps."""
+    cdef Py_ssize_t nmat = len(pairs), b, t, k, c, cap = 1, total = 0, nr, nc, nrw, ncw
+    cdef const int32_t** pp = <const int32_t**>malloc(max(nmat, 1) * sizeof(void*))
+    cdef const int32_t** rw = <const int32_t**>malloc(max(nmat, 1) * sizeof(void*))
+    cdef const int32_t** cw = <const int32_t**>malloc(max(nmat, 1) * sizeof(void*))
+    cdef Py_ssize_t* dims = <Py_ssize_t*>malloc(3 * max(nmat, 1) * sizeof(Py_ssize_t))
+    cdef int64_t* codes = NULL
+    cdef int32_t* out = NULL
+    cdef int64_t code, prev
+    cdef int32_t a, x
+    cdef cnp.ndarray arr
+    cdef cnp.ndarray counts = np.zeros(nmat, dtype=np.int64)
+    cdef int64_t* cnt = <int64_t*>cnp.PyArray_DATA(counts)
+    cdef cnp.ndarray result
+    cdef Py_ssize_t status = -1
+    try:
+        if pp == NULL or rw == NULL or cw == NULL or dims == NULL:
+            raise MemoryError()
+        for b in range(nmat):
+            arr = pairs[b]
+            if arr.dtype != np.int32 or arr.ndim != 2 or arr.shape[1] != 2 or not arr.flags.c_contiguous:
+                raise TypeError(f"pairs[{b}]: expected C-contiguous int32 (k, 2)")
+            pp[b] = <const int32_t*>cnp.PyArray_DATA(arr)
+            dims[b] = arr.shape[0]
+            cap = max(cap, dims[b])
+            total += dims[b]
+            arr = row_words[b]
+            if arr.dtype != np.int32 or arr.ndim != 1 or not arr.flags.c_contiguous:
+                raise TypeError(f"row_words[{b}]: expected int32")
+            rw[b] = <const int32_t*>cnp.PyArray_DATA(arr)
+            dims[nmat + b] = arr.shape[0]
+            arr = col_words[b]
+            if arr.dtype != np.int32 or arr.ndim != 1 or not arr.flags.c_contiguous:
+                raise TypeError(f"col_words[{b}]: expected int32")
+            cw[b] = <const int32_t*>cnp.PyArray_DATA(arr)
+            dims[2 * nmat + b] = arr.shape[0]
+        codes = <int64_t*>malloc(cap * sizeof(int64_t))
+        out = <int32_t*>malloc(2 * max(total, 1) * sizeof(int32_t))
+        if codes == NULL or out == NULL:
+            raise MemoryError()
+        with nogil:
+            total = 0
+            for b in range(nmat):
+                nr = dims[nmat + b]
+                nc = dims[2 * nmat + b]
+                nrw = 0
+                for t in range(nr):
+                    if rw[b][t] >= nrw:
+                        nrw = rw[b][t] + 1
+                ncw = 0
+                for t in range(nc):
+                    if cw[b][t] >= ncw:
+                        ncw = cw[b][t] + 1
+                c = 0
+                for t in range(dims[b]):
+                    if not (0 <= pp[b][2 * t] < nr and 0 <= pp[b][2 * t + 1] < nc):
+                        status = b
+                        break
+                    a = rw[b][pp[b][2 * t]]
+                    x = cw[b][pp[b][2 * t + 1]]
+                    if a >= 0 and x >= 0:
+                        codes[c] = a * ncw + x
+                        c += 1
+                if status >= 0:
+                    break
+                qsort(codes, c, sizeof(int64_t), _cmp_i64)
+                prev = -1
+                k = 0
+                for t in range(c):
+                    code = codes[t]
+                    if code != prev:
+                        prev = code
+                        out[2 * total] = <int32_t>(code // ncw)
+                        out[2 * total + 1] = <int32_t>(code % ncw)
+                        total += 1
+                        k += 1
+                cnt[b] = k
+        result = np.empty((total, 2), dtype=np.int32)
+        if total:
+            memcpy(cnp.PyArray_DATA(result), out, 2 * total * sizeof(int32_t))
+        return result, counts, status
+    finally:
+        free(pp)
+        free(rw)
+        free(cw)
+        free(dims)
+        free(codes)
+        free(out)

@@ -203,6 +203,26 @@ def test_to_words_union_and_reference_order(m, n, seed):
     assert [tuple(p) for p in compat.tolist()] == align_oracle.reference_awesome_order(pairs, lw, rw)
 
 
+def test_to_words_batch_equals_to_words():
+    rng = np.random.default_rng(5)
+    pairs, lws, rws = [], [], []
+    for _ in range(40):
+        m, n = (int(v) for v in rng.integers(0, 20, 2))
+        lws.append(np.sort(rng.integers(-1, max(m, 1), m)))
+        rws.append(np.sort(rng.integers(0, max(n, 1), n)))
+        pairs.append(np.argwhere(rng.random((m, n)) < 0.3))
+    expected = [xa.to_words(*x) for x in zip(pairs, lws, rws)]
+    for args in ((pairs, lws, rws),  # int64: converted
+                 ([p.astype(np.int32) for p in pairs], [w.astype(np.int32) for w in lws],
+                  [w.astype(np.int32) for w in rws])):
+        got = xa.to_words_batch(*args)
+        assert all(np.array_equal(a, b) for a, b in zip(got, expected))
+    with pytest.raises(ParameterError, match="sentence 1: .*E318"):
+        xa.to_words_batch([[[0, 0]], [[0, 5]]], [[0], [0]], [[0], [0, 1]])
+    with pytest.raises(ParameterError, match="E319"):
+        xa.to_words_batch([], [[0]], [])
+
+
 def test_to_words_edges():
     assert xa.to_words(np.zeros((0, 2), int), [0], [0]).shape == (0, 2)
     assert xa.to_words([], [], []).shape == (0, 2)

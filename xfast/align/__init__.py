@@ -35,6 +35,7 @@ __all__ = [
     "similarity",
     "softmax_extract",
     "to_words",
+    "to_words_batch",
     "word_average",
 ]
 
@@ -156,10 +157,14 @@ def extract_batch(sims: object, method: str = "itermax", *, lengths: object = No
                                  value=type(lengths).__name__))
     if isinstance(sims, np.ndarray) and sims.ndim != 3:
         raise ParameterError(msg("E312", name="sims", ndim=3, shape=sims.shape))
-    mats = [_as_float(s, f"sims[{b}]") for b, s in enumerate(sims)]
-    if any(a.dtype != np.float32 for a in mats):
-        mats = [a.astype(np.float64, copy=False) for a in mats]
-    pairs, counts, status = _kernel.extract_list(mats, code, max_count, w1, w2, threshold)
+    mats = list(sims)
+    try:  # arrays of one float dtype go to the kernel as they are; it checks them
+        pairs, counts, status = _kernel.extract_list(mats, code, max_count, w1, w2, threshold)
+    except (TypeError, AttributeError, ValueError):
+        mats = [_as_float(s, f"sims[{b}]") for b, s in enumerate(mats)]
+        if any(a.dtype != np.float32 for a in mats):
+            mats = [a.astype(np.float64, copy=False) for a in mats]
+        pairs, counts, status = _kernel.extract_list(mats, code, max_count, w1, w2, threshold)
     if status != -1:
         _check_status(status, [f"sims[{b}]" for b in range(len(mats))])
     return _split(pairs, counts)
@@ -317,6 +322,45 @@ def to_words(pairs: object, labeled_word_ids: object, receiving_word_ids: object
     width = int(b.max()) + 1 if len(b) else 1
     codes = np.unique(a * width + b)
     return np.stack([codes // width, codes % width], axis=1).astype(np.int32).reshape(-1, 2)
+
+
+def to_words_batch(pairs: Sequence[object], labeled_word_ids: Sequence[object],
+                   receiving_word_ids: Sequence[object]) -> list[np.ndarray]:
+    """:func:`to_words` (sorted unique union) on many sentence pairs in one compiled call.
+
+    Args:
+        pairs: per sentence pair, (k, 2) subword pairs ``(labeled, receiving)``.
+        labeled_word_ids, receiving_word_ids: per sentence pair, the word of each subword.
+
+    Returns:
+        Per sentence pair, int32 (k, 2) ``(labeled word, receiving word)`` pairs, sorted.
+    """
+    lists = [list(pairs), list(labeled_word_ids), list(receiving_word_ids)]
+    sizes = [len(x) for x in lists]
+    if len(set(sizes)) != 1:
+        raise ParameterError(msg("E319", sizes=sizes))
+    try:  # int32 arrays go to the kernel as they are; it checks them
+        out, counts, status = _kernel.union_list(*lists)
+    except (TypeError, AttributeError, ValueError):
+        ps, lws, rws = [], [], []
+        for b, (p, lw, rw) in enumerate(zip(*lists)):
+            try:
+                p = np.asarray(p)
+                if p.size == 0:
+                    p = p.reshape(0, 2).astype(np.int32)
+                if p.ndim != 2 or p.shape[1] != 2 or p.dtype.kind not in "iu":
+                    raise ParameterError(msg("E317", shape=p.shape, dtype=p.dtype))
+                lw, rw = np.asarray(lw), np.asarray(rw)
+                lws.append(_as_ids(lw, "labeled_word_ids", lw.shape[0] if lw.ndim == 1 else -1))
+                rws.append(_as_ids(rw, "receiving_word_ids", rw.shape[0] if rw.ndim == 1 else -1))
+            except ParameterError as err:
+                raise ParameterError(msg("E303", index=b, problem=str(err))) from None
+            ps.append(np.ascontiguousarray(p.clip(-1, np.iinfo(np.int32).max), dtype=np.int32))
+        out, counts, status = _kernel.union_list(ps, lws, rws)
+    if status != -1:
+        raise ParameterError(msg("E303", index=status, problem=msg(
+            "E318", m=len(lists[1][status]), n=len(lists[2][status]))))
+    return _split(out, counts)
 
 
 def _reference_set_order(p: np.ndarray, lw: np.ndarray, rw: np.ndarray) -> np.ndarray:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["METHODS", "extract_list", "extract_padded"]
+__all__ = ["METHODS", "extract_list", "extract_padded", "union_list"]
 
 # method code = index in METHODS (the kernel's enum follows this order)
 METHODS = ("fwd", "rev", "inter", "itermax", "mwmf", "softmax")
@@ -174,6 +174,11 @@ def extract_list(mats: list, method: int, max_count: int, w1: float, w2: float,
     Returns ``(pairs int32 (K, 2), counts int64 (len(mats),), status)``; ``status`` is -1,
     or ``-2 - b`` when matrix ``b`` holds NaN or inf, or ``b`` when matrix ``b`` failed.
     """
+    for b, a in enumerate(mats):
+        if (not isinstance(a, np.ndarray) or a.ndim != 2 or a.dtype != mats[0].dtype
+                or a.dtype not in (np.float32, np.float64)
+                or (a.size and a.shape[1] > 1 and a.strides[1] != a.itemsize)):
+            raise TypeError(f"mats[{b}]: expected a 2-D array of one float dtype with unit column stride")
     return _run(mats, method, max_count, w1, w2, threshold, row_words, col_words, swap)
 
 
@@ -185,3 +190,31 @@ def extract_padded(sims: np.ndarray, lengths: np.ndarray, method: int, max_count
     """
     mats = [sims[b, : lengths[b, 0], : lengths[b, 1]] for b in range(sims.shape[0])]
     return _run(mats, method, max_count, w1, w2, threshold, None, None, False)
+
+
+def union_list(pairs: list, row_words: list, col_words: list) -> tuple:
+    """Sorted unique word pairs ``(row_words[i], col_words[j])`` of each (k, 2) int32 array
+    of ``pairs`` (C-contiguous int32; ids int32, negative: no word).
+    Returns ``(pairs int32 (K, 2), counts int64 (len(pairs),), status)``; ``status`` is -1,
+    or ``b`` when ``pairs[b]`` indexes outside its maps."""
+    for b, (p, rw, cw) in enumerate(zip(pairs, row_words, col_words)):
+        for name, a, ndim in (("pairs", p, 2), ("row_words", rw, 1), ("col_words", cw, 1)):
+            if (not isinstance(a, np.ndarray) or a.dtype != np.int32 or a.ndim != ndim
+                    or (ndim == 2 and a.shape[1] != 2)):
+                raise TypeError(f"{name}[{b}]: expected int32")
+    out = []
+    counts = np.zeros(len(pairs), dtype=np.int64)
+    for b, p in enumerate(pairs):
+        if len(p) and ((p < 0).any() or p[:, 0].max() >= len(row_words[b])
+                       or p[:, 1].max() >= len(col_words[b])):
+            return np.zeros((0, 2), dtype=np.int32), counts, b
+        a = row_words[b][p[:, 0]].astype(np.int64)
+        c = col_words[b][p[:, 1]].astype(np.int64)
+        ok = (a >= 0) & (c >= 0)
+        a, c = a[ok], c[ok]
+        width = int(c.max()) + 1 if len(c) else 1
+        codes = np.unique(a * width + c)
+        counts[b] = len(codes)
+        out.append(np.stack([codes // width, codes % width], axis=1).astype(np.int32).reshape(-1, 2))
+    pairs_out = np.concatenate(out) if out else np.zeros((0, 2), dtype=np.int32)
+    return pairs_out, counts, -1

@@ -1,0 +1,135 @@
+"""xfast.align's kernels vs PyPI simalign 0.4's functions on the same matrices (issue 3).
+
+2,000 similarity matrices with Europarl-like subword lengths (20-80 x 20-80), float32, made
+as SimAlign makes them ((cos + 1) / 2 of random states). Each row times simalign and xfast in
+this process and reports the ratio; every timing is the best of a few repeats of CPU time
+(``time.process_time``), so other processes on the machine disturb the ratios less.
+
+- inter / itermax: ``SentenceAligner.get_alignment_matrix`` (fwd * rev) and
+  ``SentenceAligner.iter_max`` per matrix vs one ``xfast.align.extract_batch`` call.
+- union: SimAlign's subword-to-word loop (``get_word_aligns``: every cell, set of word
+  pairs, sorted) vs one ``xfast.align.to_words_batch`` call on the same itermax result
+  (and ``to_words`` called once per matrix, for reference).
+- whole path: similarity + itermax + union, SimAlign's functions vs ``align_states_batch``.
+
+Run: ``python -m pytest benchmarks/bench_align.py -s`` (prints the table).
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+import xfast.align as xa
+
+simalign = pytest.importorskip("simalign.simalign")
+SA = simalign.SentenceAligner
+
+N = 2000
+TARGETS = {"inter": 100.0, "itermax": 100.0, "union (itermax pairs)": 50.0}
+ROWS: dict[str, tuple[float, float]] = {}
+
+
+def _cpu(fn, repeat: int = 3) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.process_time()
+        fn()
+        best = min(best, time.process_time() - start)
+    return best
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(2025)
+    states, sims, words = [], [], []
+    for _ in range(N):
+        m, n = (int(v) for v in rng.integers(20, 81, 2))
+        x = rng.standard_normal((m, 64)).astype(np.float32)
+        y = rng.standard_normal((n, 64)).astype(np.float32)
+        # about 1.3 subwords per word, as in Europarl with mBERT
+        lw = np.sort(rng.integers(0, max(1, int(m / 1.3)), m))
+        rw = np.sort(rng.integers(0, max(1, int(n / 1.3)), n))
+        states.append((x, y))
+        sims.append(SA.get_similarity(x, y))
+        words.append((lw, rw))
+    return states, sims, words
+
+
+def _simalign_union(mat: np.ndarray, lw: np.ndarray, rw: np.ndarray) -> list:
+    # SimAlign 0.4's loop in get_word_aligns, for one method: every cell of the 0/1 matrix
+    aligned = set()
+    for i in range(mat.shape[0]):
+        for j in range(mat.shape[1]):
+            if mat[i, j] > 0:
+                aligned.add((lw[i], rw[j]))
+    return sorted(aligned)
+
+
+def _record(name: str, baseline: float, ours: float) -> float:
+    ROWS[name] = (baseline, ours)
+    return baseline / ours
+
+
+def test_inter(data):
+    _, sims, _ = data
+    base = _cpu(lambda: [np.multiply(*SA.get_alignment_matrix(s)) for s in sims], 1)
+    ours = _cpu(lambda: xa.extract_batch(sims, "inter"))
+    ratio = _record("inter", base, ours)
+    assert ratio >= TARGETS["inter"], f"inter only {ratio:.1f}x"
+
+
+def test_itermax(data):
+    _, sims, _ = data
+    base = _cpu(lambda: [SA.iter_max(s) for s in sims], 1)
+    ours = _cpu(lambda: xa.extract_batch(sims, "itermax"))
+    ratio = _record("itermax", base, ours)
+    assert ratio >= TARGETS["itermax"], f"itermax only {ratio:.1f}x"
+
+
+def test_union(data):
+    _, sims, words = data
+    mats = [SA.iter_max(s) for s in sims]
+    pairs = xa.extract_batch(sims, "itermax")
+    for k in range(0, N, 97):  # same word pairs
+        lw, rw = words[k]
+        assert [tuple(p) for p in xa.to_words(pairs[k], lw, rw).tolist()] == \
+            _simalign_union(mats[k], lw.tolist(), rw.tolist())
+    word_lists = [(lw.tolist(), rw.tolist()) for lw, rw in words]
+    base = _cpu(lambda: [_simalign_union(m, *w) for m, w in zip(mats, word_lists)], 1)
+    lws = [lw.astype(np.int32) for lw, _ in words]
+    rws = [rw.astype(np.int32) for _, rw in words]
+    batch = xa.to_words_batch(pairs, lws, rws)
+    assert all(np.array_equal(a, xa.to_words(p, *w)) for a, p, w in zip(batch, pairs, words))
+    _record("union, to_words per matrix", base, _cpu(lambda: [xa.to_words(p, *w) for p, w in zip(pairs, words)]))
+    ours = _cpu(lambda: xa.to_words_batch(pairs, lws, rws))
+    ratio = _record("union (itermax pairs)", base, ours)
+    assert ratio >= TARGETS["union (itermax pairs)"], f"union only {ratio:.1f}x"
+
+
+def test_whole_path(data):
+    states, _, words = data
+    sub = slice(0, 500)  # SimAlign's loop is slow: 500 pairs
+
+    def simalign_path():
+        for (x, y), (lw, rw) in zip(states[sub], words[sub]):
+            _simalign_union(SA.iter_max(SA.get_similarity(x, y)), lw, rw)
+
+    base = _cpu(simalign_path, 1) * N / 500
+    labs = [x for x, _ in states]
+    recs = [y for _, y in states]
+    ours = _cpu(lambda: xa.align_states_batch(recs, labs, [rw for _, rw in words],
+                                              [lw for lw, _ in words]))
+    _record("whole path (sim + itermax + union)", base, ours)
+
+
+def test_zz_report():
+    """Prints the table (runs last)."""
+    print(f"\n{N} matrices, 20-80 x 20-80 subwords, CPU seconds (best of 3; SimAlign once)")
+    print("| step | simalign 0.4 | xfast | ratio | target |")
+    print("|---|---:|---:|---:|---:|")
+    for name, (base, ours) in ROWS.items():
+        target = f"{TARGETS[name]:.0f}x" if name in TARGETS else "-"
+        print(f"| {name} | {base:.3f} s | {ours:.4f} s | {base / ours:.0f}x | {target} |")
