@@ -179,15 +179,31 @@ cdef extern from *:
         }                                                                               \
         return 0;                                                                       \
     }                                                                                   \
-    XF_CLONES static void xf_argmax_##SUF(const T* s, Py_ssize_t m, Py_ssize_t n,        \
-                                          Py_ssize_t ld, int32_t* rowarg,               \
-                                          int32_t* colarg, T* cb) {                     \
-        for (Py_ssize_t j = 0; j < n; j++) { cb[j] = s[j]; colarg[j] = 0; }             \
-        for (Py_ssize_t i = 0; i < m; i++) {                                            \
+    /* both argmaxes; returns 1 when a value is NaN or +-inf (checked on the same loads) */ \
+    XF_CLONES static int xf_argmax_##SUF(const T* s, Py_ssize_t m, Py_ssize_t n,         \
+                                         Py_ssize_t ld, int32_t* rowarg,                \
+                                         int32_t* colarg, T* cb) {                      \
+        const IT expo = (IT)(EXPO);                                                     \
+        IT bad = 0, bits;                                                               \
+        for (Py_ssize_t j = 0; j < n; j++) {                                            \
+            cb[j] = s[j]; colarg[j] = 0;                                                \
+            memcpy(&bits, s + j, sizeof bits);                                          \
+            bad |= (bits & expo) == expo;                                               \
+        }                                                                               \
+        rowarg[0] = xf_rowarg_##SUF(s, n);                                              \
+        for (Py_ssize_t i = 1; i < m; i++) {                                            \
             const T* r = s + i * ld;                                                    \
             rowarg[i] = xf_rowarg_##SUF(r, n);                                          \
-            if (i) xf_colupd_##SUF(r, n, (int32_t)i, cb, colarg);                       \
+            for (Py_ssize_t j = 0; j < n; j++) {                                        \
+                T x = r[j];                                                             \
+                int c = x > cb[j];                                                      \
+                cb[j] = c ? x : cb[j];                                                  \
+                colarg[j] = c ? (int32_t)i : colarg[j];                                 \
+                memcpy(&bits, r + j, sizeof bits);                                      \
+                bad |= (bits & expo) == expo;                                           \
+            }                                                                           \
         }                                                                               \
+        return bad != 0;                                                                \
     }                                                                                   \
     /* argmax of sim * weight, the product in double (SimAlign's float64 mask) */         \
     XF_CLONES static void xf_wargmax_##SUF(const T* s, Py_ssize_t m, Py_ssize_t n,       \
@@ -211,10 +227,10 @@ cdef extern from *:
     """
     int xf_nonfinite_f(const float* s, Py_ssize_t m, Py_ssize_t n, Py_ssize_t ld) nogil
     int xf_nonfinite_d(const double* s, Py_ssize_t m, Py_ssize_t n, Py_ssize_t ld) nogil
-    void xf_argmax_f(const float* s, Py_ssize_t m, Py_ssize_t n, Py_ssize_t ld,
-                     int32_t* rowarg, int32_t* colarg, float* cb) nogil
-    void xf_argmax_d(const double* s, Py_ssize_t m, Py_ssize_t n, Py_ssize_t ld,
-                     int32_t* rowarg, int32_t* colarg, double* cb) nogil
+    int xf_argmax_f(const float* s, Py_ssize_t m, Py_ssize_t n, Py_ssize_t ld,
+                    int32_t* rowarg, int32_t* colarg, float* cb) nogil
+    int xf_argmax_d(const double* s, Py_ssize_t m, Py_ssize_t n, Py_ssize_t ld,
+                    int32_t* rowarg, int32_t* colarg, double* cb) nogil
     void xf_wargmax_f(const float* s, Py_ssize_t m, Py_ssize_t n, Py_ssize_t ld,
                       const char* rfree, const double* wv0, const double* wv1, double* tmp,
                       int32_t* rowarg, int32_t* colarg, double* cb) nogil
@@ -230,13 +246,14 @@ cdef inline bint _nonfinite(const real* s, Py_ssize_t m, Py_ssize_t n, Py_ssize_
         return xf_nonfinite_d(s, m, n, ld)
 
 
-cdef inline void _argmax_pass(const real* s, Py_ssize_t m, Py_ssize_t n, Py_ssize_t ld,
+cdef inline bint _argmax_pass(const real* s, Py_ssize_t m, Py_ssize_t n, Py_ssize_t ld,
                               Work* w) noexcept nogil:
-    """Row-wise and column-wise argmax, first index on ties (numpy's argmax)."""
+    """Row-wise and column-wise argmax, first index on ties (numpy's argmax); True when a
+    value is NaN or infinite."""
     if real is float:
-        xf_argmax_f(s, m, n, ld, w.rowarg, w.colarg, <float*>w.colbest)
+        return xf_argmax_f(s, m, n, ld, w.rowarg, w.colarg, <float*>w.colbest)
     else:
-        xf_argmax_d(s, m, n, ld, w.rowarg, w.colarg, w.colbest)
+        return xf_argmax_d(s, m, n, ld, w.rowarg, w.colarg, w.colbest)
 
 
 cdef inline void _weighted_argmax_pass(const real* s, Py_ssize_t m, Py_ssize_t n, Py_ssize_t ld,
@@ -405,15 +422,19 @@ cdef Py_ssize_t _softmax(const real* s, Py_ssize_t m, Py_ssize_t n, Py_ssize_t l
 
 cdef Py_ssize_t _extract_one(const real* s, Py_ssize_t m, Py_ssize_t n, Py_ssize_t ld,
                              const Params* p, Work* w) noexcept nogil:
-    """Sorted pair codes of one matrix into ``w.codes``; returns their count (-1: failed)."""
+    """Sorted pair codes of one matrix into ``w.codes``; returns their count, -1 when the
+    matching failed, -2 when a value is NaN or infinite."""
     cdef Py_ssize_t i, j, k = 0
     if m == 0 or n == 0:
         return 0
-    if p.method == MWMF:
-        return _mwmf(s, m, n, ld, w)
-    if p.method == SOFTMAX:
+    if p.method == MWMF or p.method == SOFTMAX:
+        if _nonfinite(s, m, n, ld):
+            return -2
+        if p.method == MWMF:
+            return _mwmf(s, m, n, ld, w)
         return _softmax(s, m, n, ld, p.threshold, w)
-    _argmax_pass(s, m, n, ld, w)
+    if _argmax_pass(s, m, n, ld, w):
+        return -2
     if p.method == FWD:
         for i in range(m):
             w.codes[i] = i * n + w.rowarg[i]
@@ -465,10 +486,9 @@ cdef Py_ssize_t _drive(const real** ptrs, const Py_ssize_t* ms, const Py_ssize_t
     for b in range(nmat):
         m = ms[b]
         n = ns[b]
-        # checked right before use, while the matrix comes into cache anyway
-        if _nonfinite(ptrs[b], m, n, lds[b]):
-            return -2 - b
         k = _extract_one(ptrs[b], m, n, lds[b], p, w)
+        if k == -2:
+            return -2 - b
         if k < 0:
             return b
         if _emit(out, k) < 0:

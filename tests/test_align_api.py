@@ -125,6 +125,28 @@ def test_kernel_and_twin_report_the_same_bad_matrix():
         assert impl.extract_list(mats, 3, 2, 0.9, 1.0, 1e-3)[2] == -3
 
 
+@pytest.mark.parametrize("n_threads", [2, 3, 8])
+def test_any_thread_count_gives_the_same_result(n_threads):
+    rng = np.random.default_rng(2)
+    mats = [rng.random((int(rng.integers(0, 30)), int(rng.integers(0, 30))), dtype=np.float32)
+            for _ in range(150)]
+    for method in ALL:
+        one = xa.extract_batch(mats, method)
+        many = xa.extract_batch(mats, method, n_threads=n_threads)
+        assert all(np.array_equal(a, b) for a, b in zip(one, many))
+    padded = np.zeros((150, 30, 30), dtype=np.float32)
+    lengths = np.array([m.shape for m in mats])
+    for b, m in enumerate(mats):
+        padded[b, : m.shape[0], : m.shape[1]] = m
+    many = xa.extract_batch(padded, lengths=lengths, n_threads=n_threads)
+    assert all(np.array_equal(a, b) for a, b in zip(xa.extract_batch(mats), many))
+    mats[140] = np.full((2, 2), np.nan, dtype=np.float32)
+    with pytest.raises(ParameterError, match=r"sims\[140\]"):
+        xa.extract_batch(mats, n_threads=n_threads)
+    with pytest.raises(ParameterError, match="n_threads"):
+        xa.extract_batch(mats, n_threads=0)
+
+
 def test_threads_give_the_same_result():
     """The kernel releases the GIL; concurrent calls give what one call gives."""
     rng = np.random.default_rng(1)

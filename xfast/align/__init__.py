@@ -10,7 +10,8 @@ compiled kernel ``_align`` (csrc/_align.pyx) without the GIL, or in its plain-Py
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from numbers import Integral, Real
 
 import numpy as np
@@ -92,6 +93,33 @@ def _check_status(status: int, names: Sequence[str] | str) -> None:
     raise ParameterError(msg("E313", name=name))
 
 
+def _check_threads(n_threads: int) -> int:
+    if isinstance(n_threads, bool) or not isinstance(n_threads, Integral) or n_threads < 1:
+        raise ParameterError(msg("E202", name="n_threads", expected="an int >= 1", value=n_threads))
+    return int(n_threads)
+
+
+_MIN_PER_THREAD = 32  # below this a thread costs more than it saves
+
+
+def _parallel(fn: Callable, seqs: tuple, n_threads: int) -> tuple:
+    """``fn(*seqs)`` (a kernel call returning pairs, counts, status) on contiguous chunks of
+    ``seqs`` in ``n_threads`` threads (the kernel releases the GIL), joined in order."""
+    n = len(seqs[0])
+    k = max(1, min(n_threads, n // _MIN_PER_THREAD))
+    if k == 1:
+        return fn(*seqs)
+    bounds = [n * t // k for t in range(k + 1)]
+    with ThreadPoolExecutor(k) as pool:
+        parts = list(pool.map(lambda t: fn(*(s[bounds[t]:bounds[t + 1]] for s in seqs)), range(k)))
+    for t, (_, _, status) in enumerate(parts):
+        if status < -1:
+            return parts[t][0], None, status - bounds[t]
+        if status >= 0:
+            return parts[t][0], None, status + bounds[t]
+    return (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]), -1)
+
+
 def _split(pairs: np.ndarray, counts: np.ndarray) -> list[np.ndarray]:
     ends = np.cumsum(counts).tolist()
     starts = [0] + ends[:-1]
@@ -124,18 +152,25 @@ def extract(sim: object, method: str = "itermax", *, max_count: int = 2, alpha: 
 
 
 def extract_batch(sims: object, method: str = "itermax", *, lengths: object = None,
-                  max_count: int = 2, alpha: float = 0.9, threshold: float = 1e-3) -> list[np.ndarray]:
+                  max_count: int = 2, alpha: float = 0.9, threshold: float = 1e-3,
+                  n_threads: int = 1) -> list[np.ndarray]:
     """:func:`extract` on many matrices in one compiled call (GIL released).
 
     Args:
         sims: a sequence of 2-D matrices, or a padded (B, M, N) array with ``lengths``.
         lengths: with a 3-D ``sims``: (B, 2) ints, matrix b is ``sims[b, :lengths[b, 0],
             :lengths[b, 1]]`` (padding is never read). Without it a 3-D array is B full matrices.
+        n_threads: threads sharing the batch (results do not depend on it).
 
     Returns:
         One int32 (k, 2) pair array per matrix, as :func:`extract` gives it.
     """
     code, max_count, w1, w2, threshold = _check_params(method, max_count, alpha, threshold)
+    n_threads = _check_threads(n_threads)
+
+    def run(mats: list) -> tuple:
+        return _kernel.extract_list(mats, code, max_count, w1, w2, threshold)
+
     if isinstance(sims, np.ndarray) and sims.ndim == 3:
         arr = _as_float(sims, "sims", ndim=3)
         nb, mm, nn = arr.shape
@@ -149,7 +184,9 @@ def extract_batch(sims: object, method: str = "itermax", *, lengths: object = No
                                          if lens.size <= 8 else f"shape {lens.shape}"))
             lens = np.ascontiguousarray(lens, dtype=np.int64)
         arr = np.ascontiguousarray(arr)
-        pairs, counts, status = _kernel.extract_padded(arr, lens, code, max_count, w1, w2, threshold)
+        pairs, counts, status = _parallel(
+            lambda a, ln: _kernel.extract_padded(a, ln, code, max_count, w1, w2, threshold),
+            (arr, lens), n_threads)
         _check_status(status, [f"sims[{b}]" for b in range(nb)] if status != -1 else "")
         return _split(pairs, counts)
     if lengths is not None:
@@ -159,12 +196,12 @@ def extract_batch(sims: object, method: str = "itermax", *, lengths: object = No
         raise ParameterError(msg("E312", name="sims", ndim=3, shape=sims.shape))
     mats = list(sims)
     try:  # arrays of one float dtype go to the kernel as they are; it checks them
-        pairs, counts, status = _kernel.extract_list(mats, code, max_count, w1, w2, threshold)
+        pairs, counts, status = _parallel(run, (mats,), n_threads)
     except (TypeError, AttributeError, ValueError):
         mats = [_as_float(s, f"sims[{b}]") for b, s in enumerate(mats)]
         if any(a.dtype != np.float32 for a in mats):
             mats = [a.astype(np.float64, copy=False) for a in mats]
-        pairs, counts, status = _kernel.extract_list(mats, code, max_count, w1, w2, threshold)
+        pairs, counts, status = _parallel(run, (mats,), n_threads)
     if status != -1:
         _check_status(status, [f"sims[{b}]" for b in range(len(mats))])
     return _split(pairs, counts)
@@ -325,22 +362,24 @@ def to_words(pairs: object, labeled_word_ids: object, receiving_word_ids: object
 
 
 def to_words_batch(pairs: Sequence[object], labeled_word_ids: Sequence[object],
-                   receiving_word_ids: Sequence[object]) -> list[np.ndarray]:
+                   receiving_word_ids: Sequence[object], *, n_threads: int = 1) -> list[np.ndarray]:
     """:func:`to_words` (sorted unique union) on many sentence pairs in one compiled call.
 
     Args:
         pairs: per sentence pair, (k, 2) subword pairs ``(labeled, receiving)``.
         labeled_word_ids, receiving_word_ids: per sentence pair, the word of each subword.
+        n_threads: threads sharing the batch (results do not depend on it).
 
     Returns:
         Per sentence pair, int32 (k, 2) ``(labeled word, receiving word)`` pairs, sorted.
     """
+    n_threads = _check_threads(n_threads)
     lists = [list(pairs), list(labeled_word_ids), list(receiving_word_ids)]
     sizes = [len(x) for x in lists]
     if len(set(sizes)) != 1:
         raise ParameterError(msg("E319", sizes=sizes))
     try:  # int32 arrays go to the kernel as they are; it checks them
-        out, counts, status = _kernel.union_list(*lists)
+        out, counts, status = _parallel(_kernel.union_list, tuple(lists), n_threads)
     except (TypeError, AttributeError, ValueError):
         ps, lws, rws = [], [], []
         for b, (p, lw, rw) in enumerate(zip(*lists)):
@@ -356,7 +395,7 @@ def to_words_batch(pairs: Sequence[object], labeled_word_ids: Sequence[object],
             except ParameterError as err:
                 raise ParameterError(msg("E303", index=b, problem=str(err))) from None
             ps.append(np.ascontiguousarray(p.clip(-1, np.iinfo(np.int32).max), dtype=np.int32))
-        out, counts, status = _kernel.union_list(ps, lws, rws)
+        out, counts, status = _parallel(_kernel.union_list, (ps, lws, rws), n_threads)
     if status != -1:
         raise ParameterError(msg("E303", index=status, problem=msg(
             "E318", m=len(lists[1][status]), n=len(lists[2][status]))))
@@ -379,7 +418,7 @@ def align_states_batch(labeled_states: Sequence[object], receiving_states: Seque
                        labeled_word_ids: Sequence[object], receiving_word_ids: Sequence[object], *,
                        method: str = "itermax", token_type: str = "bpe", distortion: float = 0.0,
                        max_count: int = 2, alpha: float = 0.9, threshold: float = 1e-3,
-                       compat_awesome: bool = False) -> list[np.ndarray]:
+                       compat_awesome: bool = False, n_threads: int = 1) -> list[np.ndarray]:
     """Word pairs for many sentence pairs from encoder states (SPEC §2).
 
     Each matrix is built as the reference builds it, with the receiving sentence as rows
@@ -397,6 +436,7 @@ def align_states_batch(labeled_states: Sequence[object], receiving_states: Seque
         distortion: SimAlign's distortion ratio (SimAlign methods only).
         max_count, alpha: itermax's parameters. threshold: softmax's.
         compat_awesome: softmax only: the reference's pair order (see :func:`to_words`).
+        n_threads: threads sharing the extraction (results do not depend on it).
 
     Returns:
         Per sentence pair, int32 (k, 2) ``(labeled word, receiving word)`` pairs, sorted and
@@ -404,6 +444,7 @@ def align_states_batch(labeled_states: Sequence[object], receiving_states: Seque
     """
     code, max_count, w1, w2, threshold = _check_params(method, max_count, alpha, threshold)
     check_choice("token_type", token_type, TOKEN_TYPES)
+    n_threads = _check_threads(n_threads)
     if isinstance(distortion, bool) or not isinstance(distortion, Real) or not np.isfinite(distortion):
         raise ParameterError(msg("E202", name="distortion", expected="a finite real number",
                                  value=distortion))
@@ -436,12 +477,14 @@ def align_states_batch(labeled_states: Sequence[object], receiving_states: Seque
         mats = [s.astype(np.float64, copy=False) for s in mats]
     names = [f"sentence pair {b}: similarity" for b in range(len(mats))]
     if compat_awesome:
-        pairs, counts, status = _kernel.extract_list(mats, code, max_count, w1, w2, threshold)
+        pairs, counts, status = _parallel(
+            lambda ms: _kernel.extract_list(ms, code, max_count, w1, w2, threshold), (mats,), n_threads)
         _check_status(status, names)
         return [_reference_set_order(p[:, ::-1], lw, rw)
                 for p, lw, rw in zip(_split(pairs, counts), col_words, row_words)]
-    pairs, counts, status = _kernel.extract_list(mats, code, max_count, w1, w2, threshold,
-                                                 row_words, col_words, True)
+    pairs, counts, status = _parallel(
+        lambda ms, rws, cws: _kernel.extract_list(ms, code, max_count, w1, w2, threshold, rws, cws, True),
+        (mats, row_words, col_words), n_threads)
     _check_status(status, names)
     return _split(pairs, counts)
 
