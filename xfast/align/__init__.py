@@ -217,9 +217,9 @@ def softmax_extract(scores: object, threshold: float = 1e-3) -> np.ndarray:
 
 
 # ---------------------------------------------------------------- similarity
-def _normalize_rows(x: np.ndarray) -> np.ndarray:
+def _normalize_rows(x: np.ndarray, copy: bool = True) -> np.ndarray:
     # as scikit-learn's normalize(): einsum row norms, near-zero norms left as 1, divide
-    out = np.array(x, copy=True)
+    out = np.array(x, copy=True) if copy else x
     norms = np.sqrt(np.einsum("ij,ij->i", out, out))
     norms[norms < 10 * np.finfo(norms.dtype).eps] = 1.0
     out /= norms[:, None]
@@ -460,19 +460,20 @@ def align_states_batch(labeled_states: Sequence[object], receiving_states: Seque
         raise ParameterError(msg("E319", sizes=sizes))
     # the kernel's rows are receiving tokens, so its fwd is xfast's rev
     code = {0: 1, 1: 0}.get(code, code)
-    mats, row_words, col_words = [], [], []
+    recs, labs, row_words, col_words = [], [], [], []
     for b in range(sizes[0]):
         lab, rec, lw, rw = _sentence_inputs(b, *(x[b] for x in lists))
         if token_type == "word":
             lab, lw = _present_word_vectors(lab, lw)
             rec, rw = _present_word_vectors(rec, rw)
-        if method == "softmax":
-            sim = rec @ lab.T
-        else:
-            sim = _similarity(rec, lab, float(distortion))
-        mats.append(sim)
+        recs.append(rec)
+        labs.append(lab)
         row_words.append(rw)
         col_words.append(lw)
+    if method == "softmax":
+        mats = [rec @ lab.T for rec, lab in zip(recs, labs)]
+    else:
+        mats = _similarities(recs, labs, float(distortion))
     if any(s.dtype != np.float32 for s in mats):
         mats = [s.astype(np.float64, copy=False) for s in mats]
     names = [f"sentence pair {b}: similarity" for b in range(len(mats))]
@@ -487,6 +488,31 @@ def align_states_batch(labeled_states: Sequence[object], receiving_states: Seque
         (mats, row_words, col_words), n_threads)
     _check_status(status, names)
     return _split(pairs, counts)
+
+
+def _similarities(xs: list, ys: list, distortion: float) -> list[np.ndarray]:
+    """:func:`similarity` of many pairs, bit-identical to one call per pair.
+
+    Rows are normalised once for all pairs (einsum's row norms do not depend on the other
+    rows); each product stays one matmul per pair, since a padded batched matmul gives
+    different float32 sums.
+    """
+    if not xs or any(a.dtype != np.float32 for a in xs + ys):
+        return [_similarity(x, y, distortion) for x, y in zip(xs, ys)]
+    xn = _normalize_rows(np.concatenate(xs), copy=False) if sum(len(x) for x in xs) else None
+    yn = _normalize_rows(np.concatenate(ys), copy=False) if sum(len(y) for y in ys) else None
+    xo = np.cumsum([0] + [len(x) for x in xs]).tolist()
+    yo = np.cumsum([0] + [len(y) for y in ys]).tolist()
+    out = []
+    for b in range(len(xs)):
+        if xo[b] == xo[b + 1] or yo[b] == yo[b + 1]:
+            out.append(np.zeros((xo[b + 1] - xo[b], yo[b + 1] - yo[b]), dtype=np.float32))
+            continue
+        sim = xn[xo[b]:xo[b + 1]] @ yn[yo[b]:yo[b + 1]].T
+        sim += 1.0
+        sim /= 2.0
+        out.append(_distort(sim, distortion))
+    return out
 
 
 def _sentence_inputs(b: int, lab: object, rec: object, lw: object, rw: object) -> tuple:
