@@ -45,8 +45,6 @@ __all__ = [
 METHODS = _align_py.METHODS
 TOKEN_TYPES = ("bpe", "word")
 
-_EMPTY = np.zeros((0, 2), dtype=np.int32)
-
 
 # ---------------------------------------------------------------- validation
 def _check_params(method: str, max_count: int, alpha: float, threshold: float) -> tuple:
