@@ -80,6 +80,7 @@ setup(
         "scipy>=1.11",
         "numba>=0.60",
         "tqdm>=4.66",
+        "threadpoolctl>=3.1",
         "tokenizers>=0.20",
         "onnx>=1.16",
         "onnxruntime>=1.18",

@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from numbers import Integral, Real
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from xfast.errors import ParameterError, check_choice, msg
 
@@ -501,16 +502,21 @@ def _similarities(xs: list, ys: list, distortion: float) -> list[np.ndarray]:
     yn = _normalize_rows(np.concatenate(ys), copy=False) if sum(len(y) for y in ys) else None
     xo = np.cumsum([0] + [len(x) for x in xs]).tolist()
     yo = np.cumsum([0] + [len(y) for y in ys]).tolist()
-    out = []
-    for b in range(len(xs)):
-        if xo[b] == xo[b + 1] or yo[b] == yo[b + 1]:
-            out.append(np.zeros((xo[b + 1] - xo[b], yo[b + 1] - yo[b]), dtype=np.float32))
-            continue
-        sim = xn[xo[b]:xo[b + 1]] @ yn[yo[b]:yo[b + 1]].T
-        sim += 1.0
-        sim /= 2.0
-        out.append(_distort(sim, distortion))
-    return out
+    # Many small products: one BLAS thread each. Threaded BLAS on matrices this small spends
+    # its time waking threads, and under CPU contention (ONNX Runtime beside it) 20x longer.
+    with threadpool_limits(1, user_api="blas"):
+        return [_one_similarity(xn, yn, xo, yo, b, distortion) for b in range(len(xs))]
+
+
+def _one_similarity(xn: np.ndarray, yn: np.ndarray, xo: list, yo: list, b: int,
+                    distortion: float) -> np.ndarray:
+    """Pair ``b``'s similarity from the row-normalised stacks ``xn``/``yn`` and their offsets."""
+    if xo[b] == xo[b + 1] or yo[b] == yo[b + 1]:
+        return np.zeros((xo[b + 1] - xo[b], yo[b + 1] - yo[b]), dtype=np.float32)
+    sim = xn[xo[b]:xo[b + 1]] @ yn[yo[b]:yo[b + 1]].T
+    sim += 1.0
+    sim /= 2.0
+    return _distort(sim, distortion)
 
 
 def _sentence_inputs(b: int, lab: object, rec: object, lw: object, rw: object) -> tuple:
