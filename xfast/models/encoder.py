@@ -179,13 +179,22 @@ def _export_onnx(hf_dir: Path, layer: int, out: Path) -> None:
         )
 
 
-def _quantize_int8(src: Path, dst: Path) -> None:
+def _has_vnni() -> bool:
+    """True on x86 CPUs with VNNI int8 dot products (or when the flags cannot be read)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return True
+    return "vnni" in flags or "avx2" not in flags
+
+
+def _quantize_int8(src: Path, dst: Path, reduce_range: bool) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    # MatMul weights only: the embedding table stays fp32 (states of layer 0 are exact);
-    # reduce_range keeps u8*s8 products clear of the AVX2 saturation ORT warns about
+    # MatMul weights only: the embedding table stays fp32 (states of layer 0 are exact).
+    # reduce_range (7-bit weights) only where u8*s8 products would saturate: AVX2 without VNNI
     quantize_dynamic(str(src), str(dst), op_types_to_quantize=["MatMul"],
-                     weight_type=QuantType.QInt8, per_channel=False, reduce_range=True)
+                     weight_type=QuantType.QInt8, per_channel=False, reduce_range=reduce_range)
 
 
 def export_encoder(hf_dir: str | os.PathLike, layer: int, out_dir: str | os.PathLike | None = None, *,
@@ -205,7 +214,9 @@ def export_encoder(hf_dir: str | os.PathLike, layer: int, out_dir: str | os.Path
         raise ModelError(msg("E411", path=hf_dir, reason="not a directory"))
     cfg = _config(hf_dir)
     layer = _check_layer(layer, cfg, hf_dir)
-    key = content_hash(_model_files(hf_dir), extra={"layer": layer, "quantize": quantize, "exporter": _EXPORTER})
+    reduce_range = quantize == "int8" and not _has_vnni()
+    key = content_hash(_model_files(hf_dir), extra={"layer": layer, "quantize": quantize, "exporter": _EXPORTER,
+                                                    "reduce_range": reduce_range})
     final = Path(out_dir) if out_dir is not None else cache_dir() / "encoders" / key
     meta_path = final / _META
     if meta_path.is_file() and json.loads(meta_path.read_text()).get("key") == key:
@@ -219,7 +230,7 @@ def export_encoder(hf_dir: str | os.PathLike, layer: int, out_dir: str | os.Path
     fp32 = export_encoder(hf_dir, layer) if quantize else None
     with atomic_dir(final) as tmp:
         if quantize == "int8":
-            _quantize_int8(fp32 / "model.onnx", tmp / "model.onnx")
+            _quantize_int8(fp32 / "model.onnx", tmp / "model.onnx", reduce_range)
         else:
             _export_onnx(hf_dir, layer, tmp)
         (tmp / "tokenizer.json").write_text(load_tokenizer(hf_dir).to_str(), encoding="utf-8")
@@ -240,6 +251,9 @@ class _OnnxBackend:
 
         so = ort.SessionOptions()
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # idle threads sleep instead of spinning: ORT shares the cores with torch,
+        # CTranslate2 and the alignment kernels of the same pipeline
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if threads:
             so.intra_op_num_threads = int(threads)
             so.inter_op_num_threads = 1
