@@ -34,7 +34,7 @@ from xfast.models.registry import resolve
 
 __all__ = ["Encoded", "Encoder", "export_encoder", "load_tokenizer"]
 
-_EXPORTER = 1  # bump when the exported graph changes
+_EXPORTER = 2  # bump when the exported graph changes
 _META = "xfast-encoder.json"
 _ROBERTA_LIKE = ("roberta", "xlm-roberta", "camembert", "xlm-roberta-xl")
 _QUANTIZE = (None, "int8")
@@ -72,10 +72,12 @@ def _config(hf_dir: Path) -> dict:
 
 def _max_length(cfg: dict) -> int:
     """Longest input (special tokens included) the position table allows."""
-    n = int(cfg.get("max_position_embeddings", 512))
-    if cfg.get("model_type") in _ROBERTA_LIKE:  # positions start at pad_token_id + 1
-        n -= int(cfg.get("pad_token_id", 1)) + 1
-    return n
+    return int(cfg.get("max_position_embeddings", 512)) - _position_offset(cfg)
+
+
+def _position_offset(cfg: dict) -> int:
+    """Position id of a sentence's first token (RoBERTa-like models count from pad + 1)."""
+    return int(cfg.get("pad_token_id", 1)) + 1 if cfg.get("model_type") in _ROBERTA_LIKE else 0
 
 
 def _check_layer(layer: object, cfg: dict, where: object) -> int:
@@ -147,36 +149,106 @@ def _model_files(hf_dir: Path) -> list[Path]:
 
 
 # ----------------------------------------------------------------------------- export
-def _export_onnx(hf_dir: Path, layer: int, out: Path) -> None:
+_PACKABLE = ("bert", "roberta", "xlm-roberta", "camembert")
+_PACKED_INPUTS = ["input_ids", "position_ids", "gather_idx", "unpad_idx", "attention_mask"]
+
+
+def _packable(model) -> bool:
+    """A BERT-layout model (absolute positions, post-LN layers) that the packed graph can run."""
+    cfg, emb = model.config, model.embeddings
+    if cfg.model_type not in _PACKABLE or getattr(cfg, "position_embedding_type", "absolute") != "absolute":
+        return False
+    if not all(hasattr(emb, n) for n in ("word_embeddings", "position_embeddings", "LayerNorm")):
+        return False
+    return all(hasattr(lay, "attention") and hasattr(lay.attention, "self") and hasattr(lay, "intermediate")
+               for lay in model.encoder.layer)
+
+
+def _packed_module(model):
+    """The cut encoder over packed tokens: token-wise ops (embeddings, Q/K/V, output and
+    FFN projections, layer norms) run on the ``(n_tokens, hidden)`` matrix of real tokens
+    only; attention alone is laid out ``(batch, heads, seq, head_dim)`` with a key mask.
+    Same arithmetic as transformers' eager BERT/XLM-R layers, minus the padding rows.
+    """
+    import torch
+    from transformers.activations import ACT2FN
+
+    cfg, emb = model.config, model.embeddings
+    hidden, heads = cfg.hidden_size, cfg.num_attention_heads
+    head_dim = hidden // heads
+    act = ACT2FN[cfg.hidden_act]
+    scaling = head_dim**-0.5
+
+    class _Packed(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.emb, self.layers = emb, model.encoder.layer
+
+        def forward(self, input_ids, position_ids, gather_idx, unpad_idx, attention_mask):
+            b, t = attention_mask.shape[0], attention_mask.shape[1]
+            x = self.emb.word_embeddings(input_ids) + self.emb.position_embeddings(position_ids)
+            if hasattr(self.emb, "token_type_embeddings"):
+                x = x + self.emb.token_type_embeddings.weight[0]
+            x = self.emb.LayerNorm(x)
+            bias = (1.0 - attention_mask[:, None, None, :].to(x.dtype)) * torch.finfo(x.dtype).min
+            zero = x.new_zeros(1, hidden)
+
+            def pad(y):  # (n, hidden) -> (b, heads, t, head_dim); padding slots read the zero row
+                return torch.cat([y, zero])[gather_idx].view(b, t, heads, head_dim).transpose(1, 2)
+
+            for layer in self.layers:
+                att = layer.attention
+                q, k, v = pad(att.self.query(x)), pad(att.self.key(x)), pad(att.self.value(x))
+                probs = torch.softmax(torch.matmul(q, k.transpose(2, 3)) * scaling + bias, dim=-1)
+                ctx = torch.matmul(probs, v).transpose(1, 2).reshape(b * t, hidden)[unpad_idx]
+                x = att.output.LayerNorm(att.output.dense(ctx) + x)
+                x = layer.output.LayerNorm(layer.output.dense(act(layer.intermediate.dense(x))) + x)
+            return x
+
+    return _Packed().eval()
+
+
+def _export_onnx(hf_dir: Path, layer: int, out: Path) -> bool:
+    """Write ``out/model.onnx``; returns whether it is the packed graph."""
     import torch
 
     model = _load_cut_model(hf_dir, layer, attn="eager")
-    takes_types = "token_type_ids" in inspect.signature(model.forward).parameters
+    if _packable(model):
+        wrapper = _packed_module(model)
+        # two rows of 5 and 3 tokens: 8 packed tokens in 10 slots, the padding slots read row 8
+        mask = torch.tensor([[1] * 5, [1] * 3 + [0] * 2])
+        args = (torch.full((8,), 5, dtype=torch.long), torch.tensor([0, 1, 2, 3, 4, 0, 1, 2]),
+                torch.tensor([0, 1, 2, 3, 4, 5, 6, 7, 8, 8]), torch.tensor([0, 1, 2, 3, 4, 5, 6, 7]), mask)
+        names, axes = _PACKED_INPUTS, {"input_ids": {0: "tokens"}, "position_ids": {0: "tokens"},
+                                       "gather_idx": {0: "slots"}, "unpad_idx": {0: "tokens"},
+                                       "attention_mask": {0: "batch", 1: "seq"}, "hidden": {0: "tokens"}}
+    else:
+        takes_types = "token_type_ids" in inspect.signature(model.forward).parameters
 
-    class _Cut(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.model = model
+        class _Cut(torch.nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.model = model
 
-        def forward(self, input_ids, attention_mask):
-            kw = {"token_type_ids": torch.zeros_like(input_ids)} if takes_types else {}
-            return self.model(input_ids=input_ids, attention_mask=attention_mask, **kw).last_hidden_state
+            def forward(self, input_ids, attention_mask):
+                kw = {"token_type_ids": torch.zeros_like(input_ids)} if takes_types else {}
+                return self.model(input_ids=input_ids, attention_mask=attention_mask, **kw).last_hidden_state
 
-    wrapper = _Cut().eval()  # the wrapper itself in eval mode, or export keeps dropout
-    ids = torch.full((2, 7), 5, dtype=torch.long)
-    mask = torch.ones_like(ids)
-    mask[1, 5:] = 0
+        wrapper = _Cut().eval()  # the wrapper itself in eval mode, or export keeps dropout
+        ids = torch.full((2, 7), 5, dtype=torch.long)
+        mask = torch.ones_like(ids)
+        mask[1, 5:] = 0
+        args = (ids, mask)
+        names, axes = ["input_ids", "attention_mask"], {"input_ids": {0: "batch", 1: "seq"},
+                                                        "attention_mask": {0: "batch", 1: "seq"},
+                                                        "hidden": {0: "batch", 1: "seq"}}
     # the tracer's warnings are about branches fixed for any (batch, seq) with a full-length
     # mask, which is what the runtime always passes
     with torch.inference_mode(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(
-            wrapper, (ids, mask), str(out / "model.onnx"),
-            input_names=["input_ids", "attention_mask"], output_names=["hidden"],
-            dynamic_axes={"input_ids": {0: "batch", 1: "seq"}, "attention_mask": {0: "batch", 1: "seq"},
-                          "hidden": {0: "batch", 1: "seq"}},
-            opset_version=17, dynamo=False, do_constant_folding=True,
-        )
+        torch.onnx.export(wrapper, args, str(out / "model.onnx"), input_names=names, output_names=["hidden"],
+                          dynamic_axes=axes, opset_version=17, dynamo=False, do_constant_folding=True)
+    return wrapper.__class__.__name__ == "_Packed"
 
 
 def _has_vnni() -> bool:
@@ -231,13 +303,15 @@ def export_encoder(hf_dir: str | os.PathLike, layer: int, out_dir: str | os.Path
     with atomic_dir(final) as tmp:
         if quantize == "int8":
             _quantize_int8(fp32 / "model.onnx", tmp / "model.onnx", reduce_range)
+            packed = json.loads((fp32 / _META).read_text())["packed"]
         else:
-            _export_onnx(hf_dir, layer, tmp)
+            packed = _export_onnx(hf_dir, layer, tmp)
         (tmp / "tokenizer.json").write_text(load_tokenizer(hf_dir).to_str(), encoding="utf-8")
         meta = {
             "key": key, "source": str(hf_dir.resolve()), "layer": layer, "quantize": quantize,
             "model_type": cfg.get("model_type"), "hidden_size": cfg.get("hidden_size"),
             "max_length": _max_length(cfg), "pad_token_id": cfg.get("pad_token_id") or 0,
+            "packed": packed, "position_offset": _position_offset(cfg),
             "num_hidden_layers": cfg.get("num_hidden_layers"),
         }
         (tmp / _META).write_text(json.dumps(meta, indent=2))
@@ -246,7 +320,7 @@ def export_encoder(hf_dir: str | os.PathLike, layer: int, out_dir: str | os.Path
 
 # ----------------------------------------------------------------------------- backends
 class _OnnxBackend:
-    def __init__(self, path: Path, threads: int | None, providers: Sequence[str] | None) -> None:
+    def __init__(self, export: Path, threads: int | None, providers: Sequence[str] | None) -> None:
         import onnxruntime as ort
 
         so = ort.SessionOptions()
@@ -264,13 +338,27 @@ class _OnnxBackend:
             unknown = [p for p in providers if p not in available]
             if unknown:
                 raise ParameterError(msg("E201", name="providers", options=available, value=unknown))
-        self.session = ort.InferenceSession(str(path), so, providers=list(providers))
-        # layer 0 (embeddings only) never reads the mask, and the exporter drops unused inputs
-        self._mask = "attention_mask" in {i.name for i in self.session.get_inputs()}
+        self.session = ort.InferenceSession(str(export / "model.onnx"), so, providers=list(providers))
+        meta = json.loads((export / _META).read_text())
+        self.packed, self.offset = bool(meta.get("packed")), int(meta.get("position_offset", 0))
+        # layer 0 (embeddings only) reads no mask, and the exporter drops unused inputs
+        self._inputs = {i.name for i in self.session.get_inputs()}
 
     def __call__(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        feed = {"input_ids": ids, "attention_mask": mask} if self._mask else {"input_ids": ids}
-        return self.session.run(None, feed)[0]
+        """``(batch, seq)`` ids and mask (real tokens first in each row) -> ``(batch, seq, hidden)``."""
+        if not self.packed:
+            feed = {"input_ids": ids, "attention_mask": mask}
+            return self.session.run(None, {k: v for k, v in feed.items() if k in self._inputs})[0]
+        b, t = ids.shape
+        unpad = np.flatnonzero(mask.reshape(-1))
+        gather = np.full(b * t, len(unpad), dtype=np.int64)
+        gather[unpad] = np.arange(len(unpad))
+        feed = {"input_ids": ids.reshape(-1)[unpad], "position_ids": unpad % t + self.offset,
+                "gather_idx": gather, "unpad_idx": unpad, "attention_mask": mask}
+        packed = self.session.run(None, {k: v for k, v in feed.items() if k in self._inputs})[0]
+        out = np.zeros((b * t, packed.shape[1]), dtype=np.float32)
+        out[unpad] = packed
+        return out.reshape(b, t, -1)
 
 
 class _TorchBackend:
@@ -322,7 +410,7 @@ class Encoder:
         self.pad_id = int(cfg.get("pad_token_id") or 0)
         if backend == "onnx":
             export = export_encoder(self.model_dir, self.layer, quantize=quantize)
-            self._run = _OnnxBackend(export / "model.onnx", threads, providers)
+            self._run = _OnnxBackend(export, threads, providers)
             self.tokenizer = load_tokenizer(export)
         else:
             self._run = _TorchBackend(self.model_dir, self.layer, threads)
