@@ -372,3 +372,23 @@ def test_align_states_batch_errors():
     with pytest.raises(ParameterError, match="compat_awesome"):
         xa.align_states_batch(*ok, compat_awesome=True)
     assert xa.align_states_batch([], [], [], []) == []
+
+
+def test_link_scores_numba_equals_twin():
+    from xfast.align.scores import link_scores, link_scores_py
+
+    rng = np.random.default_rng(7)
+    xs, xw, ys, yw, alns = [], [], [], [], []
+    for m, n in [(1, 1), (5, 3), (9, 12), (0, 4)]:
+        xs.append(rng.normal(size=(m, 6)).astype(np.float32))
+        ys.append(rng.normal(size=(n, 6)).astype(np.float32))
+        xw.append(np.sort(rng.integers(0, max(m // 2, 1), m)).astype(np.int32))
+        yw.append(np.sort(rng.integers(0, max(n // 2, 1), n)).astype(np.int32))
+        pairs = sorted({(int(i), int(j)) for i in xw[-1] for j in yw[-1]})
+        alns.append(np.array(pairs, np.int32).reshape(-1, 2))
+    fast = link_scores(xs, xw, ys, yw, alns)
+    slow = link_scores_py(xs, xw, ys, yw, alns)
+    for f, s, a in zip(fast, slow, alns):
+        assert f.shape == (len(a),)
+        np.testing.assert_allclose(f, s, atol=1e-6)
+        assert ((f >= 0) & (f <= 1)).all()

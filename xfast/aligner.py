@@ -91,16 +91,7 @@ class Aligner:
     def link_scores(self, labeled: Sequence, receiving: Sequence,
                     alignments: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Per-link similarity: the best ``(cos + 1) / 2`` between the two words' subwords."""
-        from xfast.align import similarity
+        from xfast.align.scores import link_scores
 
-        out = []
-        for x, y, pairs in zip(labeled, receiving, alignments):
-            if len(pairs) == 0:
-                out.append(np.zeros(0, np.float32))
-                continue
-            sim = similarity(x.states, y.states)
-            sx, rows = np.unique(x.word_ids, return_index=True)
-            sy, cols = np.unique(y.word_ids, return_index=True)
-            word_sim = np.maximum.reduceat(np.maximum.reduceat(sim, rows, axis=0), cols, axis=1)
-            out.append(word_sim[np.searchsorted(sx, pairs[:, 0]), np.searchsorted(sy, pairs[:, 1])])
-        return out
+        return link_scores([e.states for e in labeled], [e.word_ids for e in labeled],
+                           [e.states for e in receiving], [e.word_ids for e in receiving], alignments)
