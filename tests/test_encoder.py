@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from xfast.errors import ModelError, ParameterError
 from xfast.models.encoder import Encoder, export_encoder, load_tokenizer
@@ -89,6 +91,16 @@ def encoders(request, tmp_path_factory) -> dict[str, Path]:
     except pytest.FixtureLookupError:
         root = tmp_path_factory.mktemp("encoders")
         return {"xlmr": _build_xlmr(root / "xlmr"), "mbert": _build_mbert(root / "mbert")}
+
+
+_probe: dict = {}
+
+
+def _window_probe(hf_dir: Path) -> Encoder:
+    """One torch-backend Encoder reused by the property test (its window maths only)."""
+    if "enc" not in _probe:
+        _probe["enc"] = Encoder(hf_dir, backend="torch", layer=1)
+    return _probe["enc"]
 
 
 SENTS = [
@@ -250,3 +262,24 @@ def test_offline_hub_model_says_how_to_export(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
     with pytest.raises(ModelError, match=r"\[E401\].*'mbert'.*bert-base-multilingual-cased.*offline.*xfast models export"):
         Encoder("mbert")
+
+
+def test_same_states_for_any_thread_count(encoders):
+    one = Encoder(encoders["mbert"], threads=1).encode(SENTS)
+    two = Encoder(encoders["mbert"], threads=2, max_tokens=40).encode(SENTS)
+    for a, b in zip(one, two):
+        np.testing.assert_allclose(a.states, b.states, atol=1e-5, rtol=0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(1, 400), size=st.integers(2, 64))
+def test_windows_partition_every_subword(encoders, n, size):
+    enc = _window_probe(encoders["xlmr"])
+    enc._content = size
+    spans = enc._windows(n)
+    owned = [t for a, b, oa, ob in spans for t in range(oa, ob)]
+    assert owned == list(range(n))  # each subword from exactly one window, in order
+    for a, b, oa, ob in spans:
+        assert 0 <= a <= oa < ob <= b <= n and b - a <= size
+        if len(spans) > 1:  # at least a quarter window of context on each inner side
+            assert (oa == 0 or oa - a >= size // 4) and (ob == n or b - ob >= size // 4)
