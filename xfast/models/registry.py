@@ -89,10 +89,8 @@ def is_offline() -> bool:
 
 def _export_hint(hf_id: str) -> str:
     return (
-        f"{hf_id} is not in the local Hugging Face cache and xfast is offline (HF_HUB_OFFLINE "
-        f"is set), so nothing is downloaded. On a machine with access run "
-        f"`huggingface-cli download {hf_id} --local-dir DIR`, then pass DIR as the model or "
-        f"export it once with `xfast models export DIR --out OUT`"
+        f"On a machine with access run `huggingface-cli download {hf_id} --local-dir DIR`, then "
+        f"pass DIR as the model or export it once with `xfast models export DIR --out OUT`"
     )
 
 
@@ -106,11 +104,13 @@ def _from_hub(hf_id: str, name: str) -> Path:
     except Exception:  # noqa: BLE001 - any miss means "not cached"
         pass
     if is_offline():
-        raise ModelError(msg("E401", name=name, reason=_export_hint(hf_id)))
+        raise ModelError(msg("E401", name=name, reason=(
+            f"{hf_id} is not in the local Hugging Face cache and xfast is offline (HF_HUB_OFFLINE "
+            f"is set), so nothing is downloaded. " + _export_hint(hf_id))))
     try:
         return Path(snapshot_download(hf_id))
     except Exception as e:  # noqa: BLE001 - network, auth, missing repo
-        raise ModelError(msg("E401", name=name, reason=f"download of {hf_id} failed ({e}); "
+        raise ModelError(msg("E401", name=name, reason=f"download of {hf_id} failed ({e}). "
                              + _export_hint(hf_id))) from e
 
 
