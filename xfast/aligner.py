@@ -86,7 +86,10 @@ class Aligner:
     def align_batch(self, labeled_sentences: Sequence[Sequence[str]],
                     receiving_sentences: Sequence[Sequence[str]]) -> list[np.ndarray]:
         """Align word-split sentence pairs: one int32 (k, 2) array of sorted pairs per pair."""
-        return self.align_encoded(self.encode(labeled_sentences), self.encode(receiving_sentences))
+        n = len(labeled_sentences)
+        # one encoder call for both sides: one pool to sort by length, fuller batches
+        both = self.encode([*labeled_sentences, *receiving_sentences])
+        return self.align_encoded(both[:n], both[n:])
 
     def link_scores(self, labeled: Sequence, receiving: Sequence,
                     alignments: Sequence[np.ndarray]) -> list[np.ndarray]:
