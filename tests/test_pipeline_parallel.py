@@ -81,7 +81,22 @@ def test_real_europarl_slice_with_e5_small(tmp_path):
              for lang in ("de", "es")}
     res = project_parallel(en, sides, tmp_path / "out", aligner=Aligner("e5-small"), progress=False)
     f1 = {(r["lang"], r["method"]): r["overall_f1"] for r in res["results"]}
-    assert f1[("de", "heuristic")] >= 0.65
-    assert f1[("de", "ngram-greedy")] >= 0.75
-    assert f1[("es", "heuristic")] >= 0.75
-    assert f1[("es", "ngram-greedy")] >= 0.75
+    # observed: de 0.851 / 0.869, es 0.947 / 0.915 (fp32, 2-core AVX-512 Xeon)
+    assert f1[("de", "heuristic")] >= 0.78
+    assert f1[("de", "ngram-greedy")] >= 0.80
+    assert f1[("es", "heuristic")] >= 0.88
+    assert f1[("es", "ngram-greedy")] >= 0.85
+
+
+def test_demo_json(capsys):
+    """`xfast demo --json` prints one object: a row per language and method, and stage timings."""
+    from xfast.cli import main
+
+    assert main(["demo", "--json", "--limit", "20"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    rows = {(r["lang"], r["method"]) for r in out["results"]}
+    assert rows == {(lang, m) for lang in ("de", "es", "it") for m in ("heuristic", "ngram-greedy")}
+    for r in out["results"]:
+        assert 0.0 <= r["overall_f1"] <= 1.0 and 0.7 < r["paper_mbert_f1"] < 1.0
+    assert {"load aligner", "encode labeled", "encode receiving", "align", "project", "total"} <= set(out["timings"])
+    assert out["qa"]["sentences"]["in"] == 20 and out["qa"]["sentences"]["failed"] == 0
