@@ -470,7 +470,8 @@ def align_states_batch(labeled_states: Sequence[object], receiving_states: Seque
         row_words.append(rw)
         col_words.append(lw)
     if method == "softmax":
-        mats = [rec @ lab.T for rec, lab in zip(recs, labs)]
+        with threadpool_limits(1, user_api="blas"):  # small products: see _similarities
+            mats = [rec @ lab.T for rec, lab in zip(recs, labs)]
     else:
         mats = _similarities(recs, labs, float(distortion))
     if any(s.dtype != np.float32 for s in mats):
