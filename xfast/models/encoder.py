@@ -25,6 +25,7 @@ import inspect
 import json
 import os
 import shutil
+import sys
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -314,6 +315,8 @@ def export_encoder(hf_dir: str | os.PathLike, layer: int, out_dir: str | os.Path
         shutil.rmtree(final)
     # int8 is made from the (cached) float32 export
     fp32 = export_encoder(hf_dir, layer) if quantize else None
+    print(f"xfast: exporting {hf_dir.name} cut after layer {layer} to ONNX"
+          f"{' (int8)' if quantize else ''}, once; cached in {final}", file=sys.stderr)
     with atomic_dir(final) as tmp:
         if quantize == "int8":
             _quantize_int8(fp32 / "model.onnx", tmp / "model.onnx", reduce_range)
