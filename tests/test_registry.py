@@ -106,3 +106,39 @@ def test_cmd_export_encoder(monkeypatch, tmp_path, capsys):
         commands.cmd_export(str(src), "encoder", 2, None, "float16")
     with pytest.raises(ParameterError, match=r"\[E201\].*kind"):
         commands.cmd_export(str(src), "aligner", 2, None, None)
+
+
+def test_locate_follows_an_export_back_to_its_source(tmp_path):
+    hf, export = tmp_path / "hf", tmp_path / "export"
+    hf.mkdir()
+    export.mkdir()
+    (export / "model.bin").write_bytes(b"")
+    (export / "m.json").write_text(json.dumps({"source": str(hf)}))
+    made = []
+
+    def fake_export(d):
+        made.append(d)
+        return export
+
+    kw = dict(kind="translator", marker="model.bin", manifest="m.json", export=fake_export, described="x",
+              export_described="y")
+    assert registry.locate(export, "ct2", **kw) == export
+    assert registry.locate(export, "torch", **kw) == hf
+    assert registry.locate(hf, "torch", **kw) == hf and made == []
+    assert registry.locate(hf, "ct2", **kw) == export and made == [hf]
+
+
+@pytest.mark.parametrize("module, cls, marker, words", [
+    ("tagger", "Tagger", "model.onnx", "transformers token classifier: an ONNX export"),
+    ("translator", "Translator", "model.bin", "transformers translator: a CTranslate2 export"),
+])
+def test_torch_on_an_export_whose_source_is_gone(tmp_path, module, cls, marker, words):
+    import importlib
+
+    (tmp_path / marker).write_bytes(b"")
+    (tmp_path / "xfast-export.json").write_text(json.dumps({"source": str(tmp_path / "gone")}))
+    model = getattr(importlib.import_module(f"xfast.models.{module}"), cls)
+    expected = f"[E433] {tmp_path} is not a usable {words}; pass the Hugging Face directory for backend='torch'"
+    with pytest.raises(ModelError) as e:
+        model(tmp_path, backend="torch")
+    assert str(e.value) == expected

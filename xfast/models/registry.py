@@ -11,12 +11,13 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import asdict, dataclass
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 
 from xfast.errors import ModelError, ParameterError, msg
 
-__all__ = ["ModelInfo", "get", "list_models", "resolve", "is_offline"]
+__all__ = ["ModelInfo", "get", "list_models", "resolve", "locate", "is_offline"]
 
 KINDS = ("encoder", "tagger", "translator")
 
@@ -140,3 +141,29 @@ def resolve(model: str | os.PathLike, *, kind: str | None = None, progress: bool
 
         return ensure_e5_small(progress=progress)
     return _from_hub(info.hf_id, name)
+
+
+def locate(model: str | os.PathLike, backend: str, *, kind: str, marker: str, manifest: str,
+           export: Callable[[Path], Path], described: str, export_described: str) -> Path:
+    """The directory a ``kind`` model's ``backend`` loads: a Hugging Face directory for
+    ``"torch"``, else an export made by ``export`` from the resolved Hugging Face directory.
+
+    A directory holding ``marker`` already is an export and is loaded as is; for ``"torch"`` its
+    ``manifest`` leads back to the source directory. When that is gone, raises
+    :class:`~xfast.errors.ModelError` [E433] worded with ``described`` (the model) and
+    ``export_described`` (the export).
+    """
+    path = Path(model).expanduser()
+    if path.is_dir() and (path / marker).is_file():
+        if backend == "torch":
+            manifest_path = path / manifest
+            source = json.loads(manifest_path.read_text()).get("source") if manifest_path.is_file() else None
+            if source and Path(source).is_dir():
+                return Path(source)
+            raise ModelError(
+                msg("E433", path=str(path), kind=described,
+                    reason=f"{export_described}; pass the Hugging Face directory for backend='torch'")
+            )
+        return path
+    hf_dir = resolve(model, kind=kind)
+    return hf_dir if backend == "torch" else export(hf_dir)

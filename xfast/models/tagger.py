@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from xfast.errors import ModelError, ParameterError, XfastError, check_choice, msg
+from xfast.models.registry import locate
 
 __all__ = ["Tagger", "TaggerStats", "export_tagger", "entity_runs", "iob2"]
 
@@ -246,7 +247,8 @@ class Tagger:
         self.backend = backend
         self.max_tokens = max_tokens
         self.stats = TaggerStats()
-        self.model_dir = _locate(model, backend)
+        self.model_dir = locate(model, backend, kind="tagger", marker=_ONNX, manifest=_MANIFEST, export=export_tagger,
+                                described="transformers token classifier", export_described="an ONNX export")
         config = json.loads((self.model_dir / "config.json").read_text())
         id2label = {int(k): v for k, v in config.get("id2label", {}).items()}
         if not id2label:
@@ -443,23 +445,3 @@ def _check_sentences(sentences) -> list[list[str]]:
             raise ParameterError(msg("E303", index=i, problem="expected a list of str words"))
         out.append(list(s))
     return out
-
-
-def _locate(model: str | Path, backend: str) -> Path:
-    """The directory a backend loads: an ONNX export for onnx, a Hugging Face dir for torch."""
-    path = Path(model).expanduser()
-    if path.is_dir() and (path / _ONNX).is_file():
-        if backend == "torch":
-            manifest = path / _MANIFEST
-            source = json.loads(manifest.read_text()).get("source") if manifest.is_file() else None
-            if source and Path(source).is_dir():
-                return Path(source)
-            raise ModelError(
-                msg("E433", path=str(path), kind="transformers token classifier",
-                    reason="an ONNX export; pass the Hugging Face directory for backend='torch'")
-            )
-        return path
-    from xfast.models.registry import resolve
-
-    hf_dir = resolve(model, kind="tagger")
-    return hf_dir if backend == "torch" else export_tagger(hf_dir)

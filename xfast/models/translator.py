@@ -19,6 +19,7 @@ from pathlib import Path
 
 from xfast.errors import ModelError, ParameterError, XfastError, check_choice, msg
 from xfast.models.flores import flores_code
+from xfast.models.registry import locate
 
 __all__ = ["Translator", "TranslatorStats", "export_translator", "is_repetition_loop"]
 
@@ -208,7 +209,9 @@ class Translator:
         self.max_decoding_length = max_decoding_length
         self.max_batch_tokens = max_batch_tokens
         self.stats = TranslatorStats()
-        self.model_dir = _locate(model, backend)
+        self.model_dir = locate(model, backend, kind="translator", marker=_CT2, manifest=_MANIFEST,
+                                export=export_translator, described="transformers translator",
+                                export_described="a CTranslate2 export")
         self._tok = _tokenizer(self.model_dir)
         self._eos = self._tok.token_to_id("</s>")
         self._unk = self._tok.token_to_id("<unk>")
@@ -402,23 +405,3 @@ def _tokenizer(model_dir: Path):
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(str(model_dir)).backend_tokenizer
-
-
-def _locate(model: str | Path, backend: str) -> Path:
-    """The directory a backend loads: a CTranslate2 export for ct2, a Hugging Face dir for torch."""
-    path = Path(model).expanduser()
-    if path.is_dir() and (path / _CT2).is_file():
-        if backend == "torch":
-            manifest = path / _MANIFEST
-            source = json.loads(manifest.read_text()).get("source") if manifest.is_file() else None
-            if source and Path(source).is_dir():
-                return Path(source)
-            raise ModelError(
-                msg("E433", path=str(path), kind="transformers translator",
-                    reason="a CTranslate2 export; pass the Hugging Face directory for backend='torch'")
-            )
-        return path
-    from xfast.models.registry import resolve
-
-    hf_dir = resolve(model, kind="translator")
-    return hf_dir if backend == "torch" else export_translator(hf_dir)
