@@ -24,8 +24,8 @@ from xfast.errors import DataError, msg
 from xfast.pipelines.cache import CacheStats, model_fingerprint, run_stage
 from xfast.pipelines.runner import RunReport, file_sha256, map_label_set, versions, write_json
 
-__all__ = ["ModelOptions", "Models", "read_test_set", "words_key", "receiving_ner", "label_set_of",
-           "add_common_arguments", "options_of", "print_result", "write_labels",
+__all__ = ["ModelOptions", "Models", "Run", "start_run", "read_test_set", "words_key", "receiving_ner",
+           "label_set_of", "add_common_arguments", "options_of", "print_result", "write_labels",
            "default_ignore", "describe", "metrics_row", "write_metrics", "REFERENCE_COLUMNS",
            "model_transfer", "add_arguments", "main"]
 
@@ -187,6 +187,46 @@ def default_ignore(dataset: str) -> tuple[str, ...]:
     return ("DATE",) if "masakhaner" in dataset.lower() else ()
 
 
+@dataclass
+class Run:
+    """What every pipeline run starts from (:func:`start_run`): the output directory, the
+    stage cache directory, the run report, the models, the cache counters, the keyword
+    arguments every cached stage takes (``common``) and the input read (``sents``, ``words``,
+    ``gold``: the labels or None when some sentence has none, ``keep``: the types kept)."""
+
+    out: Path
+    cache: Path
+    report: RunReport
+    models: Models
+    cache_stats: CacheStats
+    common: dict
+    sents: list
+    words: list[list[str]]
+    gold: list[list[str]] | None
+    keep: set[str] | None
+
+
+def start_run(input: str | Path, out_dir: str | Path, *, options: ModelOptions | None, cache: str | Path | None,
+              shard_size: int, label_set: set[str] | None, label_names: list[str] | None, limit: int | None,
+              progress: bool) -> Run:
+    """Create ``out_dir``, set up the report, models and stage cache (default ``out_dir/cache``)
+    and read ``input`` (stage ``read``); ``keep`` is ``label_set``, else the gold data's types."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    root = Path(cache) if cache is not None else out / "cache"
+    report = RunReport()
+    models = Models(options, report)
+    cstats = CacheStats()
+    common = dict(cache=root, shard_size=shard_size, cache_stats=cstats, report=report, progress=progress)
+    with report.stage("read"):
+        sents = read_test_set(input, label_names=label_names, limit=limit)
+    words = [s.tokens for s in sents]
+    gold = [s.labels for s in sents] if all(s.labels is not None for s in sents) else None
+    keep = label_set if label_set is not None else label_set_of(gold)
+    report.sentences_in = len(words)
+    return Run(out, root, report, models, cstats, common, sents, words, gold, keep)
+
+
 def receiving_ner(models: Models, ner_model, words: list[list[str]], *, cache: Path, shard_size: int,
                   cache_stats: CacheStats, report: RunReport, progress: bool) -> tuple[list[list[Entity]], str]:
     """The NER model's entities on the receiving words (stage ``ner-receiving``): the
@@ -275,21 +315,11 @@ def model_transfer(input: str | Path, lang: str, out_dir: str | Path, *, ner_mod
     metrics row when the input has gold labels.
     """
     t0 = time.perf_counter()
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    cache_root = Path(cache) if cache is not None else out / "cache"
-    report = RunReport()
-    models = Models(options, report)
-    cstats = CacheStats()
-    with report.stage("read"):
-        sents = read_test_set(input, label_names=label_names, limit=limit)
-    words = [s.tokens for s in sents]
-    gold = [s.labels for s in sents] if all(s.labels is not None for s in sents) else None
-    keep = label_set if label_set is not None else label_set_of(gold)
+    run = start_run(input, out_dir, options=options, cache=cache, shard_size=shard_size, label_set=label_set,
+                    label_names=label_names, limit=limit, progress=progress)
+    out, report, models, words, gold, keep = run.out, run.report, run.models, run.words, run.gold, run.keep
     ignore = default_ignore(dataset) if ignore is None else tuple(ignore)
-    report.sentences_in = len(words)
-    ents, key = receiving_ner(models, ner_model, words, cache=cache_root, shard_size=shard_size,
-                              cache_stats=cstats, report=report, progress=progress)
+    ents, key = receiving_ner(models, ner_model, words, **run.common)
     from xfast.io import labels_of
 
     pred = map_label_set([labels_of(e, len(w)) for e, w in zip(ents, words)], keep)
@@ -307,13 +337,13 @@ def model_transfer(input: str | Path, lang: str, out_dir: str | Path, *, ner_mod
         write_metrics(out / "metrics.csv", results)
     report.timings["total"] = time.perf_counter() - t0
     qa = report.summary()
-    qa["cache"] = cstats.as_dict()
+    qa["cache"] = run.cache_stats.as_dict()
     write_json(out / "qa.json", qa)
     write_json(out / "manifest.json", {
         "command": "model-transfer", "inputs": {str(input): file_sha256(input)}, "lang": lang,
         "ner_model": models.describe(ner_model), "options": models.options, "dataset": dataset,
         "label_set": sorted(keep) if keep is not None else None, "ignore": list(ignore),
-        "cache": {"dir": str(cache_root), "stages": {"ner-receiving": key}}, "shard_size": shard_size,
+        "cache": {"dir": str(run.cache), "stages": {"ner-receiving": key}}, "shard_size": shard_size,
         "versions": versions(), "outputs": {"model_transfer": str(path)}})
     return {"results": results, "timings": dict(report.timings), "qa": qa,
             "outputs": {"model_transfer": str(path)}}

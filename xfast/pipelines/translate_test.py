@@ -26,8 +26,8 @@ import numpy as np
 from xfast.errors import ParameterError, check_choice, msg
 from xfast.pipelines.cache import CacheStats, run_stage
 from xfast.pipelines.model_transfer import (ModelOptions, Models, add_common_arguments, default_ignore, describe,
-                                            label_set_of, metrics_row, options_of, print_result, read_test_set,
-                                            receiving_ner, words_key, write_labels, write_metrics)
+                                            metrics_row, options_of, print_result, receiving_ner, start_run,
+                                            words_key, write_labels, write_metrics)
 from xfast.pipelines.runner import (PROJECTION_METHODS, ProjectionConfig, RunReport, file_sha256, map_label_set,
                                     project_batch, versions, write_json)
 
@@ -295,21 +295,12 @@ def translate_test(input: str | Path, lang: str, out_dir: str | Path, *, modes: 
     flores = flores_code(lang)  # E402 before any work
     if not isinstance(shard_size, int) or isinstance(shard_size, bool) or shard_size < 1:
         raise ParameterError(msg("E202", name="shard_size", expected="an int >= 1", value=shard_size))
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    root = Path(cache) if cache is not None else out / "cache"
-    report = RunReport()
-    models = Models(options, report)
-    cstats = CacheStats()
-    common = dict(cache=root, shard_size=shard_size, cache_stats=cstats, report=report, progress=progress)
-
-    with report.stage("read"):
-        sents = read_test_set(input, label_names=label_names, limit=limit)
-    words = [s.tokens for s in sents]
-    gold = [s.labels for s in sents] if all(s.labels is not None for s in sents) else None
-    keep = label_set if label_set is not None else label_set_of(gold)
+    run = start_run(input, out_dir, options=options, cache=cache, shard_size=shard_size, label_set=label_set,
+                    label_names=label_names, limit=limit, progress=progress)
+    out, report, models, common = run.out, run.report, run.models, run.common
+    words, gold, keep = run.words, run.gold, run.keep
     ignore = default_ignore(dataset) if ignore is None else tuple(ignore)
-    report.sentences_in = n = len(words)
+    n = len(words)
     wkey = words_key(words)
     stages: dict[str, object] = {}
     qa_extra: dict[str, object] = {}
@@ -386,7 +377,7 @@ def translate_test(input: str | Path, lang: str, out_dir: str | Path, *, modes: 
     qa = report.summary()
     qa.update(qa_extra)
     qa["splitters"] = splitters
-    qa["cache"] = cstats.as_dict()
+    qa["cache"] = run.cache_stats.as_dict()
     write_json(out / "qa.json", qa)
     manifest = {
         "command": "translate-test", "inputs": {str(input): file_sha256(input)}, "lang": lang, "flores": flores,
@@ -396,7 +387,7 @@ def translate_test(input: str | Path, lang: str, out_dir: str | Path, *, modes: 
                    "ner": models.describe(ner_model), "aligner": aligner_name},
         "options": options, "config": cfg, "threshold": threshold, "dataset": dataset,
         "label_set": sorted(keep) if keep is not None else None, "ignore": list(ignore), "splitters": splitters,
-        "cache": {"dir": str(root), "stages": stages}, "shard_size": shard_size, "versions": versions(),
+        "cache": {"dir": str(run.cache), "stages": stages}, "shard_size": shard_size, "versions": versions(),
         "outputs": {k: str(v) for k, v in outputs.items()},
     }
     write_json(out / "manifest.json", manifest)

@@ -24,10 +24,9 @@ import argparse
 from pathlib import Path
 
 from xfast.errors import DataError, ParameterError, check_choice, msg
-from xfast.pipelines.cache import CacheStats
-from xfast.pipelines.model_transfer import (ModelOptions, Models, add_common_arguments, label_set_of, options_of,
-                                            read_test_set, words_key, write_labels)
-from xfast.pipelines.runner import ProjectionConfig, RunReport, file_sha256, map_label_set, versions, write_json
+from xfast.pipelines.model_transfer import (ModelOptions, add_common_arguments, options_of, start_run, words_key,
+                                            write_labels)
+from xfast.pipelines.runner import ProjectionConfig, file_sha256, map_label_set, versions, write_json
 from xfast.pipelines.translate_test import (_check_methods, _fail_empty, add_projection_arguments, align_stage,
                                            backtranslate_stage, config_of, project_variants, translate_stage)
 
@@ -83,24 +82,16 @@ def translate_train(input: str | Path, langs: tuple[str, ...] | list[str], out_d
     modes, methods, align_methods = tuple(modes), tuple(methods), tuple(align_methods)
     _check_methods(methods, align_methods, ("src2tgt",), getattr(aligner, "token_type", options.token_type))
     floreses = {lang: flores_code(lang) for lang in langs}  # E402 before any work
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    root = Path(cache) if cache is not None else out / "cache"
-    report = RunReport()
-    models = Models(options, report)
-    cstats = CacheStats()
-    common = dict(cache=root, shard_size=shard_size, cache_stats=cstats, report=report, progress=progress)
-
-    with report.stage("read"):
-        sents = read_test_set(input, label_names=label_names, limit=limit)
-    if any(s.labels is None for s in sents):
+    run = start_run(input, out_dir, options=options, cache=cache, shard_size=shard_size, label_set=label_set,
+                    label_names=label_names, limit=limit, progress=progress)
+    if run.gold is None:
         raise DataError(input, None, msg("E513", path=input, what="translate-train"))
     from xfast.io import entities_of
 
-    words = [s.tokens for s in sents]
+    out, report, models, common = run.out, run.report, run.models, run.common
+    sents, words, keep = run.sents, run.words, run.keep
     ents = [entities_of(s.labels) for s in sents]
-    keep = label_set if label_set is not None else label_set_of([s.labels for s in sents])
-    n = report.sentences_in = len(words)
+    n = len(words)
     wkey = words_key([[w, s.labels] for w, s in zip(words, sents)])
     stages: dict[str, str] = {}
     qa_extra: dict[str, dict] = {}
@@ -159,7 +150,7 @@ def translate_train(input: str | Path, langs: tuple[str, ...] | list[str], out_d
     qa = report.summary()
     qa.update(qa_extra)
     qa["splitters"] = splitters
-    qa["cache"] = cstats.as_dict()
+    qa["cache"] = run.cache_stats.as_dict()
     qa["outputs"] = results
     write_json(out / "qa.json", qa)
     write_json(out / "manifest.json", {
@@ -171,7 +162,7 @@ def translate_train(input: str | Path, langs: tuple[str, ...] | list[str], out_d
                    "aligner": models.describe(aligner) if "plain" in modes else None},
         "options": options, "config": cfg, "threshold": threshold,
         "label_set": sorted(keep) if keep is not None else None, "splitters": splitters,
-        "cache": {"dir": str(root), "stages": stages}, "shard_size": shard_size, "versions": versions(),
+        "cache": {"dir": str(run.cache), "stages": stages}, "shard_size": shard_size, "versions": versions(),
         "outputs": {k: str(v) for k, v in outputs.items()}})
     return {"results": results, "timings": dict(report.timings), "qa": qa,
             "outputs": {k: str(v) for k, v in outputs.items()}}
