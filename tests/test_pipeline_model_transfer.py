@@ -3,14 +3,12 @@ by seqeval with MasakhaNER's DATE ignored; the reference CSV's descriptor column
 
 import csv
 import json
-from pathlib import Path
 
 import pytest
 
-from xfast.io import labels_of, read_conll, write_conll
+from tests._pipeline_helpers import DATA, head_conll
+from xfast.io import labels_of, read_conll
 from xfast.pipelines.model_transfer import default_ignore, describe, model_transfer
-
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 def test_model_transfer_on_tiny_tagger(tmp_path, tiny_models):
@@ -18,8 +16,7 @@ def test_model_transfer_on_tiny_tagger(tmp_path, tiny_models):
 
     from xfast.models.tagger import Tagger
 
-    data = tmp_path / "yor.conll"
-    write_conll(data, (s for _, s in zip(range(15), read_conll(DATA / "masakhaner2" / "yor.test.txt"))))
+    data = head_conll(DATA / "masakhaner2" / "yor.test.txt", 15, tmp_path / "yor.conll")
     tagger = Tagger(tiny_models["ner_onnx"])
     res = model_transfer(data, "yor", tmp_path / "out", ner_model=tagger, dataset="masakhaner2", shard_size=4,
                          progress=False)

@@ -6,26 +6,23 @@ row's reference columns are checked too."""
 
 import csv
 import json
-from pathlib import Path
 
 import pytest
 
+from tests._pipeline_helpers import DATA, head_conll
 from tests.oracles import project_oracle
 from xfast.errors import ParameterError
-from xfast.io import labels_of, read_conll, write_conll
+from xfast.io import labels_of, read_conll
 from xfast.pipelines.model_transfer import ModelOptions
 from xfast.pipelines.runner import ProjectionConfig
 from xfast.pipelines.translate_test import translate_test
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 N = 10
 
 
 @pytest.fixture(scope="module")
 def hau(tmp_path_factory):
-    path = tmp_path_factory.mktemp("data") / "hau.conll"
-    write_conll(path, (s for _, s in zip(range(N), read_conll(DATA / "masakhaner2" / "hau.test.txt"))))
-    return path
+    return head_conll(DATA / "masakhaner2" / "hau.test.txt", N, tmp_path_factory.mktemp("data") / "hau.conll")
 
 
 @pytest.fixture(scope="module")

@@ -3,25 +3,23 @@ the translator's own output, plain mode equals translation + split + alignment +
 projection oracle, in both modes (compat and default)."""
 
 import json
-from pathlib import Path
 
 import pytest
 
+from tests._pipeline_helpers import DATA, head_conll
 from tests.oracles import project_oracle
 from xfast.errors import DataError
-from xfast.io import entities_of, labels_of, read_conll, write_conll
+from xfast.io import entities_of, labels_of, read_conll
 from xfast.pipelines.runner import ProjectionConfig
 from xfast.pipelines.translate_train import entity_ratio, translate_train
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 N = 8
 
 
 @pytest.fixture(scope="module")
 def english(tmp_path_factory):
-    path = tmp_path_factory.mktemp("data") / "en.conll"
-    write_conll(path, (s for _, s in zip(range(N), read_conll(DATA / "europarl-ner" / "en-europarl.test.conll02"))))
-    return path
+    return head_conll(DATA / "europarl-ner" / "en-europarl.test.conll02", N,
+                      tmp_path_factory.mktemp("data") / "en.conll")
 
 
 @pytest.mark.parametrize("compat", [False, True], ids=["default", "compat"])
