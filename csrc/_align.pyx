@@ -5,14 +5,14 @@ Private: :mod:`xfast.align` validates every input once and calls these with cont
 rows, finite-checked sizes and a method code; ``_align_py`` is the plain-Python twin with
 the same functions and results. The per-matrix work runs without the GIL.
 
-Pairs are packed as ``row * n + col`` codes while a matrix is processed, so sorting a
-matrix's pairs is sorting int64 codes.
+Pairs are packed as ``row << 32 | col`` codes while a matrix is processed, so sorting a
+matrix's pairs is sorting int64 codes, and unpacking one needs no division.
 """
 
 cimport numpy as cnp
 from libc.math cimport INFINITY, exp
 from libc.stdint cimport int32_t, int64_t
-from libc.stdlib cimport free, malloc, qsort, realloc
+from libc.stdlib cimport calloc, free, malloc, qsort, realloc
 from libc.string cimport memcpy, memset
 
 import numpy as np
@@ -74,6 +74,18 @@ cdef struct Out:
     int32_t* data
     Py_ssize_t n       # pairs written
     Py_ssize_t cap     # pairs that fit
+
+
+cdef inline int64_t _code(Py_ssize_t row, Py_ssize_t col) noexcept nogil:
+    return (<int64_t>row << 32) | col
+
+
+cdef inline int32_t _hi(int64_t code) noexcept nogil:
+    return <int32_t>(code >> 32)
+
+
+cdef inline int32_t _lo(int64_t code) noexcept nogil:
+    return <int32_t>(code & <int64_t>0xffffffff)
 
 
 cdef int _cmp_i64(const void* a, const void* b) noexcept nogil:
@@ -224,19 +236,166 @@ cdef extern from *:
     /* the double helpers first: the float wargmax uses them */
     XF_DEFINE(d, double, int64_t, xf_vd, xf_vdi, 0x7ff0000000000000LL)
     XF_DEFINE(f, float, int32_t, xf_vf, xf_vfi, 0x7f800000)
+
+    /* AVX-512 passes, chosen at run time when the CPU has AVX-512F (the scans above
+       otherwise). One pass per row: masked loads cover the row's last block, the column
+       maxima and their rows update with a strict >, the row max is reduced once and its
+       first column found from the equality masks without branches. Both are numpy's
+       argmax (first index of the maximum). The column state lives in buffers padded to
+       whole blocks (XF_PAD). Non-finite values: the largest |bits| reaches the exponent. */
+    #define XF_PAD 16
+    #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+    #include <immintrin.h>
+    #define XF5 __attribute__((target("avx512f")))
+
+    #define XF5_PASS(NAME, T, W, V, MASK, CB, WARGS, WROW, LOAD, NF_STEP, NF_RESULT)         \
+    XF5 static int NAME(const T* s, Py_ssize_t m, Py_ssize_t n, Py_ssize_t ld WARGS,      \
+                        int32_t* rowarg, int32_t* colarg, CB* cb) {                       \
+        const MASK tail = (MASK)((1u << (n % W ? n % W : W)) - 1);                        \
+        const Py_ssize_t last = (n - 1) / W * W;                                          \
+        __m512i bad = _mm512_setzero_si512();                                             \
+        Py_ssize_t i, jb, pos, at, hit;                                                   \
+        MASK k, g;                                                                        \
+        V x, c, rm;                                                                       \
+        for (jb = 0; jb < n; jb += W) {                                                   \
+            XV_STORE(cb + jb, XV_SET1(-INFINITY));                                        \
+            _mm512_storeu_si512((void*)(colarg + jb), _mm512_setzero_si512());            \
+        }                                                                                 \
+        for (i = 0; i < m; i++) {                                                         \
+            const T* r = s + i * ld;                                                      \
+            const __m512i iv = _mm512_set1_epi32((int)i);                                 \
+            WROW                                                                          \
+            rm = XV_SET1(-INFINITY);                                                      \
+            k = (MASK)~0u;                                                                \
+            for (jb = 0; jb < n; jb += W) {                                               \
+                if (jb == last) k = tail;                                                 \
+                x = LOAD(k, r + jb, jb);                                                  \
+                rm = XV_MAX(rm, k, rm, x);                                                \
+                NF_STEP                                                                   \
+                c = XV_LOAD(cb + jb);                                                     \
+                g = XV_CMP(k, x, c, _CMP_GT_OQ);                                          \
+                XV_STORE(cb + jb, XV_BLEND(c, g, x));                                     \
+                XA_UPDATE(colarg + jb, g, iv);                                            \
+            }                                                                             \
+            rm = XV_SET1(XV_REDMAX(rm));                                                  \
+            /* the lowest block holding the max wins: scan from the last block */         \
+            pos = 0;                                                                      \
+            k = tail;                                                                     \
+            for (jb = last; jb >= 0; jb -= W) {                                          \
+                g = XV_CMP(k, LOAD(k, r + jb, jb), rm, _CMP_EQ_OQ);                       \
+                k = (MASK)~0u;                                                            \
+                at = jb + __builtin_ctz((unsigned)g | (1u << W));                         \
+                hit = -(Py_ssize_t)(g != 0);                                              \
+                pos = (at & hit) | (pos & ~hit);                                          \
+            }                                                                             \
+            rowarg[i] = (int32_t)pos;                                                     \
+        }                                                                                 \
+        return NF_RESULT;                                                                 \
+    }
+
+    /* float values, 16 lanes */
+    #define XV_SET1 _mm512_set1_ps
+    #define XV_MAX _mm512_mask_max_ps
+    #define XV_LOAD _mm512_loadu_ps
+    #define XV_STORE _mm512_storeu_ps
+    #define XV_CMP _mm512_mask_cmp_ps_mask
+    #define XV_BLEND _mm512_mask_mov_ps
+    #define XV_REDMAX _mm512_reduce_max_ps
+    #define XA_UPDATE(p, g, iv) _mm512_storeu_si512((void*)(p),                           \
+        _mm512_mask_mov_epi32(_mm512_loadu_si512((const void*)(p)), g, iv))
+    #define XF5_LOAD_F(k, p, jb) _mm512_maskz_loadu_ps(k, p)
+    #define XF5_NF_F bad = _mm512_max_epu32(bad, _mm512_and_si512(_mm512_castps_si512(x),  \
+                                                                _mm512_set1_epi32(0x7fffffff)));
+    XF5_PASS(xf5_argmax_f, float, 16, __m512, __mmask16, float, , , XF5_LOAD_F, XF5_NF_F,
+             _mm512_reduce_max_epu32(bad) >= 0x7f800000u)
+    #undef XV_SET1
+    #undef XV_MAX
+    #undef XV_LOAD
+    #undef XV_STORE
+    #undef XV_CMP
+    #undef XV_BLEND
+    #undef XV_REDMAX
+    #undef XA_UPDATE
+
+    /* double values, 8 lanes; the column rows are 8 int32 */
+    #define XV_SET1 _mm512_set1_pd
+    #define XV_MAX _mm512_mask_max_pd
+    #define XV_LOAD _mm512_loadu_pd
+    #define XV_STORE _mm512_storeu_pd
+    #define XV_CMP _mm512_mask_cmp_pd_mask
+    #define XV_BLEND _mm512_mask_mov_pd
+    #define XV_REDMAX _mm512_reduce_max_pd
+    #define XA_UPDATE(p, g, iv) _mm256_storeu_si256((__m256i*)(p), _mm512_castsi512_si256(   \
+        _mm512_mask_mov_epi32(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i*)(p))), \
+                              g, iv)))
+    #define XF5_LOAD_D(k, p, jb) _mm512_maskz_loadu_pd(k, p)
+    #define XF5_NF_D bad = _mm512_max_epu64(bad, _mm512_and_si512(_mm512_castpd_si512(x),  \
+                                                   _mm512_set1_epi64(0x7fffffffffffffffLL)));
+    XF5_PASS(xf5_argmax_d, double, 8, __m512d, __mmask8, double, , , XF5_LOAD_D, XF5_NF_D,
+             _mm512_reduce_max_epu64(bad) >= 0x7ff0000000000000ULL)
+    /* itermax: (double)sim * weight, weight wv1[col] on a free row, else wv0[col] (padded) */
+    #define XF5_WARGS , const char* rfree, const double* wv0, const double* wv1
+    #define XF5_WROW const double* wv = rfree[i] ? wv1 : wv0;
+    #define XF5_WLOAD_F(k, p, jb) _mm512_mul_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(       \
+        _mm512_maskz_loadu_ps((__mmask16)(k), p))), _mm512_loadu_pd(wv + (jb)))
+    #define XF5_WLOAD_D(k, p, jb) _mm512_mul_pd(_mm512_maskz_loadu_pd(k, p), _mm512_loadu_pd(wv + (jb)))
+    XF5_PASS(xf5_wargmax_f, float, 8, __m512d, __mmask8, double, XF5_WARGS, XF5_WROW,
+             XF5_WLOAD_F, , 0)
+    XF5_PASS(xf5_wargmax_d, double, 8, __m512d, __mmask8, double, XF5_WARGS, XF5_WROW,
+             XF5_WLOAD_D, , 0)
+
+    static int xf_avx512 = -1;
+    static inline int xf_has_avx512(void) {
+        if (xf_avx512 < 0) {
+            __builtin_cpu_init();
+            xf_avx512 = __builtin_cpu_supports("avx512f") != 0;
+        }
+        return xf_avx512;
+    }
+    #define XF_FAST(call) if (xf_has_avx512()) return call;
+    #else
+    #define XF_FAST(call)
+    #endif
+
+    /* the passes the kernel calls; wargmax's tmp is scratch for the portable scan */
+    static int xf_pass_f(const float* s, Py_ssize_t m, Py_ssize_t n, Py_ssize_t ld,
+                         int32_t* rowarg, int32_t* colarg, float* cb) {
+        XF_FAST(xf5_argmax_f(s, m, n, ld, rowarg, colarg, cb))
+        return xf_argmax_f(s, m, n, ld, rowarg, colarg, cb);
+    }
+    static int xf_pass_d(const double* s, Py_ssize_t m, Py_ssize_t n, Py_ssize_t ld,
+                         int32_t* rowarg, int32_t* colarg, double* cb) {
+        XF_FAST(xf5_argmax_d(s, m, n, ld, rowarg, colarg, cb))
+        return xf_argmax_d(s, m, n, ld, rowarg, colarg, cb);
+    }
+    static int xf_wpass_f(const float* s, Py_ssize_t m, Py_ssize_t n, Py_ssize_t ld,
+                          const char* rfree, const double* wv0, const double* wv1, double* tmp,
+                          int32_t* rowarg, int32_t* colarg, double* cb) {
+        XF_FAST(xf5_wargmax_f(s, m, n, ld, rfree, wv0, wv1, rowarg, colarg, cb))
+        xf_wargmax_f(s, m, n, ld, rfree, wv0, wv1, tmp, rowarg, colarg, cb);
+        return 0;
+    }
+    static int xf_wpass_d(const double* s, Py_ssize_t m, Py_ssize_t n, Py_ssize_t ld,
+                          const char* rfree, const double* wv0, const double* wv1, double* tmp,
+                          int32_t* rowarg, int32_t* colarg, double* cb) {
+        XF_FAST(xf5_wargmax_d(s, m, n, ld, rfree, wv0, wv1, rowarg, colarg, cb))
+        xf_wargmax_d(s, m, n, ld, rfree, wv0, wv1, tmp, rowarg, colarg, cb);
+        return 0;
+    }
     """
+    int XF_PAD
     int xf_nonfinite_f(const float* s, Py_ssize_t m, Py_ssize_t n, Py_ssize_t ld) nogil
     int xf_nonfinite_d(const double* s, Py_ssize_t m, Py_ssize_t n, Py_ssize_t ld) nogil
-    int xf_argmax_f(const float* s, Py_ssize_t m, Py_ssize_t n, Py_ssize_t ld,
-                    int32_t* rowarg, int32_t* colarg, float* cb) nogil
-    int xf_argmax_d(const double* s, Py_ssize_t m, Py_ssize_t n, Py_ssize_t ld,
-                    int32_t* rowarg, int32_t* colarg, double* cb) nogil
-    void xf_wargmax_f(const float* s, Py_ssize_t m, Py_ssize_t n, Py_ssize_t ld,
-                      const char* rfree, const double* wv0, const double* wv1, double* tmp,
-                      int32_t* rowarg, int32_t* colarg, double* cb) nogil
-    void xf_wargmax_d(const double* s, Py_ssize_t m, Py_ssize_t n, Py_ssize_t ld,
-                      const char* rfree, const double* wv0, const double* wv1, double* tmp,
-                      int32_t* rowarg, int32_t* colarg, double* cb) nogil
+    int xf_pass_f(const float* s, Py_ssize_t m, Py_ssize_t n, Py_ssize_t ld,
+                  int32_t* rowarg, int32_t* colarg, float* cb) nogil
+    int xf_pass_d(const double* s, Py_ssize_t m, Py_ssize_t n, Py_ssize_t ld,
+                  int32_t* rowarg, int32_t* colarg, double* cb) nogil
+    int xf_wpass_f(const float* s, Py_ssize_t m, Py_ssize_t n, Py_ssize_t ld,
+                   const char* rfree, const double* wv0, const double* wv1, double* tmp,
+                   int32_t* rowarg, int32_t* colarg, double* cb) nogil
+    int xf_wpass_d(const double* s, Py_ssize_t m, Py_ssize_t n, Py_ssize_t ld,
+                   const char* rfree, const double* wv0, const double* wv1, double* tmp,
+                   int32_t* rowarg, int32_t* colarg, double* cb) nogil
 
 
 cdef inline bint _nonfinite(const real* s, Py_ssize_t m, Py_ssize_t n, Py_ssize_t ld) noexcept nogil:
@@ -251,29 +410,30 @@ cdef inline bint _argmax_pass(const real* s, Py_ssize_t m, Py_ssize_t n, Py_ssiz
     """Row-wise and column-wise argmax, first index on ties (numpy's argmax); True when a
     value is NaN or infinite."""
     if real is float:
-        return xf_argmax_f(s, m, n, ld, w.rowarg, w.colarg, <float*>w.colbest)
+        return xf_pass_f(s, m, n, ld, w.rowarg, w.colarg, <float*>w.colbest)
     else:
-        return xf_argmax_d(s, m, n, ld, w.rowarg, w.colarg, w.colbest)
+        return xf_pass_d(s, m, n, ld, w.rowarg, w.colarg, w.colbest)
 
 
 cdef inline void _weighted_argmax_pass(const real* s, Py_ssize_t m, Py_ssize_t n, Py_ssize_t ld,
                                        Work* w) noexcept nogil:
     """Argmax of ``sim * weight`` (weight per cell from the free rows and columns)."""
     if real is float:
-        xf_wargmax_f(s, m, n, ld, w.rfree, w.wv0, w.wv1, w.rsum, w.rowarg, w.colarg, w.colbest)
+        xf_wpass_f(s, m, n, ld, w.rfree, w.wv0, w.wv1, w.rsum, w.rowarg, w.colarg, w.colbest)
     else:
-        xf_wargmax_d(s, m, n, ld, w.rfree, w.wv0, w.wv1, w.rsum, w.rowarg, w.colarg, w.colbest)
+        xf_wpass_d(s, m, n, ld, w.rfree, w.wv0, w.wv1, w.rsum, w.rowarg, w.colarg, w.colbest)
 
 
 cdef Py_ssize_t _itermax_rounds(const real* s, Py_ssize_t m, Py_ssize_t n, Py_ssize_t ld,
                                 const Params* p, Work* w, Py_ssize_t k) noexcept nogil:
-    """Extend the ``k`` inter codes in ``w.codes`` by SimAlign's itermax rounds."""
-    cdef Py_ssize_t i, j, t, count, nfr, nfc, added
+    """Extend the ``k`` sorted inter codes in ``w.codes`` by SimAlign's itermax rounds,
+    keeping them sorted: a round's pairs come in row order, and are merged in."""
+    cdef Py_ssize_t i, j, t, count, nfr, nfc, added, a, b, k0
     memset(w.rfree, 1, m)
     memset(w.cfree, 1, n)
     for t in range(k):
-        w.rfree[w.codes[t] // n] = 0
-        w.cfree[w.codes[t] % n] = 0
+        w.rfree[_hi(w.codes[t])] = 0
+        w.cfree[_lo(w.codes[t])] = 0
     count = 1
     while count < p.max_count:
         nfr = 0
@@ -296,13 +456,31 @@ cdef Py_ssize_t _itermax_rounds(const real* s, Py_ssize_t m, Py_ssize_t n, Py_ss
                 added += 1
         if added == 0:
             break
+        k0 = k
         for t in range(added):
             i = w.newrow[t]
             j = w.rowarg[i]
-            w.codes[k] = i * n + j
+            w.codes[k] = _code(i, j)
             k += 1
             w.rfree[i] = 0
             w.cfree[j] = 0
+        # merge the two sorted runs [0, k0) and [k0, k) (no pair is in both)
+        a = 0
+        b = k0
+        t = 0
+        while a < k0 and b < k:
+            if w.codes[a] < w.codes[b]:
+                w.wcodes[t] = w.codes[a]
+                a += 1
+            else:
+                w.wcodes[t] = w.codes[b]
+                b += 1
+            t += 1
+        if a < k0:
+            memcpy(w.wcodes + t, w.codes + a, (k0 - a) * sizeof(int64_t))
+        else:
+            memcpy(w.wcodes + t, w.codes + b, (k - b) * sizeof(int64_t))
+        memcpy(w.codes, w.wcodes, k * sizeof(int64_t))
         count += 1
     return k
 
@@ -378,7 +556,7 @@ cdef Py_ssize_t _mwmf(const real* s, Py_ssize_t m, Py_ssize_t n, Py_ssize_t ld, 
                 break
     for i in range(nr):
         j = w.col4row[i]
-        w.codes[i] = j * n + i if tr else i * n + j
+        w.codes[i] = _code(j, i) if tr else _code(i, j)
     if tr:
         qsort(w.codes, nr, sizeof(int64_t), _cmp_i64)
     return nr
@@ -415,7 +593,7 @@ cdef Py_ssize_t _softmax(const real* s, Py_ssize_t m, Py_ssize_t n, Py_ssize_t l
         for j in range(n):
             if (exp(<double>row[j] - w.rmax[i]) / w.rsum[i] > threshold
                     and exp(<double>row[j] - w.colbest[j]) / w.csum[j] > threshold):
-                w.codes[k] = i * n + j
+                w.codes[k] = _code(i, j)
                 k += 1
     return k
 
@@ -437,21 +615,27 @@ cdef Py_ssize_t _extract_one(const real* s, Py_ssize_t m, Py_ssize_t n, Py_ssize
         return -2
     if p.method == FWD:
         for i in range(m):
-            w.codes[i] = i * n + w.rowarg[i]
+            w.codes[i] = _code(i, w.rowarg[i])
         return m
     if p.method == REV:
+        # counting sort by row; columns stay ascending within a row
+        memset(w.newrow, 0, (m + 1) * sizeof(int32_t))
         for j in range(n):
-            w.codes[j] = <int64_t>w.colarg[j] * n + j
-        qsort(w.codes, n, sizeof(int64_t), _cmp_i64)
+            w.newrow[w.colarg[j] + 1] += 1
+        for i in range(m):
+            w.newrow[i + 1] += w.newrow[i]
+        for j in range(n):
+            i = w.colarg[j]
+            w.codes[w.newrow[i]] = _code(i, j)
+            w.newrow[i] += 1
         return n
     for i in range(m):
         j = w.rowarg[i]
         if w.colarg[j] == i:
-            w.codes[k] = i * n + j
+            w.codes[k] = _code(i, j)
             k += 1
     if p.method == ITERMAX and m > 2 and n > 2:
         k = _itermax_rounds(s, m, n, ld, p, w, k)
-        qsort(w.codes, k, sizeof(int64_t), _cmp_i64)
     return k
 
 
@@ -480,7 +664,7 @@ cdef Py_ssize_t _drive(const real** ptrs, const Py_ssize_t* ms, const Py_ssize_t
     Returns -1 when done, else the index of the matrix that failed (non-finite values
     first: -2 - index), with ``counts`` filled up to it.
     """
-    cdef Py_ssize_t b, k, t, m, n, nrw, ncw, a, c, before
+    cdef Py_ssize_t b, k, t, m, n, a, c, before
     cdef int64_t code, prev
     cdef int32_t x
     for b in range(nmat):
@@ -496,27 +680,17 @@ cdef Py_ssize_t _drive(const real** ptrs, const Py_ssize_t* ms, const Py_ssize_t
         before = out.n
         if rw == NULL:
             for t in range(k):
-                out.data[2 * out.n] = <int32_t>(w.codes[t] // n)
-                out.data[2 * out.n + 1] = <int32_t>(w.codes[t] % n)
+                out.data[2 * out.n] = _hi(w.codes[t])
+                out.data[2 * out.n + 1] = _lo(w.codes[t])
                 out.n += 1
         else:
-            nrw = 0
-            for t in range(m):
-                x = rw[b][t]
-                if x >= nrw:
-                    nrw = x + 1
-            ncw = 0
-            for t in range(n):
-                x = cw[b][t]
-                if x >= ncw:
-                    ncw = x + 1
             c = 0
             for t in range(k):
-                a = rw[b][w.codes[t] // n]
-                x = cw[b][w.codes[t] % n]
+                a = rw[b][_hi(w.codes[t])]
+                x = cw[b][_lo(w.codes[t])]
                 if a < 0 or x < 0:
                     continue
-                w.wcodes[c] = x * nrw + a if p.swap else a * ncw + x
+                w.wcodes[c] = _code(x, a) if p.swap else _code(a, x)
                 c += 1
             qsort(w.wcodes, c, sizeof(int64_t), _cmp_i64)
             prev = -1
@@ -525,12 +699,8 @@ cdef Py_ssize_t _drive(const real** ptrs, const Py_ssize_t* ms, const Py_ssize_t
                 if code == prev:
                     continue
                 prev = code
-                if p.swap:
-                    out.data[2 * out.n] = <int32_t>(code // nrw)
-                    out.data[2 * out.n + 1] = <int32_t>(code % nrw)
-                else:
-                    out.data[2 * out.n] = <int32_t>(code // ncw)
-                    out.data[2 * out.n + 1] = <int32_t>(code % ncw)
+                out.data[2 * out.n] = _hi(code)
+                out.data[2 * out.n + 1] = _lo(code)
                 out.n += 1
         counts[b] = out.n - before
     return -1
@@ -551,15 +721,16 @@ cdef Py_ssize_t _capacity(const Params* p, Py_ssize_t m, Py_ssize_t n) noexcept 
 
 
 cdef int _alloc_work(Work* w, Py_ssize_t big, Py_ssize_t cap) noexcept nogil:
-    cdef Py_ssize_t L = big if big > 0 else 1
+    # + 1: REV's row counts; whole blocks for the AVX-512 column state
+    cdef Py_ssize_t L = (big + 1 + XF_PAD - 1) // XF_PAD * XF_PAD + XF_PAD
     if cap < 1:
         cap = 1
     w.rowarg = <int32_t*>malloc(L * sizeof(int32_t))
-    w.colarg = <int32_t*>malloc(L * sizeof(int32_t))
+    w.colarg = <int32_t*>calloc(L, sizeof(int32_t))
     w.newrow = <int32_t*>malloc(L * sizeof(int32_t))
-    w.colbest = <double*>malloc(L * sizeof(double))
-    w.wv0 = <double*>malloc(L * sizeof(double))
-    w.wv1 = <double*>malloc(L * sizeof(double))
+    w.colbest = <double*>calloc(L, sizeof(double))
+    w.wv0 = <double*>calloc(L, sizeof(double))
+    w.wv1 = <double*>calloc(L, sizeof(double))
     w.rfree = <char*>malloc(L)
     w.cfree = <char*>malloc(L)
     w.u = <double*>malloc(L * sizeof(double))
@@ -654,6 +825,7 @@ def extract_list(list mats, int method, Py_ssize_t max_count, double w1, double 
     cdef const int32_t** cw = NULL
     cdef cnp.ndarray a
     cdef bint single = True
+    cdef Py_ssize_t size = sizeof(float)
     try:
         if ptrs == NULL or dims == NULL:
             raise MemoryError()
@@ -665,15 +837,19 @@ def extract_list(list mats, int method, Py_ssize_t max_count, double w1, double 
         for b in range(nmat):
             a = mats[b]
             if b == 0:
-                single = a.dtype == np.float32
-            if (a.ndim != 2 or a.dtype != (np.float32 if single else np.float64)
-                    or (a.size and a.shape[1] > 1 and a.strides[1] != a.itemsize)
-                    or a.strides[0] % a.itemsize):
+                single = cnp.PyArray_TYPE(a) == cnp.NPY_FLOAT
+                size = sizeof(float) if single else sizeof(double)
+            # checked on the C fields: this loop holds the GIL while other threads wait
+            if (cnp.PyArray_NDIM(a) != 2
+                    or cnp.PyArray_TYPE(a) != (cnp.NPY_FLOAT if single else cnp.NPY_DOUBLE)
+                    or (cnp.PyArray_SIZE(a) and cnp.PyArray_DIM(a, 1) > 1
+                        and cnp.PyArray_STRIDE(a, 1) != size)
+                    or cnp.PyArray_STRIDE(a, 0) % size):
                 raise TypeError(f"mats[{b}]: expected a 2-D array of one float dtype with unit column stride")
             ptrs[b] = cnp.PyArray_DATA(a)
-            dims[b] = a.shape[0]
-            dims[nmat + b] = a.shape[1]
-            dims[2 * nmat + b] = a.strides[0] // a.itemsize
+            dims[b] = cnp.PyArray_DIM(a, 0)
+            dims[nmat + b] = cnp.PyArray_DIM(a, 1)
+            dims[2 * nmat + b] = cnp.PyArray_STRIDE(a, 0) // size
             if rw != NULL:
                 a = row_words[b]
                 if a.dtype != np.int32 or a.ndim != 1 or a.shape[0] != dims[b] or not a.flags.c_contiguous:
