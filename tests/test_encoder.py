@@ -283,3 +283,23 @@ def test_windows_partition_every_subword(encoders, n, size):
         assert 0 <= a <= oa < ob <= b <= n and b - a <= size
         if len(spans) > 1:  # at least a quarter window of context on each inner side
             assert (oa == 0 or oa - a >= size // 4) and (ob == n or b - ob >= size // 4)
+
+
+def test_truncate_keeps_the_first_pass_only(tiny_models):
+    """compat (SPEC §2): subwords past the limit get no states, and the kept ones are those of
+    one pass over the first ``content`` subwords; the default encodes every word in windows."""
+    from xfast.models.encoder import Encoder
+
+    cut = Encoder(tiny_models["xlmr"], layer=2, window=12, truncate=True)
+    full = Encoder(tiny_models["xlmr"], layer=2, window=12)
+    one = Encoder(tiny_models["xlmr"], layer=2)
+    # a word that is a single subword, so the cut falls on a word boundary
+    word = next(w for w in ("the", "a", "de", "la", "in", ".", ",")
+                if len(cut.tokenizer.encode([w], is_pretokenized=True, add_special_tokens=False).ids) == 1)
+    words = [word] * 40
+    (c,), (f,) = cut.encode([words]), full.encode([words])
+    assert len(c.word_ids) == cut._content and len(f.word_ids) == 40
+    assert c.word_ids.tolist() == list(range(cut._content))
+    assert cut.stats["truncated"] == 1 and cut.stats["windowed"] == 0 and full.stats["windowed"] == 1
+    (ref,) = one.encode([words[: cut._content]])
+    np.testing.assert_allclose(c.states, ref.states, atol=1e-5)

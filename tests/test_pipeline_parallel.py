@@ -95,3 +95,19 @@ def test_demo_json(capsys):
         assert 0.0 <= r["overall_f1"] <= 1.0 and 0.7 < r["paper_mbert_f1"] < 1.0
     assert {"load aligner", "encode labeled", "encode receiving", "align", "project", "total"} <= set(out["timings"])
     assert out["qa"]["sentences"]["in"] == 20 and out["qa"]["sentences"]["failed"] == 0
+
+
+def test_compat_aligner_truncates_long_sentences(tiny_models):
+    """SPEC §2 compat: words past the model's limit get no alignment; by default every word does."""
+    from xfast.aligner import Aligner
+
+    words = [f"w{i}" for i in range(30)]
+    default = Aligner(tiny_models["xlmr"], layer=2)
+    compat = Aligner(tiny_models["xlmr"], layer=2, compat=True)
+    for al in (default, compat):
+        al.encoder.max_length, al.encoder._content = 12, 10   # a 10-subword model limit
+    (d,) = default.align_batch([words], [words])
+    (c,) = compat.align_batch([words], [words])
+    assert max(d[:, 0].tolist()) >= 10 and max(d[:, 1].tolist()) >= 10
+    assert max(c[:, 0].tolist()) < 10 and max(c[:, 1].tolist()) < 10
+    assert compat.stats["truncated"] == 2

@@ -29,7 +29,9 @@ class Aligner:
     or ``softmax`` (AWESoME, raw dot products with ``threshold``); ``token_type``: ``bpe``
     (subwords, the paper's choice) or ``word`` (subword-averaged word vectors). ``quantize``:
     ``"int8"`` runs the dynamically quantized encoder (about twice as fast on CPU).
-    ``compat=True`` returns AWESoME pairs in the reference's order (SPEC §2).
+    ``compat=True`` reproduces the reference (SPEC §2 **compat**): sentences are truncated at
+    the model's limit (later words get no pairs; the default encodes them in windows) and
+    AWESoME pairs come in the reference's order.
 
     >>> aligner = Aligner()                                   # doctest: +SKIP
     >>> aligner.align_batch([["Hello", "world"]], [["Hallo", "Welt"]])   # doctest: +SKIP
@@ -50,7 +52,7 @@ class Aligner:
         from xfast.models.encoder import Encoder
 
         self.encoder = Encoder(model, layer=layer, backend=backend, quantize=quantize,
-                               threads=threads, providers=providers)
+                               threads=threads, providers=providers, truncate=compat)
         self.method, self.token_type, self.compat = method, token_type, compat
         self._kw = dict(method=method, token_type=token_type, distortion=distortion,
                         max_count=max_count, alpha=alpha, threshold=threshold)
