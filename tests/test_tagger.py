@@ -169,6 +169,78 @@ def test_long_sentences_windowed_like_the_oracle(tiny_models, hf, max_length):
     assert tagger.stats.windowed_sentences >= 3
 
 
+def oracle_truncated_labels(hf, words, max_length):
+    """The reference's compat (SPEC §7): transformers' own truncation at ``max_length``, the
+    first kept subword's argmax per word; every word after the last kept one is O."""
+    import torch
+
+    tok, model = hf
+    if not words:
+        return []
+    enc = tok(words, is_split_into_words=True, truncation=True, max_length=max_length)
+    with torch.inference_mode():
+        logits = model(input_ids=torch.tensor([enc["input_ids"]])).logits[0].numpy()
+    labels = [None] * len(words)
+    for pos, w in enumerate(enc.word_ids()):
+        if w is not None and labels[w] is None:
+            labels[w] = model.config.id2label[int(np.argmax(logits[pos]))]
+    last = max((i for i, x in enumerate(labels) if x is not None), default=-1)
+    return [x if i <= last else "O" for i, x in enumerate(labels)]
+
+
+@pytest.mark.parametrize("max_length", [6, 12, 31])
+def test_truncate_like_transformers_truncation(tiny_models, hf, max_length):
+    long = [w for s in sentences(40) for w in s]
+    sents = [long[:60], long[60:200], long[:7], long, ["Maria", "", "Smith", "went", "to", "Berlin"] * 8, [], [""]]
+    tagger = Tagger(tiny_models["ner_onnx"], max_length=max_length, truncate=True)
+    assert tagger.entities(sents) == [oracle_runs(oracle_truncated_labels(hf, s, max_length)) for s in sents]
+    n_long = sum(len(hf[0](s, is_split_into_words=True, add_special_tokens=False)["input_ids"]) > max_length - 2
+                 for s in sents if s)
+    assert n_long >= 3
+    assert tagger.stats.truncated_sentences == n_long and tagger.stats.windowed_sentences == 0
+    assert tagger.stats.windows == sum(1 for s in sents if s)
+
+
+def test_truncate_cut_on_a_word_boundary_equals_one_pass(tiny_models):
+    """compat: with the cut between two words, the kept words are tagged exactly as one pass
+    over them alone, and every later word is O (no run reaches past the cut); the default
+    windows the same sentences and tags their later words."""
+    cut = Tagger(tiny_models["ner_onnx"], max_length=12, truncate=True)
+    default = Tagger(tiny_models["ner_onnx"], max_length=12)
+    one = Tagger(tiny_models["ner_onnx"])
+
+    def n_sub(w):
+        return len(cut._tok.encode([w], is_pretokenized=True, add_special_tokens=False).ids)
+
+    single = next(w for w in (".", ",", "the", "a", "de", "la") if n_sub(w) == 1)
+    vocab = sorted({w for line in tiny_corpus() for w in line.split() if n_sub(w) >= 1})
+    rng = random.Random(5)
+    sents, kept = [], []
+    for k in range(60):
+        words, room = [], cut._window
+        while True:
+            w = rng.choice(vocab)
+            if n_sub(w) > room:
+                break
+            words.append(w)
+            room -= n_sub(w)
+        words += [single] * room  # the first window ends exactly after the last of these
+        kept.append(len(words))
+        sents.append(words + [""] * (k % 2) + rng.sample(vocab, 8))
+    got = cut.tag(sents)
+    want = one.tag([s[:k] for s, k in zip(sents, kept)])
+    for g, w, k in zip(got, want, kept):
+        assert g[:k] == w and g[k:] == ["O"] * (len(g) - k)
+    assert any(t != "O" for w in want for t in w)
+    assert cut.stats.truncated_sentences == 60 and cut.stats.windowed_sentences == 0
+    full = default.tag(sents)
+    assert default.stats.windowed_sentences == 60 and default.stats.truncated_sentences == 0
+    assert any(t != "O" for f, k in zip(full, kept) for t in f[k:])
+    # runs that the default carries across the cut end there when truncated
+    assert any(f[k].startswith("I-") for f, k in zip(full, kept))
+    assert not Tagger(tiny_models["ner_onnx"]).truncate
+
+
 @pytest.mark.parametrize("max_tokens", [16, 100, 100000])
 def test_batching_does_not_change_labels(tiny_models, max_tokens):
     sents = sentences()

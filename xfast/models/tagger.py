@@ -12,6 +12,8 @@ transformers model itself (``backend="torch"``, used by parity tests), over word
 - sentences longer than the model's window are cut into overlapping windows at word
   boundaries and each word takes its label from the window where it sits most centrally, so
   no word is silently left out (SPEC §7 default; the count is in :attr:`Tagger.stats`);
+  ``truncate=True`` instead tags one pass over the first window of subwords, as the reference
+  does (SPEC §7 **compat**): later words are ``O``;
 - windows of all sentences are sorted by length and batched up to ``max_tokens`` padded
   subwords per forward pass.
 """
@@ -183,6 +185,7 @@ class TaggerStats:
     words: int = 0
     words_without_subwords: int = 0
     windowed_sentences: int = 0
+    truncated_sentences: int = 0
     windows: int = 0
     batches: int = 0
     seconds: float = 0.0
@@ -225,7 +228,11 @@ class Tagger:
     runtime's default). ``max_tokens``: padded subwords per forward pass. ``max_length``:
     subwords per window including special tokens (default: the model's limit).
     ``label_map``: entity type renames applied before runs are built (``{"PERSON": "PER"}``;
-    a type mapped to ``"O"`` or None is dropped).
+    a type mapped to ``"O"`` or None is dropped). ``truncate``: SPEC §7 **compat**: a sentence
+    longer than the window is tagged from one pass over its first window of subwords, like a
+    Hugging Face tokenizer with truncation: a word whose first subword is kept takes that
+    subword's label, every later word is ``O`` and no run reaches past the cut (counted in
+    ``stats.truncated_sentences``); by default long sentences are windowed.
     """
 
     def __init__(
@@ -238,6 +245,7 @@ class Tagger:
         max_tokens: int = 8192,
         max_length: int | None = None,
         label_map: dict[str, str | None] | None = None,
+        truncate: bool = False,
     ):
         check_choice("backend", backend, ("onnx", "torch"))
         if threads is not None and (not isinstance(threads, int) or threads < 1):
@@ -246,6 +254,7 @@ class Tagger:
             raise ParameterError(msg("E202", name="max_tokens", expected="an int >= 16", value=max_tokens))
         self.backend = backend
         self.max_tokens = max_tokens
+        self.truncate = bool(truncate)
         self.stats = TaggerStats()
         self.model_dir = locate(model, backend, kind="tagger", marker=_ONNX, manifest=_MANIFEST, export=export_tagger,
                                 described="transformers token classifier", export_described="an ONNX export")
@@ -289,7 +298,8 @@ class Tagger:
             self._run = self._torch_runner(threads)
 
     def __repr__(self) -> str:
-        return f"Tagger({str(self.model_dir)!r}, backend={self.backend!r}, labels={len(self.labels)})"
+        return (f"Tagger({str(self.model_dir)!r}, backend={self.backend!r}, labels={len(self.labels)}"
+                f"{', truncate=True' if self.truncate else ''})")
 
     # -- runtimes
 
@@ -356,6 +366,22 @@ class Tagger:
                     best[i], owner[i] = score, k
         return wins, owner
 
+    def _first_pass(self, subs: list[list[int]]) -> tuple[list[int], list[int], list[int]]:
+        """compat: words whose first subword lies in the first window, their first-subword
+        positions and the token ids of that one pass (the last kept word may be cut short)."""
+        ids = list(self._head)
+        stop = len(ids) + self._window
+        words, firsts = [], []
+        for i, sw in enumerate(subs):
+            if len(ids) >= stop:
+                break
+            if sw:
+                words.append(i)
+                firsts.append(len(ids))
+                ids.extend(sw[: stop - len(ids)])
+        ids.extend(self._tail)
+        return words, firsts, ids
+
     # -- public
 
     def _predict(self, sentences: list[list[str]]) -> list[np.ndarray]:
@@ -377,6 +403,13 @@ class Tagger:
             for tid, wid in zip(enc.ids, enc.word_ids):
                 if wid is not None:
                     subs[wid].append(tid)
+            self.stats.words_without_subwords += sum(1 for x in subs if not x)
+            if self.truncate and sum(map(len, subs)) > self._window:
+                # words past the cut keep label -1; nothing after them has one, so every
+                # run ends at the cut and they come out O
+                self.stats.truncated_sentences += 1
+                items.append((si, *self._first_pass(subs)))
+                continue
             wins, owner = self._windows([len(x) for x in subs])
             if len(wins) > 1:
                 self.stats.windowed_sentences += 1
@@ -392,7 +425,6 @@ class Tagger:
                     ids.extend(subs[i][: self._window])
                 ids.extend(self._tail)
                 items.append((si, words, firsts, ids))
-            self.stats.words_without_subwords += sum(1 for x in subs if not x)
         self.stats.windows += len(items)
         order = sorted(range(len(items)), key=lambda k: -len(items[k][3]))
         i = 0
