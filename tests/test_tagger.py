@@ -335,3 +335,38 @@ def test_runs_cover_words_without_subwords(labels):
     assert got == oracle_runs(labels)
     tags = iob2(got, len(labels))
     assert all(t == "O" or t[0] in "BI" for t in tags)
+
+
+
+def test_pipeline_ner_stage_truncates_only_in_compat(tiny_models, tmp_path):
+    """The pipelines' NER stage (``receiving_ner``) truncates at the model's limit when asked
+    (compat), under its own cache key; the default stage windows, and its key has no
+    ``truncate`` field (unchanged), so neither mode reuses the other's shards."""
+    from xfast.pipelines.cache import CacheStats
+    from xfast.pipelines.model_transfer import Models, receiving_ner
+    from xfast.pipelines.runner import RunReport
+
+    spec = tiny_models["ner_onnx"]
+    words = [[w for s in sentences(120) for w in s][:900], ["Maria", "went", "to", "Berlin"]]
+    full, cut = Tagger(spec), Tagger(spec, truncate=True)
+    runs = {}
+    for truncate in (False, True, False, True):
+        stats = CacheStats()
+        models = Models()
+        common = dict(cache=tmp_path, shard_size=8, cache_stats=stats, report=RunReport(), progress=False)
+        ents, key = receiving_ner(models, spec, words, truncate=truncate, **common)
+        if truncate in runs:  # the second run of a mode loads its own shard
+            assert stats.loaded == {"ner-receiving": 1} and not stats.computed
+            assert (ents, key) == runs[truncate]
+        else:
+            assert stats.computed == {"ner-receiving": 1} and not stats.loaded
+            runs[truncate] = ents, key
+            assert models.tagger(spec, truncate=truncate).truncate is truncate
+    (d_ents, d_key), (c_ents, c_key) = runs[False], runs[True]
+    assert d_key != c_key
+    assert d_ents == full.entities(words) and c_ents == cut.entities(words) and c_ents != d_ents
+    assert cut.stats.truncated_sentences == 1 and full.stats.windowed_sentences == 1
+    assert "truncate" not in Models().tagger_fields(spec)
+    assert Models().tagger_fields(spec, truncate=True)["truncate"] is True
+    # a loaded tagger carries its own setting into the key
+    assert Models().tagger_fields(cut)["truncate"] is True and "truncate" not in Models().tagger_fields(full)

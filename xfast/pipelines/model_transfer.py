@@ -57,7 +57,8 @@ class Models:
     """Models named by registry name or directory, or given as loaded objects, loaded on first
     use (a fully cached rerun loads nothing) and shared between stages that name the same one.
 
-    ``*_fields`` describe a model for cache keys without loading it.
+    ``*_fields`` describe a model for cache keys without loading it. A loaded object keeps its
+    own settings (a Tagger's ``truncate``, an Aligner's ``compat``).
     """
 
     def __init__(self, options: ModelOptions | None = None, report: RunReport | None = None) -> None:
@@ -65,11 +66,11 @@ class Models:
         self.report = report
         self._loaded: dict[tuple, object] = {}
 
-    def _get(self, kind: str, spec: object, build):
+    def _get(self, kind: str, spec: object, build, variant: str = ""):
         if not isinstance(spec, (str, Path)):
             self._loaded.setdefault((kind, self.describe(spec)), spec)
             return spec
-        key = (kind, str(spec))
+        key = (kind, str(spec) + variant)
         if key not in self._loaded:
             t = time.perf_counter()
             self._loaded[key] = build()
@@ -88,12 +89,14 @@ class Models:
         return self._get("translator", spec, lambda: Translator(
             spec, device=o.device, compute_type=o.compute_type, threads=o.threads))
 
-    def tagger(self, spec):
-        """A :class:`~xfast.models.tagger.Tagger`."""
+    def tagger(self, spec, *, truncate: bool = False):
+        """A :class:`~xfast.models.tagger.Tagger`; ``truncate``: SPEC §7 compat (one pass over
+        the first window of a long sentence)."""
         from xfast.models.tagger import Tagger
 
         return self._get("tagger", spec, lambda: Tagger(spec, threads=self.options.threads,
-                                                        providers=self._providers()))
+                                                        providers=self._providers(), truncate=truncate),
+                         variant=" (truncate)" if truncate else "")
 
     def aligner(self, spec, *, method: str = "itermax", compat: bool = False):
         """An :class:`~xfast.aligner.Aligner` (its encoder serves every extraction method)."""
@@ -112,11 +115,16 @@ class Models:
         return {"model": model_fingerprint(spec), "device": spec.device, "compute_type": spec.compute_type,
                 "backend": spec.backend, "beam_size": spec.beam_size}
 
-    def tagger_fields(self, spec) -> dict:
+    def tagger_fields(self, spec, *, truncate: bool = False) -> dict:
         if isinstance(spec, (str, Path)):
-            return {"model": model_fingerprint(spec), "backend": "onnx", "max_length": None}
-        return {"model": model_fingerprint(spec), "backend": spec.backend, "max_length": spec.max_length,
-                "labels": list(spec.labels)}
+            fields = {"model": model_fingerprint(spec), "backend": "onnx", "max_length": None}
+        else:
+            truncate = getattr(spec, "truncate", False)
+            fields = {"model": model_fingerprint(spec), "backend": spec.backend, "max_length": spec.max_length,
+                      "labels": list(spec.labels)}
+        if truncate:  # only then, so that default keys stay as they were
+            fields["truncate"] = True
+        return fields
 
     def aligner_fields(self, spec) -> dict:
         if isinstance(spec, (str, Path)):
@@ -228,13 +236,15 @@ def start_run(input: str | Path, out_dir: str | Path, *, options: ModelOptions |
 
 
 def receiving_ner(models: Models, ner_model, words: list[list[str]], *, cache: Path, shard_size: int,
-                  cache_stats: CacheStats, report: RunReport, progress: bool) -> tuple[list[list[Entity]], str]:
+                  cache_stats: CacheStats, report: RunReport, progress: bool,
+                  truncate: bool = False) -> tuple[list[list[Entity]], str]:
     """The NER model's entities on the receiving words (stage ``ner-receiving``): the
-    model-transfer prediction and the ``ner`` candidates. Returns ``(entities, cache key)``."""
-    fields = {"words": words_key(words), "tagger": models.tagger_fields(ner_model)}
+    model-transfer prediction and the ``ner`` candidates. ``truncate``: SPEC §7 compat (part
+    of the cache key). Returns ``(entities, cache key)``."""
+    fields = {"words": words_key(words), "tagger": models.tagger_fields(ner_model, truncate=truncate)}
 
     def compute(lo: int, hi: int):
-        tagger = models.tagger(ner_model)
+        tagger = models.tagger(ner_model, truncate=truncate)
         with report.stage("ner-receiving.model"):
             ents = tagger.entities(words[lo:hi])
         return [{"entities": [list(e) for e in es]} for es in ents], {}

@@ -109,17 +109,18 @@ def translate_stage(models: Models, translator, texts_of, n: int, src: str, tgt:
 
 
 def english_ner_stage(models: Models, ner_model, texts: list[str], upstream: str, *, cache: Path,
-                      shard_size: int, cache_stats: CacheStats, report: RunReport,
-                      progress: bool) -> tuple[list[list[str]], list[list[Entity]], str, str]:
-    """Split English MT (SPEC §6, ``side="mt"``) and tag it. Returns ``(words, entities,
-    splitter name, cache key)``."""
+                      shard_size: int, cache_stats: CacheStats, report: RunReport, progress: bool,
+                      truncate: bool = False) -> tuple[list[list[str]], list[list[Entity]], str, str]:
+    """Split English MT (SPEC §6, ``side="mt"``) and tag it; ``truncate``: SPEC §7 compat (part
+    of the cache key). Returns ``(words, entities, splitter name, cache key)``."""
     from xfast.text import get_splitter
 
     split = get_splitter("en", side="mt")
-    fields = {"upstream": upstream, "splitter": split.name, "tagger": models.tagger_fields(ner_model)}
+    fields = {"upstream": upstream, "splitter": split.name,
+              "tagger": models.tagger_fields(ner_model, truncate=truncate)}
 
     def compute(lo: int, hi: int):
-        tagger = models.tagger(ner_model)
+        tagger = models.tagger(ner_model, truncate=truncate)
         words = [split(t) for t in texts[lo:hi]]
         with report.stage("ner-en.model"):
             ents = tagger.entities(words)
@@ -312,11 +313,12 @@ def translate_test(input: str | Path, lang: str, out_dir: str | Path, *, modes: 
     _fail_empty(report, "translate", words, mt)
     qa_extra["translator"] = tr_stats
     en_words, en_ents, en_splitter, stages["ner-en"] = english_ner_stage(models, ner_model, mt, stages["translate"],
-                                                                       **common)
+                                                                       truncate=cfg.compat, **common)
     splitters = {"mt": en_splitter}
     candidates = None
     if baseline or any(m.startswith("ner-") for m in methods):
-        candidates, stages["ner-receiving"] = receiving_ner(models, ner_model, words, **common)
+        candidates, stages["ner-receiving"] = receiving_ner(models, ner_model, words, truncate=cfg.compat,
+                                                            **common)
 
     labeled: dict[str, tuple[list, list, str]] = {}
     if "src2tgt" in modes:

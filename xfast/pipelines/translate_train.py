@@ -133,7 +133,8 @@ def translate_train(input: str | Path, langs: tuple[str, ...] | list[str], out_d
             if any(m.startswith("ner-") for m in methods):
                 from xfast.pipelines.model_transfer import receiving_ner
 
-                candidates, stages[f"ner-receiving/{lang}"] = receiving_ner(models, ner_model, tgt_words, **common)
+                candidates, stages[f"ner-receiving/{lang}"] = receiving_ner(models, ner_model, tgt_words,
+                                                                            truncate=cfg.compat, **common)
             alns, keys = align_stage(models, aligner, words, tgt_words, align_methods,
                                      {"labeled": wkey, "receiving": stages[f"translate/{lang}"],
                                       "splitter": split.name}, compat=cfg.compat, **common)
