@@ -105,7 +105,8 @@ class Models:
         o = self.options
         return self._get("aligner", spec, lambda: Aligner(
             spec, layer=o.layer, method=method, token_type=o.token_type, quantize=o.quantize,
-            threads=o.threads, providers=self._providers(), compat=compat))
+            threads=o.threads, providers=self._providers(), compat=compat),
+            variant=" (compat)" if compat else "")
 
     def translator_fields(self, spec) -> dict:
         if isinstance(spec, (str, Path)):
@@ -133,9 +134,12 @@ class Models:
                     "quantize": o.quantize, "backend": "onnx", "distortion": 0.0, "max_count": 2,
                     "alpha": 0.9, "threshold": 1e-3}
         s = spec.settings
-        return {"model": model_fingerprint(spec), "backend": spec.encoder.backend,
-                **{k: s[k] for k in ("layer", "token_type", "quantize", "distortion", "max_count", "alpha",
-                                     "threshold")}}
+        fields = {"model": model_fingerprint(spec), "backend": spec.encoder.backend,
+                  **{k: s[k] for k in ("layer", "token_type", "quantize", "distortion", "max_count", "alpha",
+                                       "threshold")}}
+        if spec.encoder.truncate:  # a loaded compat Aligner: its alignments differ on long input
+            fields["truncate"] = True
+        return fields
 
     def runtime_stats(self) -> dict:
         """Counts of the models this run loaded (encoder, tagger), for the QA summary."""

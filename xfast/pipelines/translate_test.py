@@ -192,8 +192,9 @@ def align_stage(models: Models, aligner, labeled: list[list[str]], receiving: li
     from xfast.pipelines.cache import StageCache, shard_ranges
 
     base = models.aligner_fields(aligner)
-    caches = {m: StageCache(cache, stage, {**upstream, "aligner": base, "method": m,
-                                           "compat": compat and m == "softmax"},
+    # compat changes every method (the aligner truncates at the model's limit, SPEC §2), not
+    # only softmax's pair order
+    caches = {m: StageCache(cache, stage, {**upstream, "aligner": base, "method": m, "compat": compat},
                             shard_size=shard_size, stats=cache_stats) for m in methods}
     result: dict[str, list[np.ndarray]] = {m: [] for m in methods}
     n = len(labeled)
