@@ -61,3 +61,16 @@ def test_describe_matches_the_reference_vocabulary():
     ours = {tuple(describe(mode, am, m).values()) for mode in ("src2tgt", "tgt2tgt") for am in ("itermax", "softmax")
             for m in ("heuristic", "ngram-greedy", "ner-greedy")} | {tuple(describe("model_transfer", "", "").values())}
     assert ours <= seen
+
+
+def test_model_transfer_compat_has_its_own_cache(tmp_path, tiny_models):
+    """--compat truncates at the model's limit (SPEC §7): on sentences that fit, the labels equal
+    the default run's, but the NER stage is cached apart so neither run reuses the other's."""
+    data = head_conll(DATA / "masakhaner2" / "yor.test.txt", 6, tmp_path / "yor.conll")
+    cache = tmp_path / "cache"
+    for compat in (False, True, False):
+        model_transfer(data, "yor", tmp_path / f"out{compat}", ner_model=str(tiny_models["ner_onnx"]),
+                       cache=cache, progress=False, compat=compat)
+    assert (tmp_path / "outFalse" / "yor.model_transfer.conll").read_bytes() == \
+        (tmp_path / "outTrue" / "yor.model_transfer.conll").read_bytes()
+    assert len([p for p in (cache / "ner-receiving").iterdir() if p.is_dir()]) == 2

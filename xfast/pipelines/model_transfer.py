@@ -320,10 +320,12 @@ def write_labels(path: Path, words: list[list[str]], labels: list[list[str]]) ->
 def model_transfer(input: str | Path, lang: str, out_dir: str | Path, *, ner_model="xlmr-large-conll03",
                    options: ModelOptions | None = None, cache: str | Path | None = None, shard_size: int = 256,
                    dataset: str = "", label_set: set[str] | None = None, ignore: tuple[str, ...] | None = None,
-                   label_names: list[str] | None = None, limit: int | None = None, progress: bool = True) -> dict:
+                   label_names: list[str] | None = None, limit: int | None = None, progress: bool = True,
+                   compat: bool = False) -> dict:
     """Tag the receiving words with the NER model and write ``<lang>.model_transfer.conll``.
 
-    ``ner_model``: registry name, local directory or a loaded Tagger. ``label_set``: types kept
+    ``ner_model``: registry name, local directory or a loaded Tagger. ``compat``: truncate
+    sentences at the model's limit as the reference does (SPEC §7). ``label_set``: types kept
     in the output (default: the gold data's); ``ignore``: types scored as O (default: DATE for
     MasakhaNER). Returns ``{"results", "timings", "qa", "outputs"}``; ``results`` holds one
     metrics row when the input has gold labels.
@@ -333,7 +335,7 @@ def model_transfer(input: str | Path, lang: str, out_dir: str | Path, *, ner_mod
                     label_names=label_names, limit=limit, progress=progress)
     out, report, models, words, gold, keep = run.out, run.report, run.models, run.words, run.gold, run.keep
     ignore = default_ignore(dataset) if ignore is None else tuple(ignore)
-    ents, key = receiving_ner(models, ner_model, words, **run.common)
+    ents, key = receiving_ner(models, ner_model, words, truncate=compat, **run.common)
     from xfast.io import labels_of
 
     pred = map_label_set([labels_of(e, len(w)) for e, w in zip(ents, words)], keep)
@@ -423,6 +425,8 @@ def print_result(res: dict, args: argparse.Namespace) -> int:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The ``xfast model-transfer`` options."""
     add_common_arguments(p)
+    p.add_argument("--compat", action="store_true",
+                   help="truncate at the model's limit like the reference (SPEC §7 compat)")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -431,5 +435,6 @@ def main(args: argparse.Namespace) -> int:
                          cache=args.cache, shard_size=args.shard_size, dataset=args.dataset,
                          label_set=set(args.label_set) if args.label_set is not None else None,
                          ignore=tuple(args.ignore) if args.ignore is not None else None,
-                         label_names=args.label_names, limit=args.limit, progress=not args.quiet)
+                         label_names=args.label_names, limit=args.limit, progress=not args.quiet,
+                         compat=args.compat)
     return print_result(res, args)
