@@ -15,7 +15,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from importlib import metadata
 from pathlib import Path
 
@@ -128,3 +128,48 @@ def atomic_dir(final: str | Path) -> Iterator[Path]:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+#: Manifest file of every tagger/translator export (kind, key, source, settings).
+EXPORT_MANIFEST = "xfast-export.json"
+
+
+def cached_export(kind: str, hf_dir: str | Path, out_dir: str | Path | None, *, marker: str,
+                  settings: dict, key_extra: dict, build: Callable[[Path, Path], None]) -> Path:
+    """Build (or reuse) an export of the Hugging Face directory ``hf_dir``.
+
+    The key hashes the source files, the package versions, ``kind`` and ``key_extra``; without
+    ``out_dir`` the export lives in the cache as ``exports/<kind>-<key>``. An existing export
+    whose ``marker`` file exists and whose manifest has the same key is returned as it is;
+    otherwise ``build(hf_dir, tmp)`` writes it into a temporary directory, which gets the
+    manifest (``settings`` included) and is renamed into place. Failures other than xfast's
+    own become :class:`ModelError` [E432].
+    """
+    from xfast.errors import ModelError, XfastError, msg
+
+    hf_dir = Path(hf_dir)
+    if not (hf_dir / "config.json").is_file():
+        raise ModelError(msg("E401", name=str(hf_dir), reason="no config.json: not a Hugging Face model directory"))
+    key = content_hash(hf_dir, extra={"kind": kind, **key_extra})
+    out = Path(out_dir) if out_dir is not None else cache_dir() / "exports" / f"{kind}-{key}"
+    if _export_ok(out, marker, key):
+        return out
+    if out.exists():
+        shutil.rmtree(out)
+    try:
+        with atomic_dir(out) as tmp:
+            build(hf_dir, tmp)
+            manifest = {"kind": kind, "key": key, "source": str(hf_dir), **settings}
+            (tmp / EXPORT_MANIFEST).write_text(json.dumps(manifest, indent=1))
+    except XfastError:
+        raise
+    except Exception as exc:
+        raise ModelError(msg("E432", what=kind, path=str(hf_dir), reason=f"{type(exc).__name__}: {exc}")) from exc
+    return out
+
+
+def _export_ok(out: Path, marker: str, key: str) -> bool:
+    try:
+        return (out / marker).is_file() and json.loads((out / EXPORT_MANIFEST).read_text())["key"] == key
+    except (OSError, ValueError, KeyError):
+        return False

@@ -29,13 +29,13 @@ from pathlib import Path
 
 import numpy as np
 
-from xfast.errors import ModelError, ParameterError, XfastError, check_choice, msg
+from xfast.errors import ModelError, ParameterError, check_choice, msg
+from xfast.models.cache import EXPORT_MANIFEST, cached_export
 from xfast.models.registry import locate
 
 __all__ = ["Tagger", "TaggerStats", "export_tagger", "entity_runs", "iob2"]
 
 _ONNX = "model.onnx"
-_MANIFEST = "xfast-export.json"
 _ROBERTA_TYPES = ("roberta", "xlm-roberta", "camembert", "xlm-roberta-xl")
 
 
@@ -49,36 +49,10 @@ def export_tagger(hf_dir: str | Path, out_dir: str | Path | None = None, *, quan
     files' hash and the package versions; an existing export with the same key is reused.
     ``quantize="int8"`` applies ONNX Runtime dynamic int8 quantization. Returns the directory.
     """
-    from xfast.models.cache import atomic_dir, cache_dir, content_hash
-
     check_choice("quantize", quantize, (None, "int8"))
-    hf_dir = Path(hf_dir)
-    if not (hf_dir / "config.json").is_file():
-        raise ModelError(msg("E401", name=str(hf_dir), reason="no config.json: not a Hugging Face model directory"))
-    key = content_hash(hf_dir, extra={"kind": "tagger", "quantize": quantize, "opset": 17})
-    out = Path(out_dir) if out_dir is not None else cache_dir() / "exports" / f"tagger-{key}"
-    if _export_ok(out, key):
-        return out
-    if out.exists():
-        shutil.rmtree(out)
-    try:
-        with atomic_dir(out) as tmp:
-            _export_onnx(hf_dir, tmp, quantize)
-            (tmp / _MANIFEST).write_text(
-                json.dumps({"kind": "tagger", "key": key, "source": str(hf_dir), "quantize": quantize}, indent=1)
-            )
-    except XfastError:
-        raise
-    except Exception as exc:
-        raise ModelError(msg("E432", what="tagger", path=str(hf_dir), reason=f"{type(exc).__name__}: {exc}")) from exc
-    return out
-
-
-def _export_ok(out: Path, key: str) -> bool:
-    try:
-        return (out / _ONNX).is_file() and json.loads((out / _MANIFEST).read_text())["key"] == key
-    except (OSError, ValueError, KeyError):
-        return False
+    return cached_export("tagger", hf_dir, out_dir, marker=_ONNX, settings={"quantize": quantize},
+                         key_extra={"quantize": quantize, "opset": 17},
+                         build=lambda src, tmp: _export_onnx(src, tmp, quantize))
 
 
 def _export_onnx(hf_dir: Path, tmp: Path, quantize: str | None) -> None:
@@ -256,7 +230,7 @@ class Tagger:
         self.max_tokens = max_tokens
         self.truncate = bool(truncate)
         self.stats = TaggerStats()
-        self.model_dir = locate(model, backend, kind="tagger", marker=_ONNX, manifest=_MANIFEST, export=export_tagger,
+        self.model_dir = locate(model, backend, kind="tagger", marker=_ONNX, manifest=EXPORT_MANIFEST, export=export_tagger,
                                 described="transformers token classifier", export_described="an ONNX export")
         config = json.loads((self.model_dir / "config.json").read_text())
         id2label = {int(k): v for k, v in config.get("id2label", {}).items()}

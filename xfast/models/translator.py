@@ -10,22 +10,21 @@ are empty and outputs caught in a repetition loop (:attr:`Translator.stats`).
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
-from xfast.errors import ModelError, ParameterError, XfastError, check_choice, msg
+from xfast.errors import ModelError, ParameterError, check_choice, msg
 from xfast.models.flores import flores_code
+from xfast.models.cache import EXPORT_MANIFEST, cached_export
 from xfast.models.registry import locate
 
 __all__ = ["Translator", "TranslatorStats", "export_translator", "is_repetition_loop"]
 
 _CT2 = "model.bin"
 _COMPUTE_TYPES = ("int8", "int8_float32", "int8_float16", "float16", "bfloat16", "float32", "default", "auto")
-_MANIFEST = "xfast-export.json"
 _TOKENIZER_FILES = (
     "tokenizer.json",
     "tokenizer_config.json",
@@ -48,37 +47,10 @@ def export_translator(
     the model cache, keyed by the source files' hash and the package versions; an existing
     export with the same key is reused. Returns the directory.
     """
-    from xfast.models.cache import atomic_dir, cache_dir, content_hash
-
     check_choice("quantization", quantization, ("int8", "float16", "float32"))
-    hf_dir = Path(hf_dir)
-    if not (hf_dir / "config.json").is_file():
-        raise ModelError(msg("E401", name=str(hf_dir), reason="no config.json: not a Hugging Face model directory"))
-    key = content_hash(
-        hf_dir,
-        extra={"kind": "translator", "quantization": quantization, "ctranslate2": _version("ctranslate2")},
-    )
-    out = Path(out_dir) if out_dir is not None else cache_dir() / "exports" / f"translator-{key}"
-    if _export_ok(out, key):
-        return out
-    if out.exists():
-        shutil.rmtree(out)
-    try:
-        with atomic_dir(out) as tmp:
-            _convert(hf_dir, tmp, quantization)
-            (tmp / _MANIFEST).write_text(
-                json.dumps(
-                    {"kind": "translator", "key": key, "source": str(hf_dir), "quantization": quantization},
-                    indent=1,
-                )
-            )
-    except XfastError:
-        raise
-    except Exception as exc:
-        raise ModelError(
-            msg("E432", what="translator", path=str(hf_dir), reason=f"{type(exc).__name__}: {exc}")
-        ) from exc
-    return out
+    return cached_export("translator", hf_dir, out_dir, marker=_CT2, settings={"quantization": quantization},
+                         key_extra={"quantization": quantization, "ctranslate2": _version("ctranslate2")},
+                         build=lambda src, tmp: _convert(src, tmp, quantization))
 
 
 def _version(name: str) -> str:
@@ -86,13 +58,6 @@ def _version(name: str) -> str:
         return metadata.version(name)
     except metadata.PackageNotFoundError:
         return "none"
-
-
-def _export_ok(out: Path, key: str) -> bool:
-    try:
-        return (out / _CT2).is_file() and json.loads((out / _MANIFEST).read_text())["key"] == key
-    except (OSError, ValueError, KeyError):
-        return False
 
 
 def _convert(hf_dir: Path, tmp: Path, quantization: str) -> None:
@@ -209,7 +174,7 @@ class Translator:
         self.max_decoding_length = max_decoding_length
         self.max_batch_tokens = max_batch_tokens
         self.stats = TranslatorStats()
-        self.model_dir = locate(model, backend, kind="translator", marker=_CT2, manifest=_MANIFEST,
+        self.model_dir = locate(model, backend, kind="translator", marker=_CT2, manifest=EXPORT_MANIFEST,
                                 export=export_translator, described="transformers translator",
                                 export_described="a CTranslate2 export")
         self._tok = _tokenizer(self.model_dir)
