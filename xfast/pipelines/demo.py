@@ -67,7 +67,7 @@ def run_demo(*, json_out: bool = False, quantize: str | None = None, limit: int 
     rows = [[r["lang"], r["method"], r["overall_precision"], r["overall_recall"], r["overall_f1"],
              r["paper_mbert_f1"]] for r in res["results"]]
     print("\nEuroparl-NER test (799 sentences), English gold entities projected with the embedded "
-          "e5-small aligner (layer 8, itermax, subwords)" + (f", int8 encoder" if quantize else "") + ":\n")
+          "e5-small aligner (layer 8, itermax, subwords)" + (", int8 encoder" if quantize else "") + ":\n")
     print(format_table(["lang", "method", "precision", "recall", "f1", "paper mBERT f1"], rows))
     print("\nwall time per stage (s):")
     print(format_table(["stage", "seconds"], [[k, float(v)] for k, v in res["timings"].items()]))

@@ -51,7 +51,7 @@ def project_parallel(labeled: str | Path, receiving: dict[str, str | Path], out_
     from tqdm.auto import tqdm
 
     from xfast.evaluate import ignore_types, proj_ratio, scores
-    from xfast.io import read_any, read_parallel
+    from xfast.io import read_parallel
     from xfast.io.files import atomic_open
     from xfast.io.pharaoh import format_pharaoh
 

@@ -14,8 +14,6 @@ dropped_overlaps, failed_sentences]``.
 
 from __future__ import annotations
 
-import numpy as np
-
 __all__ = [
     "heuristic_kernel",
     "greedy_kernel",
