@@ -22,36 +22,26 @@ __all__ = ["main"]
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from xfast.evaluate import proj_ratio, scores
-    from xfast.io import read_any
+    from xfast.errors import DataError, msg
+    from xfast.evaluate import ignore_types, proj_ratio, scores
+    from xfast.io import read_parallel
     from xfast.report import format_scores
 
-    gold = list(read_any(args.gold, labels=True))
-    pred = list(read_any(args.pred, labels=True))
-    _check_parallel(args.gold, gold, args.pred, pred)
-    g = [s.labels for s in gold]
-    p = [s.labels for s in pred]
+    g, p = [], []
+    for gold, pred in read_parallel([args.gold, args.pred], labels=[True, True]):  # E104 on counts
+        if len(gold) != len(pred):
+            raise DataError(args.pred, pred.line, msg(
+                "E108", what=f"the length of the sentence at {args.gold}:{gold.line}",
+                ng=len(gold), np=len(pred)))
+        g.append(gold.labels)
+        p.append(pred.labels)
     result = scores(g, p, ignore=args.ignore)
-    from xfast.evaluate import ignore_types
-
     result["proj_ratio"] = proj_ratio(ignore_types(g, args.ignore), ignore_types(p, args.ignore))
     if args.json:
         print(json.dumps(result))
     else:
         print(format_scores(result))
     return 0
-
-
-def _check_parallel(gpath: str, gold: list, ppath: str, pred: list) -> None:
-    from xfast.errors import DataError, msg
-
-    if len(gold) != len(pred):
-        raise DataError(ppath, None, msg("E104", a=gpath, na=len(gold), b=ppath, nb=len(pred)))
-    for g, p in zip(gold, pred):
-        if len(g) != len(p):
-            raise DataError(ppath, p.line, msg(
-                "E108", what=f"the length of the sentence at {gpath}:{g.line}",
-                ng=len(g), np=len(p)))
 
 
 def _demo(args: argparse.Namespace) -> int:
