@@ -9,13 +9,21 @@ Pairs are packed as ``row << 32 | col`` codes while a matrix is processed, so so
 matrix's pairs is sorting int64 codes, and unpacking one needs no division.
 """
 
+from cpython.object cimport PyTypeObject
+from cpython.ref cimport Py_INCREF
 cimport numpy as cnp
 from libc.math cimport INFINITY, exp
-from libc.stdint cimport int32_t, int64_t
+from libc.stdint cimport INT64_MAX, int32_t, int64_t
 from libc.stdlib cimport calloc, free, malloc, qsort, realloc
 from libc.string cimport memcpy, memset
 
 import numpy as np
+
+cdef extern from "numpy/arrayobject.h":
+    # steals a reference to descr
+    object PyArray_NewFromDescr(PyTypeObject* subtype, cnp.dtype descr, int nd,
+                                cnp.npy_intp* dims, cnp.npy_intp* strides, void* data,
+                                int flags, object obj)
 
 cnp.import_array()
 
@@ -233,6 +241,15 @@ cdef extern from *:
         }                                                                               \
     }
 
+    /* ask for the next matrix while this one is scanned: separate arrays a few KB each
+       defeat the hardware prefetchers at every page */
+    static inline void xf_prefetch(const char* p, Py_ssize_t m, Py_ssize_t row_bytes,
+                                   Py_ssize_t ld_bytes) {
+        for (Py_ssize_t i = 0; i < m; i++, p += ld_bytes)
+            for (Py_ssize_t off = 0; off < row_bytes; off += 64)
+                __builtin_prefetch(p + off, 0, 2);
+    }
+
     /* the double helpers first: the float wargmax uses them */
     XF_DEFINE(d, double, int64_t, xf_vd, xf_vdi, 0x7ff0000000000000LL)
     XF_DEFINE(f, float, int32_t, xf_vf, xf_vfi, 0x7f800000)
@@ -344,23 +361,277 @@ cdef extern from *:
     XF5_PASS(xf5_wargmax_d, double, 8, __m512d, __mmask8, double, XF5_WARGS, XF5_WROW,
              XF5_WLOAD_D, , 0)
 
+    /* float matrices up to 16 * XF5R_MAX columns: the column maxima and their rows stay in
+       registers (one specialisation per block count), the row's blocks too, so each cell is
+       loaded once. Each block's values go into a running sum: a NaN or +-inf leaves it
+       non-finite (an overflow of huge finite values may too, so the exact scan decides). */
+    #define XF5R_MAX 8
+    #define XF_AHEAD 6
+    #define XF5R __attribute__((target("avx512f,bmi"), always_inline)) static inline
+    XF5R int xf5r_argmax_f(const float* s, Py_ssize_t m, Py_ssize_t n, Py_ssize_t ld,
+                           int32_t* rowarg, int32_t* colarg, const int NB) {
+        const __mmask16 tail = (__mmask16)((1u << (n - 16 * (NB - 1))) - 1);
+        const __m512 ninf = _mm512_set1_ps(-INFINITY);
+        __m512 cb[XF5R_MAX], x[XF5R_MAX], acc = _mm512_setzero_ps();
+        __m512i ca[XF5R_MAX];
+        int b;
+        for (b = 0; b < NB; b++) { cb[b] = ninf; ca[b] = _mm512_setzero_si512(); }
+        for (Py_ssize_t i = 0; i < m; i++) {
+            const float* r = s + i * ld;
+            const __m512i iv = _mm512_set1_epi32((int)i);
+            if (i + XF_AHEAD < m)  /* rows ahead; the first ones came with the previous matrix */
+                for (b = 0; b <= NB; b++) __builtin_prefetch(r + XF_AHEAD * ld + 16 * b, 0, 3);
+            for (b = 0; b < NB - 1; b++) x[b] = _mm512_loadu_ps(r + 16 * b);
+            x[NB - 1] = _mm512_mask_loadu_ps(ninf, tail, r + 16 * (NB - 1));
+            __m512 rm = x[0];
+            __m512 sum = _mm512_maskz_mov_ps(NB == 1 ? tail : (__mmask16)0xFFFF, x[0]);
+            for (b = 0; b < NB; b++) {
+                const __mmask16 g = _mm512_cmp_ps_mask(x[b], cb[b], _CMP_GT_OQ);
+                cb[b] = _mm512_mask_mov_ps(cb[b], g, x[b]);
+                ca[b] = _mm512_mask_mov_epi32(ca[b], g, iv);
+                if (b) {
+                    rm = _mm512_max_ps(rm, x[b]);
+                    sum = b == NB - 1 ? _mm512_mask_add_ps(sum, tail, sum, x[b])
+                                      : _mm512_add_ps(sum, x[b]);
+                }
+            }
+            acc = _mm512_add_ps(acc, sum);
+            const __m512 bv = _mm512_set1_ps(_mm512_reduce_max_ps(rm));
+            uint64_t lo = 0, hi = 0;
+            for (b = 0; b < NB; b++) {
+                const uint64_t e = (uint64_t)(__mmask16)_mm512_cmp_ps_mask(x[b], bv, _CMP_EQ_OQ);
+                if (b < 4) lo |= e << (16 * b); else hi |= e << (16 * (b - 4));
+            }
+            /* no branch on where the maximum is: it would be mispredicted */
+            uint64_t at = _tzcnt_u64(lo);
+            if (NB > 4) at += _tzcnt_u64(hi) & (0 - (uint64_t)(lo == 0));
+            rowarg[i] = (int32_t)at;
+        }
+        for (b = 0; b < NB; b++) _mm512_storeu_si512((void*)(colarg + 16 * b), ca[b]);
+        acc = _mm512_mul_ps(acc, _mm512_setzero_ps());  /* NaN exactly where acc is not finite */
+        return _mm512_cmp_ps_mask(acc, acc, _CMP_UNORD_Q) != 0;
+    }
+    __attribute__((target("avx512f,bmi"))) static int xf5r_pass_f(
+            const float* s, Py_ssize_t m, Py_ssize_t n, Py_ssize_t ld, int32_t* rowarg,
+            int32_t* colarg, float* cb) {
+        int suspect;
+        switch ((n + 15) / 16) {
+        case 1: suspect = xf5r_argmax_f(s, m, n, ld, rowarg, colarg, 1); break;
+        case 2: suspect = xf5r_argmax_f(s, m, n, ld, rowarg, colarg, 2); break;
+        case 3: suspect = xf5r_argmax_f(s, m, n, ld, rowarg, colarg, 3); break;
+        case 4: suspect = xf5r_argmax_f(s, m, n, ld, rowarg, colarg, 4); break;
+        case 5: suspect = xf5r_argmax_f(s, m, n, ld, rowarg, colarg, 5); break;
+        case 6: suspect = xf5r_argmax_f(s, m, n, ld, rowarg, colarg, 6); break;
+        case 7: suspect = xf5r_argmax_f(s, m, n, ld, rowarg, colarg, 7); break;
+        case 8: suspect = xf5r_argmax_f(s, m, n, ld, rowarg, colarg, 8); break;
+        default: return xf5_argmax_f(s, m, n, ld, rowarg, colarg, cb);
+        }
+        return suspect && xf_nonfinite_f(s, m, n, ld);
+    }
+
+    /* One itermax round on a float matrix (m, n >= 1; values checked finite) without
+       computing sim * weight in double for every cell. Column argmax: within the free rows
+       every cell of a column has one weight, and so within the taken rows; rounding x * w
+       (w > 0) to double keeps the order of distinct float32 values, so each group's first
+       maximum is found on the floats and only the two winners are weighed in double (a
+       group with w == 0 is all zeros: its first row wins). Row argmax the same way over
+       free and taken columns, only for the rows that can make a new pair. Float64 input
+       keeps the double pass: rounding can tie distinct doubles. */
+    XF5R void xf5r_colgroup_f(const float* s, Py_ssize_t ld, const int32_t* rows,
+                              Py_ssize_t nr, Py_ssize_t n, float* best, int32_t* arg,
+                              const int NB) {
+        const __mmask16 tail = (__mmask16)((1u << (n - 16 * (NB - 1))) - 1);
+        const __m512 ninf = _mm512_set1_ps(-INFINITY);
+        __m512 cb[XF5R_MAX], x;
+        __m512i ca[XF5R_MAX];
+        int b;
+        for (b = 0; b < NB; b++) { cb[b] = ninf; ca[b] = _mm512_set1_epi32(rows[0]); }
+        for (Py_ssize_t t = 0; t < nr; t++) {
+            const float* r = s + rows[t] * ld;
+            const __m512i iv = _mm512_set1_epi32(rows[t]);
+            for (b = 0; b < NB; b++) {
+                x = b == NB - 1 ? _mm512_mask_loadu_ps(ninf, tail, r + 16 * b)
+                                : _mm512_loadu_ps(r + 16 * b);
+                const __mmask16 g = _mm512_cmp_ps_mask(x, cb[b], _CMP_GT_OQ);
+                cb[b] = _mm512_mask_mov_ps(cb[b], g, x);
+                ca[b] = _mm512_mask_mov_epi32(ca[b], g, iv);
+            }
+        }
+        for (b = 0; b < NB; b++) {
+            _mm512_storeu_ps(best + 16 * b, cb[b]);
+            _mm512_storeu_si512((void*)(arg + 16 * b), ca[b]);
+        }
+    }
+    /* Weighted row argmax on float groups, as the column side: the free columns (lanes in
+       fm) weigh wa, the others wb; each group's maximum is found on the floats, the two are
+       weighed in double, and the first column holding the winning value(s) is the argmax.
+       A group of weight 0 is all zeros; an empty group never wins. */
+    XF5R int32_t xf5r_wrowarg_f(const float* r, Py_ssize_t n, const __mmask16* fm,
+                                int has_f, int has_t, double wa, double wb, const int NB,
+                                const int ZT) {
+        const __mmask16 tail = (__mmask16)((1u << (n - 16 * (NB - 1))) - 1);
+        const __m512 ninf = _mm512_set1_ps(-INFINITY);
+        __m512 x[XF5R_MAX], mf = ninf, mt = ninf;
+        int b;
+        for (b = 0; b < NB; b++) {
+            x[b] = b == NB - 1 ? _mm512_mask_loadu_ps(ninf, tail, r + 16 * b)
+                               : _mm512_loadu_ps(r + 16 * b);
+            mf = _mm512_mask_max_ps(mf, fm[b], mf, x[b]);
+            if (!ZT)  /* ZT: the other columns weigh 0 (a taken row), their max is not needed */
+                mt = _mm512_mask_max_ps(mt, (__mmask16)(~fm[b] & (b == NB - 1 ? tail : 0xFFFF)), mt, x[b]);
+        }
+        const float bf = _mm512_reduce_max_ps(mf), bt = ZT ? 0.0f : _mm512_reduce_max_ps(mt);
+        const double df = !has_f ? -INFINITY : wa == 0.0 ? 0.0 : (double)bf * wa;
+        const double dt = !has_t ? -INFINITY : ZT || wb == 0.0 ? 0.0 : (double)bt * wb;
+        const int use_f = df >= dt, use_t = dt >= df;
+        const __m512 vf = _mm512_set1_ps(bf), vt = _mm512_set1_ps(bt);
+        uint64_t lo = 0, hi = 0;
+        for (b = 0; b < NB; b++) {
+            const __mmask16 in_f = use_f ? fm[b] : 0;
+            const __mmask16 in_t = use_t ? (__mmask16)(~fm[b] & (b == NB - 1 ? tail : 0xFFFF)) : 0;
+            const __mmask16 ef = wa == 0.0 ? in_f : _mm512_mask_cmp_ps_mask(in_f, x[b], vf, _CMP_EQ_OQ);
+            const __mmask16 et = ZT || wb == 0.0 ? in_t : _mm512_mask_cmp_ps_mask(in_t, x[b], vt, _CMP_EQ_OQ);
+            const uint64_t e = (uint64_t)(__mmask16)(ef | et);
+            if (b < 4) lo |= e << (16 * b); else hi |= e << (16 * (b - 4));
+        }
+        uint64_t at = _tzcnt_u64(lo);
+        if (NB > 4) at += _tzcnt_u64(hi) & (0 - (uint64_t)(lo == 0));
+        return (int32_t)at;
+    }
+    #define XF5R_CASES(CALL) switch ((n + 15) / 16) {                                    \
+        case 1: CALL(1); case 2: CALL(2); case 3: CALL(3); case 4: CALL(4);              \
+        case 5: CALL(5); case 6: CALL(6); case 7: CALL(7); default: CALL(8); }
+    /* the weighted row argmax of a free row (both column groups weigh > 0 as alpha > 0) */
+    __attribute__((target("avx512f,bmi"))) static int32_t xf5r_wrow_free_f(
+            const float* r, Py_ssize_t n, const __mmask16* fm, int has_f, int has_t,
+            double wa, double wb) {
+        #define XF5R_CALL(NB) return xf5r_wrowarg_f(r, n, fm, has_f, has_t, wa, wb, NB, 0)
+        XF5R_CASES(XF5R_CALL)
+        #undef XF5R_CALL
+    }
+    /* ... and of a taken row: the taken columns weigh 0 */
+    __attribute__((target("avx512f,bmi"))) static int32_t xf5r_wrow_taken_f(
+            const float* r, Py_ssize_t n, const __mmask16* fm, int has_f, int has_t,
+            double wa) {
+        #define XF5R_CALL(NB) return xf5r_wrowarg_f(r, n, fm, has_f, has_t, wa, 0.0, NB, 1)
+        XF5R_CASES(XF5R_CALL)
+        #undef XF5R_CALL
+    }
+    __attribute__((target("avx512f,bmi"))) static void xf5r_colgroup_nb_f(
+            const float* s, Py_ssize_t ld, const int32_t* rows, Py_ssize_t nr, Py_ssize_t n,
+            float* best, int32_t* arg) {
+        switch ((n + 15) / 16) {
+        case 1: xf5r_colgroup_f(s, ld, rows, nr, n, best, arg, 1); break;
+        case 2: xf5r_colgroup_f(s, ld, rows, nr, n, best, arg, 2); break;
+        case 3: xf5r_colgroup_f(s, ld, rows, nr, n, best, arg, 3); break;
+        case 4: xf5r_colgroup_f(s, ld, rows, nr, n, best, arg, 4); break;
+        case 5: xf5r_colgroup_f(s, ld, rows, nr, n, best, arg, 5); break;
+        case 6: xf5r_colgroup_f(s, ld, rows, nr, n, best, arg, 6); break;
+        case 7: xf5r_colgroup_f(s, ld, rows, nr, n, best, arg, 7); break;
+        default: xf5r_colgroup_f(s, ld, rows, nr, n, best, arg, 8); break;
+        }
+    }
+    /* Returns the rows with a new pair, ascending, in newrow (their columns in rowarg).
+       Scratch: rows and trows m ints; bf, bt, af, at whole 16-lane blocks; need m chars.
+       The loops over rows and columns do not branch on the data. */
+    __attribute__((target("avx512f,avx512vl,bmi"))) static Py_ssize_t xf5r_wround_f(
+            const float* s, Py_ssize_t m, Py_ssize_t n, Py_ssize_t ld, const char* rfree,
+            const char* cfree, double w1, double w2, const double* wv0, const double* wv1,
+            int32_t* rows, int32_t* trows, float* bf, int32_t* af, float* bt, int32_t* at,
+            char* need, int32_t* rowarg, int32_t* colarg, int32_t* newrow) {
+        Py_ssize_t nf = 0, nt = 0, i, j, added = 0;
+        for (i = 0; i < m; i++) {
+            rows[nf] = (int32_t)i;
+            trows[nt] = (int32_t)i;
+            nf += rfree[i] != 0;
+            nt += rfree[i] == 0;
+        }
+        if (nf) xf5r_colgroup_nb_f(s, ld, rows, nf, n, bf, af);
+        if (nt) xf5r_colgroup_nb_f(s, ld, trows, nt, n, bt, at);
+        /* the two winners of each column, weighed in double; empty group: -inf */
+        const __m512d zero = _mm512_setzero_pd(), ninf = _mm512_set1_pd(-INFINITY);
+        const __m256i f0 = _mm256_set1_epi32(nf ? rows[0] : 0);
+        const __m256i t0 = _mm256_set1_epi32(nt ? trows[0] : 0);
+        for (j = 0; j < n; j += 8) {
+            const __m512d w1v = _mm512_loadu_pd(wv1 + j), w0v = _mm512_loadu_pd(wv0 + j);
+            const __mmask8 zf = _mm512_cmp_pd_mask(w1v, zero, _CMP_EQ_OQ);
+            const __mmask8 zt = _mm512_cmp_pd_mask(w0v, zero, _CMP_EQ_OQ);
+            __m512d df = nf ? _mm512_maskz_mul_pd((__mmask8)~zf, _mm512_cvtps_pd(
+                                  _mm256_loadu_ps(bf + j)), w1v) : ninf;
+            __m512d dt = nt ? _mm512_maskz_mul_pd((__mmask8)~zt, _mm512_cvtps_pd(
+                                  _mm256_loadu_ps(bt + j)), w0v) : ninf;
+            __m256i fi = _mm256_mask_mov_epi32(_mm256_loadu_si256((const __m256i*)(af + j)), zf, f0);
+            __m256i ti = _mm256_mask_mov_epi32(_mm256_loadu_si256((const __m256i*)(at + j)), zt, t0);
+            __m256i best = _mm256_min_epi32(fi, ti);
+            best = _mm256_mask_mov_epi32(best, _mm512_cmp_pd_mask(df, dt, _CMP_GT_OQ), fi);
+            best = _mm256_mask_mov_epi32(best, _mm512_cmp_pd_mask(df, dt, _CMP_LT_OQ), ti);
+            _mm256_storeu_si256((__m256i*)(colarg + j), best);
+        }
+        memset(need, 0, (size_t)m);
+        for (j = 0; j < n; j++) need[colarg[j]] |= rfree[colarg[j]] | cfree[j];
+        /* free-column lanes; a free row weighs them w2, the others w1; a taken row weighs
+           them w1, the others 0 */
+        __mmask16 fm[XF5R_MAX];
+        Py_ssize_t nfc = 0;
+        const Py_ssize_t nb = (n + 15) / 16;
+        for (Py_ssize_t b = 0; b < nb; b++) {
+            const __mmask16 lanes = b == nb - 1 ? (__mmask16)((1u << (n - 16 * b)) - 1) : 0xFFFF;
+            fm[b] = _mm512_mask_cmpneq_epi32_mask(lanes, _mm512_cvtepi8_epi32(
+                _mm_loadu_si128((const __m128i*)(cfree + 16 * b))), _mm512_setzero_si512());
+            nfc += __builtin_popcount((unsigned)fm[b]);
+        }
+        /* the rows that can make a new pair: free ones, then taken ones */
+        Py_ssize_t cf = 0, ct = 0;
+        for (i = 0; i < m; i++) {
+            rows[cf] = (int32_t)i;
+            trows[ct] = (int32_t)i;
+            cf += need[i] & (rfree[i] != 0);
+            ct += need[i] & (rfree[i] == 0);
+            rowarg[i] = 0;
+        }
+        for (Py_ssize_t t = 0; t < cf; t++)
+            rowarg[rows[t]] = xf5r_wrow_free_f(s + rows[t] * ld, n, fm, nfc > 0, nfc < n, w2, w1);
+        for (Py_ssize_t t = 0; t < ct; t++)
+            rowarg[trows[t]] = xf5r_wrow_taken_f(s + trows[t] * ld, n, fm, nfc > 0, nfc < n, w1);
+        for (i = 0; i < m; i++) {
+            j = rowarg[i];
+            newrow[added] = (int32_t)i;
+            added += need[i] & (colarg[j] == i) & ((rfree[i] | cfree[j]) != 0);
+        }
+        return added;
+    }
+
     static int xf_avx512 = -1;
     static inline int xf_has_avx512(void) {
         if (xf_avx512 < 0) {
             __builtin_cpu_init();
-            xf_avx512 = __builtin_cpu_supports("avx512f") != 0;
+            xf_avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")
+                        && __builtin_cpu_supports("bmi");
         }
         return xf_avx512;
     }
     #define XF_FAST(call) if (xf_has_avx512()) return call;
     #else
     #define XF_FAST(call)
+    static inline int xf_has_avx512(void) { return 0; }
     #endif
+    /* tests run the portable scans on an AVX-512 machine too: 0 off, 1 on when the CPU has
+       it; returns whether the AVX-512 passes are in use */
+    static int xf_simd(int on) {
+        xf_has_avx512();
+    #ifdef XF5
+        if (on >= 0) {
+            xf_avx512 = -1;
+            xf_avx512 = on && xf_has_avx512();
+        }
+    #endif
+        return xf_has_avx512();
+    }
 
     /* the passes the kernel calls; wargmax's tmp is scratch for the portable scan */
     static int xf_pass_f(const float* s, Py_ssize_t m, Py_ssize_t n, Py_ssize_t ld,
                          int32_t* rowarg, int32_t* colarg, float* cb) {
-        XF_FAST(xf5_argmax_f(s, m, n, ld, rowarg, colarg, cb))
+        XF_FAST(xf5r_pass_f(s, m, n, ld, rowarg, colarg, cb))
         return xf_argmax_f(s, m, n, ld, rowarg, colarg, cb);
     }
     static int xf_pass_d(const double* s, Py_ssize_t m, Py_ssize_t n, Py_ssize_t ld,
@@ -382,8 +653,26 @@ cdef extern from *:
         xf_wargmax_d(s, m, n, ld, rfree, wv0, wv1, tmp, rowarg, colarg, cb);
         return 0;
     }
+    /* new rows of an itermax round on the float groups (AVX-512, n <= 16 * XF5R_MAX),
+       -1 when the caller must run the double pass */
+    static Py_ssize_t xf_wround_f(const float* s, Py_ssize_t m, Py_ssize_t n, Py_ssize_t ld,
+                                  const char* rfree, const char* cfree, double w1, double w2,
+                                  const double* wv0, const double* wv1, int32_t* rows,
+                                  int32_t* trows, float* bf, int32_t* af, float* bt,
+                                  int32_t* at, char* need, int32_t* rowarg, int32_t* colarg,
+                                  int32_t* newrow) {
+    #ifdef XF5
+        if (xf_has_avx512() && n <= 16 * XF5R_MAX)
+            return xf5r_wround_f(s, m, n, ld, rfree, cfree, w1, w2, wv0, wv1, rows, trows, bf,
+                                 af, bt, at, need, rowarg, colarg, newrow);
+    #endif
+        return -1;
+    }
     """
     int XF_PAD
+    int xf_simd(int on) nogil
+    int XF_AHEAD
+    void xf_prefetch(const char* p, Py_ssize_t m, Py_ssize_t row_bytes, Py_ssize_t ld_bytes) nogil
     int xf_nonfinite_f(const float* s, Py_ssize_t m, Py_ssize_t n, Py_ssize_t ld) nogil
     int xf_nonfinite_d(const double* s, Py_ssize_t m, Py_ssize_t n, Py_ssize_t ld) nogil
     int xf_pass_f(const float* s, Py_ssize_t m, Py_ssize_t n, Py_ssize_t ld,
@@ -393,6 +682,11 @@ cdef extern from *:
     int xf_wpass_f(const float* s, Py_ssize_t m, Py_ssize_t n, Py_ssize_t ld,
                    const char* rfree, const double* wv0, const double* wv1, double* tmp,
                    int32_t* rowarg, int32_t* colarg, double* cb) nogil
+    Py_ssize_t xf_wround_f(const float* s, Py_ssize_t m, Py_ssize_t n, Py_ssize_t ld,
+                           const char* rfree, const char* cfree, double w1, double w2,
+                           const double* wv0, const double* wv1, int32_t* rows, int32_t* trows,
+                           float* bf, int32_t* af, float* bt, int32_t* at, char* need,
+                           int32_t* rowarg, int32_t* colarg, int32_t* newrow) nogil
     int xf_wpass_d(const double* s, Py_ssize_t m, Py_ssize_t n, Py_ssize_t ld,
                    const char* rfree, const double* wv0, const double* wv1, double* tmp,
                    int32_t* rowarg, int32_t* colarg, double* cb) nogil
@@ -429,6 +723,8 @@ cdef Py_ssize_t _itermax_rounds(const real* s, Py_ssize_t m, Py_ssize_t n, Py_ss
     """Extend the ``k`` sorted inter codes in ``w.codes`` by SimAlign's itermax rounds,
     keeping them sorted: a round's pairs come in row order, and are merged in."""
     cdef Py_ssize_t i, j, t, count, nfr, nfc, added, a, b, k0
+    cdef int64_t x, y
+    cdef bint take
     memset(w.rfree, 1, m)
     memset(w.cfree, 1, n)
     for t in range(k):
@@ -447,13 +743,18 @@ cdef Py_ssize_t _itermax_rounds(const real* s, Py_ssize_t m, Py_ssize_t n, Py_ss
         for j in range(n):
             w.wv0[j] = p.w1 if w.cfree[j] else 0.0
             w.wv1[j] = p.w2 if w.cfree[j] else p.w1
-        _weighted_argmax_pass(s, m, n, ld, w)
-        added = 0
-        for i in range(m):
-            j = w.rowarg[i]
-            if w.colarg[j] == i and (w.rfree[i] or w.cfree[j]):
+        added = -1
+        if real is float:
+            added = xf_wround_f(s, m, n, ld, w.rfree, w.cfree, p.w1, p.w2, w.wv0, w.wv1,
+                                w.path, w.remaining, <float*>w.u, w.col4row, <float*>w.v,
+                                w.row4col, w.sr, w.rowarg, w.colarg, w.newrow)
+        if added < 0:
+            _weighted_argmax_pass(s, m, n, ld, w)
+            added = 0
+            for i in range(m):
+                j = w.rowarg[i]
                 w.newrow[added] = <int32_t>i
-                added += 1
+                added += (w.colarg[j] == i) & ((w.rfree[i] | w.cfree[j]) != 0)
         if added == 0:
             break
         k0 = k
@@ -464,23 +765,20 @@ cdef Py_ssize_t _itermax_rounds(const real* s, Py_ssize_t m, Py_ssize_t n, Py_ss
             k += 1
             w.rfree[i] = 0
             w.cfree[j] = 0
-        # merge the two sorted runs [0, k0) and [k0, k) (no pair is in both)
+        # merge the sorted runs [0, k0) and [k0, k) (no pair is in both) without branching
+        # on the data: run A is copied out, and both runs end in a sentinel
+        memcpy(w.wcodes, w.codes, k0 * sizeof(int64_t))
+        w.wcodes[k0] = INT64_MAX
+        w.codes[k] = INT64_MAX
         a = 0
         b = k0
-        t = 0
-        while a < k0 and b < k:
-            if w.codes[a] < w.codes[b]:
-                w.wcodes[t] = w.codes[a]
-                a += 1
-            else:
-                w.wcodes[t] = w.codes[b]
-                b += 1
-            t += 1
-        if a < k0:
-            memcpy(w.wcodes + t, w.codes + a, (k0 - a) * sizeof(int64_t))
-        else:
-            memcpy(w.wcodes + t, w.codes + b, (k - b) * sizeof(int64_t))
-        memcpy(w.codes, w.wcodes, k * sizeof(int64_t))
+        for t in range(k):
+            x = w.wcodes[a]
+            y = w.codes[b]
+            take = x < y
+            w.codes[t] = x if take else y
+            a += take
+            b += 1 - take
         count += 1
     return k
 
@@ -629,11 +927,10 @@ cdef Py_ssize_t _extract_one(const real* s, Py_ssize_t m, Py_ssize_t n, Py_ssize
             w.codes[w.newrow[i]] = _code(i, j)
             w.newrow[i] += 1
         return n
-    for i in range(m):
+    for i in range(m):  # no branch on the data: a miss is overwritten
         j = w.rowarg[i]
-        if w.colarg[j] == i:
-            w.codes[k] = _code(i, j)
-            k += 1
+        w.codes[k] = _code(i, j)
+        k += w.colarg[j] == i
     if p.method == ITERMAX and m > 2 and n > 2:
         k = _itermax_rounds(s, m, n, ld, p, w, k)
     return k
@@ -670,6 +967,9 @@ cdef Py_ssize_t _drive(const real** ptrs, const Py_ssize_t* ms, const Py_ssize_t
     for b in range(nmat):
         m = ms[b]
         n = ns[b]
+        if b + 1 < nmat:
+            xf_prefetch(<const char*>ptrs[b + 1], min(ms[b + 1], XF_AHEAD),
+                        ns[b + 1] * sizeof(real), lds[b + 1] * sizeof(real))
         k = _extract_one(ptrs[b], m, n, lds[b], p, w)
         if k == -2:
             return -2 - b
@@ -745,8 +1045,9 @@ cdef int _alloc_work(Work* w, Py_ssize_t big, Py_ssize_t cap) noexcept nogil:
     w.rsum = <double*>malloc(L * sizeof(double))
     w.csum = <double*>malloc(L * sizeof(double))
     w.rmax = <double*>malloc(L * sizeof(double))
-    w.codes = <int64_t*>malloc(cap * sizeof(int64_t))
-    w.wcodes = <int64_t*>malloc(cap * sizeof(int64_t))
+    # + 1: itermax's merge ends both runs in a sentinel
+    w.codes = <int64_t*>malloc((cap + 1) * sizeof(int64_t))
+    w.wcodes = <int64_t*>malloc((cap + 1) * sizeof(int64_t))
     if (w.rowarg == NULL or w.colarg == NULL or w.newrow == NULL or w.colbest == NULL
             or w.wv0 == NULL or w.wv1 == NULL or w.rfree == NULL or w.cfree == NULL
             or w.u == NULL or w.v == NULL or w.spc == NULL or w.path == NULL
@@ -805,6 +1106,12 @@ cdef Params _params(int method, Py_ssize_t max_count, double w1, double w2, doub
     p.threshold = threshold
     p.swap = swap
     return p
+
+
+def _simd(int on=-1):
+    """Whether the AVX-512 passes are used; ``on`` 0 or 1 switches them (tests only: not
+    thread-safe), -1 leaves them."""
+    return bool(xf_simd(on))
 
 
 def extract_list(list mats, int method, Py_ssize_t max_count, double w1, double w2,
@@ -993,3 +1300,33 @@ def union_list(list pairs, list row_words, list col_words):
         free(dims)
         free(codes)
         free(out)
+
+
+def split(cnp.ndarray pairs, cnp.ndarray counts):
+    """Views ``pairs[start:start + counts[b]]`` of a C-contiguous (K, 2) array, one per
+    ``counts`` entry (int64), made in C: a Python slice per matrix costs twice as much."""
+    cdef Py_ssize_t nmat = counts.shape[0], b
+    cdef const int64_t* cnt = <const int64_t*>cnp.PyArray_DATA(counts)
+    cdef char* base = <char*>cnp.PyArray_DATA(pairs)
+    cdef Py_ssize_t row = pairs.strides[0] if pairs.shape[0] else 2 * pairs.itemsize
+    cdef cnp.npy_intp dims[2]
+    cdef cnp.npy_intp strides[2]
+    cdef cnp.dtype descr = pairs.dtype
+    cdef list out = [None] * nmat
+    cdef object view
+    cdef int64_t start = 0
+    if (pairs.ndim != 2 or not pairs.flags.c_contiguous or counts.dtype != np.int64
+            or counts.ndim != 1 or counts.sum() != pairs.shape[0]):
+        raise TypeError("split: expected C-contiguous (K, 2) pairs and int64 counts summing to K")
+    dims[1] = pairs.shape[1]
+    strides[0] = row
+    strides[1] = pairs.itemsize
+    for b in range(nmat):
+        dims[0] = cnt[b]
+        Py_INCREF(descr)  # PyArray_NewFromDescr steals it
+        view = PyArray_NewFromDescr(<PyTypeObject*>cnp.ndarray, descr, 2, dims, strides,
+                                    base + start * row, cnp.NPY_ARRAY_CARRAY, None)
+        cnp.set_array_base(view, pairs)
+        out[b] = view
+        start += cnt[b]
+    return out
