@@ -4,6 +4,8 @@ whole hot path (align_states_batch) against SimAlign's own get_word_aligns."""
 
 from __future__ import annotations
 
+import multiprocessing
+import sys
 import threading
 
 import numpy as np
@@ -165,6 +167,84 @@ def test_threads_give_the_same_result():
         t.join()
     for res in results:
         assert all(np.array_equal(a, b) for a, b in zip(res, expected))
+
+
+def test_concurrent_threaded_calls_share_the_pool():
+    """Callers on several threads, each asking for threads, get what one call gives."""
+    rng = np.random.default_rng(4)
+    mats = [rng.random((int(rng.integers(1, 50)), int(rng.integers(1, 50))), dtype=np.float32)
+            for _ in range(300)]
+    expected = xa.extract_batch(mats, "inter")
+    results = [None] * 3
+
+    def work(k):
+        results[k] = xa.extract_batch(mats, "inter", n_threads=2 + k)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for res in results:
+        assert all(np.array_equal(a, b) for a, b in zip(res, expected))
+
+
+def _child_extract(mats, queue):
+    queue.put([p.tolist() for p in xa.extract_batch(mats, "itermax", n_threads=2)])
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="fork start method")
+def test_threads_work_in_a_forked_child():
+    """The worker pool is per process: a child forked after a threaded call makes its own."""
+    rng = np.random.default_rng(5)
+    mats = [rng.random((20, 20), dtype=np.float32) for _ in range(100)]
+    expected = [p.tolist() for p in xa.extract_batch(mats, "itermax", n_threads=2)]
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_child_extract, args=(mats, queue))
+    child.start()
+    got = queue.get(timeout=60)
+    child.join(timeout=60)
+    assert child.exitcode == 0
+    assert got == expected
+
+
+def test_extract_columnar_is_extract_batch_flattened():
+    rng = np.random.default_rng(6)
+    mats = [rng.random((int(rng.integers(0, 40)), int(rng.integers(0, 40))), dtype=np.float32)
+            for _ in range(120)]
+    for method in ALL:
+        for n_threads in (1, 2):
+            offsets, pairs = xa.extract_columnar(mats, method, n_threads=n_threads)
+            assert offsets.dtype == np.int64 and offsets.shape == (121,) and offsets[0] == 0
+            assert pairs.dtype == np.int32 and pairs.shape == (offsets[-1], 2)
+            for b, e in enumerate(xa.extract_batch(mats, method)):
+                np.testing.assert_array_equal(pairs[offsets[b]:offsets[b + 1]], e)
+    padded = np.zeros((120, 40, 40), dtype=np.float32)
+    for b, m in enumerate(mats):
+        padded[b, : m.shape[0], : m.shape[1]] = m
+    lengths = np.array([m.shape for m in mats])
+    offsets, pairs = xa.extract_columnar(padded, lengths=lengths)
+    for b, e in enumerate(xa.extract_batch(mats)):
+        np.testing.assert_array_equal(pairs[offsets[b]:offsets[b + 1]], e)
+    offsets, pairs = xa.extract_columnar([])
+    assert offsets.tolist() == [0] and pairs.shape == (0, 2)
+
+
+def test_split_kernel_equals_twin():
+    """Views made in C: the same rows as slices, sharing the buffer, empty ones included."""
+    rng = np.random.default_rng(7)
+    counts = rng.integers(0, 4, 50).astype(np.int64)
+    counts[[0, 7, 49]] = 0
+    pairs = rng.integers(0, 9, (int(counts.sum()), 2)).astype(np.int32)
+    got = xa._kernel.split(pairs, counts)
+    want = _align_py.split(pairs, counts)
+    assert len(got) == len(want) == 50
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g, w)
+        assert g.shape == w.shape and g.dtype == np.int32 and g.flags.c_contiguous
+        assert g.base is pairs or g.size == 0 or np.shares_memory(g, pairs)
+    assert xa._kernel.split(np.zeros((0, 2), np.int32), np.zeros(3, np.int64))[2].shape == (0, 2)
 
 
 # ------------------------------------------------------------------ similarity, words

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from numbers import Integral, Real
 
@@ -34,6 +35,7 @@ __all__ = [
     "align_states_batch",
     "extract",
     "extract_batch",
+    "extract_columnar",
     "similarity",
     "softmax_extract",
     "to_words",
@@ -99,18 +101,36 @@ def _check_threads(n_threads: int) -> int:
 
 
 _MIN_PER_THREAD = 32  # below this a thread costs more than it saves
+_POOL: ThreadPoolExecutor | None = None
+_POOL_PID = 0
+_POOL_LOCK = threading.Lock()
+
+
+def _pool(workers: int) -> ThreadPoolExecutor:
+    """The module's worker threads, kept between calls (starting threads per call cost
+    more than a whole batch of small matrices); a forked child makes its own."""
+    global _POOL, _POOL_PID
+    with _POOL_LOCK:
+        if _POOL is None or _POOL_PID != os.getpid() or _POOL._max_workers < workers:
+            if _POOL is not None and _POOL_PID == os.getpid():
+                _POOL.shutdown(wait=False)
+            _POOL = ThreadPoolExecutor(workers, thread_name_prefix="xfast-align")
+            _POOL_PID = os.getpid()
+        return _POOL
 
 
 def _parallel(fn: Callable, seqs: tuple, n_threads: int) -> tuple:
     """``fn(*seqs)`` (a kernel call returning pairs, counts, status) on contiguous chunks of
-    ``seqs`` in ``n_threads`` threads (the kernel releases the GIL), joined in order."""
+    ``seqs``: the calling thread runs the first, pool threads the others (the kernel releases
+    the GIL); joined in order."""
     n = len(seqs[0])
     k = max(1, min(n_threads, n // _MIN_PER_THREAD))
     if k == 1:
         return fn(*seqs)
     bounds = [n * t // k for t in range(k + 1)]
-    with ThreadPoolExecutor(k) as pool:
-        parts = list(pool.map(lambda t: fn(*(s[bounds[t]:bounds[t + 1]] for s in seqs)), range(k)))
+    pool = _pool(k - 1)
+    futures = [pool.submit(fn, *(s[bounds[t]:bounds[t + 1]] for s in seqs)) for t in range(1, k)]
+    parts = [fn(*(s[bounds[0]:bounds[1]] for s in seqs))] + [f.result() for f in futures]
     for t, (_, _, status) in enumerate(parts):
         if status < -1:
             return parts[t][0], None, status - bounds[t]
@@ -119,10 +139,10 @@ def _parallel(fn: Callable, seqs: tuple, n_threads: int) -> tuple:
     return (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]), -1)
 
 
-def _split(pairs: np.ndarray, counts: np.ndarray) -> list[np.ndarray]:
-    ends = np.cumsum(counts).tolist()
-    starts = [0] + ends[:-1]
-    return [pairs[a:b] for a, b in zip(starts, ends)]
+def _offsets(counts: np.ndarray) -> np.ndarray:
+    off = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(counts, out=off[1:])
+    return off
 
 
 # ---------------------------------------------------------------- extraction
@@ -162,8 +182,30 @@ def extract_batch(sims: object, method: str = "itermax", *, lengths: object = No
         n_threads: threads sharing the batch (results do not depend on it).
 
     Returns:
-        One int32 (k, 2) pair array per matrix, as :func:`extract` gives it.
+        One int32 (k, 2) pair array per matrix, as :func:`extract` gives it (views into one
+        buffer; :func:`extract_columnar` returns that buffer and its offsets).
     """
+    pairs, counts = _extract_many(sims, method, lengths, max_count, alpha, threshold, n_threads)
+    return _kernel.split(pairs, counts)
+
+
+def extract_columnar(sims: object, method: str = "itermax", *, lengths: object = None,
+                     max_count: int = 2, alpha: float = 0.9, threshold: float = 1e-3,
+                     n_threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`extract_batch` in the columnar layout: no array per matrix is made.
+
+    Returns:
+        ``(offsets, pairs)``: int64 (B+1,) and int32 (P, 2); matrix b's pairs are
+        ``pairs[offsets[b]:offsets[b + 1]]``. ``xfast.project``'s ``*_columnar`` forms take
+        them as ``aln_offsets`` and ``pairs``.
+    """
+    pairs, counts = _extract_many(sims, method, lengths, max_count, alpha, threshold, n_threads)
+    return _offsets(counts), pairs
+
+
+def _extract_many(sims: object, method: str, lengths: object, max_count: int, alpha: float,
+                  threshold: float, n_threads: int) -> tuple[np.ndarray, np.ndarray]:
+    """Validated kernel call behind :func:`extract_batch`: ``(pairs, counts)``."""
     code, max_count, w1, w2, threshold = _check_params(method, max_count, alpha, threshold)
     n_threads = _check_threads(n_threads)
 
@@ -187,13 +229,13 @@ def extract_batch(sims: object, method: str = "itermax", *, lengths: object = No
             lambda a, ln: _kernel.extract_padded(a, ln, code, max_count, w1, w2, threshold),
             (arr, lens), n_threads)
         _check_status(status, [f"sims[{b}]" for b in range(nb)] if status != -1 else "")
-        return _split(pairs, counts)
+        return pairs, counts
     if lengths is not None:
         raise ParameterError(msg("E202", name="lengths", expected="None unless sims is a 3-D array",
                                  value=type(lengths).__name__))
     if isinstance(sims, np.ndarray) and sims.ndim != 3:
         raise ParameterError(msg("E312", name="sims", ndim=3, shape=sims.shape))
-    mats = list(sims)
+    mats = sims if isinstance(sims, list) else list(sims)
     try:  # arrays of one float dtype go to the kernel as they are; it checks them
         pairs, counts, status = _parallel(run, (mats,), n_threads)
     except (TypeError, AttributeError, ValueError):
@@ -203,7 +245,7 @@ def extract_batch(sims: object, method: str = "itermax", *, lengths: object = No
         pairs, counts, status = _parallel(run, (mats,), n_threads)
     if status != -1:
         _check_status(status, [f"sims[{b}]" for b in range(len(mats))])
-    return _split(pairs, counts)
+    return pairs, counts
 
 
 def softmax_extract(scores: object, threshold: float = 1e-3) -> np.ndarray:
@@ -398,7 +440,7 @@ def to_words_batch(pairs: Sequence[object], labeled_word_ids: Sequence[object],
     if status != -1:
         raise ParameterError(msg("E303", index=status, problem=msg(
             "E318", m=len(lists[1][status]), n=len(lists[2][status]))))
-    return _split(out, counts)
+    return _kernel.split(out, counts)
 
 
 def _reference_set_order(p: np.ndarray, lw: np.ndarray, rw: np.ndarray) -> np.ndarray:
@@ -482,12 +524,12 @@ def align_states_batch(labeled_states: Sequence[object], receiving_states: Seque
             lambda ms: _kernel.extract_list(ms, code, max_count, w1, w2, threshold), (mats,), n_threads)
         _check_status(status, names)
         return [_reference_set_order(p[:, ::-1], lw, rw)
-                for p, lw, rw in zip(_split(pairs, counts), col_words, row_words)]
+                for p, lw, rw in zip(_kernel.split(pairs, counts), col_words, row_words)]
     pairs, counts, status = _parallel(
         lambda ms, rws, cws: _kernel.extract_list(ms, code, max_count, w1, w2, threshold, rws, cws, True),
         (mats, row_words, col_words), n_threads)
     _check_status(status, names)
-    return _split(pairs, counts)
+    return _kernel.split(pairs, counts)
 
 
 def _similarities(xs: list, ys: list, distortion: float) -> list[np.ndarray]:

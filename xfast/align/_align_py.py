@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["METHODS", "extract_list", "extract_padded", "union_list"]
+__all__ = ["METHODS", "extract_list", "extract_padded", "split", "union_list"]
 
 # method code = index in METHODS (the kernel's enum follows this order)
 METHODS = ("fwd", "rev", "inter", "itermax", "mwmf", "softmax")
@@ -218,3 +218,9 @@ def union_list(pairs: list, row_words: list, col_words: list) -> tuple:
         out.append(np.stack([codes // width, codes % width], axis=1).astype(np.int32).reshape(-1, 2))
     pairs_out = np.concatenate(out) if out else np.zeros((0, 2), dtype=np.int32)
     return pairs_out, counts, -1
+
+
+def split(pairs: np.ndarray, counts: np.ndarray) -> list:
+    """Views ``pairs[start:start + counts[b]]``, one per ``counts`` entry."""
+    ends = np.cumsum(counts).tolist()
+    return [pairs[a:b] for a, b in zip([0] + ends[:-1], ends)]
