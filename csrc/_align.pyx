@@ -757,6 +757,26 @@ cdef Py_ssize_t _itermax_rounds(const real* s, Py_ssize_t m, Py_ssize_t n, Py_ss
                 added += (w.colarg[j] == i) & ((w.rfree[i] | w.cfree[j]) != 0)
         if added == 0:
             break
+        if p.max_count == 2:
+            # the only round (SimAlign's default): both runs hold at most one pair per row,
+            # so the sorted union is built row by row, without a merge's dependent loads
+            for i in range(m):
+                w.path[i] = -1
+                w.remaining[i] = -1
+            for t in range(k):
+                w.path[_hi(w.codes[t])] = _lo(w.codes[t])
+            for t in range(added):
+                i = w.newrow[t]
+                w.remaining[i] = w.rowarg[i]
+            k = 0
+            for i in range(m):
+                a = min(w.path[i], w.remaining[i])
+                b = max(w.path[i], w.remaining[i])
+                w.codes[k] = _code(i, a)
+                k += a >= 0
+                w.codes[k] = _code(i, b)
+                k += b >= 0
+            break
         k0 = k
         for t in range(added):
             i = w.newrow[t]
@@ -961,15 +981,33 @@ cdef Py_ssize_t _drive(const real** ptrs, const Py_ssize_t* ms, const Py_ssize_t
     Returns -1 when done, else the index of the matrix that failed (non-finite values
     first: -2 - index), with ``counts`` filled up to it.
     """
-    cdef Py_ssize_t b, k, t, m, n, a, c, before
+    cdef Py_ssize_t b, k, t, m, n, a, c, before, i, j
     cdef int64_t code, prev
     cdef int32_t x
+    cdef int32_t* dst
     for b in range(nmat):
         m = ms[b]
         n = ns[b]
         if b + 1 < nmat:
             xf_prefetch(<const char*>ptrs[b + 1], min(ms[b + 1], XF_AHEAD),
                         ns[b + 1] * sizeof(real), lds[b + 1] * sizeof(real))
+        if rw == NULL and p.method == INTER and m and n:
+            # pairs straight into the output, no sorted codes in between (+ 1: a miss is
+            # written one past the last pair, then overwritten)
+            if _emit(out, min(m, n) + 1) < 0:
+                return b
+            if _argmax_pass(ptrs[b], m, n, lds[b], w):
+                return -2 - b
+            dst = out.data + 2 * out.n
+            k = 0
+            for i in range(m):
+                j = w.rowarg[i]
+                dst[2 * k] = <int32_t>i
+                dst[2 * k + 1] = <int32_t>j
+                k += w.colarg[j] == i
+            out.n += k
+            counts[b] = k
+            continue
         k = _extract_one(ptrs[b], m, n, lds[b], p, w)
         if k == -2:
             return -2 - b
@@ -1077,7 +1115,7 @@ cdef object _run(const real** ptrs, Py_ssize_t* ms, Py_ssize_t* ns, Py_ssize_t* 
         big = max(big, ms[b], ns[b])
         c = _capacity(p, ms[b], ns[b])
         cap = max(cap, c)
-        total += min(c, ms[b] + ns[b])
+        total += min(c, ms[b] + ns[b]) + 1
     memset(&w, 0, sizeof(Work))
     out.n = 0
     out.cap = max(total, 1)
