@@ -250,6 +250,41 @@ cdef extern from *:
                 __builtin_prefetch(p + off, 0, 2);
     }
 
+    /* the batch scheduler's atomics; XF_CLOSED marks the caller done in the gate word */
+    #define XF_CLOSED (1 << 30)
+    static inline Py_ssize_t xf_fetch_add(Py_ssize_t* p, Py_ssize_t v) {
+        return __atomic_fetch_add(p, v, __ATOMIC_RELAXED);
+    }
+    static inline int xf_load(int* p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+    static inline void xf_store(int* p, int v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
+    /* a pool thread joins unless the caller closed the batch */
+    static inline int xf_join(int* gate) {
+        int g = __atomic_load_n(gate, __ATOMIC_ACQUIRE);
+        while (!(g & XF_CLOSED))
+            if (__atomic_compare_exchange_n(gate, &g, g + 1, 1, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+                return 1;
+        return 0;
+    }
+    static inline int xf_close(int* gate) {
+        return __atomic_fetch_or(gate, XF_CLOSED, __ATOMIC_ACQ_REL) & ~XF_CLOSED;
+    }
+    static inline void xf_done(int* finished) { __atomic_fetch_add(finished, 1, __ATOMIC_RELEASE); }
+    /* the threads that joined are working, at most a chunk each is left: spin, and yield
+       the core after a while in case one of them was descheduled */
+    #if !defined(_WIN32)
+    #include <sched.h>
+    #endif
+    static inline void xf_wait(int* finished, int n) {
+        for (long spins = 0; __atomic_load_n(finished, __ATOMIC_ACQUIRE) < n; spins++) {
+    #if defined(__x86_64__) || defined(__i386__)
+            __builtin_ia32_pause();
+    #endif
+    #if !defined(_WIN32)
+            if (spins > 20000) sched_yield();
+    #endif
+        }
+    }
+
     /* the double helpers first: the float wargmax uses them */
     XF_DEFINE(d, double, int64_t, xf_vd, xf_vdi, 0x7ff0000000000000LL)
     XF_DEFINE(f, float, int32_t, xf_vf, xf_vfi, 0x7f800000)
@@ -670,6 +705,13 @@ cdef extern from *:
     }
     """
     int XF_PAD
+    Py_ssize_t xf_fetch_add(Py_ssize_t* p, Py_ssize_t v) nogil
+    int xf_load(int* p) nogil
+    void xf_store(int* p, int v) nogil
+    int xf_join(int* gate) nogil
+    int xf_close(int* gate) nogil
+    void xf_done(int* finished) nogil
+    void xf_wait(int* finished, int n) nogil
     int xf_simd(int on) nogil
     int XF_AHEAD
     void xf_prefetch(const char* p, Py_ssize_t m, Py_ssize_t row_bytes, Py_ssize_t ld_bytes) nogil
@@ -974,9 +1016,10 @@ cdef int _emit(Out* out, Py_ssize_t add) noexcept nogil:
 
 cdef Py_ssize_t _drive(const real** ptrs, const Py_ssize_t* ms, const Py_ssize_t* ns,
                        const Py_ssize_t* lds, const int32_t** rw, const int32_t** cw,
-                       Py_ssize_t nmat, const Params* p, Work* w, Out* out,
-                       int64_t* counts) noexcept nogil:
-    """Extract every matrix; with word maps, emit sorted unique word pairs.
+                       Py_ssize_t b0, Py_ssize_t b1, const Params* p, Work* w, Out* out,
+                       int64_t* counts, int64_t* offs) noexcept nogil:
+    """Extract matrices ``b0 .. b1 - 1`` into ``out``: matrix b's pairs start at pair
+    ``offs[b]`` of it; with word maps, emit sorted unique word pairs.
 
     Returns -1 when done, else the index of the matrix that failed (non-finite values
     first: -2 - index), with ``counts`` filled up to it.
@@ -985,10 +1028,11 @@ cdef Py_ssize_t _drive(const real** ptrs, const Py_ssize_t* ms, const Py_ssize_t
     cdef int64_t code, prev
     cdef int32_t x
     cdef int32_t* dst
-    for b in range(nmat):
+    for b in range(b0, b1):
         m = ms[b]
         n = ns[b]
-        if b + 1 < nmat:
+        offs[b] = out.n
+        if b + 1 < b1:
             xf_prefetch(<const char*>ptrs[b + 1], min(ms[b + 1], XF_AHEAD),
                         ns[b + 1] * sizeof(real), lds[b + 1] * sizeof(real))
         if rw == NULL and p.method == INTER and m and n:
@@ -1103,34 +1147,171 @@ cdef void _free_work(Work* w) noexcept nogil:
     free(w.sc); free(w.rsum); free(w.csum); free(w.rmax); free(w.codes); free(w.wcodes)
 
 
-cdef object _run(const real** ptrs, Py_ssize_t* ms, Py_ssize_t* ns, Py_ssize_t* lds,
-                 const int32_t** rw, const int32_t** cw, Py_ssize_t nmat, Params* p):
-    cdef Work w
-    cdef Out out
-    cdef Py_ssize_t b, big = 0, cap = 0, c, status, total = 0
-    cdef cnp.ndarray counts = np.zeros(nmat, dtype=np.int64)
-    cdef cnp.ndarray pairs
-    cdef int64_t* cnt = <int64_t*>cnp.PyArray_DATA(counts)
-    for b in range(nmat):
-        big = max(big, ms[b], ns[b])
-        c = _capacity(p, ms[b], ns[b])
-        cap = max(cap, c)
-        total += min(c, ms[b] + ns[b]) + 1
-    memset(&w, 0, sizeof(Work))
-    out.n = 0
-    out.cap = max(total, 1)
-    out.data = <int32_t*>malloc(2 * out.cap * sizeof(int32_t))
-    try:
-        if out.data == NULL or _alloc_work(&w, big, cap) < 0:
-            raise MemoryError()
+cdef struct Shared:
+    # one batch, extracted by the calling thread and any pool threads that join in time
+    const void** ptrs
+    const Py_ssize_t* ms
+    const Py_ssize_t* ns
+    const Py_ssize_t* lds
+    const int32_t** rw
+    const int32_t** cw
+    Py_ssize_t nmat
+    Params p
+    bint single
+    int nt              # participants at most (0: the caller)
+    Work* works         # one per participant
+    Out* outs
+    int32_t* who        # per matrix: the participant that extracted it
+    int64_t* offs       # ... its first pair in that participant's output
+    int64_t* counts
+    Py_ssize_t* fails   # per participant: -1, or the kernel status of its failed matrix
+    Py_ssize_t next     # next matrix to claim (atomic)
+    int gate            # pool threads that joined; XF_CLOSED once the caller is done (atomic)
+    int finished        # pool threads done (atomic)
+    int stop            # a matrix failed: claim no more (atomic)
+
+
+cdef enum:
+    CHUNK = 16          # matrices per claim: a few microseconds of work
+
+
+cdef void _participate(Shared* sh, int pid) noexcept nogil:
+    """Claim chunks of matrices until none is left (or one failed)."""
+    cdef Py_ssize_t b0, b1, status, b
+    while not xf_load(&sh.stop):
+        b0 = xf_fetch_add(&sh.next, CHUNK)
+        if b0 >= sh.nmat:
+            return
+        b1 = min(b0 + CHUNK, sh.nmat)
+        if sh.single:
+            status = _drive[float](<const float**>sh.ptrs, sh.ms, sh.ns, sh.lds, sh.rw, sh.cw,
+                                   b0, b1, &sh.p, &sh.works[pid], &sh.outs[pid], sh.counts,
+                                   sh.offs)
+        else:
+            status = _drive[double](<const double**>sh.ptrs, sh.ms, sh.ns, sh.lds, sh.rw,
+                                    sh.cw, b0, b1, &sh.p, &sh.works[pid], &sh.outs[pid],
+                                    sh.counts, sh.offs)
+        for b in range(b0, b1):
+            sh.who[b] = pid
+        if status != -1:
+            sh.fails[pid] = status
+            xf_store(&sh.stop, 1)
+            return
+
+
+cdef class _Batch:
+    """A batch shared by the calling thread and pool threads: each claims chunks of
+    matrices as it arrives, so a pool thread that wakes late costs nothing; the caller
+    waits only for threads that joined, and then for at most one chunk each."""
+    cdef Shared sh
+    cdef object keep
+
+    def __cinit__(self):
+        memset(&self.sh, 0, sizeof(Shared))
+
+    def __dealloc__(self):
+        cdef int t
+        if self.sh.works != NULL:
+            for t in range(self.sh.nt):
+                _free_work(&self.sh.works[t])
+                free(self.sh.outs[t].data)
+        free(self.sh.works)
+        free(self.sh.outs)
+        free(self.sh.who)
+        free(self.sh.offs)
+        free(self.sh.fails)
+
+    def join(self, int pid):
+        """Run by a pool thread: help with the batch unless the caller already finished."""
         with nogil:
-            status = _drive(ptrs, ms, ns, lds, rw, cw, nmat, p, &w, &out, cnt)
-        pairs = np.empty((out.n, 2), dtype=np.int32)
-        if out.n:
-            memcpy(cnp.PyArray_DATA(pairs), out.data, 2 * out.n * sizeof(int32_t))
-    finally:
-        _free_work(&w)
-        free(out.data)
+            if xf_join(&self.sh.gate):
+                _participate(&self.sh, pid)
+                xf_done(&self.sh.finished)
+
+    cdef int setup(self, object keep, const void** ptrs, const Py_ssize_t* dims,
+                   const int32_t** rw, const int32_t** cw, Py_ssize_t nmat, Params* p,
+                   bint single, int nt, cnp.ndarray counts) except -1:
+        cdef Py_ssize_t b, big = 0, cap = 0, c, total = 0
+        cdef int t
+        self.keep = keep
+        self.sh.ptrs = ptrs
+        self.sh.ms = dims
+        self.sh.ns = dims + nmat
+        self.sh.lds = dims + 2 * nmat
+        self.sh.rw = rw
+        self.sh.cw = cw
+        self.sh.nmat = nmat
+        self.sh.p = p[0]
+        self.sh.single = single
+        self.sh.nt = nt
+        self.sh.counts = <int64_t*>cnp.PyArray_DATA(counts)
+        for b in range(nmat):
+            big = max(big, dims[b], dims[nmat + b])
+            c = _capacity(p, dims[b], dims[nmat + b])
+            cap = max(cap, c)
+            total += min(c, dims[b] + dims[nmat + b]) + 1
+        self.sh.works = <Work*>calloc(nt, sizeof(Work))
+        self.sh.outs = <Out*>calloc(nt, sizeof(Out))
+        self.sh.who = <int32_t*>calloc(max(nmat, 1), sizeof(int32_t))
+        self.sh.offs = <int64_t*>calloc(max(nmat, 1), sizeof(int64_t))
+        self.sh.fails = <Py_ssize_t*>malloc(nt * sizeof(Py_ssize_t))
+        if (self.sh.works == NULL or self.sh.outs == NULL or self.sh.who == NULL
+                or self.sh.offs == NULL or self.sh.fails == NULL):
+            raise MemoryError()
+        for t in range(nt):
+            self.sh.fails[t] = -1
+            self.sh.outs[t].cap = max(total // nt + 64, 1) if t else max(total, 1)
+            self.sh.outs[t].data = <int32_t*>malloc(2 * self.sh.outs[t].cap * sizeof(int32_t))
+            if self.sh.outs[t].data == NULL or _alloc_work(&self.sh.works[t], big, cap) < 0:
+                raise MemoryError()
+        return 0
+
+    cdef object finish(self):
+        """The caller's share, then the pairs of every matrix in order."""
+        cdef Py_ssize_t b, status = -1, first = self.sh.nmat, f, fb, total = 0, pos = 0
+        cdef int joined, t
+        cdef cnp.ndarray pairs
+        cdef int32_t* dst
+        with nogil:
+            _participate(&self.sh, 0)
+            joined = xf_close(&self.sh.gate)
+            xf_wait(&self.sh.finished, joined)
+        for t in range(self.sh.nt):
+            f = self.sh.fails[t]
+            if f != -1:
+                fb = -2 - f if f < -1 else f
+                if fb < first:
+                    first = fb
+                    status = f
+        if status != -1:
+            return np.empty((0, 2), dtype=np.int32), status
+        for b in range(self.sh.nmat):
+            total += self.sh.counts[b]
+        pairs = np.empty((total, 2), dtype=np.int32)
+        dst = <int32_t*>cnp.PyArray_DATA(pairs)
+        if joined == 0:  # the caller did everything: its output is in order
+            if total:
+                memcpy(dst, self.sh.outs[0].data, 2 * total * sizeof(int32_t))
+            return pairs, status
+        with nogil:
+            for b in range(self.sh.nmat):
+                memcpy(dst + 2 * pos, self.sh.outs[self.sh.who[b]].data + 2 * self.sh.offs[b],
+                       2 * self.sh.counts[b] * sizeof(int32_t))
+                pos += self.sh.counts[b]
+        return pairs, status
+
+
+cdef object _run(object keep, const void** ptrs, const Py_ssize_t* dims, const int32_t** rw,
+                 const int32_t** cw, Py_ssize_t nmat, Params* p, bint single, int n_threads,
+                 object submit):
+    """Extract a batch with the caller and ``n_threads - 1`` pool threads (``submit``)."""
+    cdef cnp.ndarray counts = np.zeros(nmat, dtype=np.int64)
+    cdef _Batch batch = _Batch()
+    cdef int t, nt = 1 if submit is None else max(1, min(n_threads, (nmat + CHUNK - 1) // CHUNK))
+    batch.setup(keep, ptrs, dims, rw, cw, nmat, p, single, nt, counts)
+    for t in range(1, nt):
+        submit(batch.join, t)
+    pairs, status = batch.finish()
     return pairs, counts, status
 
 
@@ -1153,12 +1334,14 @@ def _simd(int on=-1):
 
 
 def extract_list(list mats, int method, Py_ssize_t max_count, double w1, double w2,
-                 double threshold, list row_words=None, list col_words=None, bint swap=False):
+                 double threshold, list row_words=None, list col_words=None, bint swap=False,
+                 int n_threads=1, object submit=None):
     """Extract pairs from each 2-D array of ``mats``.
 
     ``mats``: one dtype (float32 or float64), unit column stride. With ``row_words`` and
     ``col_words`` (int32 arrays, one entry per row / column, negative: no word) the result
     is each matrix's sorted unique word pairs, ``(col word, row word)`` when ``swap``.
+    With ``submit`` (a thread pool's ``submit``), up to ``n_threads - 1`` pool threads help.
     Returns ``(pairs int32 (K, 2), counts int64 (len(mats),), status)``; ``status`` is -1,
     or ``-2 - b`` when matrix ``b`` holds NaN or inf, or ``b`` when matrix ``b`` failed.
     """
@@ -1204,9 +1387,8 @@ def extract_list(list mats, int method, Py_ssize_t max_count, double w1, double 
                 if a.dtype != np.int32 or a.ndim != 1 or a.shape[0] != dims[nmat + b] or not a.flags.c_contiguous:
                     raise TypeError(f"col_words[{b}]: expected int32 of length {dims[nmat + b]}")
                 cw[b] = <const int32_t*>cnp.PyArray_DATA(a)
-        if single:
-            return _run[float](<const float**>ptrs, dims, dims + nmat, dims + 2 * nmat, rw, cw, nmat, &p)
-        return _run[double](<const double**>ptrs, dims, dims + nmat, dims + 2 * nmat, rw, cw, nmat, &p)
+        return _run((mats, row_words, col_words), <const void**>ptrs, dims, rw, cw, nmat, &p,
+                    single, n_threads, submit)
     finally:
         free(ptrs)
         free(dims)
@@ -1215,7 +1397,7 @@ def extract_list(list mats, int method, Py_ssize_t max_count, double w1, double 
 
 
 def extract_padded(cnp.ndarray sims, const int64_t[:, ::1] lengths, int method, Py_ssize_t max_count,
-                   double w1, double w2, double threshold):
+                   double w1, double w2, double threshold, int n_threads=1, object submit=None):
     """Like :func:`extract_list` on ``sims[b, :lengths[b, 0], :lengths[b, 1]]``.
 
     ``sims``: C-contiguous float32 or float64 (B, M, N); ``lengths`` within (M, N).
@@ -1238,9 +1420,8 @@ def extract_padded(cnp.ndarray sims, const int64_t[:, ::1] lengths, int method, 
             dims[b] = lengths[b, 0]
             dims[nmat + b] = lengths[b, 1]
             dims[2 * nmat + b] = sims.shape[2]
-        if sims.dtype == np.float32:
-            return _run[float](<const float**>ptrs, dims, dims + nmat, dims + 2 * nmat, NULL, NULL, nmat, &p)
-        return _run[double](<const double**>ptrs, dims, dims + nmat, dims + 2 * nmat, NULL, NULL, nmat, &p)
+        return _run(sims, <const void**>ptrs, dims, NULL, NULL, nmat, &p, sims.dtype == np.float32,
+                    n_threads, submit)
     finally:
         free(ptrs)
         free(dims)

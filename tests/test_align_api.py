@@ -169,6 +169,23 @@ def test_threads_give_the_same_result():
         assert all(np.array_equal(a, b) for a, b in zip(res, expected))
 
 
+@pytest.mark.parametrize("n_threads", [2, 4])
+def test_threads_report_the_first_bad_matrix(n_threads):
+    """Threads claim chunks of matrices as they come; an error still names the first bad one."""
+    rng = np.random.default_rng(3)
+    mats = [rng.random((8, 8), dtype=np.float32) for _ in range(400)]
+    for first, later in ((40, 390), (300, 301), (17, 16 * 20)):
+        bad = list(mats)
+        bad[first] = bad[first].copy()
+        bad[first][3, 3] = np.inf
+        bad[later] = np.full((8, 8), np.nan, dtype=np.float32)
+        for _ in range(5):
+            with pytest.raises(ParameterError, match=rf"sims\[{first}\]"):
+                xa.extract_batch(bad, "inter", n_threads=n_threads)
+    assert all(np.array_equal(a, b) for a, b in
+               zip(xa.extract_batch(mats, n_threads=n_threads), xa.extract_batch(mats)))
+
+
 def test_concurrent_threaded_calls_share_the_pool():
     """Callers on several threads, each asking for threads, get what one call gives."""
     rng = np.random.default_rng(4)

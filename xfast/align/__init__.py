@@ -138,6 +138,13 @@ def _parallel(fn: Callable, seqs: tuple, n_threads: int) -> tuple:
     return (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]), -1)
 
 
+def _helpers(n_threads: int, n: int) -> dict:
+    """Keyword arguments that let an extraction kernel call share its batch with up to
+    ``n_threads - 1`` pool threads (they claim matrices as they arrive)."""
+    k = max(1, min(n_threads, n // _MIN_PER_THREAD))
+    return {"n_threads": k, "submit": _pool(k - 1).submit} if k > 1 else {}
+
+
 def _offsets(counts: np.ndarray) -> np.ndarray:
     off = np.zeros(len(counts) + 1, dtype=np.int64)
     np.cumsum(counts, out=off[1:])
@@ -209,7 +216,8 @@ def _extract_many(sims: object, method: str, lengths: object, max_count: int, al
     n_threads = _check_threads(n_threads)
 
     def run(mats: list) -> tuple:
-        return _kernel.extract_list(mats, code, max_count, w1, w2, threshold)
+        return _kernel.extract_list(mats, code, max_count, w1, w2, threshold,
+                                    **_helpers(n_threads, len(mats)))
 
     if isinstance(sims, np.ndarray) and sims.ndim == 3:
         arr = _as_float(sims, "sims", ndim=3)
@@ -224,9 +232,8 @@ def _extract_many(sims: object, method: str, lengths: object, max_count: int, al
                                          if lens.size <= 8 else f"shape {lens.shape}"))
             lens = np.ascontiguousarray(lens, dtype=np.int64)
         arr = np.ascontiguousarray(arr)
-        pairs, counts, status = _parallel(
-            lambda a, ln: _kernel.extract_padded(a, ln, code, max_count, w1, w2, threshold),
-            (arr, lens), n_threads)
+        pairs, counts, status = _kernel.extract_padded(arr, lens, code, max_count, w1, w2,
+                                                       threshold, **_helpers(n_threads, nb))
         _check_status(status, [f"sims[{b}]" for b in range(nb)] if status != -1 else "")
         return pairs, counts
     if lengths is not None:
@@ -236,12 +243,12 @@ def _extract_many(sims: object, method: str, lengths: object, max_count: int, al
         raise ParameterError(msg("E312", name="sims", ndim=3, shape=sims.shape))
     mats = sims if isinstance(sims, list) else list(sims)
     try:  # arrays of one float dtype go to the kernel as they are; it checks them
-        pairs, counts, status = _parallel(run, (mats,), n_threads)
+        pairs, counts, status = run(mats)
     except (TypeError, AttributeError, ValueError):
         mats = [_as_float(s, f"sims[{b}]") for b, s in enumerate(mats)]
         if any(a.dtype != np.float32 for a in mats):
             mats = [a.astype(np.float64, copy=False) for a in mats]
-        pairs, counts, status = _parallel(run, (mats,), n_threads)
+        pairs, counts, status = run(mats)
     if status != -1:
         _check_status(status, [f"sims[{b}]" for b in range(len(mats))])
     return pairs, counts
@@ -518,15 +525,15 @@ def align_states_batch(labeled_states: Sequence[object], receiving_states: Seque
     if any(s.dtype != np.float32 for s in mats):
         mats = [s.astype(np.float64, copy=False) for s in mats]
     names = [f"sentence pair {b}: similarity" for b in range(len(mats))]
+    helpers = _helpers(n_threads, len(mats))
     if compat_awesome:
-        pairs, counts, status = _parallel(
-            lambda ms: _kernel.extract_list(ms, code, max_count, w1, w2, threshold), (mats,), n_threads)
+        pairs, counts, status = _kernel.extract_list(mats, code, max_count, w1, w2, threshold,
+                                                     **helpers)
         _check_status(status, names)
         return [_reference_set_order(p[:, ::-1], lw, rw)
                 for p, lw, rw in zip(_kernel.split(pairs, counts), col_words, row_words)]
-    pairs, counts, status = _parallel(
-        lambda ms, rws, cws: _kernel.extract_list(ms, code, max_count, w1, w2, threshold, rws, cws, True),
-        (mats, row_words, col_words), n_threads)
+    pairs, counts, status = _kernel.extract_list(mats, code, max_count, w1, w2, threshold,
+                                                 row_words, col_words, True, **helpers)
     _check_status(status, names)
     return _kernel.split(pairs, counts)
 

@@ -165,12 +165,14 @@ def _run(mats: list, method: int, max_count: int, w1: float, w2: float, threshol
 
 def extract_list(mats: list, method: int, max_count: int, w1: float, w2: float,
                  threshold: float, row_words: list | None = None,
-                 col_words: list | None = None, swap: bool = False) -> tuple:
+                 col_words: list | None = None, swap: bool = False, n_threads: int = 1,
+                 submit: object = None) -> tuple:
     """Extract pairs from each 2-D array of ``mats``.
 
     ``mats``: one dtype (float32 or float64), unit column stride. With ``row_words`` and
     ``col_words`` (int32 arrays, one entry per row / column, negative: no word) the result
     is each matrix's sorted unique word pairs, ``(col word, row word)`` when ``swap``.
+    ``n_threads`` and ``submit`` (the kernel's pool threads) are accepted and unused here.
     Returns ``(pairs int32 (K, 2), counts int64 (len(mats),), status)``; ``status`` is -1,
     or ``-2 - b`` when matrix ``b`` holds NaN or inf, or ``b`` when matrix ``b`` failed.
     """
@@ -183,7 +185,8 @@ def extract_list(mats: list, method: int, max_count: int, w1: float, w2: float,
 
 
 def extract_padded(sims: np.ndarray, lengths: np.ndarray, method: int, max_count: int,
-                   w1: float, w2: float, threshold: float) -> tuple:
+                   w1: float, w2: float, threshold: float, n_threads: int = 1,
+                   submit: object = None) -> tuple:
     """Like :func:`extract_list` on ``sims[b, :lengths[b, 0], :lengths[b, 1]]``.
 
     ``sims``: C-contiguous float32 or float64 (B, M, N); ``lengths`` within (M, N).
