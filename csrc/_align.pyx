@@ -467,7 +467,8 @@ cdef extern from *:
     /* One itermax round on a float matrix (m, n >= 1; values checked finite) without
        computing sim * weight in double for every cell. Column argmax: within the free rows
        every cell of a column has one weight, and so within the taken rows; rounding x * w
-       (w > 0) to double keeps the order of distinct float32 values, so each group's first
+       to double keeps the order of distinct float32 values while the products are normal
+       doubles (w == 0 or w >= 1e-200, checked by the caller), so each group's first
        maximum is found on the floats and only the two winners are weighed in double (a
        group with w == 0 is all zeros: its first row wins). Row argmax the same way over
        free and taken columns, only for the rows that can make a new pair. Float64 input
@@ -697,7 +698,10 @@ cdef extern from *:
                                   int32_t* at, char* need, int32_t* rowarg, int32_t* colarg,
                                   int32_t* newrow) {
     #ifdef XF5
-        if (xf_has_avx512() && n <= 16 * XF5R_MAX)
+        /* order kept only while x * w stays a normal double for every nonzero float32 x
+           (>= 2^-149): a weight below 2^-873 makes products subnormal, and ties appear */
+        if (xf_has_avx512() && n <= 16 * XF5R_MAX && (w1 == 0.0 || w1 >= 1e-200)
+                && (w2 == 0.0 || w2 >= 1e-200))
             return xf5r_wround_f(s, m, n, ld, rfree, cfree, w1, w2, wv0, wv1, rows, trows, bf,
                                  af, bt, at, need, rowarg, colarg, newrow);
     #endif

@@ -121,6 +121,21 @@ def test_kernel_equals_twin(specs, method, max_count, alpha, words):
             np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("alpha", [5e-324, 1e-310, 1e-250, 1e-200, 1e-100, 0.0])
+def test_itermax_tiny_alpha_equals_twin(alpha):
+    """Weights so small that sim * weight is a subnormal double tie distinct floats: the
+    kernel must weigh those cells in double, as SimAlign does (found by hypothesis)."""
+    if xa._kernel is _align_py:
+        pytest.skip("extension not built")
+    rng = np.random.default_rng(8)
+    mats = [rng.random((m, n), dtype=np.float32) for m, n in ((5, 12), (3, 4), (40, 70), (90, 33))]
+    code, max_count, w1, w2, threshold = xa._check_params("itermax", 2, alpha, 1e-3)
+    k = xa._kernel.extract_list(mats, code, max_count, w1, w2, threshold)
+    t = _align_py.extract_list(mats, code, max_count, w1, w2, threshold)
+    for a, b in zip(k, t):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_kernel_and_twin_report_the_same_bad_matrix():
     mats = [np.ones((2, 2)), np.array([[0.0, -np.inf]])]
     for impl in {xa._kernel, _align_py}:
