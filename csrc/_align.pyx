@@ -1272,7 +1272,7 @@ cdef class _Batch:
 
     cdef object finish(self):
         """The caller's share, then the pairs of every matrix in order."""
-        cdef Py_ssize_t b, status = -1, first = self.sh.nmat, f, fb, total = 0, pos = 0
+        cdef Py_ssize_t b, b0, c, status = -1, first = self.sh.nmat, f, fb, total = 0, pos = 0
         cdef int joined, t
         cdef cnp.ndarray pairs
         cdef int32_t* dst
@@ -1297,11 +1297,14 @@ cdef class _Batch:
             if total:
                 memcpy(dst, self.sh.outs[0].data, 2 * total * sizeof(int32_t))
             return pairs, status
-        with nogil:
-            for b in range(self.sh.nmat):
-                memcpy(dst + 2 * pos, self.sh.outs[self.sh.who[b]].data + 2 * self.sh.offs[b],
-                       2 * self.sh.counts[b] * sizeof(int32_t))
-                pos += self.sh.counts[b]
+        with nogil:  # a chunk's pairs lie together in the output of the thread that took it
+            for b0 in range(0, self.sh.nmat, CHUNK):
+                c = 0
+                for b in range(b0, min(b0 + CHUNK, self.sh.nmat)):
+                    c += self.sh.counts[b]
+                memcpy(dst + 2 * pos, self.sh.outs[self.sh.who[b0]].data + 2 * self.sh.offs[b0],
+                       2 * c * sizeof(int32_t))
+                pos += c
         return pairs, status
 
 
