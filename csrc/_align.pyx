@@ -1298,13 +1298,15 @@ cdef class _Batch:
                 memcpy(dst, self.sh.outs[0].data, 2 * total * sizeof(int32_t))
             return pairs, status
         with nogil:  # a chunk's pairs lie together in the output of the thread that took it
-            for b0 in range(0, self.sh.nmat, CHUNK):
+            b0 = 0
+            while b0 < self.sh.nmat:
                 c = 0
-                for b in range(b0, min(b0 + CHUNK, self.sh.nmat)):
+                for b in range(b0, min(b0 + <Py_ssize_t>CHUNK, self.sh.nmat)):
                     c += self.sh.counts[b]
                 memcpy(dst + 2 * pos, self.sh.outs[self.sh.who[b0]].data + 2 * self.sh.offs[b0],
                        2 * c * sizeof(int32_t))
                 pos += c
+                b0 += CHUNK
         return pairs, status
 
 
