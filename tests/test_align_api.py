@@ -164,24 +164,30 @@ def test_any_thread_count_gives_the_same_result(n_threads):
         xa.extract_batch(mats, n_threads=0)
 
 
-def test_threads_give_the_same_result():
-    """The kernel releases the GIL; concurrent calls give what one call gives."""
-    rng = np.random.default_rng(1)
-    mats = [rng.random((int(rng.integers(1, 60)), int(rng.integers(1, 60))), dtype=np.float32)
-            for _ in range(200)]
-    expected = xa.extract_batch(mats, "itermax")
-    results = [None] * 4
+def _same_from_python_threads(mats: list, method: str, thread_counts: list[int]) -> None:
+    """Calls on several Python threads at once (each with its ``n_threads``) give what one
+    call gives."""
+    expected = xa.extract_batch(mats, method)
+    results = [None] * len(thread_counts)
 
     def work(k):
-        results[k] = xa.extract_batch(mats, "itermax")
+        results[k] = xa.extract_batch(mats, method, n_threads=thread_counts[k])
 
-    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(len(thread_counts))]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     for res in results:
         assert all(np.array_equal(a, b) for a, b in zip(res, expected))
+
+
+def test_threads_give_the_same_result():
+    """The kernel releases the GIL; concurrent calls give what one call gives."""
+    rng = np.random.default_rng(1)
+    mats = [rng.random((int(rng.integers(1, 60)), int(rng.integers(1, 60))), dtype=np.float32)
+            for _ in range(200)]
+    _same_from_python_threads(mats, "itermax", [1, 1, 1, 1])
 
 
 @pytest.mark.parametrize("n_threads", [2, 4])
@@ -206,19 +212,7 @@ def test_concurrent_threaded_calls_share_the_pool():
     rng = np.random.default_rng(4)
     mats = [rng.random((int(rng.integers(1, 50)), int(rng.integers(1, 50))), dtype=np.float32)
             for _ in range(300)]
-    expected = xa.extract_batch(mats, "inter")
-    results = [None] * 3
-
-    def work(k):
-        results[k] = xa.extract_batch(mats, "inter", n_threads=2 + k)
-
-    threads = [threading.Thread(target=work, args=(k,)) for k in range(3)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    for res in results:
-        assert all(np.array_equal(a, b) for a, b in zip(res, expected))
+    _same_from_python_threads(mats, "inter", [2, 3, 4])
 
 
 def _child_extract(mats, queue):
