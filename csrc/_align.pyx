@@ -1319,7 +1319,10 @@ cdef object _run(object keep, const void** ptrs, const Py_ssize_t* dims, const i
     cdef int t, nt = 1 if submit is None else max(1, min(n_threads, (nmat + CHUNK - 1) // CHUNK))
     batch.setup(keep, ptrs, dims, rw, cw, nmat, p, single, nt, counts)
     for t in range(1, nt):
-        submit(batch.join, t)
+        try:
+            submit(batch.join, t)
+        except RuntimeError:  # the pool is shut down (interpreter exit): work alone
+            break
     pairs, status = batch.finish()
     return pairs, counts, status
 

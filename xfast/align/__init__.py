@@ -10,8 +10,8 @@ compiled kernel ``_align`` (csrc/_align.pyx) without the GIL, or in its plain-Py
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
 import threading
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from numbers import Integral, Real
 
@@ -103,19 +103,20 @@ def _check_threads(n_threads: int) -> int:
 _MIN_PER_THREAD = 32  # below this a thread costs more than it saves
 _POOL: ThreadPoolExecutor | None = None
 _POOL_PID = 0
+_POOL_WORKERS = 0
 _POOL_LOCK = threading.Lock()
 
 
 def _pool(workers: int) -> ThreadPoolExecutor:
     """The module's worker threads, kept between calls (starting threads per call cost
     more than a whole batch of small matrices); a forked child makes its own."""
-    global _POOL, _POOL_PID
+    global _POOL, _POOL_PID, _POOL_WORKERS
     with _POOL_LOCK:
-        if _POOL is None or _POOL_PID != os.getpid() or _POOL._max_workers < workers:
+        if _POOL is None or _POOL_PID != os.getpid() or _POOL_WORKERS < workers:
             if _POOL is not None and _POOL_PID == os.getpid():
                 _POOL.shutdown(wait=False)
             _POOL = ThreadPoolExecutor(workers, thread_name_prefix="xfast-align")
-            _POOL_PID = os.getpid()
+            _POOL_PID, _POOL_WORKERS = os.getpid(), workers
         return _POOL
 
 
