@@ -39,23 +39,22 @@ TARGETS = {"inter": 100.0, "itermax": 100.0, "union (itermax pairs)": 50.0}
 ROWS: dict[str, tuple[float, float]] = {}
 
 
-def _wall(fn, repeat: int = 30) -> float:
-    # threads: wall time (CPU time would add the threads up)
+def _best(fn, clock, repeat: int) -> float:
     best = float("inf")
     for _ in range(repeat):
-        start = time.perf_counter()
+        start = clock()
         fn()
-        best = min(best, time.perf_counter() - start)
+        best = min(best, clock() - start)
     return best
+
+
+def _wall(fn, repeat: int = 30) -> float:
+    # threads: wall time (CPU time would add the threads up)
+    return _best(fn, time.perf_counter, repeat)
 
 
 def _cpu(fn, repeat: int = 3) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.process_time()
-        fn()
-        best = min(best, time.process_time() - start)
-    return best
+    return _best(fn, time.process_time, repeat)
 
 
 @pytest.fixture(scope="module")

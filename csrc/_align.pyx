@@ -401,6 +401,11 @@ cdef extern from *:
        loaded once. Each block's values go into a running sum: a NaN or +-inf leaves it
        non-finite (an overflow of huge finite values may too, so the exact scan decides). */
     #define XF5R_MAX 8
+    /* one specialisation per 16-column block count (n <= 16 * XF5R_MAX); CALL(NB) ends in
+       return or break */
+    #define XF5R_CASES(CALL) switch ((n + 15) / 16) {                                    \
+        case 1: CALL(1); case 2: CALL(2); case 3: CALL(3); case 4: CALL(4);              \
+        case 5: CALL(5); case 6: CALL(6); case 7: CALL(7); default: CALL(8); }
     #define XF_AHEAD 6
     #define XF5R __attribute__((target("avx512f,bmi"), always_inline)) static inline
     XF5R int xf5r_argmax_f(const float* s, Py_ssize_t m, Py_ssize_t n, Py_ssize_t ld,
@@ -450,17 +455,10 @@ cdef extern from *:
             const float* s, Py_ssize_t m, Py_ssize_t n, Py_ssize_t ld, int32_t* rowarg,
             int32_t* colarg, float* cb) {
         int suspect;
-        switch ((n + 15) / 16) {
-        case 1: suspect = xf5r_argmax_f(s, m, n, ld, rowarg, colarg, 1); break;
-        case 2: suspect = xf5r_argmax_f(s, m, n, ld, rowarg, colarg, 2); break;
-        case 3: suspect = xf5r_argmax_f(s, m, n, ld, rowarg, colarg, 3); break;
-        case 4: suspect = xf5r_argmax_f(s, m, n, ld, rowarg, colarg, 4); break;
-        case 5: suspect = xf5r_argmax_f(s, m, n, ld, rowarg, colarg, 5); break;
-        case 6: suspect = xf5r_argmax_f(s, m, n, ld, rowarg, colarg, 6); break;
-        case 7: suspect = xf5r_argmax_f(s, m, n, ld, rowarg, colarg, 7); break;
-        case 8: suspect = xf5r_argmax_f(s, m, n, ld, rowarg, colarg, 8); break;
-        default: return xf5_argmax_f(s, m, n, ld, rowarg, colarg, cb);
-        }
+        if (n > 16 * XF5R_MAX) return xf5_argmax_f(s, m, n, ld, rowarg, colarg, cb);
+        #define XF5R_CALL(NB) suspect = xf5r_argmax_f(s, m, n, ld, rowarg, colarg, NB); break
+        XF5R_CASES(XF5R_CALL)
+        #undef XF5R_CALL
         return suspect && xf_nonfinite_f(s, m, n, ld);
     }
 
@@ -534,9 +532,6 @@ cdef extern from *:
         if (NB > 4) at += _tzcnt_u64(hi) & (0 - (uint64_t)(lo == 0));
         return (int32_t)at;
     }
-    #define XF5R_CASES(CALL) switch ((n + 15) / 16) {                                    \
-        case 1: CALL(1); case 2: CALL(2); case 3: CALL(3); case 4: CALL(4);              \
-        case 5: CALL(5); case 6: CALL(6); case 7: CALL(7); default: CALL(8); }
     /* the weighted row argmax of a free row (both column groups weigh > 0 as alpha > 0) */
     __attribute__((target("avx512f,bmi"))) static int32_t xf5r_wrow_free_f(
             const float* r, Py_ssize_t n, const __mmask16* fm, int has_f, int has_t,
@@ -556,16 +551,9 @@ cdef extern from *:
     __attribute__((target("avx512f,bmi"))) static void xf5r_colgroup_nb_f(
             const float* s, Py_ssize_t ld, const int32_t* rows, Py_ssize_t nr, Py_ssize_t n,
             float* best, int32_t* arg) {
-        switch ((n + 15) / 16) {
-        case 1: xf5r_colgroup_f(s, ld, rows, nr, n, best, arg, 1); break;
-        case 2: xf5r_colgroup_f(s, ld, rows, nr, n, best, arg, 2); break;
-        case 3: xf5r_colgroup_f(s, ld, rows, nr, n, best, arg, 3); break;
-        case 4: xf5r_colgroup_f(s, ld, rows, nr, n, best, arg, 4); break;
-        case 5: xf5r_colgroup_f(s, ld, rows, nr, n, best, arg, 5); break;
-        case 6: xf5r_colgroup_f(s, ld, rows, nr, n, best, arg, 6); break;
-        case 7: xf5r_colgroup_f(s, ld, rows, nr, n, best, arg, 7); break;
-        default: xf5r_colgroup_f(s, ld, rows, nr, n, best, arg, 8); break;
-        }
+        #define XF5R_CALL(NB) xf5r_colgroup_f(s, ld, rows, nr, n, best, arg, NB); break
+        XF5R_CASES(XF5R_CALL)
+        #undef XF5R_CALL
     }
     /* Returns the rows with a new pair, ascending, in newrow (their columns in rowarg).
        Scratch: rows and trows m ints; bf, bt, af, at whole 16-lane blocks; need m chars.
