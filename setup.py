@@ -22,6 +22,7 @@ OWNERS = {
     "_chunks": "xfast",
     "_align": "xfast.align",
     "_project": "xfast.project",
+    "_text": "xfast.io",
 }
 
 

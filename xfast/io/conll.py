@@ -1,9 +1,10 @@
 """CoNLL reading and writing: one token per line, the label in the last column.
 
-Readers stream (one sentence in memory at a time), decode line by line so an encoding error
-names its line, skip ``-DOCSTART-`` lines, normalise IOB1 input to IOB2, and keep empty
-sentences: a blank line ends the sentence before it, and any further blank line is an empty
-sentence (except blank lines right after ``-DOCSTART-``), so ``write_conll`` round-trips.
+Readers stream (a block of about 1 MiB in memory at a time), name the line of every error
+(an encoding error included), skip document markers (lines whose first field is exactly
+``-DOCSTART-``), normalise IOB1 input to IOB2, and keep empty sentences: a blank line ends the
+sentence before it, and any further blank line is an empty sentence (except blank lines
+right after ``-DOCSTART-``), so ``write_conll`` round-trips.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from xfast.errors import DataError, msg
-from xfast.io.files import atomic_open, lines
+from xfast.io.files import atomic_open
 
 __all__ = ["Sentence", "read_conll", "write_conll", "read_text", "to_iob2", "check_label",
            "entities_of", "labels_of"]
@@ -84,44 +85,13 @@ def read_conll(path: str | Path, *, labels: bool = True) -> Iterator[Sentence]:
     With ``labels=True`` every line needs a token and a label (tab-separated, or
     whitespace-separated when the line has no tab); the label is the last column. With
     ``labels=False`` the first column is the token and sentences have ``labels=None``.
+    Parsing runs in compiled code over blocks (:func:`xfast.io.columns.read_columns`).
     """
-    tokens: list[str] = []
-    labs: list[str] = []
-    first = 0
-    after_doc = False
-    ncols = None
-    for no, text in lines(path):
-        if not text.strip():
-            if tokens:
-                yield _finish(tokens, labs, labels, first)
-                tokens, labs = [], []
-            elif not after_doc:
-                yield Sentence([], [] if labels else None, no)
-            continue
-        if text.startswith("-DOCSTART-"):
-            after_doc = True
-            continue
-        after_doc = False
-        cols = text.split("\t") if "\t" in text else text.split()
-        if labels:
-            if len(cols) < 2:
-                raise DataError(path, no, msg("E102", line=text))
-            if ncols is None:
-                ncols = len(cols)
-            elif len(cols) != ncols:
-                raise DataError(path, no, msg("E109", expected=ncols, got=len(cols)))
-            check_label(cols[-1].strip(), path, no)
-        if not tokens:
-            first = no
-        tokens.append(cols[0].strip())
-        if labels:
-            labs.append(cols[-1].strip())
-    if tokens:
-        yield _finish(tokens, labs, labels, first)
+    from xfast.io.columns import LabelTypes, read_columns
 
-
-def _finish(tokens: list[str], labs: list[str], labels: bool, line: int) -> Sentence:
-    return Sentence(tokens, to_iob2(labs) if labels else None, line)
+    types = LabelTypes()
+    for cols in read_columns(path, form="conll", labels=labels, chunk_size=256, types=types):
+        yield from cols.to_sentences(types)
 
 
 def read_text(path: str | Path) -> Iterator[Sentence]:
@@ -129,8 +99,11 @@ def read_text(path: str | Path) -> Iterator[Sentence]:
 
     An empty line is an empty sentence (line-aligned corpora keep their numbering).
     """
-    for no, text in lines(path):
-        yield Sentence(text.split(), None, no)
+    from xfast.io.columns import LabelTypes, read_columns
+
+    types = LabelTypes()
+    for cols in read_columns(path, form="text", labels=False, chunk_size=256, types=types):
+        yield from cols.to_sentences(types)
 
 
 def write_conll(path: str | Path, sentences: Iterable[Sentence | tuple[list[str], list[str]]]) -> int:
