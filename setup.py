@@ -23,6 +23,7 @@ OWNERS = {
     "_align": "xfast.align",
     "_project": "xfast.project",
     "_text": "xfast.io",
+    "_wordcache": "xfast.models",
 }
 
 

@@ -37,7 +37,7 @@ from xfast.errors import ModelError, ParameterError, check_choice, msg
 from xfast.models.cache import atomic_dir, cache_dir, content_hash
 from xfast.models.registry import resolve
 
-__all__ = ["Encoded", "Encoder", "export_encoder", "load_tokenizer"]
+__all__ = ["Encoded", "Encoder", "Subwords", "export_encoder", "load_tokenizer"]
 
 _EXPORTER = 2  # bump when the exported graph changes
 _QUANTIZER = 2  # bump when the int8 recipe changes
@@ -66,6 +66,36 @@ class Encoded:
     def __repr__(self) -> str:
         n_words = int(self.word_ids.max()) + 1 if len(self.word_ids) else 0
         return f"Encoded(subwords={self.states.shape[0]}, hidden={self.states.shape[1]}, words>={n_words})"
+
+
+@dataclass(frozen=True, eq=False)
+class Subwords:
+    """The subwords of a batch of S sentences, back to back.
+
+    ``ids``: int64 ``(U,)`` token ids (special tokens not included); ``word_ids``: int32
+    ``(U,)``, each subword's word index in its sentence; ``offsets``: int64 ``(S+1,)``,
+    sentence i owns ``ids[offsets[i]:offsets[i+1]]``.
+    """
+
+    ids: np.ndarray
+    word_ids: np.ndarray
+    offsets: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+
+def _word_cache(max_words: int):
+    if os.environ.get("XFAST_PURE_PYTHON") != "1":
+        try:
+            from xfast.models._wordcache import WordCache
+
+            return WordCache(max_words)
+        except ImportError:  # extension not built: the twin caches the same ids
+            pass
+    from xfast.models._wordcache_py import WordCache
+
+    return WordCache(max_words)
 
 
 # ----------------------------------------------------------------------------- model files
@@ -366,40 +396,52 @@ class _OnnxBackend:
         self.session = ort.InferenceSession(str(export / "model.onnx"), so, providers=list(providers))
         meta = json.loads((export / _META).read_text())
         self.packed, self.offset = bool(meta.get("packed")), int(meta.get("position_offset", 0))
+        self.pad_id = int(meta.get("pad_token_id") or 0)
         # layer 0 (embeddings only) reads no mask, and the exporter drops unused inputs
         self._inputs = {i.name for i in self.session.get_inputs()}
 
-    def __call__(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        """``(batch, seq)`` ids and mask (real tokens first in each row) -> ``(batch, seq, hidden)``."""
+    def __call__(self, ids: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        """Sequences back to back (``ids`` int64 (N,), ``lengths`` int64 (B,)) -> states (N, hidden)."""
         if not self.packed:
-            feed = {"input_ids": ids, "attention_mask": mask}
-            return self.session.run(None, {k: v for k, v in feed.items() if k in self._inputs})[0]
-        b, t = ids.shape
+            batch, mask = _pad(ids, lengths, self.pad_id)
+            feed = {"input_ids": batch, "attention_mask": mask}
+            out = self.session.run(None, {k: v for k, v in feed.items() if k in self._inputs})[0]
+            return out[mask.astype(bool)]
+        b, t = len(lengths), int(lengths.max())
+        mask = (np.arange(t)[None, :] < lengths[:, None]).astype(np.int64)
         unpad = np.flatnonzero(mask.reshape(-1))
         gather = np.full(b * t, len(unpad), dtype=np.int64)
         gather[unpad] = np.arange(len(unpad))
-        feed = {"input_ids": ids.reshape(-1)[unpad], "position_ids": unpad % t + self.offset,
+        feed = {"input_ids": ids, "position_ids": unpad % t + self.offset,
                 "gather_idx": gather, "unpad_idx": unpad, "attention_mask": mask}
-        packed = self.session.run(None, {k: v for k, v in feed.items() if k in self._inputs})[0]
-        out = np.zeros((b * t, packed.shape[1]), dtype=np.float32)
-        out[unpad] = packed
-        return out.reshape(b, t, -1)
+        return self.session.run(None, {k: v for k, v in feed.items() if k in self._inputs})[0]
+
+
+def _pad(ids: np.ndarray, lengths: np.ndarray, pad_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """Back-to-back sequences as a padded ``(batch, seq)`` id matrix and its mask."""
+    t = int(lengths.max())
+    mask = (np.arange(t)[None, :] < lengths[:, None]).astype(np.int64)
+    batch = np.full(mask.shape, pad_id, dtype=np.int64)
+    batch[mask.astype(bool)] = ids
+    return batch, mask
 
 
 class _TorchBackend:
-    def __init__(self, hf_dir: Path, layer: int, threads: int | None) -> None:
+    def __init__(self, hf_dir: Path, layer: int, threads: int | None, pad_id: int) -> None:
         import torch
 
         if threads:
             torch.set_num_threads(int(threads))
         self.torch = torch
         self.model = _load_cut_model(hf_dir, layer)
+        self.pad_id = pad_id
 
-    def __call__(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    def __call__(self, ids: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         t = self.torch
+        batch, mask = _pad(ids, lengths, self.pad_id)
         with t.inference_mode():
-            out = self.model(input_ids=t.from_numpy(ids), attention_mask=t.from_numpy(mask))
-        return out.last_hidden_state.float().numpy()
+            out = self.model(input_ids=t.from_numpy(batch), attention_mask=t.from_numpy(mask))
+        return out.last_hidden_state.float().numpy()[mask.astype(bool)]
 
 
 # ----------------------------------------------------------------------------- Encoder
@@ -418,17 +460,24 @@ class Encoder:
     overlapping by half and counted in ``stats["windowed"]``. ``truncate=True`` instead keeps
     only the subwords of the first pass, as the paper's code does (SPEC §2 **compat**): later
     words get no states, and such sentences are counted in ``stats["truncated"]``.
+    ``word_cache``: most words whose subword ids are kept (each word is tokenized on its
+    own, so a cached word's ids equal the tokenizer's; ``stats`` reports hits and misses).
+
+    The columnar path: :meth:`subwords` (a :class:`~xfast.io.columns.TokenColumns` batch to
+    :class:`Subwords`) then :meth:`encode_subwords` (states of every subword, back to back).
     """
 
     def __init__(self, model: str | os.PathLike = "e5-small", *, layer: int = 8, backend: str = "onnx",
                  quantize: str | None = None, threads: int | None = None,
                  providers: Sequence[str] | None = None, max_tokens: int | None = None,
-                 window: int | None = None, truncate: bool = False) -> None:
+                 window: int | None = None, truncate: bool = False,
+                 word_cache: int = 1 << 20) -> None:
         check_choice("backend", backend, _BACKENDS)
         check_choice("quantize", quantize, _QUANTIZE)
         if quantize and backend != "onnx":
             raise ParameterError(msg("E202", name="quantize", expected="None with backend='torch'", value=quantize))
-        for name, value, lo in (("threads", threads, 1), ("max_tokens", max_tokens, 1), ("window", window, 1)):
+        for name, value, lo in (("threads", threads, 1), ("max_tokens", max_tokens, 1), ("window", window, 1),
+                                ("word_cache", word_cache, 1)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < lo):
                 raise ParameterError(msg("E202", name=name, expected=f"an int >= {lo}", value=value))
         self.model_dir = resolve(model)
@@ -442,7 +491,7 @@ class Encoder:
             self._run = _OnnxBackend(export, threads, providers)
             self.tokenizer = load_tokenizer(export)
         else:
-            self._run = _TorchBackend(self.model_dir, self.layer, threads)
+            self._run = _TorchBackend(self.model_dir, self.layer, threads, self.pad_id)
             self.tokenizer = load_tokenizer(self.model_dir)
         if max_tokens is None:
             self.max_tokens = _default_max_tokens(cfg, self._run)
@@ -454,8 +503,9 @@ class Encoder:
             raise ParameterError(msg("E202", name="window",
                                      expected=f"> {len(self._prefix) + len(self._suffix) + 1}", value=window))
         self.truncate = bool(truncate)
+        self.word_cache = _word_cache(word_cache)
         self.stats = {"sentences": 0, "subwords": 0, "windowed": 0, "truncated": 0, "windows": 0,
-                      "batches": 0}
+                      "batches": 0, "word_cache_hits": 0, "word_cache_misses": 0}
 
     def __repr__(self) -> str:
         return (f"Encoder({str(self.model_dir)!r}, layer={self.layer}, backend={self.backend!r}, "
@@ -492,56 +542,98 @@ class Encoder:
         for i, s in enumerate(sentences):
             if not all(isinstance(w, str) for w in s):
                 raise ParameterError(msg("E303", index=i, problem="every word must be a str"))
-        nonempty = [i for i, s in enumerate(sentences) if s]
-        encs = self.tokenizer.encode_batch([sentences[i] for i in nonempty], is_pretokenized=True,
-                                           add_special_tokens=False) if nonempty else []
-        ids: list[np.ndarray] = [np.zeros(0, np.int64)] * len(sentences)
-        wids: list[np.ndarray] = [np.zeros(0, np.int32)] * len(sentences)
-        for i, e in zip(nonempty, encs):
-            ids[i] = np.asarray(e.ids, dtype=np.int64)
-            wids[i] = np.asarray(e.word_ids, dtype=np.int32)
-            if self.truncate and len(ids[i]) > self._content:
-                ids[i], wids[i] = ids[i][: self._content], wids[i][: self._content]
-                self.stats["truncated"] += 1
-        states = [np.empty((len(x), self.hidden_size), np.float32) for x in ids]
-        # passes: (sentence, start, end, own_start, own_end)
-        passes = []
-        for i, x in enumerate(ids):
-            if len(x) == 0:
-                continue
-            w = self._windows(len(x))
-            self.stats["windowed"] += len(w) > 1
-            passes.extend((i, *p) for p in w)
-        self._run_passes(ids, passes, states)
-        self.stats["sentences"] += len(sentences)
-        self.stats["subwords"] += int(sum(len(x) for x in ids))
-        self.stats["windows"] += len(passes)
-        return [Encoded(s, w) for s, w in zip(states, wids)]
+        from xfast.io.columns import from_sentences
 
-    def _run_passes(self, ids: list[np.ndarray], passes: list[tuple], states: list[np.ndarray]) -> None:
+        sub = self.subwords(from_sentences(sentences))
+        states = self.encode_subwords(sub)
+        off = sub.offsets.tolist()
+        return [Encoded(states[off[i]:off[i + 1]], sub.word_ids[off[i]:off[i + 1]])
+                for i in range(len(sentences))]
+
+    def subwords(self, cols) -> Subwords:
+        """Subword ids of a :class:`~xfast.io.columns.TokenColumns` batch, each word
+        tokenized on its own through the per-word cache (the same ids as the tokenizer on
+        the whole pre-split sentence). With ``truncate`` only each sentence's first pass is
+        kept (counted in ``stats["truncated"]``)."""
+        ids, word_ids, offsets = self.word_cache.subwords(cols.text, cols.tok_off, cols.sent_off,
+                                                          self._tokenize_words)
+        if self.truncate:
+            lengths = np.diff(offsets)
+            over = lengths > self._content
+            if over.any():
+                self.stats["truncated"] += int(over.sum())
+                keep = np.arange(len(ids)) - np.repeat(offsets[:-1], lengths) < self._content
+                ids, word_ids = ids[keep], word_ids[keep]
+                offsets = np.concatenate([[0], np.cumsum(np.minimum(lengths, self._content))])
+        self.stats["sentences"] += len(cols)
+        self.stats["subwords"] += len(ids)
+        self.stats["word_cache_hits"] = int(self.word_cache.hits)
+        self.stats["word_cache_misses"] = int(self.word_cache.misses)
+        return Subwords(ids, word_ids, offsets)
+
+    def _tokenize_words(self, words: list[str]) -> list[list[int]]:
+        encs = self.tokenizer.encode_batch([[w] for w in words], is_pretokenized=True,
+                                           add_special_tokens=False)
+        return [e.ids for e in encs]
+
+    def encode_subwords(self, sub: Subwords) -> np.ndarray:
+        """Layer-L states of every subword of ``sub``: float32 ``(n_subwords, hidden)`` in
+        ``sub``'s order (special tokens dropped; over-long sentences through windows)."""
+        offsets = sub.offsets
+        lengths = np.diff(offsets)
+        states = np.empty((len(sub.ids), self.hidden_size), np.float32)
+        # passes: (sentence, start, end, own_start, own_end)
+        long = np.flatnonzero(lengths > self._content).tolist()
+        if not long:
+            nz = np.flatnonzero(lengths)
+            passes = np.zeros((len(nz), 5), np.int64)
+            passes[:, 0] = nz
+            passes[:, 2] = passes[:, 4] = lengths[nz]
+        else:
+            rows = []
+            for i, n in enumerate(lengths.tolist()):
+                if n:
+                    w = self._windows(n)
+                    self.stats["windowed"] += len(w) > 1
+                    rows.extend((i, *p) for p in w)
+            passes = np.array(rows, np.int64).reshape(-1, 5)
+        self._run_passes(sub.ids, offsets, passes, states)
+        self.stats["windows"] += len(passes)
+        return states
+
+    def _run_passes(self, ids: np.ndarray, offsets: np.ndarray, passes: np.ndarray,
+                    states: np.ndarray) -> None:
         pre, suf = np.asarray(self._prefix, np.int64), np.asarray(self._suffix, np.int64)
-        extra = len(pre) + len(suf)
-        lengths = np.array([p[2] - p[1] + extra for p in passes], dtype=np.int64)
+        npre, extra = len(pre), len(pre) + len(suf)
+        lengths = passes[:, 2] - passes[:, 1] + extra
         order = np.argsort(lengths, kind="stable")
+        sorted_len = lengths[order].tolist()
         k = 0
         while k < len(order):
             # sorted ascending: the batch's padded length is its last row's length
             j = k + 1
-            while j < len(order) and (j - k + 1) * lengths[order[j]] <= self.max_tokens:
+            while j < len(order) and (j - k + 1) * sorted_len[j] <= self.max_tokens:
                 j += 1
-            rows = order[k:j]
-            width = int(lengths[rows[-1]])
-            batch = np.full((len(rows), width), self.pad_id, dtype=np.int64)
-            mask = np.zeros((len(rows), width), dtype=np.int64)
-            for r, p in enumerate(rows):
-                i, a, b, _, _ = passes[p]
-                n = b - a + extra
-                batch[r, :n] = np.concatenate([pre, ids[i][a:b], suf])
-                mask[r, :n] = 1
-            hidden = self._run(batch, mask)
-            for r, p in enumerate(rows):
-                i, a, _, oa, ob = passes[p]
-                off = len(pre) - a
-                states[i][oa:ob] = hidden[r, oa + off : ob + off]
+            rows = passes[order[k:j]]
+            row_len = lengths[order[k:j]]
+            # position of every token in its row, and its row
+            total = int(row_len.sum())
+            row_of = np.repeat(np.arange(len(rows)), row_len)
+            q = np.arange(total) - np.repeat(np.cumsum(row_len) - row_len, row_len)
+            content = q - npre                                   # index within the pass
+            n_content = (rows[:, 2] - rows[:, 1])[row_of]
+            inside = (content >= 0) & (content < n_content)
+            src = offsets[rows[:, 0]][row_of] + rows[:, 1][row_of] + content
+            batch = np.empty(total, np.int64)
+            batch[inside] = ids[src[inside]]
+            if npre:
+                batch[q < npre] = np.tile(pre, len(rows))
+            if len(suf):
+                tail = content >= n_content
+                batch[tail] = np.tile(suf, len(rows))
+            hidden = self._run(batch, row_len)
+            own = (inside & (content + rows[:, 1][row_of] >= rows[:, 3][row_of])
+                   & (content + rows[:, 1][row_of] < rows[:, 4][row_of]))
+            states[src[own]] = hidden[own]
             self.stats["batches"] += 1
             k = j
