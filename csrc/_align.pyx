@@ -625,60 +625,469 @@ cdef extern from *:
         return added;
     }
 
-    static int xf_avx512 = -1;
-    static inline int xf_has_avx512(void) {
-        if (xf_avx512 < 0) {
-            __builtin_cpu_init();
-            xf_avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")
-                        && __builtin_cpu_supports("bmi");
-        }
-        return xf_avx512;
+    /* AVX2 passes (CPUs with AVX2 but no AVX-512, e.g. AMD Zen 2/3): the AVX-512 passes
+       above with 8-lane blocks. No mask registers: a comparison gives a lane mask that
+       blends, movemask turns it into bits, and the row's last block is read with a masked
+       load (lanes past the row end are neither read nor faulted) and then set to -inf, so
+       it never holds a row maximum. Row and column argmax keep numpy's first index of the
+       maximum: strict > for the columns, the lowest set bit of the equality masks for the
+       rows. No fused multiply-add (target "avx2" alone does not allow contraction to it). */
+    #define XF2 __attribute__((target("avx2,bmi")))
+    #define XF2R __attribute__((target("avx2,bmi"), always_inline)) static inline
+    /* all-ones in the first k lanes (k = 1 .. 8) */
+    XF2R __m256i xf2_lanes(int k) {
+        return _mm256_cmpgt_epi32(_mm256_set1_epi32(k), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
     }
-    #define XF_FAST(call) if (xf_has_avx512()) return call;
-    #else
-    #define XF_FAST(call)
-    static inline int xf_has_avx512(void) { return 0; }
-    #endif
-    /* tests run the portable scans on an AVX-512 machine too: 0 off, 1 on when the CPU has
-       it; returns whether the AVX-512 passes are in use */
-    static int xf_simd(int on) {
-        xf_has_avx512();
-    #ifdef XF5
-        if (on >= 0) {
-            xf_avx512 = -1;
-            xf_avx512 = on && xf_has_avx512();
+    /* the maximum of the 8 lanes, in every lane */
+    XF2R __m256 xf2_hmax_ps(__m256 v) {
+        v = _mm256_max_ps(v, _mm256_permute2f128_ps(v, v, 1));
+        v = _mm256_max_ps(v, _mm256_permute_ps(v, 0x4e));
+        return _mm256_max_ps(v, _mm256_permute_ps(v, 0xb1));
+    }
+    XF2R __m256d xf2_hmax_pd(__m256d v) {
+        v = _mm256_max_pd(v, _mm256_permute2f128_pd(v, v, 1));
+        return _mm256_max_pd(v, _mm256_permute_pd(v, 5));
+    }
+    /* a 4 x 64-bit lane mask as 4 x 32-bit */
+    XF2R __m128 xf2_narrow(__m256d g) {
+        const __m256 f = _mm256_castpd_ps(g);
+        return _mm_shuffle_ps(_mm256_castps256_ps128(f), _mm256_extractf128_ps(f, 1), 0x88);
+    }
+
+    /* General passes (any n; float64; itermax's double weighing): the column maxima and
+       their rows in the padded buffers, one pass per row, then the row's maximum and its
+       first column found from the equality masks without branches, last block first. */
+    #define XF2_PASS(NAME, T, W, V, CB, WARGS, WROW, SETUP, LOAD, NF_STEP, NF_RESULT)         \
+    XF2 static int NAME(const T* s, Py_ssize_t m, Py_ssize_t n, Py_ssize_t ld WARGS,      \
+                        int32_t* rowarg, int32_t* colarg, CB* cb) {                       \
+        const Py_ssize_t last = (n - 1) / W * W;                                          \
+        SETUP                                                                             \
+        Py_ssize_t i, jb, pos, at, hit;                                                   \
+        unsigned g;                                                                       \
+        V x, raw, c, gt, rm;                                                              \
+        for (jb = 0; jb < n; jb += W) {                                                   \
+            XV_STORE(cb + jb, XV_SET1(-INFINITY));                                        \
+            XA_ZERO(colarg + jb);                                                         \
+        }                                                                                 \
+        for (i = 0; i < m; i++) {                                                         \
+            const T* r = s + i * ld;                                                      \
+            const __m256i iv = _mm256_set1_epi32((int)i);                                 \
+            WROW                                                                          \
+            rm = XV_SET1(-INFINITY);                                                      \
+            for (jb = 0; jb < n; jb += W) {                                               \
+                LOAD(jb == last, r + jb, jb)                                              \
+                NF_STEP                                                                   \
+                rm = XV_MAX(rm, x);                                                       \
+                c = XV_LOAD(cb + jb);                                                     \
+                gt = XV_CMP(x, c, _CMP_GT_OQ);                                            \
+                XV_STORE(cb + jb, XV_MAX(x, c));                                          \
+                XA_UPDATE(colarg + jb, gt, iv);                                           \
+            }                                                                             \
+            rm = XV_HMAX(rm);                                                             \
+            pos = 0;                                                                      \
+            for (jb = last; jb >= 0; jb -= W) {                                          \
+                LOAD(jb == last, r + jb, jb)                                              \
+                g = (unsigned)XV_MOVEMASK(XV_CMP(x, rm, _CMP_EQ_OQ));                     \
+                at = jb + (Py_ssize_t)_tzcnt_u32(g | (1u << W));                          \
+                hit = -(Py_ssize_t)(g != 0);                                              \
+                pos = (at & hit) | (pos & ~hit);                                          \
+            }                                                                             \
+            rowarg[i] = (int32_t)pos;                                                     \
+        }                                                                                 \
+        return NF_RESULT;                                                                 \
+    }
+
+    /* float values, 8 lanes (the AVX-512 double macros end here) */
+    #undef XV_SET1
+    #undef XV_MAX
+    #undef XV_LOAD
+    #undef XV_STORE
+    #undef XV_CMP
+    #undef XV_BLEND
+    #undef XV_REDMAX
+    #undef XA_UPDATE
+    #define XV_SET1 _mm256_set1_ps
+    #define XV_MAX _mm256_max_ps
+    #define XV_LOAD _mm256_loadu_ps
+    #define XV_STORE _mm256_storeu_ps
+    #define XV_CMP _mm256_cmp_ps
+    #define XV_HMAX xf2_hmax_ps
+    #define XV_MOVEMASK _mm256_movemask_ps
+    #define XA_ZERO(p) _mm256_storeu_si256((__m256i*)(p), _mm256_setzero_si256())
+    #define XA_UPDATE(p, gt, iv) _mm256_storeu_ps((float*)(p), _mm256_blendv_ps(          \
+        _mm256_loadu_ps((const float*)(p)), _mm256_castsi256_ps(iv), gt))
+    #define XF2_SETUP_F                                                                   \
+        const __m256i tail = xf2_lanes((int)(n - last));                                  \
+        const __m256 fill = _mm256_andnot_ps(_mm256_castsi256_ps(tail), _mm256_set1_ps(-INFINITY)); \
+        __m256i bad = _mm256_setzero_si256();
+    #define XF2_LOAD_F(is_last, p, jb)                                                    \
+        if (is_last) { raw = _mm256_maskload_ps(p, tail); x = _mm256_or_ps(raw, fill); }  \
+        else x = raw = _mm256_loadu_ps(p);
+    /* the largest |bits| reaches the exponent's: NaN or +-inf (masked lanes read 0) */
+    #define XF2_NF_F bad = _mm256_max_epu32(bad, _mm256_and_si256(_mm256_castps_si256(raw), \
+                                                            _mm256_set1_epi32(0x7fffffff)));
+    XF2_PASS(xf2_argmax_f, float, 8, __m256, float, , , XF2_SETUP_F, XF2_LOAD_F, XF2_NF_F,
+             _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(
+                 bad, _mm256_set1_epi32(0x7f7fffff)))) != 0)
+    #undef XV_SET1
+    #undef XV_MAX
+    #undef XV_LOAD
+    #undef XV_STORE
+    #undef XV_CMP
+    #undef XV_HMAX
+    #undef XV_MOVEMASK
+    #undef XA_ZERO
+    #undef XA_UPDATE
+
+    /* double values, 4 lanes; the column rows are 4 int32 */
+    #define XV_SET1 _mm256_set1_pd
+    #define XV_MAX _mm256_max_pd
+    #define XV_LOAD _mm256_loadu_pd
+    #define XV_STORE _mm256_storeu_pd
+    #define XV_CMP _mm256_cmp_pd
+    #define XV_HMAX xf2_hmax_pd
+    #define XV_MOVEMASK _mm256_movemask_pd
+    #define XA_ZERO(p) _mm_storeu_si128((__m128i*)(p), _mm_setzero_si128())
+    #define XA_UPDATE(p, gt, iv) _mm_storeu_ps((float*)(p), _mm_blendv_ps(                \
+        _mm_loadu_ps((const float*)(p)), _mm_castsi128_ps(_mm256_castsi256_si128(iv)),    \
+        xf2_narrow(gt)))
+    #define XF2_SETUP_D                                                                   \
+        const __m256i tail = _mm256_cmpgt_epi64(_mm256_set1_epi64x(n - last),             \
+                                                _mm256_setr_epi64x(0, 1, 2, 3));          \
+        const __m256d fill = _mm256_andnot_pd(_mm256_castsi256_pd(tail), _mm256_set1_pd(-INFINITY)); \
+        __m256d bad = _mm256_setzero_pd();
+    #define XF2_LOAD_D(is_last, p, jb)                                                    \
+        if (is_last) { raw = _mm256_maskload_pd(p, tail); x = _mm256_or_pd(raw, fill); }  \
+        else x = raw = _mm256_loadu_pd(p);
+    /* x - x is +0 for a finite x and NaN for NaN or +-inf: the OR of them is NaN exactly
+       when a value is not finite */
+    #define XF2_NF_D bad = _mm256_or_pd(bad, _mm256_sub_pd(raw, raw));
+    XF2_PASS(xf2_argmax_d, double, 4, __m256d, double, , , XF2_SETUP_D, XF2_LOAD_D, XF2_NF_D,
+             _mm256_movemask_pd(_mm256_cmp_pd(bad, bad, _CMP_UNORD_Q)) != 0)
+    /* itermax: (double)sim * weight, weight wv1[col] on a free row, else wv0[col] (padded) */
+    #define XF2_WARGS , const char* rfree, const double* wv0, const double* wv1
+    #define XF2_WROW const double* wv = rfree[i] ? wv1 : wv0;
+    #define XF2_SETUP_WD                                                                  \
+        const __m256i tail = _mm256_cmpgt_epi64(_mm256_set1_epi64x(n - last),             \
+                                                _mm256_setr_epi64x(0, 1, 2, 3));          \
+        const __m256d fill = _mm256_andnot_pd(_mm256_castsi256_pd(tail), _mm256_set1_pd(-INFINITY));
+    #define XF2_SETUP_WF                                                                  \
+        const __m128i tail32 = _mm_cmpgt_epi32(_mm_set1_epi32((int)(n - last)),           \
+                                               _mm_setr_epi32(0, 1, 2, 3));               \
+        const __m256d fill = _mm256_castsi256_pd(_mm256_andnot_si256(                      \
+            _mm256_cvtepi32_epi64(tail32), _mm256_castpd_si256(_mm256_set1_pd(-INFINITY))));
+    #define XF2_WLOAD_F(is_last, p, jb)                                                   \
+        x = _mm256_mul_pd(_mm256_cvtps_pd(is_last ? _mm_maskload_ps(p, tail32)            \
+                                                  : _mm_loadu_ps(p)),                     \
+                          _mm256_loadu_pd(wv + (jb)));                                    \
+        if (is_last) x = _mm256_or_pd(x, fill);
+    #define XF2_WLOAD_D(is_last, p, jb)                                                   \
+        x = _mm256_mul_pd(is_last ? _mm256_maskload_pd(p, tail) : _mm256_loadu_pd(p),     \
+                          _mm256_loadu_pd(wv + (jb)));                                    \
+        if (is_last) x = _mm256_or_pd(x, fill);
+    XF2_PASS(xf2_wargmax_f, float, 4, __m256d, double, XF2_WARGS, XF2_WROW, XF2_SETUP_WF,
+             XF2_WLOAD_F, (void)raw;, 0)
+    XF2_PASS(xf2_wargmax_d, double, 4, __m256d, double, XF2_WARGS, XF2_WROW, XF2_SETUP_WD,
+             XF2_WLOAD_D, (void)raw;, 0)
+    #undef XV_SET1
+    #undef XV_MAX
+    #undef XV_LOAD
+    #undef XV_STORE
+    #undef XV_CMP
+    #undef XV_HMAX
+    #undef XV_MOVEMASK
+    #undef XA_ZERO
+    #undef XA_UPDATE
+
+    /* float matrices up to 8 * XF2R_MAX columns: the column maxima and their rows stay in
+       registers (one specialisation per block count; past 6 blocks the compiler keeps some
+       of them on the stack), so no store-forward chain links one row to the next. Each
+       row's blocks go into a running sum: a NaN or +-inf leaves it non-finite (an overflow
+       of huge finite values may too, so the exact scan decides). */
+    #define XF2R_MAX 16
+    #define XF2R_CASES(CALL) switch ((n + 7) / 8) {                                      \
+        case 1: CALL(1); case 2: CALL(2); case 3: CALL(3); case 4: CALL(4);              \
+        case 5: CALL(5); case 6: CALL(6); case 7: CALL(7); case 8: CALL(8);              \
+        case 9: CALL(9); case 10: CALL(10); case 11: CALL(11); case 12: CALL(12);        \
+        case 13: CALL(13); case 14: CALL(14); case 15: CALL(15); default: CALL(16); }
+    /* the lowest set bit of up to 128 equality bits, without a branch */
+    #define XF2R_FIRST(lo, hi, NB)                                                        \
+        ((int32_t)(_tzcnt_u64(lo) + ((NB) > 8 ? _tzcnt_u64(hi) & (0 - (uint64_t)((lo) == 0)) : 0)))
+    XF2R int xf2r_argmax_f(const float* s, Py_ssize_t m, Py_ssize_t n, Py_ssize_t ld,
+                           int32_t* rowarg, int32_t* colarg, const int NB) {
+        const __m256i tail = xf2_lanes((int)(n - 8 * (NB - 1)));
+        const __m256 ninf = _mm256_set1_ps(-INFINITY);
+        const __m256 fill = _mm256_andnot_ps(_mm256_castsi256_ps(tail), ninf);
+        __m256 cb[XF2R_MAX], acc = _mm256_setzero_ps();
+        __m256i ca[XF2R_MAX];
+        int b;
+        for (b = 0; b < NB; b++) { cb[b] = ninf; ca[b] = _mm256_setzero_si256(); }
+        for (Py_ssize_t i = 0; i < m; i++) {
+            const float* r = s + i * ld;
+            const __m256 iv = _mm256_castsi256_ps(_mm256_set1_epi32((int)i));
+            if (i + XF_AHEAD < m)  /* rows ahead; the first ones came with the previous matrix */
+                for (b = 0; b < 8 * NB + 16; b += 16) __builtin_prefetch(r + XF_AHEAD * ld + b, 0, 3);
+            const __m256 raw = _mm256_maskload_ps(r + 8 * (NB - 1), tail);
+            const __m256 xl = _mm256_or_ps(raw, fill);
+            __m256 x, rm = xl, s0 = raw, s1 = _mm256_setzero_ps();
+            for (b = 0; b < NB; b++) {
+                x = b == NB - 1 ? xl : _mm256_loadu_ps(r + 8 * b);
+                const __m256 g = _mm256_cmp_ps(x, cb[b], _CMP_GT_OQ);
+                cb[b] = _mm256_max_ps(x, cb[b]);
+                ca[b] = _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(ca[b]), iv, g));
+                if (b < NB - 1) {
+                    rm = _mm256_max_ps(rm, x);
+                    if (b & 1) s1 = _mm256_add_ps(s1, x); else s0 = _mm256_add_ps(s0, x);
+                }
+            }
+            acc = _mm256_add_ps(acc, _mm256_add_ps(s0, s1));
+            const __m256 bv = xf2_hmax_ps(rm);
+            uint64_t lo = 0, hi = 0;
+            for (b = 0; b < NB; b++) {
+                x = b == NB - 1 ? xl : _mm256_loadu_ps(r + 8 * b);
+                const uint64_t e = (uint64_t)(unsigned)_mm256_movemask_ps(_mm256_cmp_ps(x, bv, _CMP_EQ_OQ));
+                if (b < 8) lo |= e << (8 * b); else hi |= e << (8 * (b - 8));
+            }
+            /* no branch on where the maximum is: it would be mispredicted */
+            rowarg[i] = XF2R_FIRST(lo, hi, NB);
         }
+        for (b = 0; b < NB; b++) _mm256_storeu_si256((__m256i*)(colarg + 8 * b), ca[b]);
+        acc = _mm256_mul_ps(acc, _mm256_setzero_ps());  /* NaN exactly where acc is not finite */
+        return _mm256_movemask_ps(_mm256_cmp_ps(acc, acc, _CMP_UNORD_Q)) != 0;
+    }
+    XF2 static int xf2r_pass_f(const float* s, Py_ssize_t m, Py_ssize_t n, Py_ssize_t ld,
+                               int32_t* rowarg, int32_t* colarg, float* cb) {
+        int suspect;
+        if (n > 8 * XF2R_MAX) return xf2_argmax_f(s, m, n, ld, rowarg, colarg, cb);
+        #define XF2R_CALL(NB) suspect = xf2r_argmax_f(s, m, n, ld, rowarg, colarg, NB); break
+        XF2R_CASES(XF2R_CALL)
+        #undef XF2R_CALL
+        return suspect && xf_nonfinite_f(s, m, n, ld);
+    }
+
+    /* One itermax round on a float matrix, as xf5r_wround_f (see there): each group's
+       first maximum is found on the floats, only the winners are weighed in double. */
+    XF2R void xf2r_colgroup_f(const float* s, Py_ssize_t ld, const int32_t* rows,
+                              Py_ssize_t nr, Py_ssize_t n, float* best, int32_t* arg,
+                              const int NB) {
+        const __m256i tail = xf2_lanes((int)(n - 8 * (NB - 1)));
+        const __m256 ninf = _mm256_set1_ps(-INFINITY);
+        const __m256 fill = _mm256_andnot_ps(_mm256_castsi256_ps(tail), ninf);
+        __m256 cb[XF2R_MAX], ca[XF2R_MAX], x;
+        int b;
+        for (b = 0; b < NB; b++) {
+            cb[b] = ninf;
+            ca[b] = _mm256_castsi256_ps(_mm256_set1_epi32(rows[0]));
+        }
+        for (Py_ssize_t t = 0; t < nr; t++) {
+            const float* r = s + rows[t] * ld;
+            const __m256 iv = _mm256_castsi256_ps(_mm256_set1_epi32(rows[t]));
+            for (b = 0; b < NB; b++) {
+                x = b == NB - 1 ? _mm256_or_ps(_mm256_maskload_ps(r + 8 * b, tail), fill)
+                                : _mm256_loadu_ps(r + 8 * b);
+                const __m256 g = _mm256_cmp_ps(x, cb[b], _CMP_GT_OQ);
+                cb[b] = _mm256_max_ps(x, cb[b]);
+                ca[b] = _mm256_blendv_ps(ca[b], iv, g);
+            }
+        }
+        for (b = 0; b < NB; b++) {
+            _mm256_storeu_ps(best + 8 * b, cb[b]);
+            _mm256_storeu_ps((float*)(arg + 8 * b), ca[b]);
+        }
+    }
+    /* Weighted row argmax on float groups: the free columns (lanes of fm) weigh wa, the
+       others (lanes of tm) wb; as xf5r_wrowarg_f. */
+    XF2R int32_t xf2r_wrowarg_f(const float* r, Py_ssize_t n, const __m256* fm,
+                                const __m256* tm, int has_f, int has_t, double wa, double wb,
+                                const int NB, const int ZT) {
+        const __m256i tail = xf2_lanes((int)(n - 8 * (NB - 1)));
+        const __m256 ninf = _mm256_set1_ps(-INFINITY);
+        __m256 x[XF2R_MAX], mf = ninf, mt = ninf;
+        int b;
+        for (b = 0; b < NB; b++) {
+            x[b] = b == NB - 1 ? _mm256_maskload_ps(r + 8 * b, tail) : _mm256_loadu_ps(r + 8 * b);
+            mf = _mm256_max_ps(mf, _mm256_blendv_ps(ninf, x[b], fm[b]));
+            if (!ZT)  /* ZT: the other columns weigh 0 (a taken row), their max is not needed */
+                mt = _mm256_max_ps(mt, _mm256_blendv_ps(ninf, x[b], tm[b]));
+        }
+        const float bf = _mm256_cvtss_f32(xf2_hmax_ps(mf));
+        const float bt = ZT ? 0.0f : _mm256_cvtss_f32(xf2_hmax_ps(mt));
+        const double df = !has_f ? -INFINITY : wa == 0.0 ? 0.0 : (double)bf * wa;
+        const double dt = !has_t ? -INFINITY : ZT || wb == 0.0 ? 0.0 : (double)bt * wb;
+        const __m256 use_f = _mm256_castsi256_ps(_mm256_set1_epi32(-(int)(df >= dt)));
+        const __m256 use_t = _mm256_castsi256_ps(_mm256_set1_epi32(-(int)(dt >= df)));
+        const __m256 vf = _mm256_set1_ps(bf), vt = _mm256_set1_ps(bt);
+        uint64_t lo = 0, hi = 0;
+        for (b = 0; b < NB; b++) {
+            const __m256 in_f = _mm256_and_ps(use_f, fm[b]);
+            const __m256 in_t = _mm256_and_ps(use_t, tm[b]);
+            const __m256 ef = wa == 0.0 ? in_f : _mm256_and_ps(in_f, _mm256_cmp_ps(x[b], vf, _CMP_EQ_OQ));
+            const __m256 et = ZT || wb == 0.0 ? in_t
+                              : _mm256_and_ps(in_t, _mm256_cmp_ps(x[b], vt, _CMP_EQ_OQ));
+            const uint64_t e = (uint64_t)(unsigned)_mm256_movemask_ps(_mm256_or_ps(ef, et));
+            if (b < 8) lo |= e << (8 * b); else hi |= e << (8 * (b - 8));
+        }
+        return XF2R_FIRST(lo, hi, NB);
+    }
+    XF2 static int32_t xf2r_wrow_free_f(const float* r, Py_ssize_t n, const __m256* fm,
+                                        const __m256* tm, int has_f, int has_t, double wa,
+                                        double wb) {
+        #define XF2R_CALL(NB) return xf2r_wrowarg_f(r, n, fm, tm, has_f, has_t, wa, wb, NB, 0)
+        XF2R_CASES(XF2R_CALL)
+        #undef XF2R_CALL
+    }
+    XF2 static int32_t xf2r_wrow_taken_f(const float* r, Py_ssize_t n, const __m256* fm,
+                                         const __m256* tm, int has_f, int has_t, double wa) {
+        #define XF2R_CALL(NB) return xf2r_wrowarg_f(r, n, fm, tm, has_f, has_t, wa, 0.0, NB, 1)
+        XF2R_CASES(XF2R_CALL)
+        #undef XF2R_CALL
+    }
+    XF2 static void xf2r_colgroup_nb_f(const float* s, Py_ssize_t ld, const int32_t* rows,
+                                       Py_ssize_t nr, Py_ssize_t n, float* best, int32_t* arg) {
+        #define XF2R_CALL(NB) xf2r_colgroup_f(s, ld, rows, nr, n, best, arg, NB); break
+        XF2R_CASES(XF2R_CALL)
+        #undef XF2R_CALL
+    }
+    /* as xf5r_wround_f; bf, bt, af, at: whole 8-lane blocks */
+    XF2 static Py_ssize_t xf2r_wround_f(
+            const float* s, Py_ssize_t m, Py_ssize_t n, Py_ssize_t ld, const char* rfree,
+            const char* cfree, double w1, double w2, const double* wv0, const double* wv1,
+            int32_t* rows, int32_t* trows, float* bf, int32_t* af, float* bt, int32_t* at,
+            char* need, int32_t* rowarg, int32_t* colarg, int32_t* newrow) {
+        Py_ssize_t nf = 0, nt = 0, i, j, added = 0;
+        for (i = 0; i < m; i++) {
+            rows[nf] = (int32_t)i;
+            trows[nt] = (int32_t)i;
+            nf += rfree[i] != 0;
+            nt += rfree[i] == 0;
+        }
+        if (nf) xf2r_colgroup_nb_f(s, ld, rows, nf, n, bf, af);
+        if (nt) xf2r_colgroup_nb_f(s, ld, trows, nt, n, bt, at);
+        /* the two winners of each column, weighed in double; empty group: -inf; a group of
+           weight 0 is all zeros: its first row */
+        const __m256d zero = _mm256_setzero_pd(), ninf = _mm256_set1_pd(-INFINITY);
+        const __m128i f0 = _mm_set1_epi32(nf ? rows[0] : 0);
+        const __m128i t0 = _mm_set1_epi32(nt ? trows[0] : 0);
+        for (j = 0; j < n; j += 4) {
+            const __m256d w1v = _mm256_loadu_pd(wv1 + j), w0v = _mm256_loadu_pd(wv0 + j);
+            const __m256d zf = _mm256_cmp_pd(w1v, zero, _CMP_EQ_OQ);
+            const __m256d zt = _mm256_cmp_pd(w0v, zero, _CMP_EQ_OQ);
+            const __m256d df = nf ? _mm256_andnot_pd(zf, _mm256_mul_pd(_mm256_cvtps_pd(
+                                    _mm_loadu_ps(bf + j)), w1v)) : ninf;
+            const __m256d dt = nt ? _mm256_andnot_pd(zt, _mm256_mul_pd(_mm256_cvtps_pd(
+                                    _mm_loadu_ps(bt + j)), w0v)) : ninf;
+            const __m128i fi = _mm_castps_si128(_mm_blendv_ps(
+                _mm_loadu_ps((const float*)(af + j)), _mm_castsi128_ps(f0), xf2_narrow(zf)));
+            const __m128i ti = _mm_castps_si128(_mm_blendv_ps(
+                _mm_loadu_ps((const float*)(at + j)), _mm_castsi128_ps(t0), xf2_narrow(zt)));
+            __m128 best = _mm_castsi128_ps(_mm_min_epi32(fi, ti));
+            best = _mm_blendv_ps(best, _mm_castsi128_ps(fi), xf2_narrow(_mm256_cmp_pd(df, dt, _CMP_GT_OQ)));
+            best = _mm_blendv_ps(best, _mm_castsi128_ps(ti), xf2_narrow(_mm256_cmp_pd(df, dt, _CMP_LT_OQ)));
+            _mm_storeu_ps((float*)(colarg + j), best);
+        }
+        memset(need, 0, (size_t)m);
+        for (j = 0; j < n; j++) need[colarg[j]] |= rfree[colarg[j]] | cfree[j];
+        /* free-column lanes (fm) and the other columns (tm); a free row weighs them w2 and
+           w1, a taken row w1 and 0 */
+        __m256 fm[XF2R_MAX], tm[XF2R_MAX];
+        Py_ssize_t nfc = 0;
+        const Py_ssize_t nb = (n + 7) / 8;
+        for (Py_ssize_t b = 0; b < nb; b++) {
+            const __m256 lanes = _mm256_castsi256_ps(xf2_lanes(b == nb - 1 ? (int)(n - 8 * b) : 8));
+            const __m256i c = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i*)(cfree + 8 * b)));
+            const __m256 taken = _mm256_castsi256_ps(_mm256_cmpeq_epi32(c, _mm256_setzero_si256()));
+            fm[b] = _mm256_andnot_ps(taken, lanes);
+            tm[b] = _mm256_and_ps(taken, lanes);
+            nfc += __builtin_popcount((unsigned)_mm256_movemask_ps(fm[b]));
+        }
+        /* the rows that can make a new pair: free ones, then taken ones */
+        Py_ssize_t cf = 0, ct = 0;
+        for (i = 0; i < m; i++) {
+            rows[cf] = (int32_t)i;
+            trows[ct] = (int32_t)i;
+            cf += need[i] & (rfree[i] != 0);
+            ct += need[i] & (rfree[i] == 0);
+            rowarg[i] = 0;
+        }
+        for (Py_ssize_t t = 0; t < cf; t++)
+            rowarg[rows[t]] = xf2r_wrow_free_f(s + rows[t] * ld, n, fm, tm, nfc > 0, nfc < n, w2, w1);
+        for (Py_ssize_t t = 0; t < ct; t++)
+            rowarg[trows[t]] = xf2r_wrow_taken_f(s + trows[t] * ld, n, fm, tm, nfc > 0, nfc < n, w1);
+        for (i = 0; i < m; i++) {
+            j = rowarg[i];
+            newrow[added] = (int32_t)i;
+            added += need[i] & (colarg[j] == i) & ((rfree[i] | cfree[j]) != 0);
+        }
+        return added;
+    }
+
+    /* the best level the CPU has: 2 the AVX-512 passes (AVX-512F/VL, BMI), 1 the AVX2
+       passes (AVX2, BMI), 0 the portable scans */
+    static int xf_cpu_level(void) {
+        __builtin_cpu_init();
+        if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")
+                && __builtin_cpu_supports("bmi"))
+            return 2;
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("bmi");
+    }
+    #define XF_FAST5(call) if (xf_level() == 2) return call;
+    #define XF_FAST2(call) if (xf_level() == 1) return call;
+    #else
+    static int xf_cpu_level(void) { return 0; }
+    #define XF_FAST5(call)
+    #define XF_FAST2(call)
     #endif
-        return xf_has_avx512();
+    static int xf_lv = -1;
+    static inline int xf_level(void) {
+        int lv = __atomic_load_n(&xf_lv, __ATOMIC_RELAXED);
+        if (lv < 0) {
+            lv = xf_cpu_level();
+            __atomic_store_n(&xf_lv, lv, __ATOMIC_RELAXED);
+        }
+        return lv;
+    }
+    /* tests choose the passes: 0 the portable scans, 1 up to AVX2, 2 up to AVX-512, capped
+       at what the CPU has (not thread-safe against running kernels); a negative level
+       leaves them. Returns the level in use. */
+    static int xf_simd(int level) {
+        if (level >= 0) {
+            const int cpu = xf_cpu_level();
+            __atomic_store_n(&xf_lv, level < cpu ? level : cpu, __ATOMIC_RELAXED);
+        }
+        return xf_level();
     }
 
     /* the passes the kernel calls; wargmax's tmp is scratch for the portable scan */
     static int xf_pass_f(const float* s, Py_ssize_t m, Py_ssize_t n, Py_ssize_t ld,
                          int32_t* rowarg, int32_t* colarg, float* cb) {
-        XF_FAST(xf5r_pass_f(s, m, n, ld, rowarg, colarg, cb))
+        XF_FAST5(xf5r_pass_f(s, m, n, ld, rowarg, colarg, cb))
+        XF_FAST2(xf2r_pass_f(s, m, n, ld, rowarg, colarg, cb))
         return xf_argmax_f(s, m, n, ld, rowarg, colarg, cb);
     }
     static int xf_pass_d(const double* s, Py_ssize_t m, Py_ssize_t n, Py_ssize_t ld,
                          int32_t* rowarg, int32_t* colarg, double* cb) {
-        XF_FAST(xf5_argmax_d(s, m, n, ld, rowarg, colarg, cb))
+        XF_FAST5(xf5_argmax_d(s, m, n, ld, rowarg, colarg, cb))
+        XF_FAST2(xf2_argmax_d(s, m, n, ld, rowarg, colarg, cb))
         return xf_argmax_d(s, m, n, ld, rowarg, colarg, cb);
     }
     static int xf_wpass_f(const float* s, Py_ssize_t m, Py_ssize_t n, Py_ssize_t ld,
                           const char* rfree, const double* wv0, const double* wv1, double* tmp,
                           int32_t* rowarg, int32_t* colarg, double* cb) {
-        XF_FAST(xf5_wargmax_f(s, m, n, ld, rfree, wv0, wv1, rowarg, colarg, cb))
+        XF_FAST5(xf5_wargmax_f(s, m, n, ld, rfree, wv0, wv1, rowarg, colarg, cb))
+        XF_FAST2(xf2_wargmax_f(s, m, n, ld, rfree, wv0, wv1, rowarg, colarg, cb))
         xf_wargmax_f(s, m, n, ld, rfree, wv0, wv1, tmp, rowarg, colarg, cb);
         return 0;
     }
     static int xf_wpass_d(const double* s, Py_ssize_t m, Py_ssize_t n, Py_ssize_t ld,
                           const char* rfree, const double* wv0, const double* wv1, double* tmp,
                           int32_t* rowarg, int32_t* colarg, double* cb) {
-        XF_FAST(xf5_wargmax_d(s, m, n, ld, rfree, wv0, wv1, rowarg, colarg, cb))
+        XF_FAST5(xf5_wargmax_d(s, m, n, ld, rfree, wv0, wv1, rowarg, colarg, cb))
+        XF_FAST2(xf2_wargmax_d(s, m, n, ld, rfree, wv0, wv1, rowarg, colarg, cb))
         xf_wargmax_d(s, m, n, ld, rfree, wv0, wv1, tmp, rowarg, colarg, cb);
         return 0;
     }
-    /* new rows of an itermax round on the float groups (AVX-512, n <= 16 * XF5R_MAX),
-       -1 when the caller must run the double pass */
+    /* new rows of an itermax round on the float groups (AVX-512 for n <= 16 * XF5R_MAX,
+       AVX2 for n <= 8 * XF2R_MAX), -1 when the caller must run the double pass */
     static Py_ssize_t xf_wround_f(const float* s, Py_ssize_t m, Py_ssize_t n, Py_ssize_t ld,
                                   const char* rfree, const char* cfree, double w1, double w2,
                                   const double* wv0, const double* wv1, int32_t* rows,
@@ -688,10 +1097,15 @@ cdef extern from *:
     #ifdef XF5
         /* order kept only while x * w stays a normal double for every nonzero float32 x
            (>= 2^-149): a weight below 2^-873 makes products subnormal, and ties appear */
-        if (xf_has_avx512() && n <= 16 * XF5R_MAX && (w1 == 0.0 || w1 >= 1e-200)
-                && (w2 == 0.0 || w2 >= 1e-200))
-            return xf5r_wround_f(s, m, n, ld, rfree, cfree, w1, w2, wv0, wv1, rows, trows, bf,
-                                 af, bt, at, need, rowarg, colarg, newrow);
+        if ((w1 == 0.0 || w1 >= 1e-200) && (w2 == 0.0 || w2 >= 1e-200)) {
+            const int lv = xf_level();
+            if (lv == 2 && n <= 16 * XF5R_MAX)
+                return xf5r_wround_f(s, m, n, ld, rfree, cfree, w1, w2, wv0, wv1, rows, trows,
+                                     bf, af, bt, at, need, rowarg, colarg, newrow);
+            if (lv == 1 && n <= 8 * XF2R_MAX)
+                return xf2r_wround_f(s, m, n, ld, rfree, cfree, w1, w2, wv0, wv1, rows, trows,
+                                     bf, af, bt, at, need, rowarg, colarg, newrow);
+        }
     #endif
         return -1;
     }
@@ -704,7 +1118,7 @@ cdef extern from *:
     int xf_close(int* gate) nogil
     void xf_done(int* finished) nogil
     void xf_wait(int* finished, int n) nogil
-    int xf_simd(int on) nogil
+    int xf_simd(int level) nogil
     int XF_AHEAD
     void xf_prefetch(const char* p, Py_ssize_t m, Py_ssize_t row_bytes, Py_ssize_t ld_bytes) nogil
     int xf_nonfinite_f(const float* s, Py_ssize_t m, Py_ssize_t n, Py_ssize_t ld) nogil
@@ -1327,10 +1741,11 @@ cdef Params _params(int method, Py_ssize_t max_count, double w1, double w2, doub
     return p
 
 
-def _simd(int on=-1):
-    """Whether the AVX-512 passes are used; ``on`` 0 or 1 switches them (tests only: not
-    thread-safe), -1 leaves them."""
-    return bool(xf_simd(on))
+def _simd(int level=-1):
+    """The passes in use: 0 the portable scans, 1 AVX2, 2 AVX-512. ``level`` >= 0 picks
+    the best up to it that the CPU has (tests and benchmarks only: not thread-safe against
+    running kernels); -1 leaves them."""
+    return xf_simd(level)
 
 
 def extract_list(list mats, int method, Py_ssize_t max_count, double w1, double w2,

@@ -11,7 +11,7 @@ import threading
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import xfast.align as xa
@@ -95,14 +95,33 @@ def test_padded_without_lengths_is_full_matrices():
 
 
 # ------------------------------------------------------------------ kernel vs twin
-@settings(max_examples=150, deadline=None)
+def _simd_levels() -> list[int]:
+    """The kernel's pass levels this CPU runs: 0 portable scans, 1 AVX2, 2 AVX-512."""
+    if xa._kernel is _align_py:
+        return []
+    before = xa._kernel._simd()
+    top = xa._kernel._simd(2)
+    xa._kernel._simd(before)
+    return list(range(top + 1))
+
+
+@pytest.fixture(params=_simd_levels() or [pytest.param(0, marks=pytest.mark.skip("extension not built"))],
+                ids=lambda lv: f"simd{lv}")
+def simd_level(request):
+    """The kernel with its passes capped at one level (each level the CPU has)."""
+    before = xa._kernel._simd()
+    assert xa._kernel._simd(request.param) == request.param
+    yield request.param
+    xa._kernel._simd(before)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.tuples(st.integers(0, 40), st.integers(0, 40), st.integers(0, 2**32 - 1)),
                 min_size=0, max_size=5),
        st.sampled_from(ALL), st.integers(1, 4), st.floats(0, 1), st.booleans())
-def test_kernel_equals_twin(specs, method, max_count, alpha, words):
-    """The compiled kernel and the plain-Python twin give the same pairs and counts."""
-    if xa._kernel is _align_py:
-        pytest.skip("extension not built")
+def test_kernel_equals_twin(simd_level, specs, method, max_count, alpha, words):
+    """The compiled kernel, at each pass level, and the plain-Python twin give the same
+    pairs and counts."""
     mats, rws, cws = [], [], []
     for m, n, seed in specs:
         rng = np.random.default_rng(seed)
@@ -122,13 +141,13 @@ def test_kernel_equals_twin(specs, method, max_count, alpha, words):
 
 
 @pytest.mark.parametrize("alpha", [5e-324, 1e-310, 1e-250, 1e-200, 1e-100, 0.0])
-def test_itermax_tiny_alpha_equals_twin(alpha):
+def test_itermax_tiny_alpha_equals_twin(simd_level, alpha):
     """Weights so small that sim * weight is a subnormal double tie distinct floats: the
-    kernel must weigh those cells in double, as SimAlign does (found by hypothesis)."""
-    if xa._kernel is _align_py:
-        pytest.skip("extension not built")
+    kernel must weigh those cells in double, as SimAlign does (found by hypothesis); at
+    every pass level, past the register-resident width (128 columns) too."""
     rng = np.random.default_rng(8)
-    mats = [rng.random((m, n), dtype=np.float32) for m, n in ((5, 12), (3, 4), (40, 70), (90, 33))]
+    mats = [rng.random((m, n), dtype=np.float32)
+            for m, n in ((5, 12), (3, 4), (40, 70), (90, 33), (7, 129), (4, 150))]
     code, max_count, w1, w2, threshold = xa._check_params("itermax", 2, alpha, 1e-3)
     k = xa._kernel.extract_list(mats, code, max_count, w1, w2, threshold)
     t = _align_py.extract_list(mats, code, max_count, w1, w2, threshold)

@@ -7,7 +7,8 @@ softmax: an independent numpy reading of SPEC §2. Every example also runs the b
 
 Matrices are drawn as (shape, kind, seed) and built with numpy, so 1x1 ... 150x150 stay cheap;
 past 128 columns the float kernels leave their register-resident passes for the general ones.
-The portable scans (CPUs without AVX-512) are checked on this machine too, switched on by hand.
+Every pass level this CPU can run is checked too, chosen by hand with ``_simd``: the portable
+scans (0), the AVX2 passes (1), the AVX-512 passes (2).
 """
 
 from __future__ import annotations
@@ -105,29 +106,90 @@ def test_simalign_methods_match_simalign(specs):
         same_through_batches(mats, method, exp)
 
 
-@pytest.fixture
-def portable_scans():
-    """The kernel without its AVX-512 passes, as on a CPU that lacks them."""
+def simd_levels() -> list[int]:
+    """The kernel's pass levels this CPU runs: 0 portable scans, 1 AVX2, 2 AVX-512."""
     if xa._kernel is _align_py:
-        pytest.skip("extension not built")
+        return []
     before = xa._kernel._simd()
-    xa._kernel._simd(0)
-    yield
-    xa._kernel._simd(int(before))
+    top = xa._kernel._simd(2)
+    xa._kernel._simd(before)
+    return list(range(top + 1))
+
+
+LEVELS = simd_levels()
+
+
+@pytest.fixture(params=LEVELS or [pytest.param(0, marks=pytest.mark.skip("extension not built"))],
+                ids=lambda lv: f"simd{lv}")
+def simd_level(request):
+    """The kernel with its passes capped at one level, as on a CPU that has no better."""
+    before = xa._kernel._simd()
+    assert xa._kernel._simd(request.param) == request.param
+    yield request.param
+    xa._kernel._simd(before)
+
+
+def test_simd_levels_dispatch():
+    """The default level is the best the CPU has; -1 only asks."""
+    if not LEVELS:
+        pytest.skip("extension not built")
+    assert xa._kernel._simd() == xa._kernel._simd(-1) == LEVELS[-1]
+    assert xa._kernel._simd(99) == LEVELS[-1]
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                    HealthCheck.function_scoped_fixture])
 @given(st.lists(matrices, min_size=1, max_size=4))
-def test_portable_scans_match_simalign(portable_scans, specs):
-    """fwd, rev, inter and itermax without AVX-512 still give simalign's pairs."""
-    assert not xa._kernel._simd()
+def test_each_simd_level_matches_simalign(simd_level, specs):
+    """fwd, rev, inter and itermax give simalign's pairs at every level the CPU has: the
+    portable scans (CPUs without AVX2), the AVX2 passes, the AVX-512 passes."""
+    assert xa._kernel._simd() == simd_level
     mats = [make_matrix(*spec) for spec in specs]
     for s in mats:
         f, r = SA.get_alignment_matrix(s)
         for method, e in (("fwd", f), ("rev", r), ("inter", f * r), ("itermax", SA.iter_max(s))):
             np.testing.assert_array_equal(xa.extract(s, method), to_pairs(e),
                                           err_msg=f"{method} {s.shape}")
+
+
+# a block's last lane, the next block's first, the register-resident limit (128) and past it
+EDGE_N = (1, 2, 7, 8, 9, 15, 16, 17, 31, 33, 63, 64, 65, 127, 128, 129, 200)
+
+
+@pytest.mark.parametrize("kind", ("uniform", "ties", "near_ties", "constant", "float64_signed"))
+def test_each_simd_level_block_edges(simd_level, kind):
+    """Every column count around the 8- and 16-lane blocks and the register-resident limit,
+    m = 1 too: simalign's pairs, and the same through a padded batch."""
+    for n in EDGE_N:
+        mats = [make_matrix(m, n, kind, 1000 * n + m) for m in (1, 2, 3, 9)]
+        for s in mats:
+            f, r = SA.get_alignment_matrix(s)
+            for method, e in (("fwd", f), ("rev", r), ("inter", f * r), ("itermax", SA.iter_max(s))):
+                np.testing.assert_array_equal(xa.extract(s, method), to_pairs(e),
+                                              err_msg=f"{method} {s.shape}")
+        same_through_batches(mats, "itermax", [to_pairs(SA.iter_max(s)) for s in mats])
+
+
+@pytest.mark.parametrize("dtype", (np.float32, np.float64))
+def test_each_simd_level_reports_nonfinite(simd_level, dtype):
+    """A NaN or +-inf anywhere (first cell, a tail lane, past the register-resident limit)
+    is reported at every level; huge finite values are not."""
+    rng = np.random.default_rng(5)
+    for m, n in ((1, 1), (3, 7), (5, 8), (4, 9), (2, 17), (6, 64), (2, 129), (3, 200)):
+        for value in (np.nan, np.inf, -np.inf):
+            for i, j in ((0, 0), (m - 1, n - 1), (m // 2, n // 2), (m - 1, 0)):
+                s = rng.random((m, n)).astype(dtype)
+                s[i, j] = value
+                for method in ("fwd", "rev", "inter", "itermax"):
+                    with pytest.raises(ValueError, match="E302"):
+                        xa.extract(s, method)
+        # finite values whose sums overflow: the exact check clears them
+        s = np.full((m, n), 3e38, dtype=dtype)
+        s[m - 1, n - 1] = 3.3e38
+        for s in (s, -s):
+            f, r = SA.get_alignment_matrix(s)
+            np.testing.assert_array_equal(xa.extract(s, "inter"), to_pairs(f * r))
+            np.testing.assert_array_equal(xa.extract(s, "fwd"), to_pairs(f))
 
 
 @settings(max_examples=200, deadline=None)

@@ -25,3 +25,6 @@ def extract_padded(
 def union_list(
     pairs: list[np.ndarray], row_words: list[np.ndarray], col_words: list[np.ndarray]
 ) -> tuple[np.ndarray, np.ndarray, int]: ...
+# the passes in use: 0 the portable scans, 1 AVX2, 2 AVX-512; level >= 0 picks the best up
+# to it that the CPU has (tests and benchmarks only), -1 only asks
+def _simd(level: int = -1) -> int: ...
