@@ -21,6 +21,7 @@ HERE = Path(__file__).parent
 OWNERS = {
     "_chunks": "xfast",
     "_align": "xfast.align",
+    "_similarity": "xfast.align",
     "_project": "xfast.project",
     "_text": "xfast.io",
     "_wordcache": "xfast.models",

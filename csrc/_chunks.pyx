@@ -103,3 +103,20 @@ def count(const int32_t[::1] gold, const int32_t[::1] pred, const int64_t[::1] o
         for k in range(gold.shape[0]):
             correct += gold[k] == pred[k]
     return tp, nt, npr, int(correct)
+
+
+def ratio_sum(const int32_t[::1] gold, const int32_t[::1] pred, const int64_t[::1] offsets,
+              const uint8_t[::1] is_b, double total):
+    """``total`` plus, sentence by sentence in order, ``#B pred / #B gold`` (1.0 or 0.0 when
+    gold has none): the running sum behind ``proj_ratio``. ``is_b[id]`` marks ``B-`` ids."""
+    cdef Py_ssize_t s, k
+    cdef int64_t ng, npr
+    with nogil:
+        for s in range(offsets.shape[0] - 1):
+            ng = 0
+            npr = 0
+            for k in range(offsets[s], offsets[s + 1]):
+                ng += is_b[gold[k]]
+                npr += is_b[pred[k]]
+            total += (<double>npr / <double>ng) if ng else (1.0 if npr == 0 else 0.0)
+    return total

@@ -93,7 +93,8 @@ def test_demo_json(capsys):
     assert rows == {(lang, m) for lang in ("de", "es", "it") for m in ("heuristic", "ngram-greedy")}
     for r in out["results"]:
         assert 0.0 <= r["overall_f1"] <= 1.0 and 0.7 < r["paper_mbert_f1"] < 1.0
-    assert {"load aligner", "encode labeled", "encode receiving", "align", "project", "total"} <= set(out["timings"])
+    assert {"load aligner", "read", "tokenize", "encode", "align", "project", "write", "evaluate",
+            "total"} <= set(out["timings"])
     assert out["qa"]["sentences"]["in"] == 20 and out["qa"]["sentences"]["failed"] == 0
 
 

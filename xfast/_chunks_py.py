@@ -56,3 +56,14 @@ def count(gold, pred, offsets, tag_of, type_of, sep_type, n_types):
     for ty, _, _ in set(g) & set(p):
         tp[ty] += 1
     return tp, nt, npr, int(np.sum(np.asarray(gold) == np.asarray(pred)))
+
+
+def ratio_sum(gold, pred, offsets, is_b, total):
+    """``total`` plus, sentence by sentence in order, ``#B pred / #B gold`` (1.0 or 0.0 when
+    gold has none): the running sum behind ``proj_ratio``. ``is_b[id]`` marks ``B-`` ids."""
+    off = np.asarray(offsets).tolist()
+    for s in range(len(off) - 1):
+        ng = int(np.sum(np.asarray(is_b)[np.asarray(gold[off[s]:off[s + 1]], np.int64)]))
+        npr = int(np.sum(np.asarray(is_b)[np.asarray(pred[off[s]:off[s + 1]], np.int64)]))
+        total += npr / ng if ng else float(npr == 0)
+    return total

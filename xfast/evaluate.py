@@ -23,7 +23,7 @@ else:
     except ImportError:  # extension not built: the twin computes the same numbers
         from xfast import _chunks_py as _kernel
 
-__all__ = ["scores", "proj_ratio", "entity_type", "ignore_types"]
+__all__ = ["scores", "proj_ratio", "entity_type", "ignore_types", "ScoreCounts"]
 
 Labels = Sequence[Sequence[str]]
 
@@ -115,3 +115,87 @@ def proj_ratio(gold: Labels, pred: Labels) -> float:
         npred = sum(1 for lab in p if lab.startswith("B-"))
         total += npred / ng if ng else float(npred == 0)
     return total / len(gold)
+
+
+class ScoreCounts:
+    """:func:`scores` and :func:`proj_ratio` accumulated batch by batch, in bounded memory.
+
+    Every figure seqeval reports is a ratio of additive counts (true positives, gold and
+    predicted chunks per type, equal tokens), so batches are counted as they come and nothing
+    per sentence is kept; ``proj_ratio``'s sum is carried sentence by sentence, so the result
+    equals the whole-corpus functions bit for bit. Labels are int32 codes (``0`` is ``O``,
+    ``2*t+1`` ``B-`` and ``2*t+2`` ``I-`` of ``names[t]``). ``to_dict`` / ``from_dict`` carry
+    the counts through JSON exactly (a resumed run continues from them).
+    """
+
+    def __init__(self) -> None:
+        self.tp: dict[str, int] = {}
+        self.n_true: dict[str, int] = {}
+        self.n_pred: dict[str, int] = {}
+        self.correct = 0
+        self.tokens = 0
+        self.sentences = 0
+        self.ratio_sum = 0.0
+
+    def add(self, gold: np.ndarray, pred: np.ndarray, offsets: np.ndarray, names: Sequence[str],
+            *, ignore: Iterable[str] = ()) -> None:
+        """Count one batch: ``gold`` and ``pred`` int codes over the same tokens, ``offsets``
+        int64 (S+1,) sentence bounds, ``names`` the type of each id; types in ``ignore``
+        become ``O`` on both sides first."""
+        gold = np.ascontiguousarray(gold, dtype=np.int32)
+        pred = np.ascontiguousarray(pred, dtype=np.int32)
+        offsets = np.ascontiguousarray(offsets, dtype=np.int64)
+        if gold.shape != pred.shape or (len(offsets) and offsets[-1] != len(gold)):
+            raise DataError(None, None, msg("E108", what="token count", ng=len(gold), np=len(pred)))
+        n = 1 + 2 * len(names)
+        keep = np.ones(n, np.int32)
+        for t, name in enumerate(names):
+            if name in set(ignore):
+                keep[2 * t + 1] = keep[2 * t + 2] = 0
+        if not keep.all():
+            gold, pred = gold * keep[gold], pred * keep[pred]
+        types = list(names) + ["_"]
+        tag_of = np.array([ord("O")] + [ord(c) for _ in names for c in "BI"], np.uint8)
+        type_of = np.array([len(names)] + [t for t in range(len(names)) for _ in "BI"], np.int32)
+        tp, nt, npr, correct = _kernel.count(gold, pred, offsets, tag_of, type_of, len(names), len(types))
+        for t, name in enumerate(names):
+            for table, arr in ((self.tp, tp), (self.n_true, nt), (self.n_pred, npr)):
+                if arr[t]:
+                    table[name] = table.get(name, 0) + int(arr[t])
+        self.correct += int(correct)
+        self.tokens += len(gold)
+        self.sentences += len(offsets) - 1
+        is_b = np.zeros(n, np.uint8)
+        is_b[1::2] = 1
+        self.ratio_sum = _kernel.ratio_sum(gold, pred, offsets, is_b, self.ratio_sum)
+
+    def result(self) -> dict[str, float]:
+        """What :func:`scores` returns for everything added, plus ``proj_ratio``."""
+        out: dict[str, float] = {}
+        for name in sorted(set(self.n_true) | set(self.n_pred)):
+            pr, rc, f1 = _prf(self.tp.get(name, 0), self.n_pred.get(name, 0), self.n_true.get(name, 0))
+            out[f"{name}_f1"] = f1
+            out[f"{name}_number"] = self.n_true.get(name, 0)
+            out[f"{name}_precision"] = pr
+            out[f"{name}_recall"] = rc
+        pr, rc, f1 = _prf(sum(self.tp.values()), sum(self.n_pred.values()), sum(self.n_true.values()))
+        out["overall_accuracy"] = self.correct / self.tokens if self.tokens else 0.0
+        out["overall_f1"] = f1
+        out["overall_precision"] = pr
+        out["overall_recall"] = rc
+        out["proj_ratio"] = self.ratio_sum / self.sentences if self.sentences else 0.0
+        return out
+
+    def to_dict(self) -> dict:
+        """JSON-ready counts (floats round-trip exactly through JSON)."""
+        return {"tp": self.tp, "n_true": self.n_true, "n_pred": self.n_pred, "correct": self.correct,
+                "tokens": self.tokens, "sentences": self.sentences, "ratio_sum": self.ratio_sum}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ScoreCounts:
+        """Counts saved by :meth:`to_dict`."""
+        out = cls()
+        out.tp, out.n_true, out.n_pred = dict(d["tp"]), dict(d["n_true"]), dict(d["n_pred"])
+        out.correct, out.tokens, out.sentences = int(d["correct"]), int(d["tokens"]), int(d["sentences"])
+        out.ratio_sum = float(d["ratio_sum"])
+        return out

@@ -20,19 +20,24 @@ from threadpoolctl import threadpool_limits
 
 from xfast.errors import ParameterError, check_choice, msg
 
-from . import _align_py
+from . import _align_py, _similarity_py
 
 if os.environ.get("XFAST_PURE_PYTHON") == "1":
-    _kernel = _align_py
+    _kernel, _sim = _align_py, _similarity_py
 else:
     try:
         from . import _align as _kernel
     except ImportError:  # extension not built: the twin gives the same results
         _kernel = _align_py
+    try:
+        from . import _similarity as _sim
+    except ImportError:
+        _sim = _similarity_py
 
 __all__ = [
     "METHODS",
     "align_states_batch",
+    "align_unit_states",
     "extract",
     "extract_batch",
     "extract_columnar",
@@ -40,6 +45,7 @@ __all__ = [
     "softmax_extract",
     "to_words",
     "to_words_batch",
+    "unit_rows",
     "word_average",
 ]
 
@@ -537,6 +543,74 @@ def align_states_batch(labeled_states: Sequence[object], receiving_states: Seque
                                                  row_words, col_words, True, **helpers)
     _check_status(status, names)
     return _kernel.split(pairs, counts)
+
+
+def unit_rows(states: np.ndarray) -> np.ndarray:
+    """``states`` with every row scaled to unit L2 norm, exactly as SimAlign (scikit-learn's
+    ``normalize``) computes it: float32 stays float32, near-zero rows are left as they are.
+    The input of :func:`align_unit_states`."""
+    x = _as_float(states, "states")
+    if not len(x):
+        return x.copy()
+    norms = np.sqrt(np.einsum("ij,ij->i", x, x))
+    norms[norms < 10 * np.finfo(norms.dtype).eps] = 1.0
+    if x.dtype == np.float32 and x.flags.c_contiguous:
+        return _sim.divide_rows(x, norms)
+    return x / norms[:, None]
+
+
+def align_unit_states(labeled: Sequence[np.ndarray], receiving: Sequence[np.ndarray],
+                      labeled_word_ids: Sequence[np.ndarray], receiving_word_ids: Sequence[np.ndarray], *,
+                      method: str = "itermax", distortion: float = 0.0, max_count: int = 2,
+                      alpha: float = 0.9, n_threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """SimAlign word pairs from row-normalised subword states (:func:`unit_rows`), in the
+    columnar layout: the pairs :func:`align_states_batch` gives for the raw states, bit for
+    bit, without normalising a sentence twice (a labeled side serves many receiving sides).
+
+    Args:
+        labeled, receiving: per sentence pair, float32 (s, d) unit-norm states.
+        labeled_word_ids, receiving_word_ids: per sentence pair, int32 (s,) word of each subword.
+        method: a SimAlign method (``fwd``, ``rev``, ``inter``, ``itermax``, ``mwmf``).
+
+    Returns:
+        ``(offsets, pairs)``: int64 (S+1,) and int32 (P, 2) ``(labeled word, receiving word)``.
+    """
+    if method == "softmax":
+        raise ParameterError(msg("E201", name="method", options=[m for m in METHODS if m != "softmax"],
+                                 value=method))
+    code, max_count, w1, w2, threshold = _check_params(method, max_count, alpha, 1e-3)
+    n_threads = _check_threads(n_threads)
+    if isinstance(distortion, bool) or not isinstance(distortion, Real) or not np.isfinite(distortion):
+        raise ParameterError(msg("E202", name="distortion", expected="a finite real number",
+                                 value=distortion))
+    sizes = [len(labeled), len(receiving), len(labeled_word_ids), len(receiving_word_ids)]
+    if len(set(sizes)) != 1:
+        raise ParameterError(msg("E319", sizes=sizes))
+    code = {0: 1, 1: 0}.get(code, code)  # the kernel's rows are receiving tokens
+    with threadpool_limits(1, user_api="blas"):  # small products: see _similarities
+        mats = [_unit_product(r, lab) for r, lab in zip(receiving, labeled)]
+    if all(m.dtype == np.float32 and m.flags.c_contiguous for m in mats):
+        _sim.rescale(mats)
+    else:
+        _similarity_py.rescale(mats)
+    if distortion:
+        mats = [_distort(m, float(distortion)) for m in mats]
+    if any(m.dtype != np.float32 for m in mats):
+        mats = [m.astype(np.float64, copy=False) for m in mats]
+    row_words = [np.ascontiguousarray(w, dtype=np.int32) for w in receiving_word_ids]
+    col_words = [np.ascontiguousarray(w, dtype=np.int32) for w in labeled_word_ids]
+    pairs, counts, status = _kernel.extract_list(mats, code, max_count, w1, w2, threshold,
+                                                 row_words, col_words, True,
+                                                 **_helpers(n_threads, len(mats)))
+    _check_status(status, [f"sentence pair {b}: similarity" for b in range(len(mats))])
+    return _offsets(counts), pairs
+
+
+def _unit_product(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """``x @ y.T``: the cosines of unit rows (an empty side gives an empty matrix)."""
+    if not len(x) or not len(y):
+        return np.zeros((len(x), len(y)), dtype=np.result_type(x.dtype, y.dtype))
+    return x @ y.T
 
 
 def _similarities(xs: list, ys: list, distortion: float) -> list[np.ndarray]:

@@ -33,9 +33,19 @@ def lines(path: str | Path) -> Iterator[tuple[int, str]]:
                 raise DataError(path, no, msg("E101", encoding="UTF-8", reason=err.reason)) from None
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _umask()  # read once: os.umask can only be read by setting it
+
+
 @contextmanager
-def atomic_open(path: str | Path) -> Iterator[TextIO]:
-    """Open ``path`` for writing text under a temporary name; rename it into place on success.
+def atomic_open(path: str | Path, mode: str = "w") -> Iterator[TextIO]:
+    """Open ``path`` for writing (``"w"`` text, ``"wb"`` bytes) under a temporary name; rename
+    it into place on success, with the permissions the umask gives a new file.
 
     A killed or failing writer never leaves a half-written file at ``path``.
     """
@@ -43,8 +53,13 @@ def atomic_open(path: str | Path) -> Iterator[TextIO]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            yield fh
+        os.fchmod(fd, 0o666 & ~_UMASK)
+        if mode == "wb":
+            with os.fdopen(fd, "wb") as fh:
+                yield fh
+        else:
+            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
+                yield fh
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)

@@ -37,7 +37,7 @@ from xfast.errors import ModelError, ParameterError, check_choice, msg
 from xfast.models.cache import atomic_dir, cache_dir, content_hash
 from xfast.models.registry import resolve
 
-__all__ = ["Encoded", "Encoder", "Subwords", "export_encoder", "load_tokenizer"]
+__all__ = ["Encoded", "Encoder", "States", "Subwords", "export_encoder", "load_tokenizer"]
 
 _EXPORTER = 2  # bump when the exported graph changes
 _QUANTIZER = 2  # bump when the int8 recipe changes
@@ -83,6 +83,42 @@ class Subwords:
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
+
+
+class States:
+    """Subword states of S sentences, left in the arrays the model wrote (no copy).
+
+    ``blocks``: float32 ``(rows, hidden)`` arrays; sentence i's states are the
+    ``offsets[i+1] - offsets[i]`` rows of ``blocks[where[i, 0]]`` from row ``where[i, 1]``.
+    """
+
+    def __init__(self, blocks: list[np.ndarray], where: np.ndarray, offsets: np.ndarray,
+                 transform=None) -> None:
+        self.blocks, self.where, self.offsets = blocks, where, offsets
+        self.transform = transform  # applied to the model's states already (None: raw states)
+        self._mapped: dict = {} if transform is None else {transform: self}
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def sentence(self, i: int) -> np.ndarray:
+        """Sentence ``i``'s states, a view."""
+        b, r = self.where[i]
+        return self.blocks[b][r:r + self.offsets[i + 1] - self.offsets[i]]
+
+    def sentences(self) -> list[np.ndarray]:
+        """Every sentence's states, views."""
+        w, off = self.where.tolist(), self.offsets.tolist()
+        return [self.blocks[b][r:r + off[i + 1] - off[i]] for i, (b, r) in enumerate(w)]
+
+    def map(self, fn) -> States:
+        """The raw states with ``fn`` applied to every block (a row-wise function), computed
+        once per ``fn`` and kept; the states themselves if they were made with ``fn``."""
+        if fn not in self._mapped:
+            if self.transform is not None:
+                raise ValueError("these states were transformed already; map needs raw states")
+            self._mapped[fn] = States([fn(b) for b in self.blocks], self.where, self.offsets, fn)
+        return self._mapped[fn]
 
 
 def _word_cache(max_words: int):
@@ -545,10 +581,9 @@ class Encoder:
         from xfast.io.columns import from_sentences
 
         sub = self.subwords(from_sentences(sentences))
-        states = self.encode_subwords(sub)
+        states = self.encode_subwords(sub).sentences()
         off = sub.offsets.tolist()
-        return [Encoded(states[off[i]:off[i + 1]], sub.word_ids[off[i]:off[i + 1]])
-                for i in range(len(sentences))]
+        return [Encoded(st, sub.word_ids[off[i]:off[i + 1]]) for i, st in enumerate(states)]
 
     def subwords(self, cols) -> Subwords:
         """Subword ids of a :class:`~xfast.io.columns.TokenColumns` batch, each word
@@ -572,16 +607,20 @@ class Encoder:
         return Subwords(ids, word_ids, offsets)
 
     def _tokenize_words(self, words: list[str]) -> list[list[int]]:
-        encs = self.tokenizer.encode_batch([[w] for w in words], is_pretokenized=True,
-                                           add_special_tokens=False)
-        return [e.ids for e in encs]
+        # a word alone as plain text goes through the same normalizer and pre-tokenizer as
+        # one pre-split word, for about half the cost (tests/test_wordcache.py holds the ids
+        # equal to whole pre-split sentences)
+        return [e.ids for e in self.tokenizer.encode_batch(words, add_special_tokens=False)]
 
-    def encode_subwords(self, sub: Subwords) -> np.ndarray:
-        """Layer-L states of every subword of ``sub``: float32 ``(n_subwords, hidden)`` in
-        ``sub``'s order (special tokens dropped; over-long sentences through windows)."""
+    def encode_subwords(self, sub: Subwords, *, transform=None) -> States:
+        """Layer-L states of every subword of ``sub`` (special tokens dropped; over-long
+        sentences through windows), left where the model wrote them (:class:`States`).
+
+        ``transform``: a row-wise function applied to each of the model's outputs as soon as
+        it is written (while it is in the CPU's caches), e.g. :func:`xfast.align.unit_rows`;
+        the result then holds the transformed states (``States.transform``)."""
         offsets = sub.offsets
         lengths = np.diff(offsets)
-        states = np.empty((len(sub.ids), self.hidden_size), np.float32)
         # passes: (sentence, start, end, own_start, own_end)
         long = np.flatnonzero(lengths > self._content).tolist()
         if not long:
@@ -597,43 +636,64 @@ class Encoder:
                     self.stats["windowed"] += len(w) > 1
                     rows.extend((i, *p) for p in w)
             passes = np.array(rows, np.int64).reshape(-1, 5)
-        self._run_passes(sub.ids, offsets, passes, states)
+        blocks, at = self._run_passes(sub.ids, offsets, passes, transform)
+        where = np.zeros((len(lengths), 2), np.int64)
+        single = np.ones(len(passes), bool)
+        if long:  # a windowed sentence's rows, stitched from its passes' own ranges
+            stitched, n_rows = [], 0
+            for i in long:
+                mine = np.flatnonzero(passes[:, 0] == i)
+                single[mine] = False
+                parts = [blocks[at[p, 0]][at[p, 1] + passes[p, 3] - passes[p, 1]:
+                                          at[p, 1] + passes[p, 4] - passes[p, 1]] for p in mine]
+                where[i] = (len(blocks), n_rows)
+                n_rows += sum(len(x) for x in parts)
+                stitched.extend(parts)
+            blocks.append(np.concatenate(stitched))
+        where[passes[single, 0]] = at[single]
         self.stats["windows"] += len(passes)
-        return states
+        if not blocks:
+            empty = np.zeros((0, self.hidden_size), np.float32)
+            blocks = [transform(empty) if transform else empty]
+        return States(blocks, where, offsets, transform)
 
     def _run_passes(self, ids: np.ndarray, offsets: np.ndarray, passes: np.ndarray,
-                    states: np.ndarray) -> None:
+                    transform=None) -> tuple[list[np.ndarray], np.ndarray]:
+        """Run every pass; returns the model's outputs and, per pass, (output, row of its
+        first subword)."""
         pre, suf = np.asarray(self._prefix, np.int64), np.asarray(self._suffix, np.int64)
         npre, extra = len(pre), len(pre) + len(suf)
         lengths = passes[:, 2] - passes[:, 1] + extra
         order = np.argsort(lengths, kind="stable")
         sorted_len = lengths[order].tolist()
+        starts = passes[:, 1] + offsets[passes[:, 0]]
+        blocks: list[np.ndarray] = []
+        at = np.zeros((len(passes), 2), np.int64)
         k = 0
         while k < len(order):
             # sorted ascending: the batch's padded length is its last row's length
             j = k + 1
             while j < len(order) and (j - k + 1) * sorted_len[j] <= self.max_tokens:
                 j += 1
-            rows = passes[order[k:j]]
-            row_len = lengths[order[k:j]]
-            # position of every token in its row, and its row
+            rows = order[k:j]
+            row_len = lengths[rows]
+            row_start = np.cumsum(row_len) - row_len
+            # every token's position in its row, and its row
             total = int(row_len.sum())
             row_of = np.repeat(np.arange(len(rows)), row_len)
-            q = np.arange(total) - np.repeat(np.cumsum(row_len) - row_len, row_len)
-            content = q - npre                                   # index within the pass
-            n_content = (rows[:, 2] - rows[:, 1])[row_of]
+            content = np.arange(total) - row_start[row_of] - npre   # index within the pass
+            n_content = row_len[row_of] - extra
             inside = (content >= 0) & (content < n_content)
-            src = offsets[rows[:, 0]][row_of] + rows[:, 1][row_of] + content
             batch = np.empty(total, np.int64)
-            batch[inside] = ids[src[inside]]
+            batch[inside] = ids[(starts[rows][row_of] + content)[inside]]
             if npre:
-                batch[q < npre] = np.tile(pre, len(rows))
+                batch[content < 0] = np.tile(pre, len(rows))
             if len(suf):
-                tail = content >= n_content
-                batch[tail] = np.tile(suf, len(rows))
-            hidden = self._run(batch, row_len)
-            own = (inside & (content + rows[:, 1][row_of] >= rows[:, 3][row_of])
-                   & (content + rows[:, 1][row_of] < rows[:, 4][row_of]))
-            states[src[own]] = hidden[own]
+                batch[content >= n_content] = np.tile(suf, len(rows))
+            at[rows, 0] = len(blocks)
+            at[rows, 1] = row_start + npre
+            out = self._run(batch, row_len)
+            blocks.append(transform(out) if transform else out)
             self.stats["batches"] += 1
             k = j
+        return blocks, at

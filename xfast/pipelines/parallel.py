@@ -1,11 +1,14 @@
 """Parallel-corpus projection (SPEC §8 *parallel*), the engine behind ``xfast project``.
 
 A labeled side (CoNLL with gold or predicted entities) and one or more receiving sides (CoNLL
-or plain tokenized text) are read in lockstep, in chunks. Each chunk's labeled side is encoded
-once and reused for every receiving side; each pair is aligned once and the alignment serves
-every projection method. Outputs: labeled CoNLL per side and method, optional Pharaoh
-alignments with per-link scores, metrics when the receiving side has gold labels, a manifest
-and a QA summary.
+or plain tokenized text) are read in lockstep, in columnar batches. Each batch's labeled side
+is encoded once and reused for every receiving side; each pair is aligned once and the
+alignment serves every projection method. The encoder forward of the next batch runs while
+the host stages of this one run (:func:`~xfast.pipelines.engine.overlapped`); scores
+accumulate as counts, so memory does not grow with the corpus; outputs are written in
+resumable shards (:class:`~xfast.pipelines.run.RunDir`). Outputs: labeled CoNLL per side and
+method, optional Pharaoh alignments with per-link scores, metrics when the receiving side has
+gold labels, a manifest, a QA summary and this process's timings (``run.json``).
 """
 
 from __future__ import annotations
@@ -13,14 +16,17 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from contextlib import ExitStack
 from pathlib import Path
 
-from xfast.errors import ParameterError, check_choice, msg
-from xfast.pipelines.runner import (PROJECTION_METHODS, ProjectionConfig, RunReport, chunks,
-                                    file_sha256, map_label_set, project_batch, versions, write_json)
+import numpy as np
+
+from xfast.errors import DataError, ParameterError, msg
+from xfast.pipelines.runner import ProjectionConfig, RunReport, file_sha256, versions, write_json
 
 __all__ = ["project_parallel", "labeled_entities", "add_arguments", "main"]
+
+#: the encoder counts that depend only on the input (a resumed run reproduces them)
+_ENCODER_COUNTS = ("sentences", "subwords", "windowed", "truncated", "windows", "batches")
 
 
 def labeled_entities(labels: list[str], *, compat: bool = False) -> list[tuple[int, int, str]]:
@@ -37,29 +43,41 @@ def labeled_entities(labels: list[str], *, compat: bool = False) -> list[tuple[i
 def project_parallel(labeled: str | Path, receiving: dict[str, str | Path], out_dir: str | Path, *,
                      aligner=None, methods: tuple[str, ...] = ("heuristic", "ngram-greedy"),
                      config: ProjectionConfig | None = None, candidates: dict[str, str | Path] | None = None,
-                     batch_size: int = 512, write_alignments: bool = False,
+                     batch_size: int = 512, shard_size: int | None = None, write_alignments: bool = False,
                      label_set: set[str] | None = None, ignore: tuple[str, ...] = (),
-                     progress: bool = True, total: int | None = None) -> dict:
+                     progress: bool = True, total: int | None = None, overwrite: bool = False,
+                     overlap: bool = True) -> dict:
     """Project the labeled side's entities onto every receiving side with every method.
 
     ``receiving`` maps a name (e.g. a language code) to a file; ``candidates`` maps names to
     CoNLL files whose entities are the receiving side's NER candidates (``ner-*`` methods).
-    ``aligner``: an :class:`xfast.Aligner` (default: the embedded e5-small). Returns
-    ``{"results": [metrics rows], "timings": {...}, "qa": {...}, "outputs": {...}}``; metrics
-    rows exist for receiving sides with gold labels.
+    ``aligner``: an :class:`xfast.Aligner` (default: the embedded e5-small). ``batch_size``
+    sentences go through the stages together; ``shard_size`` (a multiple of it, default 16
+    batches) is the unit a killed run resumes from. ``overwrite`` replaces another run's
+    outputs in ``out_dir`` (else that is an error). ``overlap=False`` runs the encoder and
+    the host stages one after the other (same outputs). Returns ``{"results": [metrics
+    rows], "timings": {...}, "qa": {...}, "outputs": {...}, "run": {...}}``; metrics rows
+    exist for receiving sides with gold labels.
     """
     from tqdm.auto import tqdm
 
-    from xfast.evaluate import ignore_types, proj_ratio, scores
-    from xfast.io import read_parallel
-    from xfast.io.files import atomic_open
-    from xfast.io.pharaoh import format_pharaoh
+    from xfast.evaluate import ScoreCounts
+    from xfast.io.columns import LabelTypes, conll_bytes, read_parallel_columns
+    from xfast.pipelines import stages
+    from xfast.pipelines.engine import overlapped
+    from xfast.pipelines.run import RunDir, run_key
 
     cfg = config or ProjectionConfig()
-    for m in methods:
-        check_choice("methods", m, PROJECTION_METHODS)
+    stages.methods_valid(methods)
     if not receiving:
         raise ParameterError(msg("E202", name="receiving", expected="at least one file", value=receiving))
+    for name, value in (("batch_size", batch_size), ("shard_size", shard_size)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ParameterError(msg("E202", name=name, expected="an int >= 1", value=value))
+    shard_size = shard_size or 16 * batch_size
+    if shard_size % batch_size:
+        raise ParameterError(msg("E202", name="shard_size", expected=f"a multiple of batch_size ({batch_size})",
+                                 value=shard_size))
     candidates = candidates or {}
     for m in methods:
         if m.startswith("ner-"):
@@ -69,103 +87,172 @@ def project_parallel(labeled: str | Path, receiving: dict[str, str | Path], out_
                                          expected=f"a candidates file for {missing} (method {m})",
                                          value=sorted(candidates)))
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    names = list(receiving)
+    cand_names = [n for n in names if n in candidates and any(m.startswith("ner-") for m in methods)]
+    paths = [Path(labeled)] + [Path(receiving[n]) for n in names] + [Path(candidates[n]) for n in cand_names]
+    for p in paths:  # before anything is created
+        if not p.is_file():
+            raise DataError(p, None, msg("E110"))
     report = RunReport()
     if aligner is None:
         with report.stage("load aligner"):
             from xfast.aligner import Aligner
 
             aligner = Aligner()
-    names = list(receiving)
-    cand_names = [n for n in names if n in candidates]
-    paths = [Path(labeled)] + [Path(receiving[n]) for n in names] + [Path(candidates[n]) for n in cand_names]
-    gold: dict[str, list] = {n: [] for n in names}
-    has_gold: dict[str, bool] = {n: True for n in names}
-    preds: dict[tuple[str, str], list] = {(n, m): [] for n in names for m in methods}
+    from xfast.pipelines.cache import model_fingerprint
+
     outputs = {f"{n}/{m}": out / f"{n}.{m}.conll" for n in names for m in methods}
     if write_alignments:
         outputs.update({f"{n}/alignment": out / f"{n}.align.txt" for n in names})
+    inputs = {str(p): file_sha256(p) for p in paths}
+    settings = {"receiving": names, "candidates": cand_names, "methods": list(methods), "config": cfg,
+                "batch_size": batch_size, "shard_size": shard_size, "write_alignments": write_alignments,
+                "label_set": sorted(label_set) if label_set else None, "ignore": list(ignore)}
+    key = run_key({"inputs": list(inputs.values()), **settings, "aligner": aligner.settings,
+                   "model": model_fingerprint(aligner.encoder), "versions": versions()})
+    rundir = RunDir(out, key, outputs, overwrite=overwrite)
+    done, state = rundir.open()
 
-    with ExitStack() as stack:
-        fh = {k: stack.enter_context(atomic_open(p)) for k, p in outputs.items()}
-        rows = read_parallel(paths, labels=[True] + [None] * len(names) + [True] * len(cand_names))
-        bar = stack.enter_context(tqdm(total=total, unit="sent", desc="project", disable=not progress))
-        for batch in chunks(rows, batch_size):
-            start = report.sentences_in
-            report.sentences_in += len(batch)
-            lab = [r[0] for r in batch]
-            entities = [labeled_entities(s.labels, compat=cfg.compat) for s in lab]
-            with report.stage("encode labeled"):
-                lab_enc = aligner.encode([s.tokens for s in lab])
-            for j, name in enumerate(names):
-                rec = [r[1 + j] for r in batch]
-                words = [s.tokens for s in rec]
-                if rec[0].labels is None:
-                    has_gold[name] = False
-                elif has_gold[name]:
-                    gold[name].extend(s.labels for s in rec)
-                cand = None
-                if name in candidates:
-                    from xfast.io import entities_of
+    types = LabelTypes()
+    counts = {(n, m): ScoreCounts() for n in names for m in methods}
+    has_gold = {n: True for n in names}
+    if state is not None:
+        report.load_state(state["qa"])
+        counts.update({tuple(k.split("/", 1)): ScoreCounts.from_dict(v) for k, v in state["scores"].items()})
+        has_gold.update(state["has_gold"])
+    encoder = aligner.encoder
+    enc_counts = {k: report.encoder.get(k, 0) for k in _ENCODER_COUNTS}
+    shard = {"index": done, "sentences": 0, "parts": {k: [] for k in outputs}}
+    chunks_in = read_parallel_columns(paths, labels=[True] + [None] * len(names) + [True] * len(cand_names),
+                                      chunk_size=batch_size, types=types)
+    bar = tqdm(total=total, initial=done * shard_size, unit="sent", desc="project", disable=not progress)
 
-                    cand = [entities_of(r[1 + len(names) + cand_names.index(name)].labels) for r in batch]
-                with report.stage("encode receiving"):
-                    rec_enc = aligner.encode(words)
-                with report.stage("align"):
-                    alns = aligner.align_encoded(lab_enc, rec_enc)
-                if write_alignments:
-                    with report.stage("write"):
-                        link = aligner.link_scores(lab_enc, rec_enc, alns)
-                        w = fh[f"{name}/alignment"]
-                        for a, sc in zip(alns, link):
-                            w.write(format_pharaoh(a, sc) + "\n")
-                for m in methods:
-                    with report.stage("project"):
-                        labels = project_batch(m, entities, alns, words, cfg, report,
-                                               key=f"{name}/{m}", candidates=cand, offset=start)
-                        labels = map_label_set(labels, label_set)
-                    with report.stage("write"):
-                        w = fh[f"{name}/{m}"]
-                        for toks, labs in zip(words, labels):
-                            w.writelines(f"{t}\t{lb}\n" for t, lb in zip(toks, labs))
-                            w.write("\n")
-                    preds[(name, m)].extend(labels)
-            report.sentences_out += len(batch)
-            bar.update(len(batch))
-    report.encoder = dict(aligner.stats)
+    def read():
+        skip = done * shard_size
+        while True:
+            with report.stage("read"):
+                row = next(chunks_in, None)
+            if row is None:
+                return
+            if skip:
+                skip -= len(row[0])
+                continue
+            yield row
 
+    def prepare(row):
+        with report.stage("tokenize"):
+            before = {k: encoder.stats[k] for k in ("sentences", "subwords", "truncated")}
+            subs = [stages.tokenize(cols, encoder) for cols in row[:1 + len(names)]]
+            return subs, {k: encoder.stats[k] - v for k, v in before.items()}
+
+    # link scores read the raw states; otherwise SimAlign's normalisation runs per model output
+    transform = None if write_alignments else aligner.state_transform
+
+    def model(prep):
+        before = {k: encoder.stats[k] for k in ("windowed", "windows", "batches")}
+        states = [stages.encode(sub, encoder, transform) for sub in prep[0]]
+        return states, {k: encoder.stats[k] - v for k, v in before.items()}
+
+    def host(row, prep, model_out):
+        (subs, tok_counts), (states, enc_delta) = prep, model_out
+        for k, v in (*tok_counts.items(), *enc_delta.items()):
+            enc_counts[k] += v
+        lab_cols = row[0]
+        start = report.sentences_in
+        report.sentences_in += len(lab_cols)
+        ents = stages.entities(lab_cols, compat=cfg.compat)
+        parts = shard["parts"]
+        for j, name in enumerate(names):
+            rec_cols = row[1 + j]
+            n_rec = rec_cols.lengths()
+            if rec_cols.codes is None:
+                has_gold[name] = False
+            with report.stage("align"):
+                aln = stages.align((subs[0], states[0]), (subs[1 + j], states[1 + j]), aligner)
+            if write_alignments:
+                with report.stage("write"):
+                    parts[f"{name}/alignment"].append(_pharaoh(aligner, subs[0], states[0], subs[1 + j],
+                                                               states[1 + j], aln))
+            cands = {}
+            for m in methods:
+                with report.stage("project"):
+                    kind = m.split("-")[0]
+                    if kind != "heuristic" and kind not in cands:
+                        ner = row[1 + len(names) + cand_names.index(name)] if kind == "ner" else None
+                        cands[kind] = stages.candidates(kind, rec_cols, cfg, ner)
+                    codes = stages.project_counted(m, ents, aln, n_rec, cfg, report, key=f"{name}/{m}",
+                                                   offset=start, cands=cands.get(kind))
+                    stages.count_entities(report, f"{name}/{m}", ents, codes, types)
+                    codes = stages.keep_types(codes, types, label_set)
+                with report.stage("write"):
+                    parts[f"{name}/{m}"].append(conll_bytes(rec_cols, codes, types))
+                if has_gold[name]:
+                    with report.stage("evaluate"):
+                        counts[(name, m)].add(rec_cols.codes, codes, rec_cols.sent_off, types.names,
+                                              ignore=ignore)
+        report.sentences_out += len(lab_cols)
+        shard["sentences"] += len(lab_cols)
+        bar.update(len(lab_cols))
+        if shard["sentences"] == shard_size:
+            commit()
+
+    def commit():
+        with report.stage("commit"):
+            report.encoder = dict(enc_counts)
+            rundir.commit(shard["index"], {k: b"".join(v) for k, v in shard["parts"].items()},
+                          {"qa": report.state(), "has_gold": has_gold,
+                           "scores": {f"{n}/{m}": c.to_dict() for (n, m), c in counts.items()}})
+        shard.update(index=shard["index"] + 1, sentences=0, parts={k: [] for k in outputs})
+
+    with bar:
+        overlapped(read(), prepare, model, host, report=report, overlap=overlap, model_stage="encode")
+        if shard["sentences"]:
+            commit()
+    report.encoder = dict(enc_counts)
     results = []
     with report.stage("evaluate"):
         for name in names:
             if not has_gold[name]:
                 continue
-            g = gold[name]
             for m in methods:
-                p = preds[(name, m)]
-                row = scores(g, p, ignore=ignore)
-                row["proj_ratio"] = proj_ratio(ignore_types(g, ignore), ignore_types(p, ignore))
+                row = counts[(name, m)].result()
                 row.update({"lang": name, "method": m, "aligner": aligner.settings["model"],
                             "align_method": aligner.method})
                 results.append(row)
-    if results:
-        write_json(out / "metrics.json", results)
-    qa = report.summary()
-    write_json(out / "qa.json", qa)
-    manifest = {
-        "command": "project",
-        "inputs": {str(p): file_sha256(p) for p in paths},
-        "aligner": {**aligner.settings, "model_dir": str(aligner.encoder.model_dir)},
-        "methods": list(methods),
-        "config": cfg,
-        "batch_size": batch_size,
-        "label_set": sorted(label_set) if label_set else None,
-        "ignore": list(ignore),
-        "versions": versions(),
-        "outputs": {k: str(v) for k, v in outputs.items()},
-    }
-    write_json(out / "manifest.json", manifest)
+    with report.stage("commit"):
+        rundir.finish(shard["index"])
+        if results:
+            write_json(out / "metrics.json", results)
+        qa = report.state()
+        write_json(out / "qa.json", qa)
+        write_json(out / "manifest.json", {
+            "command": "project", "run_key": key, "inputs": inputs,
+            "aligner": {**aligner.settings, "model_dir": str(aligner.encoder.model_dir)},
+            **settings, "versions": versions(), "outputs": {k: str(v) for k, v in outputs.items()}})
+    cache = encoder.word_cache
+    run = {"timings_s": {k: round(v, 3) for k, v in report.timings.items()}, "resumed_shards": done,
+           "shards": shard["index"], "overlap": overlap,
+           "word_cache": {"hits": int(cache.hits), "misses": int(cache.misses),
+                          "hit_rate": round(cache.hits / max(1, cache.hits + cache.misses), 4)}}
+    write_json(out / "run.json", run)
+    rundir.close()
     return {"results": results, "timings": dict(report.timings), "qa": qa,
-            "outputs": {k: str(v) for k, v in outputs.items()}}
+            "outputs": {k: str(v) for k, v in outputs.items()}, "run": run}
+
+
+def _pharaoh(aligner, lab_sub, lab_states, rec_sub, rec_states, aln) -> bytes:
+    """Pharaoh lines (``i-j:score``) of a batch's alignments."""
+    from xfast.io.pharaoh import format_pharaoh
+    from xfast.models.encoder import Encoded
+
+    def enc(sub, states):
+        off = sub.offsets.tolist()
+        return [Encoded(st, sub.word_ids[off[i]:off[i + 1]]) for i, st in enumerate(states.sentences())]
+
+    off = aln.offsets.tolist()
+    alns = [aln.pairs[off[i]:off[i + 1]] for i in range(len(off) - 1)]
+    link = aligner.link_scores(enc(lab_sub, lab_states), enc(rec_sub, rec_states), alns)
+    return "".join(format_pharaoh(a, sc) + "\n" for a, sc in zip(alns, link)).encode("utf-8")
 
 
 def _named(items: list[str], what: str) -> dict[str, str]:
@@ -182,28 +269,44 @@ def _named(items: list[str], what: str) -> dict[str, str]:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The ``xfast project`` options."""
+    from xfast.aligner import METHODS as ALIGN_METHODS
+    from xfast.pipelines.runner import PROJECTION_METHODS
+
+    p.formatter_class = argparse.ArgumentDefaultsHelpFormatter
+    p.epilog = ("example: xfast project --labeled en.conll --receiving de=de.conll es=es.txt "
+                "--out runs/europarl --method heuristic ngram-greedy")
     p.add_argument("--labeled", required=True, help="CoNLL file whose entities are projected")
     p.add_argument("--receiving", required=True, nargs="+", metavar="[NAME=]PATH",
                    help="receiving sides (CoNLL, or .txt/.tok one sentence per line)")
     p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--method", nargs="+", default=["heuristic", "ngram-greedy"], choices=PROJECTION_METHODS)
+    p.add_argument("--method", nargs="+", default=["heuristic", "ngram-greedy"], choices=PROJECTION_METHODS,
+                   help="projection methods, each written to NAME.METHOD.conll")
     p.add_argument("--candidates", nargs="*", default=[], metavar="[NAME=]PATH",
                    help="CoNLL files with NER entities of the receiving sides (ner-* methods)")
-    p.add_argument("--aligner", default="e5-small", help="registry name or local HF directory")
-    p.add_argument("--layer", type=int, default=8)
-    p.add_argument("--align-method", default="itermax", choices=["itermax", "inter", "fwd", "rev", "mwmf", "softmax"])
-    p.add_argument("--token-type", default="bpe", choices=["bpe", "word"])
-    p.add_argument("--quantize", choices=["int8"], default=None)
-    p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--batch-size", type=int, default=512)
-    p.add_argument("--length-ratio", type=float, default=0.8)
-    p.add_argument("--merge-distance", type=int, default=1)
-    p.add_argument("--min-words", type=int, default=1)
-    p.add_argument("--max-words", type=int, default=0)
-    p.add_argument("--label-set", nargs="*", default=None, metavar="TYPE")
-    p.add_argument("--ignore", nargs="*", default=[], metavar="TYPE")
+    p.add_argument("--aligner", default="e5-small", help="registry name or local Hugging Face directory")
+    p.add_argument("--layer", type=int, default=8, help="encoder layer whose states are compared")
+    p.add_argument("--align-method", default="itermax", choices=ALIGN_METHODS,
+                   help="alignment extraction (SimAlign itermax/inter/fwd/rev/mwmf, AWESoME softmax)")
+    p.add_argument("--token-type", default="bpe", choices=["bpe", "word"],
+                   help="align subwords (bpe) or subword-averaged words")
+    p.add_argument("--quantize", choices=["int8"], default=None, help="run the int8 encoder")
+    p.add_argument("--threads", type=int, default=None, help="encoder threads (default: the runtime's)")
+    p.add_argument("--batch-size", type=int, default=512, help="sentences per batch through the stages")
+    p.add_argument("--shard-size", type=int, default=None,
+                   help="sentences per output shard, the unit a killed run resumes from "
+                        "(a multiple of --batch-size; default 16 batches)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace another run's outputs in --out (else that is an error)")
+    p.add_argument("--length-ratio", type=float, default=0.8,
+                   help="heuristic: keep a span longer than this share of its entity")
+    p.add_argument("--merge-distance", type=int, default=1, help="heuristic: merge spans this close (0: never)")
+    p.add_argument("--min-words", type=int, default=1, help="n-gram candidates: fewest words")
+    p.add_argument("--max-words", type=int, default=0, help="n-gram candidates: most words (0: the sentence)")
+    p.add_argument("--label-set", nargs="*", default=None, metavar="TYPE",
+                   help="entity types written out; others become O (default: all)")
+    p.add_argument("--ignore", nargs="*", default=[], metavar="TYPE", help="types scored as O (e.g. DATE)")
     p.add_argument("--write-alignments", action="store_true", help="also write NAME.align.txt (Pharaoh, scored)")
-    p.add_argument("--compat", action="store_true", help="reproduce the reference's quirks (SPEC compat)")
+    p.add_argument("--compat", action="store_true", help="reproduce the paper's code's quirks (see docs)")
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -220,6 +323,7 @@ def main(args: argparse.Namespace) -> int:
     res = project_parallel(args.labeled, _named(args.receiving, "receiving"), args.out, aligner=aligner,
                            methods=tuple(args.method), config=cfg,
                            candidates=_named(args.candidates, "candidates"), batch_size=args.batch_size,
+                           shard_size=args.shard_size, overwrite=args.overwrite,
                            write_alignments=args.write_alignments,
                            label_set=set(args.label_set) if args.label_set else None,
                            ignore=tuple(args.ignore), progress=not args.quiet)

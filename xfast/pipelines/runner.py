@@ -45,13 +45,23 @@ class ProjectionConfig:
     compat: bool = False
 
 
+_MAX_LISTED = 1000  # failures listed one by one in qa.json; every one is counted
+
+
 @dataclass
 class RunReport:
-    """QA counts and stage timings of one run; every stage appends to it."""
+    """QA counts and stage timings of one run; every stage appends to it.
+
+    ``failed`` lists the first 1,000 failed sentences with their reasons; ``failed_total``
+    and ``failed_reasons`` count all of them. :meth:`state` / :meth:`from_state` carry the
+    counts (not the timings, which belong to one process) through JSON for resumable runs.
+    """
 
     sentences_in: int = 0
     sentences_out: int = 0
     failed: list[dict] = field(default_factory=list)
+    failed_total: int = 0
+    failed_reasons: Counter = field(default_factory=Counter)
     entities: dict = field(default_factory=lambda: defaultdict(Counter))
     projection: dict = field(default_factory=lambda: defaultdict(Counter))
     encoder: dict = field(default_factory=dict)
@@ -68,20 +78,38 @@ class RunReport:
 
     def fail(self, where: str, index: int, reason: str) -> None:
         """Count one failed sentence with its reason."""
-        self.failed.append({"where": where, "sentence": index, "reason": reason})
+        self.failed_total += 1
+        self.failed_reasons[reason.split(":")[0]] += 1
+        if len(self.failed) < _MAX_LISTED:
+            self.failed.append({"where": where, "sentence": index, "reason": reason})
 
     def summary(self) -> dict:
         """A JSON-ready summary: sentences in/out/failed, per-label entity counts, reasons."""
-        reasons = Counter(f["reason"].split(":")[0] for f in self.failed)
         return {
             "sentences": {"in": self.sentences_in, "out": self.sentences_out,
-                          "failed": len(self.failed), "failed_by_reason": dict(reasons)},
-            "failures": self.failed[:1000],
+                          "failed": self.failed_total, "failed_by_reason": dict(self.failed_reasons)},
+            "failures": self.failed[:_MAX_LISTED],
             "entities": {k: dict(v) for k, v in self.entities.items()},
             "projection": {k: dict(v) for k, v in self.projection.items()},
             "encoder": self.encoder,
             "timings_s": {k: round(v, 3) for k, v in self.timings.items()},
         }
+
+    def state(self) -> dict:
+        """The counts as plain JSON (no timings)."""
+        out = self.summary()
+        del out["timings_s"]
+        return out
+
+    def load_state(self, state: dict) -> None:
+        """Continue from counts saved by :meth:`state`."""
+        sents = state["sentences"]
+        self.sentences_in, self.sentences_out = sents["in"], sents["out"]
+        self.failed_total, self.failed_reasons = sents["failed"], Counter(sents["failed_by_reason"])
+        self.failed = list(state["failures"])
+        self.entities = defaultdict(Counter, {k: Counter(v) for k, v in state["entities"].items()})
+        self.projection = defaultdict(Counter, {k: Counter(v) for k, v in state["projection"].items()})
+        self.encoder = dict(state["encoder"])
 
 
 def chunks(items: Iterable, size: int) -> Iterator[list]:

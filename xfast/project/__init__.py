@@ -44,6 +44,7 @@ __all__ = [
     "ner_candidates",
     "ngram_candidates",
     "ngram_candidates_batch",
+    "ngram_spans",
     "decode_labels",
 ]
 
@@ -364,6 +365,21 @@ def ngram_candidates_batch(words_list: Sequence[Sequence[str]], *, min_words: in
     mask = np.fromiter((w in stop for w in chain.from_iterable(words_list)), dtype=np.uint8,
                        count=int(word_off[-1]))
     return _ngrams(mask, word_off, min_words, max_words)
+
+
+def ngram_spans(stop_mask: np.ndarray, word_offsets: np.ndarray, *, min_words: int = 1,
+                max_words: int = 0) -> Spans:
+    """§4 n-gram candidates of a columnar batch: ``stop_mask`` uint8 (T,) marks stop words,
+    ``word_offsets`` int64 (S+1,) each sentence's words. Same spans as
+    :func:`ngram_candidates_batch`, without Python strings."""
+    min_words = _int("min_words", min_words, 1)
+    max_words = _int("max_words", max_words, 0)
+    mask = np.ascontiguousarray(stop_mask, dtype=np.uint8)
+    off = np.ascontiguousarray(word_offsets, dtype=np.int64)
+    if off.ndim != 1 or len(off) < 1 or off[0] != 0 or off[-1] != len(mask) or (np.diff(off) < 0).any():
+        raise ParameterError(msg("E202", name="word_offsets", expected=f"non-decreasing bounds from 0 to {len(mask)}",
+                                 value=off[:8].tolist()))
+    return _ngrams(mask, off, min_words, max_words)
 
 
 def _ngrams(mask: np.ndarray, word_off: np.ndarray, min_words: int, max_words: int) -> Spans:

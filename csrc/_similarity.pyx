@@ -1,0 +1,54 @@
+# cython: language_level=3
+"""Element-wise steps of SimAlign's similarity for :mod:`xfast.align`, in one pass each.
+
+``divide_rows`` is the division of :func:`xfast.align.unit_rows` (each row by its norm) and
+``rescale`` SimAlign's ``(cos + 1) / 2`` in place; both are single IEEE operations per
+element in the input's precision, so the results equal numpy's bit for bit. Private kernels:
+the caller validates dtypes and shapes. Plain-Python twin: ``xfast/align/_similarity_py.py``.
+"""
+
+import numpy as np
+
+cimport numpy as cnp
+
+cnp.import_array()
+
+
+cdef extern from *:
+    """
+    /* plain loops over restrict pointers, so the compiler vectorises them */
+    static void xs_divide_rows(const float* restrict x, const float* restrict norms,
+                               float* restrict out, Py_ssize_t m, Py_ssize_t n) {
+        for (Py_ssize_t i = 0; i < m; i++) {
+            const float d = norms[i];
+            const float* restrict r = x + i * n;
+            float* restrict o = out + i * n;
+            for (Py_ssize_t j = 0; j < n; j++) o[j] = r[j] / d;
+        }
+    }
+    static void xs_rescale(float* restrict s, Py_ssize_t n) {
+        for (Py_ssize_t j = 0; j < n; j++) { float y = s[j] + 1.0f; s[j] = y / 2.0f; }
+    }
+    """
+    void xs_divide_rows(const float* x, const float* norms, float* out, Py_ssize_t m, Py_ssize_t n) nogil
+    void xs_rescale(float* s, Py_ssize_t n) nogil
+
+
+def divide_rows(const float[:, ::1] x, const float[::1] norms):
+    """``x / norms[:, None]`` as float32."""
+    cdef Py_ssize_t m = x.shape[0], n = x.shape[1]
+    cdef cnp.ndarray[float, ndim=2] out = np.empty((m, n), np.float32)
+    if m and n:
+        with nogil:
+            xs_divide_rows(&x[0, 0], &norms[0], <float*>cnp.PyArray_DATA(out), m, n)
+    return out
+
+
+def rescale(list mats):
+    """``(s + 1) / 2`` in place for every float32 matrix of ``mats`` (C-contiguous)."""
+    cdef float[:, ::1] s
+    for a in mats:
+        s = a
+        if s.shape[0] and s.shape[1]:
+            with nogil:
+                xs_rescale(&s[0, 0], s.shape[0] * s.shape[1])

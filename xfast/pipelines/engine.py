@@ -1,0 +1,76 @@
+"""The local engine: a pipeline's model forward overlapped with its host work.
+
+On a GPU the encoder is cheap and the host work around it (reading, tokenizing, similarity,
+extraction, projection, writing, scoring) decides the throughput; on a CPU they share the
+cores. :func:`overlapped` runs the model stage of batch k+1 in a worker thread while the
+caller runs the host stages of batch k (ONNX Runtime and CTranslate2 release the GIL), with
+at most ``depth`` batches waiting in between, so wall time tends to the larger of the two,
+not their sum. Results come back in input order whatever the timing, so outputs do not
+depend on the overlap.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TypeVar
+
+from xfast.pipelines.runner import RunReport
+
+__all__ = ["overlapped"]
+
+T = TypeVar("T")
+P = TypeVar("P")
+M = TypeVar("M")
+
+
+def overlapped(items: Iterable[T], prepare: Callable[[T], P], model: Callable[[P], M],
+               host: Callable[[T, P, M], None], *, report: RunReport, depth: int = 1,
+               overlap: bool = True, model_stage: str = "model") -> None:
+    """For each item: ``p = prepare(item)`` and ``m = model(p)``, then ``host(item, p, m)``.
+
+    ``prepare`` and ``host`` run in the caller's thread, in input order; ``model`` runs in one
+    worker thread, up to ``depth`` items ahead of ``host``. ``overlap=False`` runs everything
+    in the caller (the serial baseline). The model's busy time is added to
+    ``report.timings[model_stage]``, the caller's waits for it to ``"wait for model"``; an
+    exception in any stage stops the run and is raised here.
+    """
+    if depth < 1:
+        raise ValueError("depth must be >= 1")
+
+    def timed(p: P) -> tuple[M, float]:
+        t = time.perf_counter()
+        out = model(p)
+        return out, time.perf_counter() - t
+
+    if not overlap:
+        for item in items:
+            p = prepare(item)
+            out, busy = timed(p)
+            report.timings[model_stage] += busy
+            host(item, p, out)
+        return
+    pending: deque[tuple[T, P, Future]] = deque()
+    with ThreadPoolExecutor(1, thread_name_prefix="xfast-model") as pool:
+        try:
+            for item in items:
+                p = prepare(item)
+                pending.append((item, p, pool.submit(timed, p)))
+                if len(pending) > depth:
+                    _finish(pending.popleft(), host, report, model_stage)
+            while pending:
+                _finish(pending.popleft(), host, report, model_stage)
+        finally:
+            for _, _, fut in pending:
+                fut.cancel()
+
+
+def _finish(entry: tuple, host: Callable, report: RunReport, model_stage: str) -> None:
+    item, p, fut = entry
+    t = time.perf_counter()
+    out, busy = fut.result()
+    report.timings["wait for model"] += time.perf_counter() - t
+    report.timings[model_stage] += busy
+    host(item, p, out)
