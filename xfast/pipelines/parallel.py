@@ -26,7 +26,7 @@ from xfast.pipelines.runner import ProjectionConfig, RunReport, file_sha256, ver
 __all__ = ["project_parallel", "labeled_entities", "add_arguments", "main"]
 
 #: the encoder counts that depend only on the input (a resumed run reproduces them)
-_ENCODER_COUNTS = ("sentences", "subwords", "windowed", "truncated", "windows", "batches")
+_ENCODER_COUNTS = ("sentences", "subwords", "windowed", "truncated", "windows")
 
 
 def labeled_entities(labels: list[str], *, compat: bool = False) -> list[tuple[int, int, str]]:
@@ -149,7 +149,7 @@ def project_parallel(labeled: str | Path, receiving: dict[str, str | Path], out_
     transform = None if write_alignments else aligner.state_transform
 
     def model(prep):
-        before = {k: encoder.stats[k] for k in ("windowed", "windows", "batches")}
+        before = {k: encoder.stats[k] for k in ("windowed", "windows")}
         states = [stages.encode(sub, encoder, transform) for sub in prep[0]]
         return states, {k: encoder.stats[k] - v for k, v in before.items()}
 
@@ -228,10 +228,10 @@ def project_parallel(labeled: str | Path, receiving: dict[str, str | Path], out_
         write_json(out / "manifest.json", {
             "command": "project", "run_key": key, "inputs": inputs,
             "aligner": {**aligner.settings, "model_dir": str(aligner.encoder.model_dir)},
-            **settings, "versions": versions(), "outputs": {k: str(v) for k, v in outputs.items()}})
+            **settings, "versions": versions(), "outputs": {k: v.name for k, v in outputs.items()}})
     cache = encoder.word_cache
     run = {"timings_s": {k: round(v, 3) for k, v in report.timings.items()}, "resumed_shards": done,
-           "shards": shard["index"], "overlap": overlap,
+           "shards": shard["index"], "overlap": overlap, "encoder_batches": encoder.stats["batches"],
            "word_cache": {"hits": int(cache.hits), "misses": int(cache.misses),
                           "hit_rate": round(cache.hits / max(1, cache.hits + cache.misses), 4)}}
     write_json(out / "run.json", run)

@@ -89,8 +89,8 @@ class RunReport:
             "sentences": {"in": self.sentences_in, "out": self.sentences_out,
                           "failed": self.failed_total, "failed_by_reason": dict(self.failed_reasons)},
             "failures": self.failed[:_MAX_LISTED],
-            "entities": {k: dict(v) for k, v in self.entities.items()},
-            "projection": {k: dict(v) for k, v in self.projection.items()},
+            "entities": {k: dict(sorted(v.items())) for k, v in sorted(self.entities.items())},
+            "projection": {k: dict(sorted(v.items())) for k, v in sorted(self.projection.items())},
             "encoder": self.encoder,
             "timings_s": {k: round(v, 3) for k, v in self.timings.items()},
         }
