@@ -24,7 +24,7 @@ import math
 import shutil
 from pathlib import Path
 
-__all__ = ["NLLB_600M", "XLMR_LARGE", "copy_nllb", "random_xlmr_tagger", "xlmr_tokenizer_file"]
+__all__ = ["NLLB_600M", "XLMR_LARGE", "copy_nllb", "mini_e5", "random_xlmr_tagger", "xlmr_tokenizer_file"]
 
 NLLB_600M = dict(
     vocab_size=256206, d_model=1024, encoder_layers=12, decoder_layers=12, encoder_attention_heads=16,
@@ -190,3 +190,29 @@ def _bias_outside(model, tok, labels: dict[int, str], entity_rate: float) -> Non
     margin = others - logits[:, o]  # O wins where its bias exceeds this
     with torch.no_grad():
         model.classifier.bias[o] += float(torch.quantile(margin, 1.0 - entity_rate))
+
+
+def mini_e5(out: Path, *, hidden: int = 16, seed: int = 0) -> Path:
+    """A near-free encoder with the real tokenizer: e5-small's vocabulary and tokenizer, one
+    BERT layer ``hidden`` wide, random weights (what ``xfast project --aligner`` runs when
+    only the host work is to be measured). Built once into ``out``."""
+    import torch
+    from transformers import BertConfig, BertModel
+
+    from xfast.models.cache import atomic_dir
+    from xfast.models.registry import resolve
+
+    out = Path(out)
+    if (out / "model.safetensors").is_file():
+        return out
+    src = resolve("e5-small", kind="encoder", progress=False)
+    cfg = json.loads((src / "config.json").read_text())
+    cfg.update(hidden_size=hidden, num_hidden_layers=1, num_attention_heads=2, intermediate_size=2 * hidden)
+    with atomic_dir(out) as tmp:
+        torch.manual_seed(seed)
+        model = BertModel(BertConfig(**{k: v for k, v in cfg.items() if k not in ("architectures", "torch_dtype")}),
+                          add_pooling_layer=False).eval()
+        model.save_pretrained(str(tmp))
+        for name in ("tokenizer.json", "tokenizer_config.json"):
+            shutil.copy(src / name, tmp / name)
+    return out

@@ -11,6 +11,7 @@ depend on the overlap.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -20,6 +21,8 @@ from typing import TypeVar
 from xfast.pipelines.runner import RunReport
 
 __all__ = ["overlapped"]
+
+_SWITCH_S = 2e-4  # GIL switch interval while the two threads run
 
 T = TypeVar("T")
 P = TypeVar("P")
@@ -53,6 +56,10 @@ def overlapped(items: Iterable[T], prepare: Callable[[T], P], model: Callable[[P
             host(item, p, out)
         return
     pending: deque[tuple[T, P, Future]] = deque()
+    # the model thread wakes from a GIL-free forward and needs the GIL back at once: with
+    # the default 5 ms switch interval it would wait for the host thread that long each time
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(min(interval, _SWITCH_S))
     with ThreadPoolExecutor(1, thread_name_prefix="xfast-model") as pool:
         try:
             for item in items:
@@ -65,6 +72,7 @@ def overlapped(items: Iterable[T], prepare: Callable[[T], P], model: Callable[[P
         finally:
             for _, _, fut in pending:
                 fut.cancel()
+            sys.setswitchinterval(interval)
 
 
 def _finish(entry: tuple, host: Callable, report: RunReport, model_stage: str) -> None:

@@ -72,10 +72,11 @@ class Models:
             return spec
         key = (kind, str(spec) + variant)
         if key not in self._loaded:
-            t = time.perf_counter()
-            self._loaded[key] = build()
-            if self.report is not None:
-                self.report.timings[f"load {kind}"] += time.perf_counter() - t
+            if self.report is None:
+                self._loaded[key] = build()
+            else:
+                with self.report.stage(f"load {kind}"):
+                    self._loaded[key] = build()
         return self._loaded[key]
 
     def _providers(self) -> list[str] | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
+import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Sequence
@@ -66,15 +67,27 @@ class RunReport:
     projection: dict = field(default_factory=lambda: defaultdict(Counter))
     encoder: dict = field(default_factory=dict)
     timings: dict = field(default_factory=lambda: defaultdict(float))
+    _open: threading.local = field(default_factory=threading.local, repr=False, compare=False)
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
-        """Add the wall time of the ``with`` block to ``timings[name]``."""
+        """Add the wall time of the ``with`` block to ``timings[name]``, less the time of the
+        stages opened inside it (in the same thread): timings are exclusive, so they add up
+        to the run's wall time and no stage hides another."""
+        stack = getattr(self._open, "stack", None)
+        if stack is None:
+            stack = self._open.stack = []
+        inner = [0.0]
+        stack.append(inner)
         t = time.perf_counter()
         try:
             yield
         finally:
-            self.timings[name] += time.perf_counter() - t
+            elapsed = time.perf_counter() - t
+            stack.pop()
+            self.timings[name] += elapsed - inner[0]
+            if stack:
+                stack[-1][0] += elapsed
 
     def fail(self, where: str, index: int, reason: str) -> None:
         """Count one failed sentence with its reason."""

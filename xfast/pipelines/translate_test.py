@@ -97,7 +97,12 @@ def translate_stage(models: Models, translator, texts_of, n: int, src: str, tgt:
               "translator": models.translator_fields(translator), "max_length": FORWARD_MAX_LENGTH}
 
     def compute(lo: int, hi: int):
+        from xfast.text import prefetch_nltk, wait_nltk
+
+        prefetch_nltk()  # the source texts are detokenized with NLTK: import it while the model loads
         tr = models.translator(translator)
+        with report.stage("import nltk"):
+            wait_nltk()
         texts = texts_of(lo, hi)
         with report.stage(f"{stage}.model"):
             out, delta = _translate(tr, texts, src, tgt, FORWARD_MAX_LENGTH, lo)
@@ -120,7 +125,12 @@ def english_ner_stage(models: Models, ner_model, texts: list[str], upstream: str
               "tagger": models.tagger_fields(ner_model, truncate=truncate)}
 
     def compute(lo: int, hi: int):
+        from xfast.text import prefetch_nltk, wait_nltk
+
+        prefetch_nltk()
         tagger = models.tagger(ner_model, truncate=truncate)
+        with report.stage("import nltk"):
+            wait_nltk()
         words = [split(t) for t in texts[lo:hi]]
         with report.stage("ner-en.model"):
             ents = tagger.entities(words)
@@ -151,7 +161,12 @@ def backtranslate_stage(models: Models, translator, words: list[list[str]], enti
               "compat": compat, "splitter": splitter, "translator": models.translator_fields(translator)}
 
     def compute(lo: int, hi: int):
+        from xfast.text import prefetch_nltk, wait_nltk
+
+        prefetch_nltk()
         tr = models.translator(translator)
+        with report.stage("import nltk"):
+            wait_nltk()
         deltas: list[dict] = []
 
         def translate(texts: list[str], max_length: int) -> list[str]:

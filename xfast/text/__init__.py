@@ -8,7 +8,7 @@ from xfast.text.easyproject import (
     mark,
     match_brackets,
 )
-from xfast.text.split import Splitter, get_splitter, split_words
+from xfast.text.split import Splitter, get_splitter, prefetch_nltk, split_words, wait_nltk
 
 __all__ = [
     "EasyProjectStats",
@@ -19,5 +19,7 @@ __all__ = [
     "get_splitter",
     "mark",
     "match_brackets",
+    "prefetch_nltk",
     "split_words",
+    "wait_nltk",
 ]

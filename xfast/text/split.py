@@ -31,6 +31,7 @@ The jieba dictionary loads once, on the first Chinese sentence.
 from __future__ import annotations
 
 import threading
+from concurrent.futures import Future
 from collections.abc import Callable
 from functools import lru_cache
 from itertools import groupby
@@ -87,6 +88,7 @@ def splitter_lang(lang: str) -> str:
 
 _lock = threading.Lock()
 _state: dict[str, object] = {}
+_NLTK: Future | None = None
 
 
 def _punkt_tokenizer():
@@ -100,6 +102,37 @@ def _punkt_tokenizer():
             tok = _build_punkt()
             _state["punkt"] = tok
     return tok
+
+
+def prefetch_nltk() -> Future:
+    """Start importing the NLTK modules that splitting and Treebank detokenization use, in
+    a background thread, and return a future done when it finished (its error, if any, is
+    raised where NLTK is used). NLTK's package import takes seconds (it imports
+    ``scipy.stats``); a stage that will need it starts this before loading its model, so the
+    two overlap. Idempotent."""
+    global _NLTK
+    with _lock:
+        if _NLTK is None:
+            fut: Future = Future()
+
+            def run() -> None:
+                try:
+                    import nltk.tokenize.destructive  # noqa: F401
+                    import nltk.tokenize.punkt  # noqa: F401
+                    import nltk.tokenize.treebank  # noqa: F401
+                except BaseException as err:  # noqa: BLE001 - reported by the user of NLTK
+                    fut.set_exception(err)
+                else:
+                    fut.set_result(None)
+
+            threading.Thread(target=run, name="xfast-import-nltk", daemon=True).start()
+            _NLTK = fut
+        return _NLTK
+
+
+def wait_nltk() -> None:
+    """Wait for :func:`prefetch_nltk` (started now if it was not)."""
+    prefetch_nltk().exception()
 
 
 def _build_punkt():

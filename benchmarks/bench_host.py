@@ -1,0 +1,173 @@
+"""Host work per sentence pair of ``xfast project``: everything but the model forward (issue 11).
+
+On a GPU the encoder is cheap and the host work around it (reading, tokenizing, packing the
+encoder's input, similarity, extraction, the subword-to-word union, projection, writing,
+scoring, committing shards) decides the throughput. Three measurements:
+
+* ``test_host_us_per_pair``: heuristic + n-gram greedy on the Europarl-NER en->de test sets
+  repeated ``XFAST_BENCH_REPEAT`` times (default 26: 20,774 pairs), the process pinned to one
+  CPU and BLAS to one thread. The model forward is a stand-in
+  (:mod:`xfast.models.standin`: float32 states of the real shape, 384 wide, one per real
+  subword of the embedded e5-small's tokenizer) whose own time is subtracted. Baseline: the
+  loop as it was before the columnar pipeline (``_host_baseline.py``), same process, same
+  stand-in, same inputs; both give the same F1 (asserted). Prints microseconds per pair per
+  stage; asserts xfast's host work <= 100 us per pair (``XFAST_BENCH_HOST_US`` to change).
+* ``test_overlap``: the stand-in given a sleep per model call such that model time equals
+  host time; wall time serial vs overlapped (target >= 1.7x).
+* ``test_cli_marginal_and_rss``: ``xfast project`` as a user runs it, with a near-free real
+  encoder (one BERT layer 16 wide with e5-small's tokenizer, ``_random_models.mini_e5``) on
+  20k, 100k and 200k pairs: marginal wall time per pair between 20k and 100k, and peak RSS
+  (``/usr/bin/time -v``) at 20k and 200k (target: within 10%). Two cores, as a user would.
+
+Run: ``python -m pytest benchmarks/bench_host.py -s`` (about 5 minutes).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _host_baseline import baseline_project  # noqa: E402
+from _random_models import mini_e5  # noqa: E402
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "europarl-ner"
+REPEAT = int(os.environ.get("XFAST_BENCH_REPEAT", "26"))
+TARGET_US = float(os.environ.get("XFAST_BENCH_HOST_US", "100"))
+
+
+def cpu_line() -> str:
+    """CPU model, the SIMD flags that matter here, and the load average."""
+    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    model = re.search(r"model name\s*:\s*(.*)", info)
+    flags = set((re.search(r"flags\s*:\s*(.*)", info) or re.search("", "")).group(1).split()) if info else set()
+    simd = [f for f in ("avx2", "fma", "avx512f", "avx512vl", "avx512_vnni", "avx_vnni") if f in flags]
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return f"{model.group(1) if model else '?'}; flags: {' '.join(simd)}; load {load:.2f}"
+
+
+def _corpus(tmp: Path, repeat: int) -> tuple[Path, Path, int]:
+    en, de = tmp / "en.conll", tmp / "de.conll"
+    en.write_bytes((DATA / "en-europarl.test.conll02").read_bytes() * repeat)
+    de.write_bytes((DATA / "de-europarl.test.conll02").read_bytes() * repeat)
+    return en, de, 799 * repeat
+
+
+@pytest.fixture(scope="module")
+def e5():
+    from xfast.aligner import Aligner
+
+    return Aligner("e5-small")
+
+
+def test_host_us_per_pair(tmp_path, e5):
+    from threadpoolctl import threadpool_limits
+
+    from xfast.models.standin import stand_in
+    from xfast.pipelines.parallel import project_parallel
+
+    en, de, n = _corpus(tmp_path, REPEAT)
+    cpu = sorted(os.sched_getaffinity(0))[-1]
+    saved = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {cpu})
+    try:
+        with threadpool_limits(1):
+            model = stand_in(e5.encoder)
+            e5.encoder.word_cache.clear()
+            t = time.perf_counter()
+            base = baseline_project(en, {"de": de}, tmp_path / "base", e5, model.padded)
+            base_wall, base_model = time.perf_counter() - t, model.seconds
+            model.seconds = 0.0
+            e5.encoder.word_cache.clear()
+            t = time.perf_counter()
+            res = project_parallel(en, {"de": de}, tmp_path / "xfast", aligner=e5, progress=False, overlap=False)
+            wall, model_s = time.perf_counter() - t, model.seconds
+    finally:
+        os.sched_setaffinity(0, saved)
+    assert [round(r["overall_f1"], 12) for r in res["results"]] == [round(r["overall_f1"], 12) for r in base["results"]]
+    us = 1e6 / n
+    bt, xt = base["timings"], res["timings"]
+    rows = [
+        ("read", bt["read"], xt.get("read", 0.0)),
+        ("tokenize + encoder input/output (model excluded)", bt["tokenize+encode"] - base_model,
+         xt.get("tokenize", 0.0) + xt.get("encode", 0.0) - model_s),
+        ("similarity + extraction + union", bt["align"], xt.get("align", 0.0)),
+        ("projection (heuristic + n-gram greedy)", bt["project"], xt.get("project", 0.0)),
+        ("write", bt["write"], xt.get("write", 0.0)),
+        ("evaluate", bt["evaluate"], xt.get("evaluate", 0.0)),
+    ]
+    named = sum(r[2] for r in rows) + model_s
+    rows.append(("other (shard commits, loop)", base_wall - base_model - sum(r[1] for r in rows),
+                 wall - named - xt.get("load aligner", 0.0)))
+    host_base, host = base_wall - base_model, wall - model_s
+    print(f"\nhost work per pair, {n:,} Europarl en->de pairs, one core ({cpu_line()})")
+    print(f"{'stage':52s} {'before us':>10s} {'xfast us':>10s}")
+    for name, b, x in rows:
+        print(f"{name:52s} {b * us:10.1f} {x * us:10.1f}")
+    print(f"{'host total':52s} {host_base * us:10.1f} {host * us:10.1f}   ratio {host_base / host:.1f}x")
+    print(f"{'stand-in model forward (excluded)':52s} {base_model * us:10.1f} {model_s * us:10.1f}")
+    wc = res["run"]["word_cache"]
+    print(f"word cache: {wc['hits']:,} hits, {wc['misses']:,} misses, hit rate {wc['hit_rate']:.3f}")
+    assert host * us <= TARGET_US, f"host work {host * us:.1f} us per pair > {TARGET_US}"
+
+
+def test_overlap(tmp_path, e5):
+    """Model time made equal to host time: overlapped wall time tends to the larger of the
+    two instead of their sum."""
+    from xfast.models.standin import stand_in
+    from xfast.pipelines.parallel import project_parallel
+
+    en, de, n = _corpus(tmp_path, max(4, REPEAT // 3))
+    model = stand_in(e5.encoder)
+    project_parallel(en, {"de": de}, tmp_path / "warm", aligner=e5, progress=False)  # warm the word cache
+    model.seconds, model.calls = 0.0, 0
+    t = time.perf_counter()
+    project_parallel(en, {"de": de}, tmp_path / "probe", aligner=e5, progress=False, overlap=False)
+    host = time.perf_counter() - t - model.seconds
+    delay = host / model.calls
+    walls = {}
+    for overlap in (False, True):
+        model = stand_in(e5.encoder, delay_s=delay)
+        t = time.perf_counter()
+        project_parallel(en, {"de": de}, tmp_path / f"run{overlap}", aligner=e5, progress=False, overlap=overlap)
+        walls[overlap] = time.perf_counter() - t
+    print(f"\noverlap, {n:,} pairs, model {model.seconds:.2f} s (a {delay * 1e3:.2f} ms sleep per call) "
+          f"vs host {host:.2f} s ({cpu_line()})")
+    print(f"serial {walls[False]:.2f} s, overlapped {walls[True]:.2f} s: {walls[False] / walls[True]:.2f}x")
+    assert walls[False] / walls[True] >= 1.7
+
+
+def _cli(tmp: Path, aligner: Path, repeat: int) -> tuple[float, int, int]:
+    en, de, n = _corpus(tmp, repeat)
+    cmd = ["/usr/bin/time", "-v", sys.executable, "-m", "xfast", "project", "--labeled", str(en), "--receiving",
+           f"de={de}", "--out", str(tmp / "out"), "--aligner", str(aligner), "--layer", "1", "--quiet",
+           "--method", "heuristic", "ngram-greedy"]
+    t = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE"})
+    wall = time.perf_counter() - t
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr).group(1))
+    return wall, rss, n
+
+
+def test_cli_marginal_and_rss(tmp_path):
+    from xfast.models.cache import cache_dir
+
+    if not Path("/usr/bin/time").exists():
+        pytest.skip("needs /usr/bin/time")
+    mini = mini_e5(cache_dir() / "bench" / "mini-e5-16")
+    _cli(tmp_path / "warm", mini, 1)  # exports the ONNX graph once
+    runs = {r: _cli(tmp_path / f"r{r}", mini, r) for r in (25, 125, 250)}
+    (w20, rss20, n20), (w100, _, n100), (w200, rss200, n200) = runs[25], runs[125], runs[250]
+    print(f"\nxfast project with a near-free encoder (1 layer, 16 wide, e5-small tokenizer), 2 cores ({cpu_line()})")
+    for r, (w, rss, n) in runs.items():
+        print(f"{n:>8,} pairs: {w:7.2f} s wall, peak RSS {rss / 1024:7.1f} MiB")
+    print(f"marginal wall time per pair, {n20:,} -> {n100:,}: {(w100 - w20) / (n100 - n20) * 1e6:.1f} us")
+    print(f"peak RSS {n200:,} / {n20:,} pairs: {rss200 / rss20:.3f}")
+    assert rss200 <= 1.10 * rss20
