@@ -799,70 +799,105 @@ cdef extern from *:
     #undef XA_ZERO
     #undef XA_UPDATE
 
-    /* float matrices up to 8 * XF2R_MAX columns: the column maxima and their rows stay in
-       registers (one specialisation per block count; past 6 blocks the compiler keeps some
-       of them on the stack), so no store-forward chain links one row to the next. Each
-       row's blocks go into a running sum: a NaN or +-inf leaves it non-finite (an overflow
-       of huge finite values may too, so the exact scan decides). */
+    /* Float matrices up to 8 * XF2R_MAX columns, one specialisation per block count: the
+       column maxima stay in registers (named per block: GCC keeps arrays of vectors on the
+       stack), their rows in the padded colarg buffer (16 registers hold no more), so each
+       cell is loaded once per use and no branch depends on the data.
+       INTD (the common case, similarities >= 0): while no value has its sign bit set, the
+       float order of the values is the int32 order of their bits and equal values have
+       equal bits, so compares and maxima run on the integer units (twice the float
+       throughput on Zen); a NaN or +inf is then the row's maximum, so the rows' maxima tell
+       whether one is present. A sign bit anywhere (negative values, -0.0, -inf) returns 2,
+       checked every 8 rows, and the float pass decides: there each row's blocks go into a
+       running sum, non-finite when a value is (or when huge finite values overflow, so the
+       exact scan decides). */
     #define XF2R_MAX 16
     #define XF2R_CASES(CALL) switch ((n + 7) / 8) {                                      \
         case 1: CALL(1); case 2: CALL(2); case 3: CALL(3); case 4: CALL(4);              \
         case 5: CALL(5); case 6: CALL(6); case 7: CALL(7); case 8: CALL(8);              \
         case 9: CALL(9); case 10: CALL(10); case 11: CALL(11); case 12: CALL(12);        \
         case 13: CALL(13); case 14: CALL(14); case 15: CALL(15); default: CALL(16); }
+    #define XF2R_EACH(F) F(0) F(1) F(2) F(3) F(4) F(5) F(6) F(7) F(8) F(9) F(10) F(11)   \
+                         F(12) F(13) F(14) F(15)
     /* the lowest set bit of up to 128 equality bits, without a branch */
     #define XF2R_FIRST(lo, hi, NB)                                                        \
         ((int32_t)(_tzcnt_u64(lo) + ((NB) > 8 ? _tzcnt_u64(hi) & (0 - (uint64_t)((lo) == 0)) : 0)))
+    #define XF2R_BITS(b, e) if ((b) < 8) lo |= (e) << (8 * ((b) & 7)); else hi |= (e) << (8 * ((b) & 7));
+    #define XF2_I(v) _mm256_castps_si256(v)
+    #define XF2_F(v) _mm256_castsi256_ps(v)
+    /* the maximum of the 8 int32 lanes, in every lane */
+    XF2R __m256i xf2_hmax_epi32(__m256i v) {
+        v = _mm256_max_epi32(v, _mm256_shuffle_epi32(v, 0x4e));
+        v = _mm256_max_epi32(v, _mm256_shuffle_epi32(v, 0xb1));
+        return _mm256_max_epi32(v, _mm256_permute2x128_si256(v, v, 1));
+    }
+    #define XF2R_GT(a, b) (INTD ? XF2_F(_mm256_cmpgt_epi32(XF2_I(a), XF2_I(b)))          \
+                                : _mm256_cmp_ps(a, b, _CMP_GT_OQ))
+    #define XF2R_EQ(a, b) (INTD ? XF2_F(_mm256_cmpeq_epi32(XF2_I(a), XF2_I(b)))          \
+                                : _mm256_cmp_ps(a, b, _CMP_EQ_OQ))
+    #define XF2R_MAXV(a, b) (INTD ? XF2_F(_mm256_max_epi32(XF2_I(a), XF2_I(b))) : _mm256_max_ps(a, b))
+    /* INTD: the sign bits seen; else the row's sum */
+    #define XF2R_ACC(a, x) (INTD ? _mm256_or_ps(a, x) : _mm256_add_ps(a, x))
     XF2R int xf2r_argmax_f(const float* s, Py_ssize_t m, Py_ssize_t n, Py_ssize_t ld,
-                           int32_t* rowarg, int32_t* colarg, const int NB) {
+                           int32_t* rowarg, int32_t* colarg, const int NB, const int INTD) {
         const __m256i tail = xf2_lanes((int)(n - 8 * (NB - 1)));
-        const __m256 ninf = _mm256_set1_ps(-INFINITY);
-        const __m256 fill = _mm256_andnot_ps(_mm256_castsi256_ps(tail), ninf);
-        __m256 cb[XF2R_MAX], acc = _mm256_setzero_ps();
-        __m256i ca[XF2R_MAX];
-        int b;
-        for (b = 0; b < NB; b++) { cb[b] = ninf; ca[b] = _mm256_setzero_si256(); }
+        /* below every value: lanes past the row end hold it */
+        const __m256 low = INTD ? XF2_F(_mm256_set1_epi32(INT32_MIN)) : _mm256_set1_ps(-INFINITY);
+        const __m256 fill = _mm256_andnot_ps(XF2_F(tail), low);
+        __m256 x, acc = _mm256_setzero_ps(), top = low;
+        #define XF2R_DECL(b) __m256 cb##b = low;
+        XF2R_EACH(XF2R_DECL)
+        #undef XF2R_DECL
+        for (int b = 0; b < NB; b++)
+            _mm256_storeu_si256((__m256i*)(colarg + 8 * b), _mm256_setzero_si256());
         for (Py_ssize_t i = 0; i < m; i++) {
             const float* r = s + i * ld;
-            const __m256 iv = _mm256_castsi256_ps(_mm256_set1_epi32((int)i));
+            const __m256 iv = XF2_F(_mm256_set1_epi32((int)i));
             if (i + XF_AHEAD < m)  /* rows ahead; the first ones came with the previous matrix */
-                for (b = 0; b < 8 * NB + 16; b += 16) __builtin_prefetch(r + XF_AHEAD * ld + b, 0, 3);
-            const __m256 raw = _mm256_maskload_ps(r + 8 * (NB - 1), tail);
+                for (int f = 0; f < 8 * NB + 16; f += 16) __builtin_prefetch(r + XF_AHEAD * ld + f, 0, 3);
+            const __m256 raw = _mm256_maskload_ps(r + 8 * (NB - 1), tail);  /* 0 past the end */
             const __m256 xl = _mm256_or_ps(raw, fill);
-            __m256 x, rm = xl, s0 = raw, s1 = _mm256_setzero_ps();
-            for (b = 0; b < NB; b++) {
-                x = b == NB - 1 ? xl : _mm256_loadu_ps(r + 8 * b);
-                const __m256 g = _mm256_cmp_ps(x, cb[b], _CMP_GT_OQ);
-                cb[b] = _mm256_max_ps(x, cb[b]);
-                ca[b] = _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(ca[b]), iv, g));
-                if (b < NB - 1) {
-                    rm = _mm256_max_ps(rm, x);
-                    if (b & 1) s1 = _mm256_add_ps(s1, x); else s0 = _mm256_add_ps(s0, x);
-                }
-            }
-            acc = _mm256_add_ps(acc, _mm256_add_ps(s0, s1));
-            const __m256 bv = xf2_hmax_ps(rm);
+            __m256 rm = xl, rs = raw;
+            #define XF2R_UPD(b) if ((b) < NB) {                                              \
+                x = (b) == NB - 1 ? xl : _mm256_loadu_ps(r + 8 * (b));                        \
+                const __m256 g = XF2R_GT(x, cb##b);                                           \
+                cb##b = XF2R_MAXV(x, cb##b);                                                  \
+                float* cp = (float*)(colarg + 8 * (b));                                       \
+                _mm256_storeu_ps(cp, _mm256_blendv_ps(_mm256_loadu_ps(cp), iv, g));           \
+                if ((b) < NB - 1) { rm = XF2R_MAXV(rm, x); rs = XF2R_ACC(rs, x); } }
+            XF2R_EACH(XF2R_UPD)
+            #undef XF2R_UPD
+            acc = XF2R_ACC(acc, rs);
+            const __m256 bv = INTD ? XF2_F(xf2_hmax_epi32(XF2_I(rm))) : xf2_hmax_ps(rm);
+            if (INTD) top = XF2R_MAXV(top, bv);
             uint64_t lo = 0, hi = 0;
-            for (b = 0; b < NB; b++) {
-                x = b == NB - 1 ? xl : _mm256_loadu_ps(r + 8 * b);
-                const uint64_t e = (uint64_t)(unsigned)_mm256_movemask_ps(_mm256_cmp_ps(x, bv, _CMP_EQ_OQ));
-                if (b < 8) lo |= e << (8 * b); else hi |= e << (8 * (b - 8));
-            }
+            #define XF2R_ROW(b) if ((b) < NB) {                                              \
+                x = (b) == NB - 1 ? xl : _mm256_loadu_ps(r + 8 * (b));                        \
+                XF2R_BITS(b, (uint64_t)(unsigned)_mm256_movemask_ps(XF2R_EQ(x, bv))) }
+            XF2R_EACH(XF2R_ROW)
+            #undef XF2R_ROW
             /* no branch on where the maximum is: it would be mispredicted */
             rowarg[i] = XF2R_FIRST(lo, hi, NB);
+            if (INTD && (i & 7) == 0 && _mm256_movemask_ps(acc)) return 2;
         }
-        for (b = 0; b < NB; b++) _mm256_storeu_si256((__m256i*)(colarg + 8 * b), ca[b]);
+        if (INTD)
+            return _mm256_movemask_ps(acc) ? 2 : _mm256_movemask_ps(XF2_F(_mm256_cmpgt_epi32(
+                XF2_I(top), _mm256_set1_epi32(0x7f7fffff)))) != 0;
         acc = _mm256_mul_ps(acc, _mm256_setzero_ps());  /* NaN exactly where acc is not finite */
         return _mm256_movemask_ps(_mm256_cmp_ps(acc, acc, _CMP_UNORD_Q)) != 0;
     }
     XF2 static int xf2r_pass_f(const float* s, Py_ssize_t m, Py_ssize_t n, Py_ssize_t ld,
                                int32_t* rowarg, int32_t* colarg, float* cb) {
-        int suspect;
+        int st = 0;
         if (n > 8 * XF2R_MAX) return xf2_argmax_f(s, m, n, ld, rowarg, colarg, cb);
-        #define XF2R_CALL(NB) suspect = xf2r_argmax_f(s, m, n, ld, rowarg, colarg, NB); break
+        #define XF2R_CALL(NB) st = xf2r_argmax_f(s, m, n, ld, rowarg, colarg, NB, 1); break
         XF2R_CASES(XF2R_CALL)
         #undef XF2R_CALL
-        return suspect && xf_nonfinite_f(s, m, n, ld);
+        if (st < 2) return st;
+        #define XF2R_CALL(NB) st = xf2r_argmax_f(s, m, n, ld, rowarg, colarg, NB, 0); break
+        XF2R_CASES(XF2R_CALL)
+        #undef XF2R_CALL
+        return st && xf_nonfinite_f(s, m, n, ld);
     }
 
     /* One itermax round on a float matrix, as xf5r_wround_f (see there): each group's
@@ -872,73 +907,91 @@ cdef extern from *:
                               const int NB) {
         const __m256i tail = xf2_lanes((int)(n - 8 * (NB - 1)));
         const __m256 ninf = _mm256_set1_ps(-INFINITY);
-        const __m256 fill = _mm256_andnot_ps(_mm256_castsi256_ps(tail), ninf);
-        __m256 cb[XF2R_MAX], ca[XF2R_MAX], x;
-        int b;
-        for (b = 0; b < NB; b++) {
-            cb[b] = ninf;
-            ca[b] = _mm256_castsi256_ps(_mm256_set1_epi32(rows[0]));
-        }
+        const __m256 fill = _mm256_andnot_ps(XF2_F(tail), ninf);
+        const __m256 first = XF2_F(_mm256_set1_epi32(rows[0]));
+        __m256 x;
+        #define XF2R_DECL(b) __m256 cb##b = ninf, ca##b = first;
+        XF2R_EACH(XF2R_DECL)
+        #undef XF2R_DECL
         for (Py_ssize_t t = 0; t < nr; t++) {
             const float* r = s + rows[t] * ld;
-            const __m256 iv = _mm256_castsi256_ps(_mm256_set1_epi32(rows[t]));
-            for (b = 0; b < NB; b++) {
-                x = b == NB - 1 ? _mm256_or_ps(_mm256_maskload_ps(r + 8 * b, tail), fill)
-                                : _mm256_loadu_ps(r + 8 * b);
-                const __m256 g = _mm256_cmp_ps(x, cb[b], _CMP_GT_OQ);
-                cb[b] = _mm256_max_ps(x, cb[b]);
-                ca[b] = _mm256_blendv_ps(ca[b], iv, g);
-            }
+            const __m256 iv = XF2_F(_mm256_set1_epi32(rows[t]));
+            #define XF2R_UPD(b) if ((b) < NB) {                                              \
+                x = (b) == NB - 1 ? _mm256_or_ps(_mm256_maskload_ps(r + 8 * (b), tail), fill) \
+                                  : _mm256_loadu_ps(r + 8 * (b));                             \
+                const __m256 g = _mm256_cmp_ps(x, cb##b, _CMP_GT_OQ);                         \
+                cb##b = _mm256_max_ps(x, cb##b);                                              \
+                ca##b = _mm256_blendv_ps(ca##b, iv, g); }
+            XF2R_EACH(XF2R_UPD)
+            #undef XF2R_UPD
         }
-        for (b = 0; b < NB; b++) {
-            _mm256_storeu_ps(best + 8 * b, cb[b]);
-            _mm256_storeu_ps((float*)(arg + 8 * b), ca[b]);
-        }
+        #define XF2R_STORE(b) if ((b) < NB) {                                                \
+            _mm256_storeu_ps(best + 8 * (b), cb##b);                                          \
+            _mm256_storeu_ps((float*)(arg + 8 * (b)), ca##b); }
+        XF2R_EACH(XF2R_STORE)
+        #undef XF2R_STORE
     }
-    /* Weighted row argmax on float groups: the free columns (lanes of fm) weigh wa, the
-       others (lanes of tm) wb; as xf5r_wrowarg_f. */
-    XF2R int32_t xf2r_wrowarg_f(const float* r, Py_ssize_t n, const __m256* fm,
-                                const __m256* tm, int has_f, int has_t, double wa, double wb,
-                                const int NB, const int ZT) {
+    /* Weighted row argmax of the rows rows[0 .. cnt), as xf5r_wrowarg_f: the free columns
+       (lanes of fm) weigh wa, the others (lanes of tm) wb (ZT: 0, a taken row); each
+       group's maximum is found on the floats, the two are weighed in double, and the first
+       column holding the winning value(s) is the argmax. A group of weight 0 is all zeros
+       (each of its cells holds the maximum); an empty group never wins. */
+    XF2R void xf2r_wrows_f(const float* s, Py_ssize_t ld, const int32_t* rows, Py_ssize_t cnt,
+                           Py_ssize_t n, const __m256* fm, const __m256* tm, int has_f,
+                           int has_t, double wa, double wb, int32_t* rowarg, const int NB,
+                           const int ZT) {
         const __m256i tail = xf2_lanes((int)(n - 8 * (NB - 1)));
         const __m256 ninf = _mm256_set1_ps(-INFINITY);
-        __m256 x[XF2R_MAX], mf = ninf, mt = ninf;
-        int b;
-        for (b = 0; b < NB; b++) {
-            x[b] = b == NB - 1 ? _mm256_maskload_ps(r + 8 * b, tail) : _mm256_loadu_ps(r + 8 * b);
-            mf = _mm256_max_ps(mf, _mm256_blendv_ps(ninf, x[b], fm[b]));
-            if (!ZT)  /* ZT: the other columns weigh 0 (a taken row), their max is not needed */
-                mt = _mm256_max_ps(mt, _mm256_blendv_ps(ninf, x[b], tm[b]));
+        const __m256 zf = XF2_F(_mm256_set1_epi32(-(int)(wa == 0.0)));
+        const __m256 zt = XF2_F(_mm256_set1_epi32(-(int)(ZT || wb == 0.0)));
+        for (Py_ssize_t t = 0; t < cnt; t++) {
+            const float* r = s + rows[t] * ld;
+            __m256 x, mf = ninf, mt = ninf;
+            #define XF2R_MAXES(b) if ((b) < NB) {                                            \
+                x = (b) == NB - 1 ? _mm256_maskload_ps(r + 8 * (b), tail)                     \
+                                  : _mm256_loadu_ps(r + 8 * (b));                             \
+                mf = _mm256_max_ps(mf, _mm256_blendv_ps(ninf, x, fm[b]));                     \
+                if (!ZT) mt = _mm256_max_ps(mt, _mm256_blendv_ps(ninf, x, tm[b])); }
+            XF2R_EACH(XF2R_MAXES)
+            #undef XF2R_MAXES
+            const __m256 vf = xf2_hmax_ps(mf);
+            const __m256 vt = ZT ? _mm256_setzero_ps() : xf2_hmax_ps(mt);
+            const double df = !has_f ? -INFINITY : wa == 0.0 ? 0.0 : (double)_mm256_cvtss_f32(vf) * wa;
+            const double dt = !has_t ? -INFINITY : ZT || wb == 0.0 ? 0.0
+                                                 : (double)_mm256_cvtss_f32(vt) * wb;
+            const __m256 use_f = XF2_F(_mm256_set1_epi32(-(int)(df >= dt)));
+            const __m256 use_t = XF2_F(_mm256_set1_epi32(-(int)(dt >= df)));
+            uint64_t lo = 0, hi = 0;
+            #define XF2R_ROW(b) if ((b) < NB) {                                              \
+                x = (b) == NB - 1 ? _mm256_maskload_ps(r + 8 * (b), tail)                     \
+                                  : _mm256_loadu_ps(r + 8 * (b));                             \
+                const __m256 ef = _mm256_and_ps(_mm256_and_ps(use_f, fm[b]),                  \
+                    _mm256_or_ps(zf, _mm256_cmp_ps(x, vf, _CMP_EQ_OQ)));                      \
+                const __m256 et = _mm256_and_ps(_mm256_and_ps(use_t, tm[b]),                  \
+                    _mm256_or_ps(zt, _mm256_cmp_ps(x, vt, _CMP_EQ_OQ)));                      \
+                XF2R_BITS(b, (uint64_t)(unsigned)_mm256_movemask_ps(_mm256_or_ps(ef, et))) }
+            XF2R_EACH(XF2R_ROW)
+            #undef XF2R_ROW
+            rowarg[rows[t]] = XF2R_FIRST(lo, hi, NB);
         }
-        const float bf = _mm256_cvtss_f32(xf2_hmax_ps(mf));
-        const float bt = ZT ? 0.0f : _mm256_cvtss_f32(xf2_hmax_ps(mt));
-        const double df = !has_f ? -INFINITY : wa == 0.0 ? 0.0 : (double)bf * wa;
-        const double dt = !has_t ? -INFINITY : ZT || wb == 0.0 ? 0.0 : (double)bt * wb;
-        const __m256 use_f = _mm256_castsi256_ps(_mm256_set1_epi32(-(int)(df >= dt)));
-        const __m256 use_t = _mm256_castsi256_ps(_mm256_set1_epi32(-(int)(dt >= df)));
-        const __m256 vf = _mm256_set1_ps(bf), vt = _mm256_set1_ps(bt);
-        uint64_t lo = 0, hi = 0;
-        for (b = 0; b < NB; b++) {
-            const __m256 in_f = _mm256_and_ps(use_f, fm[b]);
-            const __m256 in_t = _mm256_and_ps(use_t, tm[b]);
-            const __m256 ef = wa == 0.0 ? in_f : _mm256_and_ps(in_f, _mm256_cmp_ps(x[b], vf, _CMP_EQ_OQ));
-            const __m256 et = ZT || wb == 0.0 ? in_t
-                              : _mm256_and_ps(in_t, _mm256_cmp_ps(x[b], vt, _CMP_EQ_OQ));
-            const uint64_t e = (uint64_t)(unsigned)_mm256_movemask_ps(_mm256_or_ps(ef, et));
-            if (b < 8) lo |= e << (8 * b); else hi |= e << (8 * (b - 8));
-        }
-        return XF2R_FIRST(lo, hi, NB);
     }
-    XF2 static int32_t xf2r_wrow_free_f(const float* r, Py_ssize_t n, const __m256* fm,
-                                        const __m256* tm, int has_f, int has_t, double wa,
-                                        double wb) {
-        #define XF2R_CALL(NB) return xf2r_wrowarg_f(r, n, fm, tm, has_f, has_t, wa, wb, NB, 0)
+    /* the rows' weighted row argmax: free rows (both column groups weigh > 0 as alpha > 0) */
+    XF2 static void xf2r_wrows_free_f(const float* s, Py_ssize_t ld, const int32_t* rows,
+                                      Py_ssize_t cnt, Py_ssize_t n, const __m256* fm,
+                                      const __m256* tm, int has_f, int has_t, double wa,
+                                      double wb, int32_t* rowarg) {
+        #define XF2R_CALL(NB) xf2r_wrows_f(s, ld, rows, cnt, n, fm, tm, has_f, has_t, wa, wb, \
+                                           rowarg, NB, 0); break
         XF2R_CASES(XF2R_CALL)
         #undef XF2R_CALL
     }
-    XF2 static int32_t xf2r_wrow_taken_f(const float* r, Py_ssize_t n, const __m256* fm,
-                                         const __m256* tm, int has_f, int has_t, double wa) {
-        #define XF2R_CALL(NB) return xf2r_wrowarg_f(r, n, fm, tm, has_f, has_t, wa, 0.0, NB, 1)
+    /* ... and taken rows: the taken columns weigh 0 */
+    XF2 static void xf2r_wrows_taken_f(const float* s, Py_ssize_t ld, const int32_t* rows,
+                                       Py_ssize_t cnt, Py_ssize_t n, const __m256* fm,
+                                       const __m256* tm, int has_f, int has_t, double wa,
+                                       int32_t* rowarg) {
+        #define XF2R_CALL(NB) xf2r_wrows_f(s, ld, rows, cnt, n, fm, tm, has_f, has_t, wa, 0.0, \
+                                           rowarg, NB, 1); break
         XF2R_CASES(XF2R_CALL)
         #undef XF2R_CALL
     }
@@ -1009,10 +1062,8 @@ cdef extern from *:
             ct += need[i] & (rfree[i] == 0);
             rowarg[i] = 0;
         }
-        for (Py_ssize_t t = 0; t < cf; t++)
-            rowarg[rows[t]] = xf2r_wrow_free_f(s + rows[t] * ld, n, fm, tm, nfc > 0, nfc < n, w2, w1);
-        for (Py_ssize_t t = 0; t < ct; t++)
-            rowarg[trows[t]] = xf2r_wrow_taken_f(s + trows[t] * ld, n, fm, tm, nfc > 0, nfc < n, w1);
+        if (cf) xf2r_wrows_free_f(s, ld, rows, cf, n, fm, tm, nfc > 0, nfc < n, w2, w1, rowarg);
+        if (ct) xf2r_wrows_taken_f(s, ld, trows, ct, n, fm, tm, nfc > 0, nfc < n, w1, rowarg);
         for (i = 0; i < m; i++) {
             j = rowarg[i];
             newrow[added] = (int32_t)i;

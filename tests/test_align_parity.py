@@ -26,7 +26,7 @@ simalign = pytest.importorskip("simalign.simalign")
 SA = simalign.SentenceAligner
 
 KINDS = ("uniform", "ties", "constant_rows", "near_ties", "cosine", "float64_signed",
-         "constant", "distorted")
+         "constant", "distorted", "float32_signed", "signed_late", "signed_zeros")
 
 
 def make_matrix(m: int, n: int, kind: str, seed: int) -> np.ndarray:
@@ -50,6 +50,17 @@ def make_matrix(m: int, n: int, kind: str, seed: int) -> np.ndarray:
         return rng.standard_normal((m, n)) * 10
     if kind == "constant":
         return np.full((m, n), rng.random(), dtype=np.float32)
+    if kind == "float32_signed":
+        return rng.standard_normal((m, n)).astype(np.float32)
+    if kind == "signed_late":
+        # >= 0 but for a few cells in later rows: the kernels' integer pass gives up midway
+        s = rng.random((m, n), dtype=np.float32)
+        rows = rng.integers(m // 2, m, 2)
+        s[rows, rng.integers(0, n, 2)] *= -1
+        return s
+    if kind == "signed_zeros":
+        # -0.0 == 0.0 for argmax: ties between them go to the first index
+        return rng.choice(np.array([-0.0, 0.0, 0.0, 0.5, -0.5], dtype=np.float32), (m, n))
     # a float32 similarity with SimAlign's float64 distortion
     return SA.apply_distortion(rng.random((m, n), dtype=np.float32), float(rng.random()))
 
@@ -156,7 +167,8 @@ def test_each_simd_level_matches_simalign(simd_level, specs):
 EDGE_N = (1, 2, 7, 8, 9, 15, 16, 17, 31, 33, 63, 64, 65, 127, 128, 129, 200)
 
 
-@pytest.mark.parametrize("kind", ("uniform", "ties", "near_ties", "constant", "float64_signed"))
+@pytest.mark.parametrize("kind", ("uniform", "ties", "near_ties", "constant", "float64_signed",
+                                  "float32_signed", "signed_late", "signed_zeros"))
 def test_each_simd_level_block_edges(simd_level, kind):
     """Every column count around the 8- and 16-lane blocks and the register-resident limit,
     m = 1 too: simalign's pairs, and the same through a padded batch."""
@@ -176,7 +188,7 @@ def test_each_simd_level_reports_nonfinite(simd_level, dtype):
     is reported at every level; huge finite values are not."""
     rng = np.random.default_rng(5)
     for m, n in ((1, 1), (3, 7), (5, 8), (4, 9), (2, 17), (6, 64), (2, 129), (3, 200)):
-        for value in (np.nan, np.inf, -np.inf):
+        for value in (np.nan, -np.nan, np.inf, -np.inf):
             for i, j in ((0, 0), (m - 1, n - 1), (m // 2, n // 2), (m - 1, 0)):
                 s = rng.random((m, n)).astype(dtype)
                 s[i, j] = value
