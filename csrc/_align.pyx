@@ -1221,27 +1221,32 @@ cdef Py_ssize_t _itermax_rounds(const real* s, Py_ssize_t m, Py_ssize_t n, Py_ss
                                 const Params* p, Work* w, Py_ssize_t k) noexcept nogil:
     """Extend the ``k`` sorted inter codes in ``w.codes`` by SimAlign's itermax rounds,
     keeping them sorted: a round's pairs come in row order, and are merged in."""
-    cdef Py_ssize_t i, j, t, count, nfr, nfc, added, a, b, k0
+    cdef Py_ssize_t i, j, t, count, added, a, b, k0
+    # free rows and columns: an inter pair takes one row and one column of its own
+    cdef Py_ssize_t nfr = m - k, nfc = n - k
     cdef int64_t x, y
     cdef bint take
-    memset(w.rfree, 1, m)
-    memset(w.cfree, 1, n)
+    cdef char* rfree = w.rfree
+    cdef char* cfree = w.cfree
+    # a column's weights by whether it is free: a table, not a branch on the data
+    cdef double wsel0[2]
+    cdef double wsel1[2]
+    wsel0[0] = 0.0
+    wsel0[1] = p.w1
+    wsel1[0] = p.w1
+    wsel1[1] = p.w2
+    memset(rfree, 1, m)
+    memset(cfree, 1, n)
     for t in range(k):
-        w.rfree[_hi(w.codes[t])] = 0
-        w.cfree[_lo(w.codes[t])] = 0
+        rfree[_hi(w.codes[t])] = 0
+        cfree[_lo(w.codes[t])] = 0
     count = 1
     while count < p.max_count:
-        nfr = 0
-        nfc = 0
-        for i in range(m):
-            nfr += w.rfree[i]
-        for j in range(n):
-            nfc += w.cfree[j]
         if nfr == 0 or nfc == 0:
             break
         for j in range(n):
-            w.wv0[j] = p.w1 if w.cfree[j] else 0.0
-            w.wv1[j] = p.w2 if w.cfree[j] else p.w1
+            w.wv0[j] = wsel0[cfree[j] != 0]
+            w.wv1[j] = wsel1[cfree[j] != 0]
         added = -1
         if real is float:
             added = xf_wround_f(s, m, n, ld, w.rfree, w.cfree, p.w1, p.w2, w.wv0, w.wv1,
@@ -1282,8 +1287,10 @@ cdef Py_ssize_t _itermax_rounds(const real* s, Py_ssize_t m, Py_ssize_t n, Py_ss
             j = w.rowarg[i]
             w.codes[k] = _code(i, j)
             k += 1
-            w.rfree[i] = 0
-            w.cfree[j] = 0
+            nfr -= rfree[i]
+            nfc -= cfree[j]
+            rfree[i] = 0
+            cfree[j] = 0
         # merge the sorted runs [0, k0) and [k0, k) (no pair is in both) without branching
         # on the data: run A is copied out, and both runs end in a sentinel
         memcpy(w.wcodes, w.codes, k0 * sizeof(int64_t))
