@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests._pipeline_helpers import DATA, head_conll
-from xfast.errors import PipelineError
+from xfast.errors import OutputError, PipelineError
 from xfast.evaluate import ScoreCounts, proj_ratio, scores
 from xfast.io import read_conll, write_conll
 from xfast.io.columns import from_sentences, LabelTypes
@@ -123,7 +123,7 @@ def test_a_file_no_run_wrote_is_refused(tmp_path, corpus, aligner):
     with pytest.raises(PipelineError, match="E521.*de.heuristic.conll, which no xfast run recorded"):
         project_parallel(en, {"de": de}, out, aligner=aligner, methods=("heuristic",), progress=False)
     assert (out / "de.heuristic.conll").read_text() == "mine\n"
-    with pytest.raises(PipelineError, match="E522"):
+    with pytest.raises(OutputError, match="E522"):
         project_parallel(en, {"de": de}, out / "de.heuristic.conll", aligner=aligner, progress=False)
 
 

@@ -149,6 +149,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except XfastError as err:
         print(f"xfast: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # a file operation no stage turned into an XfastError
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"xfast: error: {where}{err.strerror or err}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("xfast: interrupted", file=sys.stderr)
         return 130

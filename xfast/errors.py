@@ -28,6 +28,18 @@ class DataError(XfastError, ValueError):
         super().__init__(f"{where}: {problem}")
 
 
+class OutputError(XfastError, OSError):
+    """An output that cannot be written (a read-only place, a full disk, a file in the way)."""
+
+    def __init__(self, path: str | Path, problem: str):
+        self.path = str(path)
+        self.problem = problem
+        XfastError.__init__(self, msg("E522", path=path, problem=problem))
+
+    def __str__(self) -> str:
+        return msg("E522", path=self.path, problem=self.problem)
+
+
 class ParameterError(XfastError, ValueError):
     """A parameter outside its valid set or range."""
 
@@ -53,6 +65,7 @@ E = {
     "E108": "gold and prediction differ in {what}: gold has {ng}, prediction has {np}",
     "E109": "column count changed from {expected} to {got} within the file",
     "E110": "no such file",
+    "E111": "cannot read the file: {reason}",
     # parameters (2xx)
     "E201": "The {name!r} parameter must be one of {options}. Got {value!r} instead.",
     "E202": "The {name!r} parameter must be {expected}. Got {value!r} instead.",

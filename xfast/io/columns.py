@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from xfast.errors import DataError, msg
+from xfast.io.files import open_input
 
 from . import _text_py
 
@@ -208,12 +209,8 @@ def _bad_line(path: str | Path, kind: int, line: int, raw: bytes, ncols: int) ->
 def _parse_stream(path: str | Path, mode: int, labels: bool, types: LabelTypes,
                   block: int) -> Iterator[TokenColumns]:
     """Parsed pieces of the file, each holding the complete sentences of one block."""
-    try:
-        fh = open(path, "rb")
-    except FileNotFoundError:
-        raise DataError(path, None, msg("E110")) from None
     name = str(path)
-    with fh:
+    with open_input(path) as fh:
         buf = b""
         pos, line, after_doc, ncols = 0, 1, False, -1
         eof = False

@@ -9,9 +9,31 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TextIO
 
-from xfast.errors import DataError, msg
+from xfast.errors import DataError, OutputError, XfastError, msg
 
-__all__ = ["lines", "atomic_open"]
+__all__ = ["lines", "atomic_open", "make_dirs", "open_input"]
+
+
+def open_input(path: str | Path):
+    """``open(path, "rb")``; a missing or unreadable file is a :class:`DataError` naming it."""
+    try:
+        return open(path, "rb")
+    except FileNotFoundError:
+        raise DataError(path, None, msg("E110")) from None
+    except IsADirectoryError:
+        raise DataError(path, None, msg("E111", reason="it is a folder")) from None
+    except OSError as err:
+        raise DataError(path, None, msg("E111", reason=err.strerror or str(err))) from None
+
+
+def make_dirs(path: str | Path) -> None:
+    """``mkdir -p``; failing is an :class:`OutputError` naming the path and the reason."""
+    try:
+        Path(path).mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise OutputError(path, "exists and is not a folder") from None
+    except OSError as err:
+        raise OutputError(err.filename or path, err.strerror or str(err)) from None
 
 
 def lines(path: str | Path) -> Iterator[tuple[int, str]]:
@@ -19,11 +41,7 @@ def lines(path: str | Path) -> Iterator[tuple[int, str]]:
 
     A decoding error is a :class:`DataError` naming the file and the line.
     """
-    try:
-        fh = open(path, "rb")
-    except FileNotFoundError:
-        raise DataError(path, None, msg("E110")) from None
-    with fh:
+    with open_input(path) as fh:
         for no, raw in enumerate(fh, 1):
             if no == 1 and raw.startswith(b"\xef\xbb\xbf"):
                 raw = raw[3:]
@@ -50,8 +68,11 @@ def atomic_open(path: str | Path, mode: str = "w") -> Iterator[TextIO]:
     A killed or failing writer never leaves a half-written file at ``path``.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    make_dirs(path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    except OSError as err:
+        raise OutputError(path, err.strerror or str(err)) from None
     try:
         os.fchmod(fd, 0o666 & ~_UMASK)
         if mode == "wb":
@@ -61,6 +82,11 @@ def atomic_open(path: str | Path, mode: str = "w") -> Iterator[TextIO]:
             with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
                 yield fh
         os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
+    except BaseException as err:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        if isinstance(err, OSError) and not isinstance(err, XfastError):
+            raise OutputError(path, err.strerror or str(err)) from None
         raise

@@ -24,8 +24,8 @@ import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
-from xfast.errors import PipelineError, msg
-from xfast.io.files import atomic_open
+from xfast.errors import OutputError, PipelineError, msg
+from xfast.io.files import atomic_open, make_dirs
 from xfast.pipelines.runner import write_json
 
 __all__ = ["RunDir", "run_key", "STATE_DIR"]
@@ -58,7 +58,7 @@ class RunDir:
         (or files this run would overwrite) and ``overwrite`` is False.
         """
         if self.out.exists() and not self.out.is_dir():
-            raise PipelineError(msg("E522", path=self.out, problem="exists and is not a folder"))
+            raise OutputError(self.out, "exists and is not a folder")
         theirs = self._other_run()
         if theirs is not None:
             if not self.overwrite:
@@ -67,7 +67,7 @@ class RunDir:
         strays = [p for p in self._mine() if p.exists()]
         if strays and not self.overwrite and not self._own_complete_run():
             raise PipelineError(msg("E521", path=self.out, what=f"{strays[0].name}, which no xfast run recorded"))
-        self.out.mkdir(parents=True, exist_ok=True)
+        make_dirs(self.out)
         record = self.state_dir / "run.json"
         if record.is_file():
             return self._finished()

@@ -1,0 +1,101 @@
+"""Unwritable outputs, full disks, file permissions: one line and exit code 2, never a
+traceback or a half-written file; a rerun once the problem is gone ends as an uninterrupted run."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests._pipeline_helpers import DATA, head_conll
+from xfast.cli import main
+
+EUROPARL = DATA / "europarl-ner"
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory):
+    d = tmp_path_factory.mktemp("pair")
+    return (head_conll(EUROPARL / "en-europarl.test.conll02", 150, d / "en.conll"),
+            head_conll(EUROPARL / "de-europarl.test.conll02", 150, d / "de.conll"))
+
+
+def _args(pair, out, tiny_models):
+    return ["project", "--labeled", str(pair[0]), "--receiving", f"de={pair[1]}", "--out", str(out),
+            "--aligner", str(tiny_models["xlmr"]), "--layer", "2", "--quiet", "--batch-size", "16",
+            "--shard-size", "32", "--write-alignments"]
+
+
+def _error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "Traceback" not in err[0], err
+    return err[0]
+
+
+@pytest.fixture
+def tmpfs(tmp_path):
+    """A 24 KiB tmpfs (root only); yields its path and a function that resizes it."""
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24k", "tmpfs", str(mnt)], capture_output=True).returncode:
+        pytest.skip("needs root to mount a tmpfs")
+
+    def remount(opts: str) -> None:
+        subprocess.run(["mount", "-o", f"remount,{opts}", str(mnt)], check=True)
+
+    yield mnt, remount
+    subprocess.run(["umount", str(mnt)], check=False)
+
+
+def _files(out: Path) -> dict:
+    return {p.name: p.read_bytes() for p in sorted(out.iterdir()) if p.is_file() and p.name != "run.json"}
+
+
+def test_full_disk_stops_cleanly_and_a_rerun_completes_identically(tmp_path, pair, tiny_models, tmpfs, capsys):
+    mnt, remount = tmpfs
+    ref = tmp_path / "ref"
+    assert main(_args(pair, ref, tiny_models)) == 0
+    capsys.readouterr()
+    out = mnt / "out"
+    assert main(_args(pair, out, tiny_models)) == 2
+    line = _error_line(capsys)
+    assert "[E522]" in line and "No space left on device" in line and str(mnt) in line
+    assert not any(p.name.endswith(".tmp") for p in out.rglob("*"))  # no half-written file
+    remount("size=4m")
+    assert main(_args(pair, out, tiny_models)) == 0
+    assert _files(out) == _files(ref)
+
+
+def test_read_only_output_is_one_line_exit_2(tmp_path, pair, tiny_models, tmpfs, capsys):
+    mnt, remount = tmpfs
+    remount("ro")
+    assert main(_args(pair, mnt / "out", tiny_models)) == 2
+    line = _error_line(capsys)
+    assert "[E522]" in line and "Read-only file system" in line
+
+
+def test_out_naming_a_file_is_one_line_exit_2(tmp_path, pair, tiny_models, capsys):
+    f = tmp_path / "taken"
+    f.write_text("x")
+    assert main(_args(pair, f, tiny_models)) == 2
+    assert "exists and is not a folder" in _error_line(capsys)
+    assert f.read_text() == "x"
+
+
+def test_unreadable_input_is_one_line_exit_2(tmp_path, pair, tiny_models, capsys):
+    args = _args(pair, tmp_path / "out", tiny_models)
+    args[args.index("--labeled") + 1] = str(tmp_path)  # a folder, not a file
+    assert main(args) == 2
+    assert "[E110]" in _error_line(capsys)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("umask,mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_outputs_honour_the_umask(tmp_path, pair, tiny_models, umask, mode):
+    out = tmp_path / "out"
+    code = f"import os, sys; os.umask({umask}); from xfast.cli import main; sys.exit(main({_args(pair, out, tiny_models)!r}))"
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                   env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE"})
+    modes = {p.name: p.stat().st_mode & 0o777 for p in out.iterdir() if p.is_file()}
+    assert modes and set(modes.values()) == {mode}, modes
