@@ -73,6 +73,7 @@ cdef struct Work:
     double* rsum
     double* csum
     double* rmax
+    bint nonneg        # the last float pass saw no sign bit set (AVX2 passes only)
     # pair codes of one matrix, and their word codes
     int64_t* codes
     int64_t* wcodes
@@ -893,7 +894,7 @@ cdef extern from *:
         #define XF2R_CALL(NB) st = xf2r_argmax_f(s, m, n, ld, rowarg, colarg, NB, 1); break
         XF2R_CASES(XF2R_CALL)
         #undef XF2R_CALL
-        if (st < 2) return st;
+        if (st < 2) return st | 2;  /* bit 1: every value's sign bit is clear */
         #define XF2R_CALL(NB) st = xf2r_argmax_f(s, m, n, ld, rowarg, colarg, NB, 0); break
         XF2R_CASES(XF2R_CALL)
         #undef XF2R_CALL
@@ -935,11 +936,13 @@ cdef extern from *:
        (lanes of fm) weigh wa, the others (lanes of tm) wb (ZT: 0, a taken row); each
        group's maximum is found on the floats, the two are weighed in double, and the first
        column holding the winning value(s) is the argmax. A group of weight 0 is all zeros
-       (each of its cells holds the maximum); an empty group never wins. */
+       (each of its cells holds the maximum); an empty group never wins.
+       KT: the other group's first maximum is the row's unweighted argmax, rowarg[row] (see
+       xf2r_wround_f), so only the free columns are scanned. */
     XF2R void xf2r_wrows_f(const float* s, Py_ssize_t ld, const int32_t* rows, Py_ssize_t cnt,
                            Py_ssize_t n, const __m256* fm, const __m256* tm, int has_f,
                            int has_t, double wa, double wb, int32_t* rowarg, const int NB,
-                           const int ZT) {
+                           const int ZT, const int KT) {
         const __m256i tail = xf2_lanes((int)(n - 8 * (NB - 1)));
         const __m256 ninf = _mm256_set1_ps(-INFINITY);
         const __m256 zf = XF2_F(_mm256_set1_epi32(-(int)(wa == 0.0)));
@@ -951,14 +954,15 @@ cdef extern from *:
                 x = (b) == NB - 1 ? _mm256_maskload_ps(r + 8 * (b), tail)                     \
                                   : _mm256_loadu_ps(r + 8 * (b));                             \
                 mf = _mm256_max_ps(mf, _mm256_blendv_ps(ninf, x, fm[b]));                     \
-                if (!ZT) mt = _mm256_max_ps(mt, _mm256_blendv_ps(ninf, x, tm[b])); }
+                if (!ZT && !KT) mt = _mm256_max_ps(mt, _mm256_blendv_ps(ninf, x, tm[b])); }
             XF2R_EACH(XF2R_MAXES)
             #undef XF2R_MAXES
+            const int32_t jx = KT ? rowarg[rows[t]] : 0;
             const __m256 vf = xf2_hmax_ps(mf);
-            const __m256 vt = ZT ? _mm256_setzero_ps() : xf2_hmax_ps(mt);
+            const __m256 vt = ZT || KT ? _mm256_setzero_ps() : xf2_hmax_ps(mt);
             const double df = !has_f ? -INFINITY : wa == 0.0 ? 0.0 : (double)_mm256_cvtss_f32(vf) * wa;
             const double dt = !has_t ? -INFINITY : ZT || wb == 0.0 ? 0.0
-                                                 : (double)_mm256_cvtss_f32(vt) * wb;
+                              : (double)(KT ? r[jx] : _mm256_cvtss_f32(vt)) * wb;
             const __m256 use_f = XF2_F(_mm256_set1_epi32(-(int)(df >= dt)));
             const __m256 use_t = XF2_F(_mm256_set1_epi32(-(int)(dt >= df)));
             uint64_t lo = 0, hi = 0;
@@ -967,21 +971,31 @@ cdef extern from *:
                                   : _mm256_loadu_ps(r + 8 * (b));                             \
                 const __m256 ef = _mm256_and_ps(_mm256_and_ps(use_f, fm[b]),                  \
                     _mm256_or_ps(zf, _mm256_cmp_ps(x, vf, _CMP_EQ_OQ)));                      \
-                const __m256 et = _mm256_and_ps(_mm256_and_ps(use_t, tm[b]),                  \
+                const __m256 et = KT ? _mm256_setzero_ps() : _mm256_and_ps(                   \
+                    _mm256_and_ps(use_t, tm[b]),                                              \
                     _mm256_or_ps(zt, _mm256_cmp_ps(x, vt, _CMP_EQ_OQ)));                      \
                 XF2R_BITS(b, (uint64_t)(unsigned)_mm256_movemask_ps(_mm256_or_ps(ef, et))) }
             XF2R_EACH(XF2R_ROW)
             #undef XF2R_ROW
+            if (KT) {  /* the other group's first maximum, when it may win */
+                const uint64_t bit = (uint64_t)(dt >= df) << (jx & 63);
+                lo |= jx < 64 ? bit : 0;
+                hi |= jx < 64 ? 0 : bit;
+            }
             rowarg[rows[t]] = XF2R_FIRST(lo, hi, NB);
         }
     }
-    /* the rows' weighted row argmax: free rows (both column groups weigh > 0 as alpha > 0) */
+    /* the rows' weighted row argmax: free rows (both column groups weigh > 0 as alpha > 0;
+       kt: the taken columns' first maximum is rowarg's) */
     XF2 static void xf2r_wrows_free_f(const float* s, Py_ssize_t ld, const int32_t* rows,
                                       Py_ssize_t cnt, Py_ssize_t n, const __m256* fm,
                                       const __m256* tm, int has_f, int has_t, double wa,
-                                      double wb, int32_t* rowarg) {
-        #define XF2R_CALL(NB) xf2r_wrows_f(s, ld, rows, cnt, n, fm, tm, has_f, has_t, wa, wb, \
-                                           rowarg, NB, 0); break
+                                      double wb, int32_t* rowarg, int kt) {
+        #define XF2R_CALL(NB) if (kt) xf2r_wrows_f(s, ld, rows, cnt, n, fm, tm, has_f, has_t, \
+                                                   wa, wb, rowarg, NB, 0, 1);                 \
+                              else xf2r_wrows_f(s, ld, rows, cnt, n, fm, tm, has_f, has_t,    \
+                                                wa, wb, rowarg, NB, 0, 0);                    \
+                              break
         XF2R_CASES(XF2R_CALL)
         #undef XF2R_CALL
     }
@@ -991,7 +1005,7 @@ cdef extern from *:
                                        const __m256* tm, int has_f, int has_t, double wa,
                                        int32_t* rowarg) {
         #define XF2R_CALL(NB) xf2r_wrows_f(s, ld, rows, cnt, n, fm, tm, has_f, has_t, wa, 0.0, \
-                                           rowarg, NB, 1); break
+                                           rowarg, NB, 1, 0); break
         XF2R_CASES(XF2R_CALL)
         #undef XF2R_CALL
     }
@@ -1001,12 +1015,22 @@ cdef extern from *:
         XF2R_CASES(XF2R_CALL)
         #undef XF2R_CALL
     }
-    /* as xf5r_wround_f; bf, bt, af, at: whole 8-lane blocks */
+    /* as xf5r_wround_f; bf, bt, af, at: whole 8-lane blocks.
+       quick: the first round on a matrix whose values all have a clear sign bit (>= +0),
+       with 0 < w1 <= w2, so rowarg and colarg hold the unweighted argmaxes of the pass. A
+       free row weighs every cell at least as much as a taken row does (and a free column as
+       a taken one), and products of values >= 0 keep their order (the caller checked the
+       weights), so: a column whose first maximum M lies in a free row r goes to r; one whose
+       first maximum lies in a taken row has it as the taken rows' first maximum, and only
+       the free rows are scanned. Rows likewise: a free row whose first maximum lies in a
+       free column keeps it; one whose maximum lies in a taken column scans the free columns
+       only. (A tie at equal weighed values goes to the lower index, which the first maximum
+       is; a column of zeros goes to row 0, its first maximum.) */
     XF2 static Py_ssize_t xf2r_wround_f(
             const float* s, Py_ssize_t m, Py_ssize_t n, Py_ssize_t ld, const char* rfree,
             const char* cfree, double w1, double w2, const double* wv0, const double* wv1,
             int32_t* rows, int32_t* trows, float* bf, int32_t* af, float* bt, int32_t* at,
-            char* need, int32_t* rowarg, int32_t* colarg, int32_t* newrow) {
+            char* need, int32_t* rowarg, int32_t* colarg, int32_t* newrow, int quick) {
         Py_ssize_t nf = 0, nt = 0, i, j, added = 0;
         for (i = 0; i < m; i++) {
             rows[nf] = (int32_t)i;
@@ -1015,7 +1039,18 @@ cdef extern from *:
             nt += rfree[i] == 0;
         }
         if (nf) xf2r_colgroup_nb_f(s, ld, rows, nf, n, bf, af);
-        if (nt) xf2r_colgroup_nb_f(s, ld, trows, nt, n, bt, at);
+        if (quick) {
+            /* the taken rows' first maximum of each column, or none (-inf) where the column's
+               first maximum lies in a free row (that row wins) */
+            for (j = 0; j < n; j++) {
+                const int32_t r = colarg[j];
+                const float v[2] = {s[r * ld + j], -INFINITY};
+                bt[j] = v[rfree[r] != 0];
+                at[j] = r;
+            }
+        } else if (nt) {
+            xf2r_colgroup_nb_f(s, ld, trows, nt, n, bt, at);
+        }
         /* the two winners of each column, weighed in double; empty group: -inf; a group of
            weight 0 is all zeros: its first row */
         const __m256d zero = _mm256_setzero_pd(), ninf = _mm256_set1_pd(-INFINITY);
@@ -1027,8 +1062,10 @@ cdef extern from *:
             const __m256d zt = _mm256_cmp_pd(w0v, zero, _CMP_EQ_OQ);
             const __m256d df = nf ? _mm256_andnot_pd(zf, _mm256_mul_pd(_mm256_cvtps_pd(
                                     _mm_loadu_ps(bf + j)), w1v)) : ninf;
-            const __m256d dt = nt ? _mm256_andnot_pd(zt, _mm256_mul_pd(_mm256_cvtps_pd(
-                                    _mm_loadu_ps(bt + j)), w0v)) : ninf;
+            const __m256d tv = _mm256_cvtps_pd(_mm_loadu_ps(bt + j));
+            const __m256d dt = nt ? _mm256_blendv_pd(_mm256_andnot_pd(zt, _mm256_mul_pd(tv, w0v)),
+                                                     ninf, _mm256_cmp_pd(tv, ninf, _CMP_EQ_OQ))
+                                  : ninf;
             const __m128i fi = _mm_castps_si128(_mm_blendv_ps(
                 _mm_loadu_ps((const float*)(af + j)), _mm_castsi128_ps(f0), xf2_narrow(zf)));
             const __m128i ti = _mm_castps_si128(_mm_blendv_ps(
@@ -1053,16 +1090,19 @@ cdef extern from *:
             tm[b] = _mm256_and_ps(taken, lanes);
             nfc += __builtin_popcount((unsigned)_mm256_movemask_ps(fm[b]));
         }
-        /* the rows that can make a new pair: free ones, then taken ones */
+        /* the rows that can make a new pair: free ones, then taken ones (quick: a free row
+           whose first maximum lies in a free column keeps it); the other rows keep a valid
+           column */
         Py_ssize_t cf = 0, ct = 0;
         for (i = 0; i < m; i++) {
+            const int fr = rfree[i] != 0, keep = quick & (cfree[rowarg[i]] != 0);
             rows[cf] = (int32_t)i;
             trows[ct] = (int32_t)i;
-            cf += need[i] & (rfree[i] != 0);
-            ct += need[i] & (rfree[i] == 0);
-            rowarg[i] = 0;
+            cf += need[i] & fr & !keep;
+            ct += need[i] & !fr;
         }
-        if (cf) xf2r_wrows_free_f(s, ld, rows, cf, n, fm, tm, nfc > 0, nfc < n, w2, w1, rowarg);
+        if (cf) xf2r_wrows_free_f(s, ld, rows, cf, n, fm, tm, nfc > 0, nfc < n, w2, w1, rowarg,
+                                  quick);
         if (ct) xf2r_wrows_taken_f(s, ld, trows, ct, n, fm, tm, nfc > 0, nfc < n, w1, rowarg);
         for (i = 0; i < m; i++) {
             j = rowarg[i];
@@ -1144,7 +1184,7 @@ cdef extern from *:
                                   const double* wv0, const double* wv1, int32_t* rows,
                                   int32_t* trows, float* bf, int32_t* af, float* bt,
                                   int32_t* at, char* need, int32_t* rowarg, int32_t* colarg,
-                                  int32_t* newrow) {
+                                  int32_t* newrow, int first, int nonneg) {
     #ifdef XF5
         /* order kept only while x * w stays a normal double for every nonzero float32 x
            (>= 2^-149): a weight below 2^-873 makes products subnormal, and ties appear */
@@ -1155,7 +1195,8 @@ cdef extern from *:
                                      bf, af, bt, at, need, rowarg, colarg, newrow);
             if (lv == 1 && n <= 8 * XF2R_MAX)
                 return xf2r_wround_f(s, m, n, ld, rfree, cfree, w1, w2, wv0, wv1, rows, trows,
-                                     bf, af, bt, at, need, rowarg, colarg, newrow);
+                                     bf, af, bt, at, need, rowarg, colarg, newrow,
+                                     first && nonneg && w1 > 0.0 && w2 >= w1);
         }
     #endif
         return -1;
@@ -1185,7 +1226,8 @@ cdef extern from *:
                            const char* rfree, const char* cfree, double w1, double w2,
                            const double* wv0, const double* wv1, int32_t* rows, int32_t* trows,
                            float* bf, int32_t* af, float* bt, int32_t* at, char* need,
-                           int32_t* rowarg, int32_t* colarg, int32_t* newrow) nogil
+                           int32_t* rowarg, int32_t* colarg, int32_t* newrow, int first,
+                           int nonneg) nogil
     int xf_wpass_d(const double* s, Py_ssize_t m, Py_ssize_t n, Py_ssize_t ld,
                    const char* rfree, const double* wv0, const double* wv1, double* tmp,
                    int32_t* rowarg, int32_t* colarg, double* cb) nogil
@@ -1201,11 +1243,15 @@ cdef inline bint _nonfinite(const real* s, Py_ssize_t m, Py_ssize_t n, Py_ssize_
 cdef inline bint _argmax_pass(const real* s, Py_ssize_t m, Py_ssize_t n, Py_ssize_t ld,
                               Work* w) noexcept nogil:
     """Row-wise and column-wise argmax, first index on ties (numpy's argmax); True when a
-    value is NaN or infinite."""
+    value is NaN or infinite. Records in ``w.nonneg`` whether the pass knows every value's
+    sign bit to be clear."""
+    cdef int st
     if real is float:
-        return xf_pass_f(s, m, n, ld, w.rowarg, w.colarg, <float*>w.colbest)
+        st = xf_pass_f(s, m, n, ld, w.rowarg, w.colarg, <float*>w.colbest)
     else:
-        return xf_pass_d(s, m, n, ld, w.rowarg, w.colarg, w.colbest)
+        st = xf_pass_d(s, m, n, ld, w.rowarg, w.colarg, w.colbest)
+    w.nonneg = (st & 2) != 0
+    return (st & 1) != 0
 
 
 cdef inline void _weighted_argmax_pass(const real* s, Py_ssize_t m, Py_ssize_t n, Py_ssize_t ld,
@@ -1251,7 +1297,8 @@ cdef Py_ssize_t _itermax_rounds(const real* s, Py_ssize_t m, Py_ssize_t n, Py_ss
         if real is float:
             added = xf_wround_f(s, m, n, ld, w.rfree, w.cfree, p.w1, p.w2, w.wv0, w.wv1,
                                 w.path, w.remaining, <float*>w.u, w.col4row, <float*>w.v,
-                                w.row4col, w.sr, w.rowarg, w.colarg, w.newrow)
+                                w.row4col, w.sr, w.rowarg, w.colarg, w.newrow, count == 1,
+                                w.nonneg)
         if added < 0:
             _weighted_argmax_pass(s, m, n, ld, w)
             added = 0
