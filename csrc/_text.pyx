@@ -400,3 +400,57 @@ def format_conll(const uint8_t[::1] text, const int64_t[::1] tok_off, const int6
     finally:
         free(lab_ptr)
         free(lab_len)
+
+
+def count(const uint8_t[::1] data, Py_ssize_t pos, int mode, bint final, bint after_doc, bint in_sent):
+    """Sentences completed in the whole lines of ``data[pos:]`` (the last one too with
+    ``final``), without reading tokens: ``(n, consumed, after_doc, in_sent)`` to carry into
+    the next block. Same sentence rules as :func:`parse`."""
+    cdef Py_ssize_t end = data.shape[0], n = 0
+    cdef const uint8_t* base = &data[0] if end else NULL
+    cdef const uint8_t* p = base + pos
+    cdef const uint8_t* nl
+    cdef const uint8_t* le
+    cdef const uint8_t* a
+    cdef const uint8_t* b
+    cdef const uint8_t* tab
+    with nogil:
+        while p < base + end:
+            nl = <const uint8_t*>memchr(p, 10, base + end - p)
+            if nl == NULL:
+                if not final:
+                    break
+                nl = base + end
+            le = nl
+            while le > p and ((le - 1)[0] == 13 or (le - 1)[0] == 10):
+                le -= 1
+            if mode == MODE_TEXT:
+                n += 1
+                p = nl + 1
+                continue
+            a = _lstrip(p, le)
+            if a == le:
+                if in_sent:
+                    n += 1
+                    in_sent = False
+                elif not after_doc:
+                    n += 1
+                p = nl + 1
+                continue
+            tab = <const uint8_t*>memchr(p, 9, le - p)
+            if tab != NULL:
+                a, b = _lstrip(p, tab), _rstrip(p, tab)
+            else:
+                b = _field_end(a, le)
+            if b - a == 10 and memcmp(a, b"-DOCSTART-", 10) == 0:
+                after_doc = True
+            else:
+                after_doc = False
+                in_sent = True
+            p = nl + 1
+        if final and in_sent and p >= base + end:
+            n += 1
+            in_sent = False
+    if p > base + end:
+        p = base + end
+    return n, p - base, after_doc, in_sent

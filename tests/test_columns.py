@@ -50,6 +50,33 @@ def test_kernel_equals_twin(tmp_path, data, form, labels, block, chunk, bom):
     assert _read(path, KERNEL, **kw) == _read(path, _text_py, **kw)
 
 
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=pure, form=st.sampled_from(["conll", "text"]), block=st.sampled_from([1, 5, 64, 1 << 20]))
+def test_count_equals_sentences_read(tmp_path, data, form, block):
+    path = tmp_path / "c.txt"
+    path.write_bytes(data)
+    n = sum(len(c) for c in read_columns(path, form=form, labels=False))
+    for kernel in (KERNEL, _text_py):
+        saved, C._K = C._K, kernel
+        try:
+            assert C.count_sentences(path, form=form, block_size=block) == n
+        finally:
+            C._K = saved
+
+
+def test_check_parallel_refuses_empty_and_unequal_inputs(tmp_path):
+    a, b, e = tmp_path / "a.conll", tmp_path / "b.tok", tmp_path / "e.txt"
+    a.write_text("x\tO\n\ny\tO\n", encoding="utf-8")
+    b.write_text("u\nv\n\n", encoding="utf-8")
+    e.write_text("", encoding="utf-8")
+    with pytest.raises(DataError, match=r"\[E104\].*has 2.*b.tok has 3 \(a further blank"):
+        C.check_parallel([a, b])
+    with pytest.raises(DataError, match=r"\[E512\]"):
+        C.check_parallel([e, b])
+    b.write_text("u\nv\n", encoding="utf-8")
+    assert C.check_parallel([a, b]) == 2
+
+
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(sents=st.lists(st.lists(st.tuples(st.text(st.characters(blacklist_categories=("Cs",)), min_size=1,
                                                  max_size=6).filter(lambda t: t.strip() == t and t.split() == [t]

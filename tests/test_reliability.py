@@ -99,3 +99,20 @@ def test_outputs_honour_the_umask(tmp_path, pair, tiny_models, umask, mode):
                    env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE"})
     modes = {p.name: p.stat().st_mode & 0o777 for p in out.iterdir() if p.is_file()}
     assert modes and set(modes.values()) == {mode}, modes
+
+
+@pytest.mark.parametrize("limit", ["0", "-5"])
+def test_demo_refuses_a_limit_below_one(limit, capsys):
+    assert main(["demo", "--limit", limit]) == 2
+    line = _error_line(capsys)
+    assert "[E202]" in line and "limit" in line
+
+
+def test_empty_receiving_side_is_refused_before_any_output(tmp_path, pair, tiny_models, capsys):
+    empty = tmp_path / "de.txt"
+    empty.write_text("")
+    args = _args(pair, tmp_path / "out", tiny_models)
+    args[args.index("--receiving") + 1] = f"de={empty}"
+    assert main(args) == 2
+    assert "[E104]" in _error_line(capsys)
+    assert not (tmp_path / "out").exists()

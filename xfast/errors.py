@@ -58,7 +58,8 @@ E = {
     "E101": "cannot decode the file as {encoding}: {reason}",
     "E102": "expected a token and a label separated by a tab or space, got {line!r}",
     "E103": "invalid label {label!r}: expected 'O' or a B-/I- prefix and a type, e.g. 'B-PER'",
-    "E104": "parallel files differ in sentence count: {a} has {na}, {b} has {nb}",
+    "E104": "parallel files differ in sentence count: {a} has {na}, {b} has {nb} (a further blank "
+    "line in CoNLL, or an empty line in plain text, is an empty sentence)",
     "E105": "invalid JSON: {reason}",
     "E106": "JSONL record must have 'tokens' (list of str) and 'ner_tags' (list of the same length): {reason}",
     "E107": "invalid Pharaoh pair {pair!r}: expected 'i-j' with non-negative integers",

@@ -186,3 +186,34 @@ def format_conll(text, tok_off, sent_off, codes, table: list) -> bytes:
             out.append(text[to[k]:to[k + 1]] + b"\t" + table[cs[k]] + b"\n")
         out.append(b"\n")
     return b"".join(out)
+
+
+def count(data, pos: int, mode: int, final: bool, after_doc: bool, in_sent: bool) -> tuple:
+    """Sentences completed in the whole lines of ``data[pos:]`` (see the kernel)."""
+    data = bytes(data)
+    end, n, p = len(data), 0, pos
+    while p < end:
+        nl = data.find(b"\n", p)
+        if nl < 0:
+            if not final:
+                break
+            nl = end
+        text = data[p:nl].decode("utf-8", "replace").rstrip("\r\n")
+        p = nl + 1
+        if mode == 1:
+            n += 1
+            continue
+        if not text.strip():
+            if in_sent:
+                n, in_sent = n + 1, False
+            elif not after_doc:
+                n += 1
+            continue
+        cols = text.split("\t") if "\t" in text else text.split()
+        if cols[0].strip() == "-DOCSTART-":
+            after_doc = True
+        else:
+            after_doc, in_sent = False, True
+    if final and in_sent and p >= end:
+        n, in_sent = n + 1, False
+    return n, min(p, end), after_doc, in_sent

@@ -15,6 +15,8 @@ import time
 from importlib import resources
 from pathlib import Path
 
+from xfast.errors import ParameterError, msg
+
 __all__ = ["run_demo", "DEMO_LANGS", "DEMO_METHODS"]
 
 DEMO_LANGS = ("de", "es", "it")
@@ -37,6 +39,8 @@ def demo(*, quantize: str | None = None, limit: int | None = None, out_dir: str 
     from xfast.io import read_conll, write_conll
     from xfast.pipelines.parallel import project_parallel
 
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ParameterError(msg("E202", name="limit", expected="an int >= 1 (sentences to run on)", value=limit))
     t0 = time.perf_counter()
     aligner = Aligner("e5-small", quantize=quantize)
     load = time.perf_counter() - t0
@@ -48,7 +52,7 @@ def demo(*, quantize: str | None = None, limit: int | None = None, out_dir: str 
                 write_conll(files[lang], (s for i, s in zip(range(limit), read_conll(path))))
         res = project_parallel(files["en"], {lang: files[lang] for lang in DEMO_LANGS},
                                out_dir or Path(tmp) / "out", aligner=aligner, methods=DEMO_METHODS,
-                               progress=progress, total=limit or 799)
+                               progress=progress)
     paper = paper_f1()["simalign"]
     for row in res["results"]:
         row["paper_mbert_f1"] = paper[row["lang"]][row["method"]]
@@ -66,7 +70,8 @@ def run_demo(*, json_out: bool = False, quantize: str | None = None, limit: int 
         return 0
     rows = [[r["lang"], r["method"], r["overall_precision"], r["overall_recall"], r["overall_f1"],
              r["paper_mbert_f1"]] for r in res["results"]]
-    print("\nEuroparl-NER test (799 sentences), English gold entities projected with the embedded "
+    n = res["qa"]["sentences"]["in"]
+    print(f"\nEuroparl-NER test ({n} sentences), English gold entities projected with the embedded "
           "e5-small aligner (layer 8, itermax, subwords)" + (", int8 encoder" if quantize else "") + ":\n")
     print(format_table(["lang", "method", "precision", "recall", "f1", "paper mBERT f1"], rows))
     print("\nwall time per stage (s):")

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from xfast.errors import DataError, ParameterError, msg
+from xfast.errors import ParameterError, msg
 from xfast.pipelines.runner import ProjectionConfig, RunReport, file_sha256, versions, write_json
 
 __all__ = ["project_parallel", "labeled_entities", "add_arguments", "main"]
@@ -45,7 +45,7 @@ def project_parallel(labeled: str | Path, receiving: dict[str, str | Path], out_
                      config: ProjectionConfig | None = None, candidates: dict[str, str | Path] | None = None,
                      batch_size: int = 512, shard_size: int | None = None, write_alignments: bool = False,
                      label_set: set[str] | None = None, ignore: tuple[str, ...] = (),
-                     progress: bool = True, total: int | None = None, overwrite: bool = False,
+                     progress: bool = True, overwrite: bool = False,
                      overlap: bool = True) -> dict:
     """Project the labeled side's entities onto every receiving side with every method.
 
@@ -90,9 +90,9 @@ def project_parallel(labeled: str | Path, receiving: dict[str, str | Path], out_
     names = list(receiving)
     cand_names = [n for n in names if n in candidates and any(m.startswith("ner-") for m in methods)]
     paths = [Path(labeled)] + [Path(receiving[n]) for n in names] + [Path(candidates[n]) for n in cand_names]
-    for p in paths:  # before anything is created
-        if not p.is_file():
-            raise DataError(p, None, msg("E110"))
+    from xfast.io.columns import check_parallel
+
+    n_total = check_parallel(paths)  # missing, empty or unequal inputs stop before anything is made
     report = RunReport()
     if aligner is None:
         with report.stage("load aligner"):
@@ -125,7 +125,7 @@ def project_parallel(labeled: str | Path, receiving: dict[str, str | Path], out_
     shard = {"index": done, "sentences": 0, "parts": {k: [] for k in outputs}}
     chunks_in = read_parallel_columns(paths, labels=[True] + [None] * len(names) + [True] * len(cand_names),
                                       chunk_size=batch_size, types=types)
-    bar = tqdm(total=total, initial=done * shard_size, unit="sent", desc="project", disable=not progress)
+    bar = tqdm(total=n_total, initial=done * shard_size, unit="sent", desc="project", disable=not progress)
 
     def read():
         skip = done * shard_size
