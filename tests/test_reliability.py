@@ -87,7 +87,7 @@ def test_unreadable_input_is_one_line_exit_2(tmp_path, pair, tiny_models, capsys
     args = _args(pair, tmp_path / "out", tiny_models)
     args[args.index("--labeled") + 1] = str(tmp_path)  # a folder, not a file
     assert main(args) == 2
-    assert "[E110]" in _error_line(capsys)
+    assert "[E111] cannot read the file: it is a folder" in _error_line(capsys)
     assert not (tmp_path / "out").exists()
 
 
