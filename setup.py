@@ -25,6 +25,7 @@ OWNERS = {
     "_project": "xfast.project",
     "_text": "xfast.io",
     "_wordcache": "xfast.models",
+    "_packing": "xfast.models",
 }
 
 

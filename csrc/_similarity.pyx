@@ -26,21 +26,37 @@ cdef extern from *:
             for (Py_ssize_t j = 0; j < n; j++) o[j] = r[j] / d;
         }
     }
+    static void xs_divide_rows_inplace(float* restrict x, const float* restrict norms,
+                                       Py_ssize_t m, Py_ssize_t n) {
+        for (Py_ssize_t i = 0; i < m; i++) {
+            const float d = norms[i];
+            float* restrict r = x + i * n;
+            for (Py_ssize_t j = 0; j < n; j++) r[j] = r[j] / d;
+        }
+    }
     static void xs_rescale(float* restrict s, Py_ssize_t n) {
         for (Py_ssize_t j = 0; j < n; j++) { float y = s[j] + 1.0f; s[j] = y / 2.0f; }
     }
     """
     void xs_divide_rows(const float* x, const float* norms, float* out, Py_ssize_t m, Py_ssize_t n) nogil
+    void xs_divide_rows_inplace(float* x, const float* norms, Py_ssize_t m, Py_ssize_t n) nogil
     void xs_rescale(float* s, Py_ssize_t n) nogil
 
 
-def divide_rows(const float[:, ::1] x, const float[::1] norms):
-    """``x / norms[:, None]`` as float32."""
-    cdef Py_ssize_t m = x.shape[0], n = x.shape[1]
+def divide_rows(x, const float[::1] norms, bint inplace=False):
+    """``x / norms[:, None]`` for a C-contiguous float32 ``x``; ``inplace`` writes it over
+    ``x`` (no new memory to fault in) and returns ``x``."""
+    cdef float[:, ::1] xv = x
+    cdef Py_ssize_t m = xv.shape[0], n = xv.shape[1]
+    if inplace:
+        if m and n:
+            with nogil:
+                xs_divide_rows_inplace(&xv[0, 0], &norms[0], m, n)
+        return x
     cdef cnp.ndarray[float, ndim=2] out = np.empty((m, n), np.float32)
     if m and n:
         with nogil:
-            xs_divide_rows(&x[0, 0], &norms[0], <float*>cnp.PyArray_DATA(out), m, n)
+            xs_divide_rows(&xv[0, 0], &norms[0], <float*>cnp.PyArray_DATA(out), m, n)
     return out
 
 

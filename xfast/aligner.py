@@ -94,9 +94,9 @@ class Aligner:
         """The row-wise function the alignment applies to encoder states first (SimAlign's
         row normalisation on subwords; None otherwise): pass it to
         :meth:`Encoder.encode_subwords` to apply it while the states are in cache."""
-        from xfast.align import unit_rows
+        from xfast.align import unit_rows_inplace
 
-        return unit_rows if self.method != "softmax" and self.token_type == "bpe" else None
+        return unit_rows_inplace if self.method != "softmax" and self.token_type == "bpe" else None
 
     def align_columnar(self, labeled: Subwords, labeled_states: States, receiving: Subwords,
                        receiving_states: States) -> tuple[np.ndarray, np.ndarray]:
@@ -111,10 +111,11 @@ class Aligner:
                                      value=f"{len(receiving)} sentences"))
         lw, rw = _split(labeled.word_ids, labeled.offsets), _split(receiving.word_ids, receiving.offsets)
         kw = dict(self._kw)
-        if self.state_transform is not None:
+        unit = self.state_transform
+        if unit is not None:
             del kw["token_type"], kw["threshold"]
-            return align_unit_states(labeled_states.map(unit_rows).sentences(),
-                                     receiving_states.map(unit_rows).sentences(), lw, rw, **kw)
+            lab, rec = (s if s.transform is unit else s.map(unit_rows) for s in (labeled_states, receiving_states))
+            return align_unit_states(lab.sentences(), rec.sentences(), lw, rw, **kw)
         if self.compat and self.method == "softmax":
             kw["compat_awesome"] = True
         pairs = align_states_batch(labeled_states.sentences(), receiving_states.sentences(), lw, rw, **kw)

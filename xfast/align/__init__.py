@@ -46,6 +46,7 @@ __all__ = [
     "to_words",
     "to_words_batch",
     "unit_rows",
+    "unit_rows_inplace",
     "word_average",
 ]
 
@@ -545,18 +546,28 @@ def align_states_batch(labeled_states: Sequence[object], receiving_states: Seque
     return _kernel.split(pairs, counts)
 
 
-def unit_rows(states: np.ndarray) -> np.ndarray:
+def unit_rows(states: np.ndarray, *, inplace: bool = False) -> np.ndarray:
     """``states`` with every row scaled to unit L2 norm, exactly as SimAlign (scikit-learn's
     ``normalize``) computes it: float32 stays float32, near-zero rows are left as they are.
-    The input of :func:`align_unit_states`."""
+    ``inplace=True`` overwrites a C-contiguous float array and returns it. The input of
+    :func:`align_unit_states`."""
     x = _as_float(states, "states")
     if not len(x):
-        return x.copy()
+        return x if inplace else x.copy()
     norms = np.sqrt(np.einsum("ij,ij->i", x, x))
     norms[norms < 10 * np.finfo(norms.dtype).eps] = 1.0
     if x.dtype == np.float32 and x.flags.c_contiguous:
-        return _sim.divide_rows(x, norms)
+        return _sim.divide_rows(x, norms, inplace)
+    if inplace and x is states:
+        x /= norms[:, None]
+        return x
     return x / norms[:, None]
+
+
+def unit_rows_inplace(states: np.ndarray) -> np.ndarray:
+    """:func:`unit_rows` over ``states`` itself: for fresh model outputs, which nothing
+    else reads (the encoder's ``transform``)."""
+    return unit_rows(states, inplace=True)
 
 
 def align_unit_states(labeled: Sequence[np.ndarray], receiving: Sequence[np.ndarray],

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 
-def divide_rows(x: np.ndarray, norms: np.ndarray) -> np.ndarray:
-    """``x / norms[:, None]`` as float32."""
-    return np.asarray(x) / np.asarray(norms)[:, None]
+def divide_rows(x: np.ndarray, norms: np.ndarray, inplace: bool = False) -> np.ndarray:
+    """``x / norms[:, None]`` as float32; ``inplace`` writes it over ``x`` and returns ``x``."""
+    return np.divide(x, np.asarray(norms)[:, None], out=x if inplace else None)
 
 
 def rescale(mats: list) -> None:

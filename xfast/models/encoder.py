@@ -96,7 +96,7 @@ class States:
                  transform=None) -> None:
         self.blocks, self.where, self.offsets = blocks, where, offsets
         self.transform = transform  # applied to the model's states already (None: raw states)
-        self._mapped: dict = {} if transform is None else {transform: self}
+        self._mapped: dict = {}
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
@@ -112,13 +112,27 @@ class States:
         return [self.blocks[b][r:r + off[i + 1] - off[i]] for i, (b, r) in enumerate(w)]
 
     def map(self, fn) -> States:
-        """The raw states with ``fn`` applied to every block (a row-wise function), computed
-        once per ``fn`` and kept; the states themselves if they were made with ``fn``."""
+        """New states with ``fn`` (a row-wise function that leaves its input as it is)
+        applied to every block, computed once per ``fn`` and kept."""
         if fn not in self._mapped:
-            if self.transform is not None:
-                raise ValueError("these states were transformed already; map needs raw states")
             self._mapped[fn] = States([fn(b) for b in self.blocks], self.where, self.offsets, fn)
         return self._mapped[fn]
+
+
+def _kernels():
+    if os.environ.get("XFAST_PURE_PYTHON") != "1":
+        try:
+            from xfast.models import _packing
+
+            return _packing
+        except ImportError:  # extension not built: the twin packs the same
+            pass
+    from xfast.models import _packing_py
+
+    return _packing_py
+
+
+_pack = _kernels()
 
 
 def _word_cache(max_words: int):
@@ -617,8 +631,9 @@ class Encoder:
         sentences through windows), left where the model wrote them (:class:`States`).
 
         ``transform``: a row-wise function applied to each of the model's outputs as soon as
-        it is written (while it is in the CPU's caches), e.g. :func:`xfast.align.unit_rows`;
-        the result then holds the transformed states (``States.transform``)."""
+        it is written (while it is in the CPU's caches; it may work in place), e.g.
+        :func:`xfast.align.unit_rows_inplace`; the result then holds the transformed states
+        (``States.transform`` names it)."""
         offsets = sub.offsets
         lengths = np.diff(offsets)
         # passes: (sentence, start, end, own_start, own_end)
@@ -662,7 +677,7 @@ class Encoder:
         """Run every pass; returns the model's outputs and, per pass, (output, row of its
         first subword)."""
         pre, suf = np.asarray(self._prefix, np.int64), np.asarray(self._suffix, np.int64)
-        npre, extra = len(pre), len(pre) + len(suf)
+        extra = len(pre) + len(suf)
         lengths = passes[:, 2] - passes[:, 1] + extra
         order = np.argsort(lengths, kind="stable")
         sorted_len = lengths[order].tolist()
@@ -677,21 +692,9 @@ class Encoder:
                 j += 1
             rows = order[k:j]
             row_len = lengths[rows]
-            row_start = np.cumsum(row_len) - row_len
-            # every token's position in its row, and its row
-            total = int(row_len.sum())
-            row_of = np.repeat(np.arange(len(rows)), row_len)
-            content = np.arange(total) - row_start[row_of] - npre   # index within the pass
-            n_content = row_len[row_of] - extra
-            inside = (content >= 0) & (content < n_content)
-            batch = np.empty(total, np.int64)
-            batch[inside] = ids[(starts[rows][row_of] + content)[inside]]
-            if npre:
-                batch[content < 0] = np.tile(pre, len(rows))
-            if len(suf):
-                batch[content >= n_content] = np.tile(suf, len(rows))
+            batch, first = _pack.pack(ids, starts[rows], row_len - extra, pre, suf)
             at[rows, 0] = len(blocks)
-            at[rows, 1] = row_start + npre
+            at[rows, 1] = first
             out = self._run(batch, row_len)
             blocks.append(transform(out) if transform else out)
             self.stats["batches"] += 1
