@@ -12,8 +12,10 @@ scoring, committing shards) decides the throughput. Three measurements:
   loop as it was before the columnar pipeline (``_host_baseline.py``), same process, same
   stand-in, same inputs; both give the same F1 (asserted). Prints microseconds per pair per
   stage; asserts xfast's host work <= 100 us per pair (``XFAST_BENCH_HOST_US`` to change).
-* ``test_overlap``: the stand-in given a sleep per model call such that model time equals
-  host time; wall time serial vs overlapped (target >= 1.7x).
+* ``test_overlap``: the stand-in given a sleep per call such that the model stage (the
+  forward, then the normalisation of its output, which runs in the model's thread while the
+  output is in cache) takes as long as the host stages; wall time serial vs overlapped, and
+  overlapped against the larger of the two (asserted within 20%).
 * ``test_cli_marginal_and_rss``: ``xfast project`` as a user runs it, with a near-free real
   encoder (one BERT layer 16 wide with e5-small's tokenizer, ``_random_models.mini_e5``) on
   20k, 100k and 200k pairs: marginal wall time per pair between 20k and 100k, and peak RSS
@@ -118,32 +120,49 @@ def test_host_us_per_pair(tmp_path, e5):
 
 
 def test_overlap(tmp_path, e5):
-    """Model time made equal to host time: overlapped wall time tends to the larger of the
-    two instead of their sum."""
+    """The model stage given a sleep per call so that it takes as long as the host stages:
+    overlapped wall time tends to the larger of the two instead of their sum."""
     from xfast.models.standin import stand_in
     from xfast.pipelines.parallel import project_parallel
 
     en, de, n = _corpus(tmp_path, max(4, REPEAT // 3))
     model = stand_in(e5.encoder)
     project_parallel(en, {"de": de}, tmp_path / "warm", aligner=e5, progress=False)  # warm the word cache
-    model.seconds, model.calls = 0.0, 0
+    model.calls = 0
     t = time.perf_counter()
-    project_parallel(en, {"de": de}, tmp_path / "probe", aligner=e5, progress=False, overlap=False)
-    host = time.perf_counter() - t - model.seconds
-    delay = host / model.calls
+    probe = project_parallel(en, {"de": de}, tmp_path / "probe", aligner=e5, progress=False, overlap=False)
+    wall = time.perf_counter() - t
+    # the model stage (the forward, then normalising its output in cache) and the rest
+    stage = probe["timings"]["encode"]
+    host = wall - stage
+    delay = max(0.0, host - stage) / model.calls
+    delay = max(0.0, delay - _sleep_overshoot(delay))
     walls = {}
     for overlap in (False, True):
         model = stand_in(e5.encoder, delay_s=delay)
         t = time.perf_counter()
-        project_parallel(en, {"de": de}, tmp_path / f"run{overlap}", aligner=e5, progress=False, overlap=overlap)
+        res = project_parallel(en, {"de": de}, tmp_path / f"run{overlap}", aligner=e5, progress=False,
+                               overlap=overlap)
         walls[overlap] = time.perf_counter() - t
-    print(f"\noverlap, {n:,} pairs, model {model.seconds:.2f} s (a {delay * 1e3:.2f} ms sleep per call) "
-          f"vs host {host:.2f} s ({cpu_line()})")
-    print(f"serial {walls[False]:.2f} s, overlapped {walls[True]:.2f} s: {walls[False] / walls[True]:.2f}x")
-    assert walls[False] / walls[True] >= 1.7
+    model_stage = res["timings"]["encode"]
+    print(f"\noverlap, {n:,} pairs ({cpu_line()}): model stage {model_stage:.2f} s (with a {delay * 1e3:.2f} ms "
+          f"sleep per call), host stages {host:.2f} s")
+    larger = max(model_stage, host)
+    print(f"serial {walls[False]:.2f} s, overlapped {walls[True]:.2f} s: {walls[False] / walls[True]:.2f}x; "
+          f"overlapped / larger of the two: {walls[True] / larger:.2f}")
+    assert walls[True] <= 1.2 * larger  # close to the larger of the two, not their sum
+
+
+def _sleep_overshoot(delay: float) -> float:
+    """How much longer than asked ``time.sleep(delay)`` takes here (timer slack, wake-up)."""
+    t = time.perf_counter()
+    for _ in range(50):
+        time.sleep(delay)
+    return max(0.0, (time.perf_counter() - t) / 50 - delay)
 
 
 def _cli(tmp: Path, aligner: Path, repeat: int) -> tuple[float, int, int]:
+    tmp.mkdir(parents=True, exist_ok=True)
     en, de, n = _corpus(tmp, repeat)
     cmd = ["/usr/bin/time", "-v", sys.executable, "-m", "xfast", "project", "--labeled", str(en), "--receiving",
            f"de={de}", "--out", str(tmp / "out"), "--aligner", str(aligner), "--layer", "1", "--quiet",

@@ -281,6 +281,7 @@ class Tagger:
         import onnxruntime as ort
 
         opts = ort.SessionOptions()
+        opts.enable_mem_pattern = False  # batches vary in shape: no memory plan per shape
         if threads is not None:
             opts.intra_op_num_threads = threads
             opts.inter_op_num_threads = 1
