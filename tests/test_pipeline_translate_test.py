@@ -212,3 +212,21 @@ def test_cli_translate_test_and_model_transfer(hau, tmp_path, tiny_models, capsy
     assert (tmp_path / "mt" / "hau.model_transfer.conll").read_bytes() == \
         (tmp_path / "tt" / "hau.model_transfer.conll").read_bytes()
     assert main(["translate-test", "--input", str(hau), "--lang", "bbj", "--out", str(tmp_path / "x")]) == 2
+
+
+def test_a_sentence_over_the_translator_limit_is_translated_in_pieces(tmp_path, hau, models):
+    """A 400-word sentence (over NLLB's 1,024 input tokens) no longer aborts translate-test: it
+    is translated in pieces, counted under translator/split, and every sentence comes out."""
+    from xfast.io import write_conll
+
+    sents = list(read_conll(hau))
+    words = [w for s in sents for w in s.tokens]
+    long_words = (words * 20)[:400]
+    rows = [(s.tokens, s.labels) for s in sents[:3]] + [(long_words, ["O"] * len(long_words))]
+    path = tmp_path / "long.conll"
+    write_conll(path, rows)
+    res = run(path, tmp_path / "out", models, modes=("src2tgt",), methods=("heuristic",))
+    assert res["qa"]["translator"]["split"] == 1
+    assert res["qa"]["sentences"]["out"] == 4
+    out = list(read_conll(tmp_path / "out" / "hau.src2tgt.itermax.heuristic.conll"))
+    assert [len(s.tokens) for s in out] == [len(r[0]) for r in rows]

@@ -163,3 +163,20 @@ def test_guards_count_without_dropping(tiny_models, monkeypatch):
     assert tr.stats.repetition_loops == tr.stats.truncated == sum(k is loop for k in nonblank)
     assert {r for _, _, r in tr.stats.flagged} <= {"empty", "repetition_loop", "truncated"}
     assert tr.stats.as_dict()["sentences"] == 5
+
+
+def test_input_longer_than_the_model_is_translated_in_pieces(tiny_models):
+    """A 400-word sentence (over 1,024 NLLB tokens) no longer aborts: it is cut at word starts
+    into pieces the model accepts, their translations joined, and counted."""
+    tr = Translator(tiny_models["nllb_ct2"], compute_type="float32")
+    words = " ".join(tiny_corpus()[:60]).split()
+    long = " ".join((words * 40)[:400])
+    n_tokens = len(tr._tok.encode(long, add_special_tokens=False).tokens)
+    assert n_tokens + 2 > tr.max_input_tokens == 1024
+    short = "hello world"
+    out = tr.translate([short, long, ""], "en", "hau")
+    assert len(out) == 3 and out[2] == ""
+    assert tr.stats.split == 1 and (tr.stats.calls, 1, "split") in tr.stats.flagged
+    ids = tr.translate_ids([long], "en", "hau")[0]
+    assert ids.count(tr._eos) <= 1  # the pieces' own ends are dropped
+    assert out[0] == tr.translate([short], "en", "hau")[0]  # the others are unaffected

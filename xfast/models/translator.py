@@ -102,13 +102,16 @@ class TranslatorStats:
 
     ``empty``: non-empty inputs whose translation is empty. ``repetition_loops``: outputs
     ending in a repeated n-gram (:func:`is_repetition_loop`). ``truncated``: outputs cut by
-    ``max_decoding_length``. ``flagged`` keeps ``(call, index, reason)`` of the last 1000.
+    ``max_decoding_length``. ``split``: inputs longer than the model accepts, translated in
+    pieces whose translations are joined. ``flagged`` keeps ``(call, index, reason)`` of the
+    last 1000.
     """
 
     sentences: int = 0
     empty: int = 0
     repetition_loops: int = 0
     truncated: int = 0
+    split: int = 0
     batches: int = 0
     source_tokens: int = 0
     target_tokens: int = 0
@@ -138,7 +141,10 @@ class Translator:
     ``generate`` (needs the Hugging Face directory). ``compute_type`` defaults to int8 on
     CPU and float16 on CUDA. ``max_decoding_length`` bounds the output like transformers'
     ``max_length`` (the leading ``</s>`` and the language code count). ``max_batch_tokens``:
-    source tokens per batch after sorting by length.
+    source tokens per batch after sorting by length. An input longer than the model's
+    positions (1,024 tokens for NLLB, language code and ``</s>`` included) is cut at word
+    starts into pieces that fit, each translated on its own, and the translations joined in
+    order (counted in ``stats.split``), so no input stops a run.
     """
 
     def __init__(
@@ -178,6 +184,7 @@ class Translator:
                                 export=export_translator, described="transformers translator",
                                 export_described="a CTranslate2 export")
         self._tok = _tokenizer(self.model_dir)
+        self.max_input_tokens = _max_positions(self.model_dir)
         self._eos = self._tok.token_to_id("</s>")
         self._unk = self._tok.token_to_id("<unk>")
         if backend == "ct2":
@@ -295,23 +302,36 @@ class Translator:
         stripped = [t.strip() for t in texts]
         todo = [i for i, t in enumerate(stripped) if t]
         encs = self._tok.encode_batch([stripped[i] for i in todo], add_special_tokens=False) if todo else []
-        sources = {i: [src, *enc.tokens, "</s>"] for i, enc in zip(todo, encs)}
-        out: list[list[int]] = [[] for _ in texts]
-        order = sorted(todo, key=lambda i: len(sources[i]))
+        # sources: (text index, tokens); an over-long text gives several, in order
+        sources: list[tuple[int, list[str]]] = []
+        self._split_last: set[int] = set()
+        for i, enc in zip(todo, encs):
+            pieces = _pieces(enc.tokens, self.max_input_tokens - 2)
+            if len(pieces) > 1:
+                self.stats.split += 1
+                self._split_last.add(i)
+            sources.extend((i, [src, *p, "</s>"]) for p in pieces)
+        results: list[list[int]] = [[] for _ in sources]
+        order = sorted(range(len(sources)), key=lambda k: len(sources[k][1]))
         k = 0
         while k < len(order):
             j, longest = k, 0
             while j < len(order):
-                longest = max(longest, len(sources[order[j]]))
+                longest = max(longest, len(sources[order[j]][1]))
                 if j > k and longest * (j - k + 1) > self.max_batch_tokens:
                     break
                 j += 1
             chunk = order[k:j]
-            for i, ids in zip(chunk, self._decode_batch([sources[i] for i in chunk], tgt, max_length)):
-                out[i] = ids
+            for s_, ids in zip(chunk, self._decode_batch([sources[s_][1] for s_ in chunk], tgt, max_length)):
+                results[s_] = ids
             self.stats.batches += 1
             k = j
-        self.stats.source_tokens += sum(len(s) for s in sources.values())
+        out: list[list[int]] = [[] for _ in texts]
+        for (i, _), ids in zip(sources, results):
+            if out[i] and out[i][-1] == self._eos:  # a piece's end is not the sentence's
+                out[i].pop()
+            out[i].extend(ids)
+        self.stats.source_tokens += sum(len(toks) for _, toks in sources)
         self.stats.seconds += time.perf_counter() - t0
         return out
 
@@ -331,6 +351,8 @@ class Translator:
         result = []
         for i, ids in enumerate(outputs):
             text = self._tok.decode(ids, skip_special_tokens=True).strip() if ids else ""
+            if i in self._split_last:
+                self.stats._flag(i, "split")
             if texts[i].strip():
                 self.stats.sentences += 1
                 self.stats.target_tokens += len(ids)
@@ -338,7 +360,7 @@ class Translator:
                     self.stats.empty += 1
                     self.stats._flag(i, "empty")
                 content = ids[:-1] if ids and ids[-1] == self._eos else ids
-                if ids and ids[-1] != self._eos and len(ids) >= max_length - 2:
+                if ids and ids[-1] != self._eos and (len(ids) >= max_length - 2 or i in self._split_last):
                     self.stats.truncated += 1
                     self.stats._flag(i, "truncated")
                 if is_repetition_loop(content):
@@ -359,6 +381,46 @@ def _cuda_available(backend: str) -> bool:
         return torch.cuda.is_available()
     except Exception:  # noqa: BLE001 - no CUDA runtime means CPU
         return False
+
+
+def _pieces(tokens: list[str], size: int) -> list[list[str]]:
+    """``tokens`` cut into pieces of at most ``size``, each starting at a word start (a token
+    beginning with ``▁``) where one lies in the second half of the piece."""
+    out, start = [], 0
+    while len(tokens) - start > size:
+        cut = start + size
+        for k in range(start + size, start + size // 2, -1):
+            if tokens[k].startswith("\u2581"):
+                cut = k
+                break
+        out.append(tokens[start:cut])
+        start = cut
+    out.append(tokens[start:])
+    return out
+
+
+def _max_positions(model_dir: Path) -> int:
+    """Longest input the model accepts: ``max_position_embeddings`` of its Hugging Face
+    config (the export's source for a CTranslate2 directory); NLLB's 1,024 if unknown."""
+    import json
+
+    for cfg in (model_dir / "config.json", _export_source(model_dir) / "config.json"):
+        try:
+            value = json.loads(cfg.read_text(encoding="utf-8")).get("max_position_embeddings")
+        except (OSError, ValueError):
+            continue
+        if isinstance(value, int) and value > 2:
+            return value
+    return 1024
+
+
+def _export_source(model_dir: Path) -> Path:
+    import json
+
+    try:
+        return Path(json.loads((model_dir / EXPORT_MANIFEST).read_text(encoding="utf-8"))["source"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return model_dir
 
 
 def _tokenizer(model_dir: Path):

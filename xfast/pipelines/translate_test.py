@@ -47,7 +47,7 @@ Entity = tuple[int, int, str]
 def _translator_delta(stats, before: dict, start: int, call: int) -> dict:
     """This call's translator counts, with flagged outputs as corpus sentence indices."""
     now = stats.as_dict()
-    delta = {k: now[k] - before[k] for k in ("sentences", "empty", "repetition_loops", "truncated",
+    delta = {k: now[k] - before[k] for k in ("sentences", "empty", "repetition_loops", "truncated", "split",
                                               "source_tokens", "target_tokens")}
     delta["flagged"] = [[start + i, reason] for c, i, reason in stats.flagged if c == call]
     return delta
