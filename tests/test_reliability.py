@@ -116,3 +116,24 @@ def test_empty_receiving_side_is_refused_before_any_output(tmp_path, pair, tiny_
     assert main(args) == 2
     assert "[E104]" in _error_line(capsys)
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("command", ["translate-test", "translate-train", "model-transfer"])
+def test_bad_input_leaves_no_output_folder(tmp_path, tiny_models, command, capsys):
+    bad = tmp_path / "bad.conll"
+    bad.write_text("a\tO\nb\n", encoding="utf-8")
+    out = tmp_path / "out"
+    args = [command, "--input", str(bad), "--lang", "hau", "--out", str(out)]
+    if command != "model-transfer":
+        args += ["--translator", str(tiny_models["nllb_ct2"]), "--aligner", str(tiny_models["xlmr"])]
+    assert main(args + ["--ner-model", str(tiny_models["ner_onnx"]), "--quiet"]) == 2
+    assert "bad.conll:2: [E102]" in _error_line(capsys)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("limit", ["0", "-5"])
+def test_pipelines_refuse_a_limit_below_one(tmp_path, tiny_models, limit, capsys):
+    args = ["model-transfer", "--input", str(DATA / "masakhaner2" / "hau.test.txt"), "--lang", "hau",
+            "--out", str(tmp_path / "out"), "--ner-model", str(tiny_models["ner_onnx"]), "--limit", limit, "--quiet"]
+    assert main(args) == 2
+    assert "[E202]" in _error_line(capsys)

@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from xfast.errors import DataError, msg
+from xfast.errors import DataError, OutputError, ParameterError, msg
 from xfast.pipelines.cache import CacheStats, model_fingerprint, run_stage
 from xfast.pipelines.runner import RunReport, file_sha256, map_label_set, versions, write_json
 
@@ -222,17 +222,24 @@ class Run:
 def start_run(input: str | Path, out_dir: str | Path, *, options: ModelOptions | None, cache: str | Path | None,
               shard_size: int, label_set: set[str] | None, label_names: list[str] | None, limit: int | None,
               progress: bool) -> Run:
-    """Create ``out_dir``, set up the report, models and stage cache (default ``out_dir/cache``)
-    and read ``input`` (stage ``read``); ``keep`` is ``label_set``, else the gold data's types."""
+    """Read ``input`` (stage ``read``; a bad input stops here, before anything is created),
+    then create ``out_dir`` and set up the report, models and stage cache (default
+    ``out_dir/cache``); ``keep`` is ``label_set``, else the gold data's types."""
+    from xfast.io.files import make_dirs
+
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ParameterError(msg("E202", name="limit", expected="an int >= 1 (sentences to run on)", value=limit))
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    root = Path(cache) if cache is not None else out / "cache"
     report = RunReport()
+    with report.stage("read"):
+        sents = read_test_set(input, label_names=label_names, limit=limit)
+    if out.exists() and not out.is_dir():
+        raise OutputError(out, "exists and is not a folder")
+    make_dirs(out)
+    root = Path(cache) if cache is not None else out / "cache"
     models = Models(options, report)
     cstats = CacheStats()
     common = dict(cache=root, shard_size=shard_size, cache_stats=cstats, report=report, progress=progress)
-    with report.stage("read"):
-        sents = read_test_set(input, label_names=label_names, limit=limit)
     words = [s.tokens for s in sents]
     gold = [s.labels for s in sents] if all(s.labels is not None for s in sents) else None
     keep = label_set if label_set is not None else label_set_of(gold)
