@@ -1,8 +1,60 @@
-"""Human-readable tables for scores and run reports."""
+"""Reports: human-readable tables for scores, and metrics CSVs in the paper's own layout."""
 
 from __future__ import annotations
 
-__all__ = ["format_scores", "format_table"]
+import csv
+from pathlib import Path
+
+__all__ = ["format_scores", "format_table", "write_metrics_csv", "reference_layout"]
+
+_METRICS = ("f1", "number", "precision", "recall")
+_OVERALL = ("overall_accuracy", "overall_f1", "overall_precision", "overall_recall", "proj_ratio")
+_DESCRIBE = ("pipeline_type", "dataset", "lang", "task", "eval_type", "aligner", "candidate_matching",
+             "candidate_selection")
+
+
+def _typed(types: tuple[str, ...]) -> list[str]:
+    return [f"{t}_{m}" for t in types for m in _METRICS]
+
+
+#: the columns of the paper's results CSVs (``reference-results/*_metrics.csv``), in their order;
+#: ``""`` is the MasakhaNER file's unnamed index column
+_LAYOUTS = {
+    "masakhaner2": ["", "Duration", "Run ID", "Name", "Status", *_typed(("LOC", "ORG", "PER")), *_OVERALL,
+                    "slurm_job", *_DESCRIBE],
+    "europarl": ["Duration", "Run ID", "Name", "Status", *_typed(("LOC", "MISC", "ORG", "PER")), *_OVERALL,
+                 "lang", "slurm_job", "task", "pipeline_type", "eval_type", "dataset", "aligner",
+                 "candidate_matching", "candidate_selection"],
+    "xtreme": ["Duration", "Run ID", "Name", "Status", *_typed(("LOC", "ORG", "PER")), *_OVERALL, "slurm_job",
+               *_DESCRIBE],
+}
+
+
+def reference_layout(dataset: str) -> list[str]:
+    """The paper's CSV columns for ``dataset`` (MasakhaNER's when the name is not known)."""
+    name = dataset.lower()
+    for key, aliases in (("europarl", ("europarl",)), ("xtreme", ("xtreme", "panx", "pan-x", "wikiann"))):
+        if any(a in name for a in aliases):
+            return list(_LAYOUTS[key])
+    return list(_LAYOUTS["masakhaner2"])
+
+
+def write_metrics_csv(path: str | Path, rows: list[dict], *, dataset: str = "") -> None:
+    """Metrics rows as CSV: the paper's columns for ``dataset`` in its order, so rows append to
+    its results files as they are, then xfast's own columns. Its index and ``Status``
+    (``FINISHED``) are filled; ``Duration``, ``Run ID``, ``Name`` and ``slurm_job`` describe the
+    paper's experiment tracker and stay blank (a rerun writes the same bytes)."""
+    from xfast.io.files import atomic_open
+
+    cols = reference_layout(dataset)
+    for r in rows:
+        cols.extend(k for k in r if k not in cols)
+    fixed = {"Status": "FINISHED"}
+    with atomic_open(path) as fh:
+        w = csv.DictWriter(fh, fieldnames=cols, restval="", lineterminator="\n")
+        w.writeheader()
+        for i, r in enumerate(rows):
+            w.writerow({**({"": i} if "" in cols else {}), **fixed, **r})
 
 
 def format_table(header: list[str], rows: list[list[object]]) -> str:

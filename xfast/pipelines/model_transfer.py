@@ -5,14 +5,13 @@ Model transfer applies the NER model to the receiving words directly. The same c
 (``ner-receiving``) gives the ``ner`` candidates of the projection pipelines, so a language's
 words are tagged once for both. Shared here: the lazily loaded models (:class:`Models`),
 reading a test set (CoNLL, MasakhaNER ``.txt`` or Hugging Face-style JSONL), the metrics row
-in the reference results' CSV columns (:func:`metrics_row`, :func:`write_metrics`) and the
+in the reference results' CSV columns (:func:`metrics_row`, :func:`xfast.report.write_metrics_csv`) and the
 dataset defaults (MasakhaNER ignores DATE at evaluation).
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import hashlib
 import json
 import sys
@@ -21,21 +20,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from xfast.errors import DataError, OutputError, ParameterError, msg
+from xfast.report import write_metrics_csv
 from xfast.pipelines.cache import CacheStats, model_fingerprint, run_stage
 from xfast.pipelines.runner import RunReport, file_sha256, map_label_set, versions, write_json
 
 __all__ = ["ModelOptions", "Models", "Run", "start_run", "read_test_set", "words_key", "receiving_ner",
            "label_set_of", "add_common_arguments", "options_of", "print_result", "write_labels",
-           "default_ignore", "describe", "metrics_row", "write_metrics", "REFERENCE_COLUMNS",
+           "default_ignore", "describe", "metrics_row",
            "model_transfer", "add_arguments", "main"]
 
 Entity = tuple[int, int, str]
-
-#: the reference CSVs' descriptor columns, after the per-type and overall metric columns
-REFERENCE_COLUMNS = ("overall_accuracy", "overall_f1", "overall_precision", "overall_recall", "proj_ratio",
-                     "lang", "task", "pipeline_type", "eval_type", "dataset", "aligner",
-                     "candidate_matching", "candidate_selection")
-
 
 # --------------------------------------------------------------------------- models
 
@@ -300,21 +294,6 @@ def metrics_row(gold: list[list[str]], pred: list[list[str]], *, ignore: tuple[s
     return row
 
 
-def write_metrics(path: str | Path, rows: list[dict]) -> None:
-    """Rows as CSV: per-type metric columns (sorted), the reference's columns, then xfast's."""
-    from xfast.io.files import atomic_open
-
-    types = sorted({k.rsplit("_", 1)[0] for r in rows for k in r
-                    if k.endswith(("_f1", "_number", "_precision", "_recall")) and not k.startswith("overall_")})
-    cols = [f"{t}_{m}" for t in types for m in ("f1", "number", "precision", "recall")] + list(REFERENCE_COLUMNS)
-    for r in rows:
-        cols.extend(k for k in r if k not in cols)
-    with atomic_open(path) as fh:
-        w = csv.DictWriter(fh, fieldnames=cols, restval="", lineterminator="\n")
-        w.writeheader()
-        w.writerows(rows)
-
-
 def write_labels(path: Path, words: list[list[str]], labels: list[list[str]]) -> None:
     """CoNLL ``word<TAB>label``, atomically."""
     from xfast.io import write_conll
@@ -358,7 +337,7 @@ def model_transfer(input: str | Path, lang: str, out_dir: str | Path, *, ner_mod
                                        variant=describe("model_transfer", "", ""),
                                        extra={"xfast_ner_model": models.describe(ner_model),
                                               "xfast_sentences": len(words)}))
-        write_metrics(out / "metrics.csv", results)
+        write_metrics_csv(out / "metrics.csv", results, dataset=dataset)
     report.timings["total"] = time.perf_counter() - t0
     qa = report.summary()
     qa["cache"] = run.cache_stats.as_dict()

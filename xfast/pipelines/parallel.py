@@ -18,8 +18,6 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
-
 from xfast.errors import ParameterError, msg
 from xfast.pipelines.runner import ProjectionConfig, RunReport, file_sha256, versions, write_json
 

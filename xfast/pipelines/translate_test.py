@@ -27,9 +27,10 @@ from xfast.errors import ParameterError, check_choice, msg
 from xfast.pipelines.cache import CacheStats, run_stage
 from xfast.pipelines.model_transfer import (ModelOptions, Models, add_common_arguments, default_ignore, describe,
                                             metrics_row, options_of, print_result, receiving_ner, start_run,
-                                            words_key, write_labels, write_metrics)
+                                            words_key, write_labels)
 from xfast.pipelines.runner import (PROJECTION_METHODS, ProjectionConfig, RunReport, file_sha256, map_label_set,
                                     project_batch, versions, write_json)
+from xfast.report import write_metrics_csv
 
 __all__ = ["MODES", "ALIGN_METHODS", "translate_test", "translate_stage", "english_ner_stage",
            "backtranslate_stage", "align_stage", "translator_stats", "add_arguments", "main"]
@@ -387,7 +388,7 @@ def translate_test(input: str | Path, lang: str, out_dir: str | Path, *, modes: 
                                            variant=describe("model_transfer", "", ""),
                                            extra={"xfast_mode": "model_transfer", "xfast_compat": cfg.compat,
                                                   "xfast_sentences": n}))
-            write_metrics(out / "metrics.csv", results)
+            write_metrics_csv(out / "metrics.csv", results, dataset=dataset)
             outputs["metrics"] = out / "metrics.csv"
 
     report.timings["total"] = time.perf_counter() - t0
