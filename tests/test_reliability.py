@@ -137,3 +137,44 @@ def test_pipelines_refuse_a_limit_below_one(tmp_path, tiny_models, limit, capsys
             "--out", str(tmp_path / "out"), "--ner-model", str(tiny_models["ner_onnx"]), "--limit", limit, "--quiet"]
     assert main(args) == 2
     assert "[E202]" in _error_line(capsys)
+
+
+def test_translate_train_runs_the_languages_it_can_and_lists_the_rest(tmp_path, tiny_models, capsys):
+    src = head_conll(EUROPARL / "en-europarl.test.conll02", 4, tmp_path / "en.conll")
+    out = tmp_path / "out"
+    args = ["translate-train", "--input", str(src), "--lang", "hau", "bbj", "--out", str(out), "--translator",
+            str(tiny_models["nllb_ct2"]), "--easyproject-translator", str(tiny_models["nllb_ct2"]),
+            "--aligner", str(tiny_models["xlmr"]), "--mode", "plain", "--quiet", "--json"]
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    assert "skipping bbj" in captured.err and "running hau" in captured.err
+    res = __import__("json").loads(captured.out)
+    assert set(res["qa"]["skipped_languages"]) == {"bbj"} and "translation pipelines" in res["qa"]["skipped_languages"]["bbj"]
+    assert {r["lang"] for r in res["results"]} == {"hau"}
+    args[args.index("hau")] = "pcm"
+    assert main(args) == 2
+    assert "[E402]" in _error_line(capsys)
+
+
+def test_model_transfer_warns_on_an_unknown_language(tmp_path, tiny_models, capsys):
+    src = head_conll(DATA / "masakhaner2" / "hau.test.txt", 3, tmp_path / "hau.conll")
+    args = ["model-transfer", "--input", str(src), "--lang", "xyz", "--out", str(tmp_path / "out"), "--ner-model",
+            str(tiny_models["ner_onnx"]), "--quiet"]
+    assert main(args) == 0
+    assert "'xyz' is not a language code xfast knows" in capsys.readouterr().err
+
+
+def test_evaluate_warns_when_tokens_differ(tmp_path, capsys):
+    gold, pred = tmp_path / "g.conll", tmp_path / "p.conll"
+    gold.write_text("a\tB-PER\nb\tO\n\nc\tO\n", encoding="utf-8")
+    pred.write_text("a\tB-PER\nX\tO\n\nc\tO\n", encoding="utf-8")
+    assert main(["evaluate", "--gold", str(gold), "--pred", str(pred)]) == 0
+    captured = capsys.readouterr()
+    assert f"1 tokens differ between gold and prediction (the first at {pred}:2)" in captured.err
+    assert "above 1 when more are predicted" in captured.out
+
+
+def test_dir_lists_the_public_names():
+    import xfast
+
+    assert {"Aligner", "__version__"} <= set(dir(xfast))

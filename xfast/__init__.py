@@ -16,3 +16,7 @@ def __getattr__(name: str):
 
         return Aligner
     raise AttributeError(f"module 'xfast' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

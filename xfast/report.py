@@ -81,5 +81,6 @@ def format_scores(result: dict[str, float]) -> str:
     out = format_table(["type", "precision", "recall", "f1", "number"], rows)
     out += f"\ntoken accuracy {result['overall_accuracy']:.4f}"
     if "proj_ratio" in result:
-        out += f"\nproj_ratio     {result['proj_ratio']:.4f}"
+        out += (f"\nproj_ratio     {result['proj_ratio']:.4f}  (predicted entities per gold entity, averaged over "
+                "sentences; above 1 when more are predicted than exist)")
     return out

@@ -105,7 +105,7 @@ def flores_code(lang: str) -> str:
         raise ParameterError(msg("E202", name="lang", expected=expected, value=lang))
     key = lang.strip().lower()
     if key in _MISSING:
-        raise ParameterError(msg("E402", lang=lang, hint=_MISSING[key] + "; translate-test cannot run for it"))
+        raise ParameterError(msg("E402", lang=lang, hint=_MISSING[key] + "; the translation pipelines cannot run for it"))
     code = _resolve(lang)
     if code is None:
         raise ParameterError(
@@ -121,3 +121,20 @@ def is_supported(lang: str) -> bool:
     except ParameterError:
         return False
     return True
+
+
+def partition(langs: list[str]) -> tuple[dict[str, str], dict[str, str]]:
+    """``({lang: FLORES-200 code}, {lang: why not})`` for the languages NLLB-200 covers and
+    the ones it does not, in the given order."""
+    ok, skipped = {}, {}
+    for lang in langs:
+        try:
+            ok[lang] = flores_code(lang)
+        except ParameterError as err:
+            skipped[lang] = str(err)
+    return ok, skipped
+
+
+def is_known(lang: str) -> bool:
+    """Whether ``lang`` is a language code xfast knows (NLLB-200's, or one it lists as missing)."""
+    return isinstance(lang, str) and (is_supported(lang) or lang.strip().lower() in _MISSING)

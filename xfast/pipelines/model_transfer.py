@@ -418,6 +418,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """Run ``xfast model-transfer``."""
+    from xfast.models.flores import is_known
+
+    if not is_known(args.lang):
+        print(f"xfast: warning: {args.lang!r} is not a language code xfast knows; it only names the outputs "
+              "and metrics rows here", file=sys.stderr)
     res = model_transfer(args.input, args.lang, args.out, ner_model=args.ner_model, options=options_of(args),
                          cache=args.cache, shard_size=args.shard_size, dataset=args.dataset,
                          label_set=set(args.label_set) if args.label_set is not None else None,

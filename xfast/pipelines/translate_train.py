@@ -21,6 +21,7 @@ input stay line-aligned) and are listed as failures.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from xfast.errors import DataError, ParameterError, check_choice, msg
@@ -55,6 +56,8 @@ def translate_train(input: str | Path, langs: tuple[str, ...] | list[str], out_d
                     label_set: set[str] | None = None, label_names: list[str] | None = None,
                     limit: int | None = None, progress: bool = True) -> dict:
     """Translate labeled English data into each of ``langs`` and label it (see the module doc).
+    Languages NLLB-200 does not cover are skipped and listed in QA (``skipped_languages``);
+    only when none is covered is that an error [E402].
 
     ``ner_model`` is only loaded for ``ner-*`` methods (candidates on the translation).
     ``label_set``: types kept (default: those of the English gold). Returns ``{"results",
@@ -63,7 +66,7 @@ def translate_train(input: str | Path, langs: tuple[str, ...] | list[str], out_d
     import time
 
     from xfast.io import labels_of
-    from xfast.models.flores import flores_code
+    from xfast.models.flores import flores_code, partition
     from xfast.text import detokenize, get_splitter
 
     t0 = time.perf_counter()
@@ -81,7 +84,10 @@ def translate_train(input: str | Path, langs: tuple[str, ...] | list[str], out_d
         align_methods = (getattr(aligner, "method", "itermax"),)
     modes, methods, align_methods = tuple(modes), tuple(methods), tuple(align_methods)
     _check_methods(methods, align_methods, ("src2tgt",), getattr(aligner, "token_type", options.token_type))
-    floreses = {lang: flores_code(lang) for lang in langs}  # E402 before any work
+    floreses, skipped = partition(list(langs))  # before any work
+    if not floreses:
+        flores_code(langs[0])  # E402 for the first
+    langs = list(floreses)
     run = start_run(input, out_dir, options=options, cache=cache, shard_size=shard_size, label_set=label_set,
                     label_names=label_names, limit=limit, progress=progress)
     if run.gold is None:
@@ -151,6 +157,7 @@ def translate_train(input: str | Path, langs: tuple[str, ...] | list[str], out_d
     qa = report.summary()
     qa.update(qa_extra)
     qa["splitters"] = splitters
+    qa["skipped_languages"] = skipped
     qa["cache"] = run.cache_stats.as_dict()
     qa["outputs"] = results
     write_json(out / "qa.json", qa)
@@ -184,8 +191,14 @@ def main(args: argparse.Namespace) -> int:
     """Run ``xfast translate-train``; 1 when some sentences failed, else 0."""
     import json
 
+    from xfast.models.flores import partition
     from xfast.report import format_table
 
+    ok, skipped = partition(list(args.lang))
+    if skipped and ok:
+        for lang, why in skipped.items():
+            print(f"xfast: warning: skipping {lang}: {why}", file=sys.stderr)
+        print(f"xfast: running {', '.join(ok)}", file=sys.stderr)
     res = translate_train(args.input, args.lang, args.out, modes=tuple(args.mode), methods=tuple(args.method),
                           translator=args.translator, easyproject_translator=args.easyproject_translator,
                           ner_model=args.ner_model, aligner=args.aligner, align_methods=tuple(args.align_method),
