@@ -303,3 +303,21 @@ def test_truncate_keeps_the_first_pass_only(tiny_models):
     assert cut.stats["truncated"] == 1 and cut.stats["windowed"] == 0 and full.stats["windowed"] == 1
     (ref,) = one.encode([words[: cut._content]])
     np.testing.assert_allclose(c.states, ref.states, atol=1e-5)
+
+
+def test_an_onnx_export_directory_is_an_encoder(tiny_models):
+    """The exports `xfast models tiny` writes (and `xfast models export`) load directly, with
+    the states of the Hugging Face directory they came from; a layer they were not cut at is
+    a clear error."""
+    from xfast.aligner import Aligner
+    from xfast.errors import ParameterError
+
+    words = [["Hello", "world", "!"], ["Guten", "Tag"]]
+    direct = Encoder(tiny_models["xlmr_onnx"], layer=8).encode(words)
+    source = Encoder(tiny_models["xlmr"], layer=8).encode(words)
+    assert all(np.array_equal(a.states, b.states) for a, b in zip(direct, source))
+    a = Aligner(tiny_models["xlmr_onnx"], layer=8).align_batch(words, words)
+    b = Aligner(tiny_models["xlmr"], layer=8).align_batch(words, words)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    with pytest.raises(ParameterError, match="the layer .* was cut after"):
+        Encoder(tiny_models["xlmr_onnx"], layer=2)

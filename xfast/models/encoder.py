@@ -415,6 +415,35 @@ def export_encoder(hf_dir: str | os.PathLike, layer: int, out_dir: str | os.Path
     return final
 
 
+def _as_export(model_dir: Path, layer: int, backend: str, quantize: str | None) -> Path | None:
+    """``model_dir`` itself when it is an xfast encoder export (``xfast models export`` or
+    ``xfast models tiny`` wrote it), checked against the requested settings; else None."""
+    meta_path = model_dir / _META
+    if (model_dir / "config.json").is_file() or not meta_path.is_file():
+        return None
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    if backend != "onnx":
+        raise ParameterError(msg("E202", name="backend", expected=f"'onnx' for the ONNX export {model_dir}",
+                                 value=backend))
+    if layer != meta.get("layer"):
+        raise ParameterError(msg("E202", name="layer", expected=f"{meta.get('layer')} (the layer {model_dir} "
+                                 "was cut after; a Hugging Face directory can be cut anywhere)", value=layer))
+    if quantize != meta.get("quantize"):
+        raise ParameterError(msg("E202", name="quantize", expected=f"{meta.get('quantize')!r} (how {model_dir} "
+                                 "was exported)", value=quantize))
+    return model_dir
+
+
+def _export_config(export: Path) -> dict:
+    """The model settings an encoder needs, from an export's metadata."""
+    meta = json.loads((export / _META).read_text(encoding="utf-8"))
+    offset = int(meta.get("position_offset", 0))
+    return {"hidden_size": meta["hidden_size"], "pad_token_id": meta.get("pad_token_id"),
+            "num_hidden_layers": meta.get("num_hidden_layers") or meta["layer"],
+            "max_position_embeddings": int(meta["max_length"]) + offset,
+            "model_type": meta.get("model_type")}
+
+
 def _default_max_tokens(cfg: dict, run: object) -> int:
     """Tokens per batch: 8,192 on GPU; on CPU about 6 MB of feed-forward activations."""
     session = getattr(run, "session", None)
@@ -534,13 +563,14 @@ class Encoder:
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < lo):
                 raise ParameterError(msg("E202", name=name, expected=f"an int >= {lo}", value=value))
         self.model_dir = resolve(model)
-        cfg = _config(self.model_dir)
+        export = _as_export(self.model_dir, layer, backend, quantize)
+        cfg = _config(self.model_dir) if export is None else _export_config(export)
         self.layer = _check_layer(layer, cfg, model)
         self.backend, self.quantize, self.max_tokens = backend, quantize, max_tokens
         self.hidden_size = int(cfg["hidden_size"])
         self.pad_id = int(cfg.get("pad_token_id") or 0)
         if backend == "onnx":
-            export = export_encoder(self.model_dir, self.layer, quantize=quantize)
+            export = export or export_encoder(self.model_dir, self.layer, quantize=quantize)
             self._run = _OnnxBackend(export, threads, providers)
             self.tokenizer = load_tokenizer(export)
         else:
