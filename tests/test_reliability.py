@@ -10,6 +10,7 @@ import pytest
 
 from tests._pipeline_helpers import DATA, head_conll
 from xfast.cli import main
+from xfast.io import read_conll
 
 EUROPARL = DATA / "europarl-ner"
 
@@ -178,3 +179,41 @@ def test_dir_lists_the_public_names():
     import xfast
 
     assert {"Aligner", "__version__"} <= set(dir(xfast))
+
+
+def test_qa_counts_after_the_label_set_with_stable_keys(tmp_path, pair, tiny_models):
+    import json
+
+    out = tmp_path / "out"
+    args = _args(pair, out, tiny_models) + ["--label-set", "LOC", "PER", "--method", "heuristic", "ngram-greedy"]
+    assert main(args) == 0
+    qa = json.loads((out / "qa.json").read_text())
+    ents = qa["entities"]["de/heuristic"]
+    kinds = ("in", "out", "removed_by_label_set")
+    types = {k.split(":")[0] for k in ents}
+    assert {"LOC", "PER", "ORG", "MISC"} <= types and set(ents) == {f"{t}:{k}" for t in types for k in kinds}
+    assert ents["ORG:out"] == ents["MISC:out"] == 0 and ents["ORG:removed_by_label_set"] > 0
+    written = [lab for s in read_conll(out / "de.heuristic.conll") for lab in s.labels if lab.startswith("B-")]
+    assert sum(ents[f"{t}:out"] for t in types) == len(written)
+    assert set(qa["projection"]["de/heuristic"]) == {"sentences", "entities", "projected_entities", "spans",
+                                                      "no_alignment", "dropped_length_ratio", "conflicts",
+                                                      "failed_sentences"}
+
+
+def test_model_transfer_reports_compat_truncation(tmp_path, tiny_models):
+    import json
+
+    from xfast.io import write_conll
+
+    sents = list(read_conll(DATA / "masakhaner2" / "hau.test.txt"))[:3]
+    long_words = ([w for s in sents for w in s.tokens] * 20)[:400]
+    path = tmp_path / "long.conll"
+    write_conll(path, [(s.tokens, s.labels) for s in sents] + [(long_words, ["O"] * 400)])
+    for compat, truncated in ((True, 1), (False, 0)):
+        out = tmp_path / f"out{compat}"
+        args = ["model-transfer", "--input", str(path), "--lang", "hau", "--out", str(out), "--ner-model",
+                str(tiny_models["ner_onnx"]), "--quiet"] + (["--compat"] if compat else [])
+        assert main(args) == 0
+        qa = json.loads((out / "qa.json").read_text())
+        assert qa["encoder"]["ner-receiving"]["truncated_sentences"] == truncated
+        assert qa["encoder"]["ner-receiving"]["windowed_sentences"] == 1 - truncated

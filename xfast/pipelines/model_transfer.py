@@ -252,12 +252,36 @@ def receiving_ner(models: Models, ner_model, words: list[list[str]], *, cache: P
     def compute(lo: int, hi: int):
         tagger = models.tagger(ner_model, truncate=truncate)
         with report.stage("ner-receiving.model"):
-            ents = tagger.entities(words[lo:hi])
-        return [{"entities": [list(e) for e in es]} for es in ents], {}
+            ents, counts = tagged(tagger, words[lo:hi])
+        return [{"entities": [list(e) for e in es]} for es in ents], {"tagger": counts}
 
-    records, _, key = run_stage(cache, "ner-receiving", fields, len(words), compute, shard_size=shard_size,
-                                stats=cache_stats, report=report, progress=progress)
+    records, shard_stats, key = run_stage(cache, "ner-receiving", fields, len(words), compute,
+                                          shard_size=shard_size, stats=cache_stats, report=report,
+                                          progress=progress)
+    report.encoder["ner-receiving"] = tagger_counts(shard_stats)
     return [[tuple(e) for e in r["entities"]] for r in records], key
+
+
+_TAGGER_COUNTS = ("sentences", "words", "words_without_subwords", "windowed_sentences", "truncated_sentences",
+                  "windows")
+
+
+def tagged(tagger, words: list[list[str]]) -> tuple[list, dict]:
+    """``tagger``'s entities of ``words`` and this call's counts (sentences, words, windowed
+    and truncated sentences, ...), kept with a cached stage so reruns report them too."""
+    before = tagger.stats.as_dict()
+    ents = tagger.entities(words)
+    after = tagger.stats.as_dict()
+    return ents, {k: after[k] - before[k] for k in _TAGGER_COUNTS}
+
+
+def tagger_counts(shard_stats: list[dict]) -> dict:
+    """The tagger counts of a cached stage, summed over its shards (every key present)."""
+    total = dict.fromkeys(_TAGGER_COUNTS, 0)
+    for st in shard_stats:
+        for k, v in st.get("tagger", {}).items():
+            total[k] += v
+    return total
 
 
 # --------------------------------------------------------------------------- metrics

@@ -180,8 +180,9 @@ def project_parallel(labeled: str | Path, receiving: dict[str, str | Path], out_
                         cands[kind] = stages.candidates(kind, rec_cols, cfg, ner)
                     codes = stages.project_counted(m, ents, aln, n_rec, cfg, report, key=f"{name}/{m}",
                                                    offset=start, cands=cands.get(kind))
-                    stages.count_entities(report, f"{name}/{m}", ents, codes, types)
-                    codes = stages.keep_types(codes, types, label_set)
+                    written = stages.keep_types(codes, types, label_set)
+                    stages.count_entities(report, f"{name}/{m}", ents, codes, written, types)
+                    codes = written
                 with report.stage("write"):
                     parts[f"{name}/{m}"].append(conll_bytes(rec_cols, codes, types))
                 if has_gold[name]:

@@ -102,7 +102,7 @@ class RunReport:
             "sentences": {"in": self.sentences_in, "out": self.sentences_out,
                           "failed": self.failed_total, "failed_by_reason": dict(self.failed_reasons)},
             "failures": self.failed[:_MAX_LISTED],
-            "entities": {k: dict(sorted(v.items())) for k, v in sorted(self.entities.items())},
+            "entities": {k: _every_count(v) for k, v in sorted(self.entities.items())},
             "projection": {k: dict(sorted(v.items())) for k, v in sorted(self.projection.items())},
             "encoder": self.encoder,
             "timings_s": {k: round(v, 3) for k, v in self.timings.items()},
@@ -125,6 +125,13 @@ class RunReport:
         self.encoder = dict(state["encoder"])
 
 
+def _every_count(counts: Counter) -> dict:
+    """``TYPE:what`` counts with every type and every kind present (zeros included), sorted."""
+    types = {k.split(":", 1)[0] for k in counts}
+    kinds = ("in", "out", "removed_by_label_set")
+    return {f"{t}:{w}": counts.get(f"{t}:{w}", 0) for t in sorted(types) for w in kinds}
+
+
 def chunks(items: Iterable, size: int) -> Iterator[list]:
     """Consecutive lists of ``size`` items (the last may be shorter)."""
     buf = []
@@ -145,21 +152,24 @@ def map_label_set(labels: list[list[str]], keep: set[str] | None) -> list[list[s
 
 
 def _count_entities(report: RunReport, key: str, entities: Sequence[Sequence[Entity]],
-                    labels: Sequence[Sequence[str]]) -> None:
+                    projected: Sequence[Sequence[str]], written: Sequence[Sequence[str]]) -> None:
+    """QA per type: labeled entities in, entities written out (after the label set), and
+    projected entities the label set removed."""
     src = report.entities[key]
-    for ents, labs in zip(entities, labels):
+    for ents, before, after in zip(entities, projected, written):
         for _, _, t in ents:
             src[f"{t}:in"] += 1
-        for lab in labs:
-            if lab.startswith("B-"):
-                src[f"{lab[2:]}:out"] += 1
+        for lab_b, lab_a in zip(before, after):
+            if lab_b.startswith("B-"):
+                src[f"{lab_b[2:]}:out" if lab_a.startswith("B-") else f"{lab_b[2:]}:removed_by_label_set"] += 1
 
 
 def project_batch(method: str, entities: Sequence[Sequence[Entity]], alignments: Sequence[np.ndarray],
                   receiving: Sequence[Sequence[str]], cfg: ProjectionConfig, report: RunReport, *,
                   key: str, candidates: Sequence[Sequence[tuple[int, int]]] | None = None,
-                  offset: int = 0) -> list[list[str]]:
-    """Project one batch with ``method``; failures fall back to per-sentence runs and are counted.
+                  offset: int = 0, keep: set[str] | None = None) -> list[list[str]]:
+    """Project one batch with ``method``, then keep the types in ``keep`` (None: all, SPEC
+    §7); failures fall back to per-sentence runs and are counted.
 
     ``key`` names the run in the report (e.g. ``"de/heuristic"``); ``offset`` is the batch's
     first sentence index, so failures name corpus positions.
@@ -203,12 +213,13 @@ def project_batch(method: str, entities: Sequence[Sequence[Entity]], alignments:
             except XfastError as err:
                 report.fail(key, offset + i, f"projection: {err}")
                 labels.append(["O"] * n_rec[i])
-    _count_entities(report, key, entities, labels)
-    return labels
+    written = map_label_set(labels, keep)
+    _count_entities(report, key, entities, labels, written)
+    return written
 
 
 def _add_stats(report: RunReport, key: str, stats) -> None:
-    report.projection[key].update({k: v for k, v in stats.as_dict().items() if v})
+    report.projection[key].update(stats.as_dict())  # zeros too: the same keys in every run
 
 
 def file_sha256(path: str | Path) -> str:

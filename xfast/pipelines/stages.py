@@ -136,7 +136,7 @@ def _one(offsets: np.ndarray, i: int, *arrays: np.ndarray) -> tuple:
 
 
 def _add_stats(report: RunReport, key: str, stats) -> None:
-    report.projection[key].update({k: v for k, v in stats.as_dict().items() if v})
+    report.projection[key].update(stats.as_dict())  # zeros too: the same keys in every run
 
 
 def keep_types(codes: np.ndarray, types: LabelTypes, keep: set[str] | None) -> np.ndarray:
@@ -150,18 +150,23 @@ def keep_types(codes: np.ndarray, types: LabelTypes, keep: set[str] | None) -> n
     return table[codes]
 
 
-def count_entities(report: RunReport, key: str, ents: Entities, codes: np.ndarray,
+def count_entities(report: RunReport, key: str, ents: Entities, projected: np.ndarray, written: np.ndarray,
                    types: LabelTypes) -> None:
-    """QA: labeled entities in and projected entities out, per type."""
+    """QA per type: labeled entities in, entities written out (after the label set), and
+    projected entities the label set removed."""
     names = types.names
     counter = report.entities[key]
-    for t, n in enumerate(np.bincount(ents.types, minlength=len(names)).tolist()):
-        if n:
-            counter[f"{names[t]}:in"] += n
-    b = codes[(codes & 1) == 1]
-    for t, n in enumerate(np.bincount((b - 1) >> 1, minlength=len(names)).tolist()):
-        if n:
-            counter[f"{names[t]}:out"] += n
+
+    def add(kind: str, values: np.ndarray) -> None:
+        for t, n in enumerate(np.bincount(values, minlength=len(names)).tolist()):
+            if n:
+                counter[f"{names[t]}:{kind}"] += n
+
+    add("in", ents.types)
+    starts = (projected & 1) == 1
+    kept = starts & (written == projected)
+    add("out", (projected[kept] - 1) >> 1)
+    add("removed_by_label_set", (projected[starts & ~kept] - 1) >> 1)
 
 
 def methods_valid(methods: Sequence[str]) -> None:

@@ -27,7 +27,7 @@ from xfast.errors import ParameterError, check_choice, msg
 from xfast.pipelines.cache import CacheStats, run_stage
 from xfast.pipelines.model_transfer import (ModelOptions, Models, add_common_arguments, default_ignore, describe,
                                             metrics_row, options_of, print_result, receiving_ner, start_run,
-                                            words_key, write_labels)
+                                            tagged, tagger_counts, words_key, write_labels)
 from xfast.pipelines.runner import (PROJECTION_METHODS, ProjectionConfig, RunReport, file_sha256, map_label_set,
                                     project_batch, versions, write_json)
 from xfast.report import write_metrics_csv
@@ -134,11 +134,13 @@ def english_ner_stage(models: Models, ner_model, texts: list[str], upstream: str
             wait_nltk()
         words = [split(t) for t in texts[lo:hi]]
         with report.stage("ner-en.model"):
-            ents = tagger.entities(words)
-        return [{"words": w, "entities": [list(e) for e in es]} for w, es in zip(words, ents)], {}
+            ents, counts = tagged(tagger, words)
+        return ([{"words": w, "entities": [list(e) for e in es]} for w, es in zip(words, ents)],
+                {"tagger": counts})
 
-    records, _, key = run_stage(cache, "ner-en", fields, len(texts), compute, shard_size=shard_size,
-                                stats=cache_stats, report=report, progress=progress)
+    records, shard_stats, key = run_stage(cache, "ner-en", fields, len(texts), compute, shard_size=shard_size,
+                                          stats=cache_stats, report=report, progress=progress)
+    report.encoder["ner-en"] = tagger_counts(shard_stats)
     return ([r["words"] for r in records], [[tuple(e) for e in r["entities"]] for r in records],
             split.name, key)
 
@@ -256,8 +258,8 @@ def project_variants(mode: str, entities: list[list[Entity]], alignments: dict[s
                     labels.extend(project_batch(
                         m, entities[lo:hi], alns[lo:hi], receiving[lo:hi], cfg, report,
                         key=f"{lang}/{mode}/{am}/{m}", offset=lo,
-                        candidates=candidates[lo:hi] if candidates is not None else None))
-                out[(am, m)] = map_label_set(labels, keep)
+                        candidates=candidates[lo:hi] if candidates is not None else None, keep=keep))
+                out[(am, m)] = labels
     return out
 
 
@@ -392,7 +394,7 @@ def translate_test(input: str | Path, lang: str, out_dir: str | Path, *, modes: 
             outputs["metrics"] = out / "metrics.csv"
 
     report.timings["total"] = time.perf_counter() - t0
-    report.encoder = models.runtime_stats()
+    report.encoder.update(models.runtime_stats())
     qa = report.summary()
     qa.update(qa_extra)
     qa["splitters"] = splitters

@@ -153,7 +153,7 @@ def translate_train(input: str | Path, langs: tuple[str, ...] | list[str], out_d
     report.sentences_out = n
 
     report.timings["total"] = time.perf_counter() - t0
-    report.encoder = models.runtime_stats()
+    report.encoder.update(models.runtime_stats())
     qa = report.summary()
     qa.update(qa_extra)
     qa["splitters"] = splitters
