@@ -217,3 +217,35 @@ def test_model_transfer_reports_compat_truncation(tmp_path, tiny_models):
         qa = json.loads((out / "qa.json").read_text())
         assert qa["encoder"]["ner-receiving"]["truncated_sentences"] == truncated
         assert qa["encoder"]["ner-receiving"]["windowed_sentences"] == 1 - truncated
+
+
+def test_quiet_silences_first_use_notices(tmp_path, pair, tiny_models):
+    """With --quiet a first run (the aligner exported to ONNX now) prints only the result."""
+    import shutil
+
+    hf = tmp_path / "xlmr"
+    shutil.copytree(tiny_models["xlmr"], hf)  # a fresh directory: its export is made in this run
+    env = {**os.environ, "XFAST_CACHE": str(tmp_path / "cache"), "OMP_WAIT_POLICY": "PASSIVE"}
+    args = _args(pair, tmp_path / "out", tiny_models)
+    args[args.index("--aligner") + 1] = str(hf)
+    loud = subprocess.run([sys.executable, "-m", "xfast", *[a for a in args if a != "--quiet"]], env=env,
+                          capture_output=True, text=True)
+    assert loud.returncode == 0 and "exporting" in loud.stderr
+    shutil.rmtree(tmp_path / "cache")
+    quiet = subprocess.run([sys.executable, "-m", "xfast", *args, "--overwrite"], env=env, capture_output=True,
+                           text=True)
+    assert quiet.returncode == 0
+    assert quiet.stderr.strip().splitlines() == [f"150 sentences, 0 failed; outputs in {tmp_path / 'out'}"]
+
+
+@pytest.mark.parametrize("command", ["project", "translate-test", "translate-train", "model-transfer", "demo",
+                                     "evaluate"])
+def test_every_option_has_help_and_every_command_an_example(command):
+    from xfast.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command").choices[command]
+    assert "example: xfast " + command in (sub.epilog or "")
+    for action in sub._actions:
+        if action.dest != "help":
+            assert action.help, f"{command} {action.option_strings} has no help text"

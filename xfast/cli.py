@@ -56,7 +56,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from xfast.pipelines.demo import run_demo
 
-    return run_demo(json_out=args.json, quantize=args.quantize, limit=args.limit)
+    return run_demo(json_out=args.json, quantize=args.quantize, limit=args.limit, quiet=args.quiet)
 
 
 def _models(args: argparse.Namespace) -> int:
@@ -92,6 +92,17 @@ def _pipeline(name: str):
     return run
 
 
+def _silence() -> None:
+    """``--quiet``: only errors and the result; no notices about building models, no
+    transformers progress bars, no library warnings on the root logger."""
+    import logging
+
+    os.environ["XFAST_QUIET"] = "1"
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    logging.getLogger().setLevel(logging.ERROR)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     p = argparse.ArgumentParser(
@@ -101,10 +112,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"xfast {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
-    d = sub.add_parser("demo", help="project Europarl-NER English entities onto de/es/it with the embedded aligner")
+    d = sub.add_parser("demo", help="project Europarl-NER English entities onto de/es/it with the embedded aligner",
+                       epilog="example: xfast demo --limit 100")
     d.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     d.add_argument("--quantize", choices=["int8"], default=None, help="use the int8 encoder")
-    d.add_argument("--limit", type=int, default=None, help="only the first N sentences")
+    d.add_argument("--limit", type=int, default=None, help="only the first N sentences (default: all 799)")
+    d.add_argument("--quiet", action="store_true", help="no progress bars or notices, only the result")
     d.set_defaults(func=_demo)
 
     e = sub.add_parser("evaluate", help="score predicted CoNLL/JSONL labels against gold (seqeval default mode)")
@@ -112,18 +125,20 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--pred", required=True, help="predicted CoNLL or JSONL file, same sentences")
     e.add_argument("--ignore", nargs="*", default=[], metavar="TYPE", help="entity types scored as O (e.g. DATE)")
     e.add_argument("--json", action="store_true", help="print one JSON object")
+    e.epilog = "example: xfast evaluate --gold de.conll --pred runs/europarl/de.heuristic.conll --ignore DATE"
     e.set_defaults(func=_evaluate)
 
     m = sub.add_parser("models", help="model registry, exports and the tiny offline models")
     msub = m.add_subparsers(dest="models_cmd", required=True, metavar="ACTION")
     ml = msub.add_parser("list", help="show the registry")
-    ml.add_argument("--json", action="store_true")
-    mt = msub.add_parser("tiny", help="build the tiny random models (SPEC §10) and their exports into OUT")
-    mt.add_argument("out")
-    mt.add_argument("--json", action="store_true")
+    ml.add_argument("--json", action="store_true", help="print one JSON object")
+    mt = msub.add_parser("tiny", help="build tiny random models and their exports into OUT (offline trials, tests)")
+    mt.add_argument("out", help="output directory")
+    mt.add_argument("--json", action="store_true", help="print the paths as one JSON object")
     mx = msub.add_parser("export", help="export a local Hugging Face model directory")
     mx.add_argument("src", help="local HF model directory")
-    mx.add_argument("--kind", choices=["encoder", "tagger", "translator"], required=True)
+    mx.add_argument("--kind", choices=["encoder", "tagger", "translator"], required=True,
+                    help="what the model is used as")
     mx.add_argument("--layer", type=int, default=8, help="encoder: cut after this layer")
     mx.add_argument("--out", default=None, help="output directory (default: the cache)")
     mx.add_argument("--quantize", choices=["int8", "float16", "float32"], default=None)
@@ -153,6 +168,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    if getattr(args, "quiet", False):
+        _silence()
     try:
         return args.func(args)
     except XfastError as err:

@@ -29,6 +29,12 @@ _CHUNK = 1 << 22
 _memo: dict[str, str] = {}
 
 
+def quiet() -> bool:
+    """Whether notices about building and exporting models are silenced (``xfast ... --quiet``
+    sets ``XFAST_QUIET=1``)."""
+    return os.environ.get("XFAST_QUIET") == "1"
+
+
 def cache_dir() -> Path:
     """Root of xfast's cache: ``$XFAST_CACHE`` or ``~/.cache/xfast`` (created on demand)."""
     root = os.environ.get("XFAST_CACHE")

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from xfast.errors import ModelError, msg
-from xfast.models.cache import atomic_dir, cache_dir, content_hash
+from xfast.models.cache import atomic_dir, cache_dir, content_hash, quiet
 
 __all__ = ["ensure_e5_small", "read_q4", "e5_sources", "dequantize_q4_0"]
 
@@ -236,7 +236,7 @@ def _build(q4_path: Path, tok_path: Path, out: Path, progress: bool) -> None:
     from safetensors.numpy import save_file
     from tqdm.auto import tqdm
 
-    with tqdm(total=4, desc="xfast: building e5-small", unit="step", disable=not progress) as bar:
+    with tqdm(total=4, desc="xfast: building e5-small", unit="step", disable=not progress or quiet()) as bar:
         q4 = read_q4(q4_path)
         bar.update()
         _check_tokenizer(q4, tok_path)

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from xfast.errors import ModelError, ParameterError, check_choice, msg
-from xfast.models.cache import atomic_dir, cache_dir, content_hash
+from xfast.models.cache import atomic_dir, cache_dir, content_hash, quiet
 from xfast.models.registry import resolve
 
 __all__ = ["Encoded", "Encoder", "States", "Subwords", "export_encoder", "load_tokenizer"]
@@ -395,8 +395,9 @@ def export_encoder(hf_dir: str | os.PathLike, layer: int, out_dir: str | os.Path
         shutil.rmtree(final)
     # int8 is made from the (cached) float32 export
     fp32 = export_encoder(hf_dir, layer) if quantize else None
-    print(f"xfast: exporting {hf_dir.name} cut after layer {layer} to ONNX"
-          f"{' (int8)' if quantize else ''}, once; cached in {final}", file=sys.stderr)
+    if not quiet():
+        print(f"xfast: exporting {hf_dir.name} cut after layer {layer} to ONNX"
+              f"{' (int8)' if quantize else ''}, once; cached in {final}", file=sys.stderr)
     with atomic_dir(final) as tmp:
         if quantize == "int8":
             _quantize_int8(fp32 / "model.onnx", tmp / "model.onnx", reduce_range)

@@ -60,11 +60,12 @@ def demo(*, quantize: str | None = None, limit: int | None = None, out_dir: str 
     return {"results": res["results"], "timings": timings, "qa": res["qa"]}
 
 
-def run_demo(*, json_out: bool = False, quantize: str | None = None, limit: int | None = None) -> int:
+def run_demo(*, json_out: bool = False, quantize: str | None = None, limit: int | None = None,
+             quiet: bool = False) -> int:
     """The ``xfast demo`` command: print the table (or one JSON object); return the exit code."""
     from xfast.report import format_table
 
-    res = demo(quantize=quantize, limit=limit, progress=not json_out)
+    res = demo(quantize=quantize, limit=limit, progress=not (json_out or quiet))
     if json_out:
         print(json.dumps(res))
         return 0

@@ -381,7 +381,9 @@ def model_transfer(input: str | Path, lang: str, out_dir: str | Path, *, ner_mod
 
 def add_common_arguments(p: argparse.ArgumentParser, *, train: bool = False) -> None:
     """Options every pipeline over a labeled file shares; ``train``: the input is English
-    training data and ``--lang`` takes several target languages (no evaluation options)."""
+    training data and ``--lang`` takes several target languages (no evaluation options).
+    Every option shows its default in ``--help``."""
+    p.formatter_class = argparse.ArgumentDefaultsHelpFormatter
     if train:
         p.add_argument("--input", required=True, help="labeled English data: CoNLL or JSONL {tokens, ner_tags}")
         p.add_argument("--lang", required=True, nargs="+", help="target languages (ISO 639 or FLORES-200 codes)")
@@ -402,9 +404,11 @@ def add_common_arguments(p: argparse.ArgumentParser, *, train: bool = False) -> 
     p.add_argument("--label-names", nargs="*", default=None, metavar="LABEL",
                    help="JSONL integer tag names in id order, e.g. O B-PER I-PER ...")
     p.add_argument("--limit", type=int, default=None, help="only the first N sentences")
-    p.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
-    p.add_argument("--compute-type", default=None, help="CTranslate2 compute type (default int8 on CPU)")
-    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"],
+                   help="where the models run (auto: CUDA when present)")
+    p.add_argument("--compute-type", default=None,
+                   help="CTranslate2 compute type (default: int8 on CPU, float16 on CUDA)")
+    p.add_argument("--threads", type=int, default=None, help="threads per model (default: the runtime's)")
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -437,7 +441,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     """The ``xfast model-transfer`` options."""
     add_common_arguments(p)
     p.add_argument("--compat", action="store_true",
-                   help="truncate at the model's limit like the reference (SPEC §7 compat)")
+                   help="truncate long sentences at the model's limit, as the paper's code does")
+    p.epilog = ("example: xfast model-transfer --input masakhaner2/hau.test.txt --lang hau "
+                "--dataset masakhaner2 --out runs/hau-mt")
 
 
 def main(args: argparse.Namespace) -> int:

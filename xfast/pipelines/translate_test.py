@@ -421,19 +421,22 @@ def translate_test(input: str | Path, lang: str, out_dir: str | Path, *, modes: 
 
 def add_projection_arguments(p: argparse.ArgumentParser) -> None:
     """Aligner and projection options shared with translate-train."""
-    p.add_argument("--method", nargs="+", default=["heuristic", "ngram-greedy"], choices=PROJECTION_METHODS)
-    p.add_argument("--aligner", default="e5-small", help="registry name or local HF directory")
+    p.add_argument("--method", nargs="+", default=["heuristic", "ngram-greedy"], choices=PROJECTION_METHODS,
+                   help="projection methods, one output file each")
+    p.add_argument("--aligner", default="e5-small", help="registry name, local HF directory or ONNX export")
     p.add_argument("--align-method", nargs="+", default=["itermax"], choices=ALIGN_METHODS,
                    help="extraction methods, all on one encoding (softmax = AWESoME)")
-    p.add_argument("--layer", type=int, default=8)
-    p.add_argument("--token-type", default="bpe", choices=["bpe", "word"])
+    p.add_argument("--layer", type=int, default=8, help="aligner layer whose states are compared")
+    p.add_argument("--token-type", default="bpe", choices=["bpe", "word"],
+                   help="align subwords (bpe) or subword-averaged words")
     p.add_argument("--quantize", choices=["int8"], default=None, help="int8 aligner encoder")
-    p.add_argument("--length-ratio", type=float, default=0.8)
-    p.add_argument("--merge-distance", type=int, default=1)
-    p.add_argument("--min-words", type=int, default=1)
-    p.add_argument("--max-words", type=int, default=0)
+    p.add_argument("--length-ratio", type=float, default=0.8,
+                   help="heuristic: keep a span longer than this share of its entity")
+    p.add_argument("--merge-distance", type=int, default=1, help="heuristic: merge spans this close (0: never)")
+    p.add_argument("--min-words", type=int, default=1, help="n-gram candidates: fewest words")
+    p.add_argument("--max-words", type=int, default=0, help="n-gram candidates: most words (0: the sentence)")
     p.add_argument("--sub-spans", action="store_true", help="ner candidates: every sub-span too")
-    p.add_argument("--compat", action="store_true", help="reproduce the reference's quirks (SPEC compat)")
+    p.add_argument("--compat", action="store_true", help="reproduce the paper's code's quirks (see docs)")
 
 
 def config_of(args: argparse.Namespace) -> ProjectionConfig:
@@ -446,7 +449,10 @@ def config_of(args: argparse.Namespace) -> ProjectionConfig:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The ``xfast translate-test`` options."""
     add_common_arguments(p)
-    p.add_argument("--mode", nargs="+", default=["src2tgt"], choices=MODES)
+    p.epilog = ("example: xfast translate-test --input masakhaner2/hau.test.txt --lang hau --dataset masakhaner2 "
+                "--out runs/hau --mode src2tgt tgt2tgt --baseline")
+    p.add_argument("--mode", nargs="+", default=["src2tgt"], choices=MODES,
+                   help="src2tgt: tag the English translation; tgt2tgt: also back-translate with markers")
     p.add_argument("--translator", default="nllb-600m", help="registry name or local CTranslate2/HF directory")
     p.add_argument("--easyproject-translator", default="nllb-3.3b-easyproject",
                    help="marker translator for tgt2tgt (registry name or local directory)")

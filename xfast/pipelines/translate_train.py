@@ -179,7 +179,10 @@ def translate_train(input: str | Path, langs: tuple[str, ...] | list[str], out_d
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The ``xfast translate-train`` options."""
     add_common_arguments(p, train=True)
-    p.add_argument("--mode", nargs="+", default=["plain"], choices=TRAIN_MODES)
+    p.epilog = ("example: xfast translate-train --input en.train.conll --lang de yo --out runs/train "
+                "--mode plain marker")
+    p.add_argument("--mode", nargs="+", default=["plain"], choices=TRAIN_MODES,
+                   help="plain: translate and align; marker: EasyProject marker translation")
     p.add_argument("--translator", default="nllb-600m", help="plain translator (registry name or local directory)")
     p.add_argument("--easyproject-translator", default="nllb-3.3b-easyproject",
                    help="marker translator (registry name or local directory)")
