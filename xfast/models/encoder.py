@@ -660,14 +660,15 @@ class Encoder:
         # equal to whole pre-split sentences)
         return [e.ids for e in self.tokenizer.encode_batch(words, add_special_tokens=False)]
 
-    def encode_subwords(self, sub: Subwords, *, transform=None) -> States:
+    def encode_subwords(self, sub: Subwords, *, transform=None, on_batch=None) -> States:
         """Layer-L states of every subword of ``sub`` (special tokens dropped; over-long
         sentences through windows), left where the model wrote them (:class:`States`).
 
         ``transform``: a row-wise function applied to each of the model's outputs as soon as
         it is written (while it is in the CPU's caches; it may work in place), e.g.
         :func:`xfast.align.unit_rows_inplace`; the result then holds the transformed states
-        (``States.transform`` names it)."""
+        (``States.transform`` names it). ``on_batch(n)`` is called after each model call with
+        the number of passes it ran (about one per sentence), for progress bars."""
         offsets = sub.offsets
         lengths = np.diff(offsets)
         # passes: (sentence, start, end, own_start, own_end)
@@ -685,7 +686,7 @@ class Encoder:
                     self.stats["windowed"] += len(w) > 1
                     rows.extend((i, *p) for p in w)
             passes = np.array(rows, np.int64).reshape(-1, 5)
-        blocks, at = self._run_passes(sub.ids, offsets, passes, transform)
+        blocks, at = self._run_passes(sub.ids, offsets, passes, transform, on_batch)
         where = np.zeros((len(lengths), 2), np.int64)
         single = np.ones(len(passes), bool)
         if long:  # a windowed sentence's rows, stitched from its passes' own ranges
@@ -707,7 +708,7 @@ class Encoder:
         return States(blocks, where, offsets, transform)
 
     def _run_passes(self, ids: np.ndarray, offsets: np.ndarray, passes: np.ndarray,
-                    transform=None) -> tuple[list[np.ndarray], np.ndarray]:
+                    transform=None, on_batch=None) -> tuple[list[np.ndarray], np.ndarray]:
         """Run every pass; returns the model's outputs and, per pass, (output, row of its
         first subword)."""
         pre, suf = np.asarray(self._prefix, np.int64), np.asarray(self._suffix, np.int64)
@@ -732,5 +733,7 @@ class Encoder:
             out = self._run(batch, row_len)
             blocks.append(transform(out) if transform else out)
             self.stats["batches"] += 1
+            if on_batch is not None:
+                on_batch(len(rows))
             k = j
         return blocks, at

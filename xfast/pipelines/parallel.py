@@ -123,7 +123,8 @@ def project_parallel(labeled: str | Path, receiving: dict[str, str | Path], out_
     shard = {"index": done, "sentences": 0, "parts": {k: [] for k in outputs}}
     chunks_in = read_parallel_columns(paths, labels=[True] + [None] * len(names) + [True] * len(cand_names),
                                       chunk_size=batch_size, types=types)
-    bar = tqdm(total=n_total, initial=done * shard_size, unit="sent", desc="project", disable=not progress)
+    bar = tqdm(total=n_total, initial=done * shard_size, unit="pair", desc="project", disable=not progress,
+               bar_format="{l_bar}{bar}| {n:.0f}/{total} pairs [{elapsed}<{remaining}]")
 
     def read():
         skip = done * shard_size
@@ -146,9 +147,14 @@ def project_parallel(labeled: str | Path, receiving: dict[str, str | Path], out_
     # link scores read the raw states; otherwise SimAlign's normalisation runs per model output
     transform = None if write_alignments else aligner.state_transform
 
+    sides = 1 + len(names)
+
+    def tick(n: int) -> None:  # the bar moves with the encoder, the slow stage on a CPU
+        bar.update(n / sides)
+
     def model(prep):
         before = {k: encoder.stats[k] for k in ("windowed", "windows")}
-        states = [stages.encode(sub, encoder, transform) for sub in prep[0]]
+        states = [stages.encode(sub, encoder, transform, tick) for sub in prep[0]]
         return states, {k: encoder.stats[k] - v for k, v in before.items()}
 
     def host(row, prep, model_out):
@@ -191,7 +197,6 @@ def project_parallel(labeled: str | Path, receiving: dict[str, str | Path], out_
                                               ignore=ignore)
         report.sentences_out += len(lab_cols)
         shard["sentences"] += len(lab_cols)
-        bar.update(len(lab_cols))
         if shard["sentences"] == shard_size:
             commit()
 
@@ -207,6 +212,8 @@ def project_parallel(labeled: str | Path, receiving: dict[str, str | Path], out_
         overlapped(read(), prepare, model, host, report=report, overlap=overlap, model_stage="encode")
         if shard["sentences"]:
             commit()
+        bar.n = bar.total  # windows and empty sentences make the encoder's count approximate
+        bar.refresh()
     report.encoder = dict(enc_counts)
     results = []
     with report.stage("evaluate"):

@@ -47,10 +47,11 @@ def tokenize(cols: TokenColumns, encoder):
     return encoder.subwords(cols)
 
 
-def encode(sub, encoder, transform=None):
+def encode(sub, encoder, transform=None, on_batch=None):
     """Layer-L states of every subword (:class:`~xfast.models.encoder.States`): the model
-    forward, then ``transform`` on each output while it is in cache."""
-    return encoder.encode_subwords(sub, transform=transform)
+    forward, then ``transform`` on each output while it is in cache; ``on_batch(n)`` after
+    each model call."""
+    return encoder.encode_subwords(sub, transform=transform, on_batch=on_batch)
 
 
 def align(labeled: tuple, receiving: tuple, aligner) -> Alignment:
