@@ -114,6 +114,11 @@ E = {
 }
 
 
+def short(text: str, limit: int = 80) -> str:
+    """``text`` cut to ``limit`` characters for a message (a 5 MB line does not belong in one)."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
+
+
 def msg(code: str, **fields: object) -> str:
     """Format catalogue entry ``code`` as ``[code] message``."""
     return f"[{code}] " + E[code].format(**fields)

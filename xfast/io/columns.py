@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from xfast.errors import DataError, msg
+from xfast.errors import DataError, msg, short
 from xfast.io.files import open_input
 
 from . import _text_py
@@ -200,10 +200,19 @@ def _bad_line(path: str | Path, kind: int, line: int, raw: bytes, ncols: int) ->
     text = raw.decode("utf-8")
     cols = text.split("\t") if "\t" in text else text.split()
     if kind == _text_py.ERR_COLUMNS:
-        return DataError(path, line, msg("E102", line=text))
+        return DataError(path, line, msg("E102", line=short(text)))
     if kind == _text_py.ERR_NCOLS:
         return DataError(path, line, msg("E109", expected=ncols, got=len(cols)))
-    return DataError(path, line, msg("E103", label=cols[-1].strip()))
+    return DataError(path, line, msg("E103", label=short(cols[-1].strip())))
+
+
+def _start(fh) -> bytes:
+    """The file's first bytes, a leading UTF-8 BOM removed (a file that is only a BOM holds
+    one empty line)."""
+    head = fh.read(3)
+    if head != _BOM:
+        return head
+    return b"" if fh.peek(1) else b"\n"
 
 
 def _parse_stream(path: str | Path, mode: int, labels: bool, types: LabelTypes,
@@ -211,14 +220,12 @@ def _parse_stream(path: str | Path, mode: int, labels: bool, types: LabelTypes,
     """Parsed pieces of the file, each holding the complete sentences of one block."""
     name = str(path)
     with open_input(path) as fh:
-        buf = b""
+        buf = _start(fh)
         pos, line, after_doc, ncols = 0, 1, False, -1
         eof = False
         while not eof:
             more = fh.read(block)
             eof = not more
-            if not buf and line == 1 and more.startswith(_BOM):
-                more = more[3:]
             buf = buf[pos:] + more
             # whole lines only: a block may end inside a character
             data, bad = (buf if eof else buf[:buf.rfind(b"\n") + 1]), None
@@ -273,7 +280,7 @@ def count_sentences(path: str | Path, *, form: str | None = None, block_size: in
         if form == "jsonl":
             return sum(1 for raw in fh if raw.strip())
         mode = 1 if form == "text" else 0
-        buf, after_doc, in_sent, eof = b"", False, False, False
+        buf, after_doc, in_sent, eof = _start(fh), False, False, False
         while not eof:
             more = fh.read(block_size)
             eof = not more

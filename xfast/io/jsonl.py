@@ -27,6 +27,8 @@ def read_jsonl(path: str | Path, *, label_names: Sequence[str] | None = None,
             rec = json.loads(text)
         except json.JSONDecodeError as err:
             raise DataError(path, no, msg("E105", reason=err.msg)) from None
+        except RecursionError:
+            raise DataError(path, no, msg("E105", reason="nested too deeply")) from None
         toks = rec.get("tokens") if isinstance(rec, dict) else None
         if not isinstance(toks, list) or not all(isinstance(t, str) for t in toks):
             raise DataError(path, no, msg("E106", reason="'tokens' is missing or not a list of strings"))

@@ -12,10 +12,14 @@ from pathlib import Path
 
 import numpy as np
 
-from xfast.errors import DataError, msg
+from xfast.errors import DataError, msg, short
 from xfast.io.files import atomic_open, lines
 
 __all__ = ["parse_pharaoh", "format_pharaoh", "read_pharaoh", "write_pharaoh"]
+
+
+def _index(text: str) -> bool:
+    return 0 < len(text) <= 10 and text.isascii() and text.isdigit() and int(text) <= 2**31 - 1
 
 
 def parse_pharaoh(line: str, *, swap: bool = False, path: str | Path | None = None,
@@ -23,18 +27,19 @@ def parse_pharaoh(line: str, *, swap: bool = False, path: str | Path | None = No
     """Parse one line into int32 pairs of shape (k, 2) and float32 scores (or None)."""
     pairs, scores = [], []
     for item in line.split():
-        pair, _, score = item.partition(":")
+        pair, colon, score = item.partition(":")
         i, dash, j = pair.partition("-")
-        if not (dash and i.isdigit() and j.isdigit()):
-            raise DataError(path, lineno, msg("E107", pair=item))
+        # ASCII digits only (str.isdigit also accepts '²'), within int32
+        if not (dash and _index(i) and _index(j)):
+            raise DataError(path, lineno, msg("E107", pair=short(item)))
         pairs.append((int(j), int(i)) if swap else (int(i), int(j)))
-        if score:
+        if colon:
             try:
                 scores.append(float(score))
             except ValueError:
-                raise DataError(path, lineno, msg("E107", pair=item)) from None
+                raise DataError(path, lineno, msg("E107", pair=short(item))) from None
     if scores and len(scores) != len(pairs):
-        raise DataError(path, lineno, msg("E107", pair=line.strip()))
+        raise DataError(path, lineno, msg("E107", pair=short(line.strip())))
     arr = np.array(pairs, np.int32).reshape(-1, 2)
     return arr, (np.array(scores, np.float32) if scores else None)
 
