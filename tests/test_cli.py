@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from xfast import __version__
 from xfast.cli import main
 
@@ -46,3 +48,37 @@ def test_evaluate_length_mismatch_names_both(tmp_path, capsys):
     assert main(["evaluate", "--gold", str(g), "--pred", str(p)]) == 2
     err = capsys.readouterr().err
     assert f"{p}:1:" in err and f"{g}:1" in err
+
+
+ERROR_PATHS = [
+    ["nonsense"],
+    ["project"],
+    ["project", "--labeled", "x", "--receiving", "y", "--out", "o", "--method", "teleport"],
+    ["project", "--labeled", "x", "--receiving", "y", "--out", "o", "--batch-size", "many"],
+    ["project", "--labeled", "/no/such.conll", "--receiving", "de=/no/such2.conll", "--out", "{tmp}/o"],
+    ["evaluate", "--gold", "{bad}", "--pred", "{bad}"],
+    ["evaluate", "--gold", "{good}", "--pred", "{short}"],
+    ["demo", "--limit", "0"],
+    ["demo", "--quantize", "int4"],
+    ["model-transfer", "--input", "{bad}", "--lang", "hau", "--out", "{tmp}/o"],
+    ["translate-test", "--input", "{good}", "--lang", "pcm", "--out", "{tmp}/o"],
+    ["project", "--labeled", "{good}", "--receiving", "{good}", "--out", "{tmp}/o", "--method", "ner-greedy"],
+    ["project", "--labeled", "{good}", "--receiving", "{good}", "--out", "{tmp}/o", "--shard-size", "7"],
+    ["models", "export", "/no/such/dir", "--kind", "encoder"],
+]
+
+
+@pytest.mark.parametrize("args", ERROR_PATHS, ids=[" ".join(a[:2]) for a in ERROR_PATHS])
+def test_every_error_path_is_one_line_and_exit_2(tmp_path, args, capsys):
+    good, bad, short = tmp_path / "good.conll", tmp_path / "bad.conll", tmp_path / "short.conll"
+    good.write_text("a\tO\nb\tB-PER\n\nc\tO\n", encoding="utf-8")
+    bad.write_text("a\tO\nb\tWRONG\n", encoding="utf-8")
+    short.write_text("a\tO\nb\tB-PER\n", encoding="utf-8")
+    argv = [a.format(tmp=tmp_path, good=good, bad=bad, short=short) for a in args]
+    try:
+        code = main(argv)
+    except SystemExit as stop:  # argparse stops there
+        code = stop.code
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("xfast: error: ") and "Traceback" not in err[0], err

@@ -1,7 +1,9 @@
 """Determinism is a contract: every pipeline writes the same bytes with 1 or 2 threads and with
-batches (shards) of 1, 7 or 512 sentences."""
+batches (shards) of 1, 7 or 512 sentences. And every sentence is accounted for: QA's sentences
+in equal sentences out, and the failed ones (written as all-O) are a counted subset."""
 
 import itertools
+import json
 
 import pytest
 
@@ -28,7 +30,10 @@ def _runs(tmp_path, build):
     seen = {}
     for threads, size in COMBOS:
         out = tmp_path / f"out-{threads}-{size}"
-        assert main(build(out, threads, size) + ["--quiet"]) in (0, 1)
+        code = main(build(out, threads, size) + ["--quiet"])
+        qa = json.loads((out / "qa.json").read_text())["sentences"]
+        assert qa["in"] == qa["out"] > 0 and 0 <= qa["failed"] <= qa["out"]
+        assert code == (1 if qa["failed"] else 0)
         seen[(threads, size)] = _outputs(out)
     first = seen[COMBOS[0]]
     assert first

@@ -103,9 +103,16 @@ def _silence() -> None:
     logging.getLogger().setLevel(logging.ERROR)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with xfast's error form: one line, exit code 2 (no usage block)."""
+
+    def error(self, message: str) -> None:
+        self.exit(2, f"xfast: error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="xfast",
         description="High-throughput annotation projection for cross-lingual NER.",
     )
