@@ -1,5 +1,5 @@
 # cython: language_level=3
-"""Alignment extraction kernels owned by :mod:`xfast.align` (SPEC §2).
+"""Alignment extraction kernels owned by :mod:`xfast.align` (docs/alignment.md).
 
 Private: :mod:`xfast.align` validates every input once and calls these with contiguous
 rows, finite-checked sizes and a method code; ``_align_py`` is the plain-Python twin with

@@ -1,5 +1,5 @@
 # cython: language_level=3
-"""Chunk counting for :mod:`xfast.evaluate` (seqeval 1.2.2 default mode, SPEC §9).
+"""Chunk counting for :mod:`xfast.evaluate` (seqeval 1.2.2 default mode, docs/evaluation.md).
 
 Private kernel: the caller (``xfast.evaluate``) validates shapes and builds the label
 tables; this file assumes valid input. Plain-Python twin: ``xfast/_chunks_py.py``.

@@ -1,5 +1,5 @@
 # cython: language_level=3
-"""Projection kernels (SPEC §3, §4) over a columnar batch; owned by ``xfast.project``.
+"""Projection kernels (docs/projection.md) over a columnar batch; owned by ``xfast.project``.
 
 Same signatures and results as the plain-Python twin ``xfast/project/_project_py.py``, whose
 docstring describes the layout, the label codes and the stats arrays. Inputs are assumed valid
@@ -27,7 +27,7 @@ def heuristic_kernel(const i64[::1] ent_off, const i64[:, ::1] ent, const i64[::
                      const i64[::1] aln_off, const i64[:, ::1] aln, const i64[::1] n_lab, const i64[::1] n_rec,
                      const i64[::1] lab_off, double length_ratio, i64 merge_distance,
                      bint compat, i64[::1] out, i64[::1] stats):
-    """SPEC §3 over a batch; writes codes into ``out[lab_off[s]:lab_off[s+1]]``."""
+    """docs/projection.md over a batch; writes codes into ``out[lab_off[s]:lab_off[s+1]]``."""
     cdef Py_ssize_t S = n_rec.shape[0]
     cdef i64 max_lab = 0, max_pairs = 1, s, p
     for s in range(S):
@@ -215,7 +215,7 @@ cdef i64 _max_width(const i64[::1] cand_off, const i64[:, ::1] cand,
 def scores_kernel(const i64[::1] ent_off, const i64[:, ::1] ent, const i64[::1] cand_off,
                   const i64[:, ::1] cand, const i64[::1] aln_off, const i64[:, ::1] aln,
                   const i64[::1] score_off, double[::1] scores):
-    """SPEC §4 scores: ``scores[score_off[s]:]`` holds sentence s's (E, C) matrix row-major."""
+    """docs/projection.md scores: ``scores[score_off[s]:]`` holds sentence s's (E, C) matrix row-major."""
     cdef Py_ssize_t S = ent_off.shape[0] - 1
     cdef i64[::1] zeros = np.zeros(S, dtype=np.int64)
     cdef i64 wmax = _max_width(cand_off, cand, aln_off, aln, zeros)
@@ -234,7 +234,7 @@ def greedy_kernel(const i64[::1] ent_off, const i64[:, ::1] ent, const i64[::1] 
                   const i64[::1] cand_off, const i64[:, ::1] cand, const i64[::1] aln_off,
                   const i64[:, ::1] aln, const i64[::1] n_rec,
                   const i64[::1] lab_off, bint compat, i64[::1] out, i64[::1] stats):
-    """SPEC §4 greedy matching over a batch; writes codes in selection order."""
+    """docs/projection.md greedy matching over a batch; writes codes in selection order."""
     cdef Py_ssize_t S = n_rec.shape[0]
     cdef i64 s, max_e = 1, max_c = 1, max_ec = 1
     for s in range(S):

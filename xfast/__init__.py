@@ -1,7 +1,7 @@
 """xfast: high-throughput annotation projection for cross-lingual NER.
 
 Word-align a labeled sentence with its translation and carry each entity span across
-(Politov et al., NoDaLiDa 2025). See README.md for the command line and SPEC §12 for the API.
+(Politov et al., NoDaLiDa 2025). See README.md for the command line and docs/api.md for the API.
 """
 
 __version__ = "0.1.0"

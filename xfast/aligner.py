@@ -1,4 +1,4 @@
-"""``xfast.Aligner``: word-split sentence pairs in, word alignments out (SPEC §2, §12).
+"""``xfast.Aligner``: word-split sentence pairs in, word alignments out (docs/alignment.md, docs/api.md).
 
 One object owns an :class:`~xfast.models.encoder.Encoder` and the extraction settings. The
 encoder runs once per side, batched by length; extraction and the subword-to-word union run
@@ -28,12 +28,12 @@ class Aligner:
     """Align batches of sentence pairs with a multilingual encoder.
 
     ``model``: a registry name (default ``"e5-small"``, the embedded aligner) or a local
-    Hugging Face directory; ``layer``: hidden layer whose states are compared (SPEC §2);
+    Hugging Face directory; ``layer``: hidden layer whose states are compared (docs/alignment.md);
     ``method``: ``itermax`` (SimAlign, the paper's choice), ``inter``, ``fwd``, ``rev``, ``mwmf``
     or ``softmax`` (AWESoME, raw dot products with ``threshold``); ``token_type``: ``bpe``
     (subwords, the paper's choice) or ``word`` (subword-averaged word vectors). ``quantize``:
     ``"int8"`` runs the dynamically quantized encoder (about twice as fast on CPU).
-    ``compat=True`` reproduces the reference (SPEC §2 **compat**): sentences are truncated at
+    ``compat=True`` reproduces the reference (docs/compat.md): sentences are truncated at
     the model's limit (later words get no pairs; the default encodes them in windows) and
     AWESoME pairs come in the reference's order.
 

@@ -1,4 +1,4 @@
-"""Entity-level evaluation exactly as seqeval 1.2.2's default mode computes it (SPEC §9).
+"""Entity-level evaluation exactly as seqeval 1.2.2's default mode computes it (docs/evaluation.md).
 
 ``scores`` returns the reference-results CSV columns (``overall_f1``, ``PER_precision``, ...);
 ``proj_ratio`` is the paper's projection ratio. Chunking runs in a compiled kernel
@@ -105,7 +105,7 @@ def _prf(tp: int, n_pred: int, n_true: int) -> tuple[float, float, float]:
 
 
 def proj_ratio(gold: Labels, pred: Labels) -> float:
-    """Mean over sentences of ``#B- predicted / #B- gold`` (SPEC §9); 1 or 0 when gold has none."""
+    """Mean over sentences of ``#B- predicted / #B- gold`` (docs/evaluation.md); 1 or 0 when gold has none."""
     _check_shapes(gold, pred)
     if not gold:
         return 0.0

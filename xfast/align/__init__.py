@@ -1,6 +1,6 @@
 """Word alignment from encoder states: SimAlign similarity and extraction, AWESoME softmax.
 
-SPEC §2. A similarity matrix has one row per labeled-side token and one column per
+See docs/alignment.md. A similarity matrix has one row per labeled-side token and one column per
 receiving-side token unless a function says otherwise; pairs are int32 ``(k, 2)`` arrays of
 ``(row, col)`` sorted ascending. Inputs are validated here once; the extraction runs in the
 compiled kernel ``_align`` (csrc/_align.pyx) without the GIL, or in its plain-Python twin
@@ -162,7 +162,7 @@ def _offsets(counts: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------- extraction
 def extract(sim: object, method: str = "itermax", *, max_count: int = 2, alpha: float = 0.9,
             threshold: float = 1e-3) -> np.ndarray:
-    """Aligned cells of one similarity matrix (SPEC §2).
+    """Aligned cells of one similarity matrix (docs/alignment.md).
 
     Args:
         sim: (m, n) real matrix; float32 is used as is, other dtypes as float64.
@@ -264,7 +264,7 @@ def _extract_many(sims: object, method: str, lengths: object, max_count: int, al
 
 def softmax_extract(scores: object, threshold: float = 1e-3) -> np.ndarray:
     """AWESoME extraction: cells whose row softmax and column softmax both exceed
-    ``threshold`` (strictly), on raw dot products ``x @ y.T`` (SPEC §2). Computed in float64.
+    ``threshold`` (strictly), on raw dot products ``x @ y.T`` (docs/alignment.md). Computed in float64.
 
     Returns int32 (k, 2) ``(row, col)`` pairs sorted ascending.
     """
@@ -292,7 +292,7 @@ def _distort(sim: np.ndarray, ratio: float) -> np.ndarray:
 
 
 def similarity(x: object, y: object, *, distortion: float = 0.0) -> np.ndarray:
-    """SimAlign's similarity ``(cos(x_i, y_j) + 1) / 2`` (SPEC §2).
+    """SimAlign's similarity ``(cos(x_i, y_j) + 1) / 2`` (docs/alignment.md).
 
     Computed as SimAlign does (scikit-learn ``cosine_similarity``: L2-normalise rows, then
     one matrix product), so float32 states give bit-identical float32 values and near ties
@@ -373,7 +373,7 @@ def _as_ids(ids: object, name: str, length: int) -> np.ndarray:
 # ---------------------------------------------------------------- subwords to words
 def to_words(pairs: object, labeled_word_ids: object, receiving_word_ids: object, *,
              compat_awesome: bool = False) -> np.ndarray:
-    """Word pairs from subword pairs by union (SPEC §2).
+    """Word pairs from subword pairs by union (docs/alignment.md).
 
     Words are aligned when any of their subwords are; subwords with a negative word id and
     words without subwords give no pair.
@@ -474,7 +474,7 @@ def align_states_batch(labeled_states: Sequence[object], receiving_states: Seque
                        method: str = "itermax", token_type: str = "bpe", distortion: float = 0.0,
                        max_count: int = 2, alpha: float = 0.9, threshold: float = 1e-3,
                        compat_awesome: bool = False, n_threads: int = 1) -> list[np.ndarray]:
-    """Word pairs for many sentence pairs from encoder states (SPEC §2).
+    """Word pairs for many sentence pairs from encoder states (docs/alignment.md).
 
     Each matrix is built as the reference builds it, with the receiving sentence as rows
     (SimAlign's and AWESoME's source side): similarity (SimAlign methods) or raw dot

@@ -1,6 +1,6 @@
 """Pharaoh alignment text: one line per sentence pair, ``i-j`` pairs separated by spaces.
 
-xfast writes ``labeled-receiving`` (SPEC §1). The reference stores ``(receiving, labeled)``:
+xfast writes ``labeled-receiving`` (docs/formats.md). The reference stores ``(receiving, labeled)``:
 pass ``swap=True`` to read or write its order. A pair may carry a similarity score as
 ``i-j:0.8731``; readers return scores only when asked.
 """

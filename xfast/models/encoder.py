@@ -1,4 +1,4 @@
-"""The aligner's encoder: words in, layer-L subword states out (SPEC §2).
+"""The aligner's encoder: words in, layer-L subword states out (docs/alignment.md).
 
 Two pieces:
 
@@ -541,7 +541,7 @@ class Encoder:
     measured 24% faster than 8,192 on e5-small), on GPU 8,192. ``window``: longest pass in subwords, special
     tokens included (None: the model's limit); longer sentences are encoded in windows
     overlapping by half and counted in ``stats["windowed"]``. ``truncate=True`` instead keeps
-    only the subwords of the first pass, as the paper's code does (SPEC §2 **compat**): later
+    only the subwords of the first pass, as the paper's code does (docs/compat.md): later
     words get no states, and such sentences are counted in ``stats["truncated"]``.
     ``word_cache``: most words whose subword ids are kept (each word is tokenized on its
     own, so a cached word's ids equal the tokenizer's; ``stats`` reports hits and misses).

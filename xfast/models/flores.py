@@ -1,4 +1,4 @@
-"""FLORES-200 language codes for NLLB-200 (SPEC §8).
+"""FLORES-200 language codes for NLLB-200 (docs/translation.md).
 
 :func:`flores_code` maps an ISO 639-1/639-3 code (``de``, ``swa``) or a FLORES-200 code
 (``deu_Latn``) to the FLORES-200 code NLLB expects; languages NLLB-200 lacks (``bbj``,
@@ -69,7 +69,7 @@ _ISO1 = {
 _ISO3 = {"swa": "swh", "ara": "arb", "fas": "pes", "per": "pes", "msa": "zsm", "may": "zsm"}
 _DEFAULT_SCRIPT = {"zho": "zho_Hans"}
 
-# Languages known to be missing from NLLB-200 (SPEC §8: MasakhaNER's bbj and pcm).
+# Languages known to be missing from NLLB-200 (docs/translation.md: MasakhaNER's bbj and pcm).
 _MISSING = {
     "bbj": "Ghomálá' is not one of NLLB-200's languages",
     "pcm": "Nigerian Pidgin is not one of NLLB-200's languages",

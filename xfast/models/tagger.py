@@ -1,4 +1,4 @@
-"""NER tagging of words (SPEC §7): token classification, first-subword labels, entity runs.
+"""NER tagging of words (docs/translation.md): token classification, first-subword labels, entity runs.
 
 :class:`Tagger` runs a token classifier exported to ONNX (:func:`export_tagger`), or the
 transformers model itself (``backend="torch"``, used by parity tests), over words:
@@ -11,9 +11,9 @@ transformers model itself (``backend="torch"``, used by parity tests), over word
   covered by it;
 - sentences longer than the model's window are cut into overlapping windows at word
   boundaries and each word takes its label from the window where it sits most centrally, so
-  no word is silently left out (SPEC §7 default; the count is in :attr:`Tagger.stats`);
+  no word is silently left out (the default, docs/translation.md; the count is in :attr:`Tagger.stats`);
   ``truncate=True`` instead tags one pass over the first window of subwords, as the reference
-  does (SPEC §7 **compat**): later words are ``O``;
+  does (docs/compat.md): later words are ``O``;
 - windows of all sentences are sorted by length and batched up to ``max_tokens`` padded
   subwords per forward pass.
 """
@@ -113,7 +113,7 @@ def _parse_label(label: str) -> tuple[str, str]:
 
 
 def entity_runs(prefixes: list[str], types: list[str], has_subwords: list[bool]) -> list[tuple[int, int, str]]:
-    """Entities as maximal runs over word labels (SPEC §7, IOB1-safe).
+    """Entities as maximal runs over word labels (docs/translation.md, IOB1-safe).
 
     ``prefixes[i]`` is ``"B"``, ``"I"`` or ``"O"``; words without subwords are skipped when
     deciding runs and are covered when they lie inside one.
@@ -194,7 +194,7 @@ def _special_frame(tok) -> tuple[list[int], list[int]]:
 
 
 class Tagger:
-    """Token-classification NER over words (SPEC §7).
+    """Token-classification NER over words (docs/translation.md).
 
     ``model``: an ONNX export directory (``model.onnx``), a Hugging Face directory or a
     registry name (exported once to ONNX and cached). ``backend="torch"`` runs transformers
@@ -202,7 +202,7 @@ class Tagger:
     runtime's default). ``max_tokens``: padded subwords per forward pass. ``max_length``:
     subwords per window including special tokens (default: the model's limit).
     ``label_map``: entity type renames applied before runs are built (``{"PERSON": "PER"}``;
-    a type mapped to ``"O"`` or None is dropped). ``truncate``: SPEC §7 **compat**: a sentence
+    a type mapped to ``"O"`` or None is dropped). ``truncate``: docs/compat.md: a sentence
     longer than the window is tagged from one pass over its first window of subwords, like a
     Hugging Face tokenizer with truncation: a word whose first subword is kept takes that
     subword's label, every later word is ``O`` and no run reaches past the cut (counted in

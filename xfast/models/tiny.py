@@ -1,4 +1,4 @@
-"""Tiny offline models (SPEC §10): every pipeline runs without a model hub.
+"""Tiny offline models (docs/cli.md): every pipeline runs without a model hub.
 
 :func:`build_tiny` writes, under one directory, small random-weight models shaped like the
 real ones, with real tokenizers trained in memory on a synthetic corpus:
@@ -311,7 +311,7 @@ def _export_encoder(hf_dir: Path, out: Path, progress: bool) -> Path | None:
 
 
 def build_tiny(out: str | Path, *, progress: bool = True) -> dict[str, Path]:
-    """Build the tiny models of SPEC §10 and their exports under ``out``.
+    """Build the tiny models (``xfast models tiny``, docs/cli.md) and their exports under ``out``.
 
     Returns ``{"xlmr", "mbert", "ner", "nllb"}`` Hugging Face directories plus the exports
     ``"ner_onnx"``, ``"nllb_ct2"`` and, when the encoder exporter is available,

@@ -1,4 +1,4 @@
-"""Machine translation with NLLB (SPEC §8): CTranslate2, or transformers for parity.
+"""Machine translation with NLLB (docs/translation.md): CTranslate2, or transformers for parity.
 
 :class:`Translator` takes FLORES-200 codes or ISO codes (:func:`~xfast.models.flores.flores_code`),
 tokenizes each stripped text as NLLB does (``[src_code] pieces </s>``), decodes with the
@@ -134,7 +134,7 @@ class TranslatorStats:
 
 
 class Translator:
-    """NLLB translation of sentences (SPEC §8).
+    """NLLB translation of sentences (docs/translation.md).
 
     ``model``: a CTranslate2 export directory (``model.bin``), a Hugging Face directory or a
     registry name (converted once and cached). ``backend="torch"`` runs transformers

@@ -1,4 +1,4 @@
-"""Model transfer (SPEC §8, the baseline), the engine behind ``xfast model-transfer``, and what
+"""Model transfer (docs/translation.md, the baseline), the engine behind ``xfast model-transfer``, and what
 the translate-test and translate-train pipelines share with it.
 
 Model transfer applies the NER model to the receiving words directly. The same cached stage
@@ -85,7 +85,7 @@ class Models:
             spec, device=o.device, compute_type=o.compute_type, threads=o.threads))
 
     def tagger(self, spec, *, truncate: bool = False):
-        """A :class:`~xfast.models.tagger.Tagger`; ``truncate``: SPEC §7 compat (one pass over
+        """A :class:`~xfast.models.tagger.Tagger`; ``truncate``: docs/compat.md (one pass over
         the first window of a long sentence)."""
         from xfast.models.tagger import Tagger
 
@@ -183,14 +183,14 @@ def words_key(words: list[list[str]]) -> str:
 
 
 def label_set_of(gold: list[list[str]] | None) -> set[str] | None:
-    """Entity types of the gold data (SPEC §7), or None without gold."""
+    """Entity types of the gold data (docs/translation.md), or None without gold."""
     if gold is None:
         return None
     return {lab[2:] for s in gold for lab in s if lab != "O"}
 
 
 def default_ignore(dataset: str) -> tuple[str, ...]:
-    """Types ignored at evaluation by default: DATE for MasakhaNER (SPEC §9), else none."""
+    """Types ignored at evaluation by default: DATE for MasakhaNER (docs/evaluation.md), else none."""
     return ("DATE",) if "masakhaner" in dataset.lower() else ()
 
 
@@ -245,7 +245,7 @@ def receiving_ner(models: Models, ner_model, words: list[list[str]], *, cache: P
                   cache_stats: CacheStats, report: RunReport, progress: bool,
                   truncate: bool = False) -> tuple[list[list[Entity]], str]:
     """The NER model's entities on the receiving words (stage ``ner-receiving``): the
-    model-transfer prediction and the ``ner`` candidates. ``truncate``: SPEC §7 compat (part
+    model-transfer prediction and the ``ner`` candidates. ``truncate``: docs/compat.md (part
     of the cache key). Returns ``(entities, cache key)``."""
     fields = {"words": words_key(words), "tagger": models.tagger_fields(ner_model, truncate=truncate)}
 
@@ -307,7 +307,7 @@ def describe(mode: str, align_method: str, method: str) -> dict[str, str]:
 
 def metrics_row(gold: list[list[str]], pred: list[list[str]], *, ignore: tuple[str, ...], lang: str,
                 dataset: str, variant: dict[str, str], extra: dict | None = None) -> dict:
-    """Scores (SPEC §9) and ``proj_ratio`` plus the descriptor columns, as one CSV row."""
+    """Scores (docs/evaluation.md) and ``proj_ratio`` plus the descriptor columns, as one CSV row."""
     from xfast.evaluate import ignore_types, proj_ratio, scores
 
     row = scores(gold, pred, ignore=ignore)
@@ -336,7 +336,7 @@ def model_transfer(input: str | Path, lang: str, out_dir: str | Path, *, ner_mod
     """Tag the receiving words with the NER model and write ``<lang>.model_transfer.conll``.
 
     ``ner_model``: registry name, local directory or a loaded Tagger. ``compat``: truncate
-    sentences at the model's limit as the reference does (SPEC §7). ``label_set``: types kept
+    sentences at the model's limit as the reference does (docs/translation.md). ``label_set``: types kept
     in the output (default: the gold data's); ``ignore``: types scored as O (default: DATE for
     MasakhaNER). Returns ``{"results", "timings", "qa", "outputs"}``; ``results`` holds one
     metrics row when the input has gold labels.

@@ -1,4 +1,4 @@
-"""Parallel-corpus projection (SPEC §8 *parallel*), the engine behind ``xfast project``.
+"""Parallel-corpus projection (docs/translation.md *parallel*), the engine behind ``xfast project``.
 
 A labeled side (CoNLL with gold or predicted entities) and one or more receiving sides (CoNLL
 or plain tokenized text) are read in lockstep, in columnar batches. Each batch's labeled side
@@ -29,7 +29,7 @@ _ENCODER_COUNTS = ("sentences", "subwords", "windowed", "truncated", "windows")
 
 def labeled_entities(labels: list[str], *, compat: bool = False) -> list[tuple[int, int, str]]:
     """Entities of the labeled side. ``compat``: the reference's reader loses an entity that
-    a ``B-`` tag directly follows (SPEC §8)."""
+    a ``B-`` tag directly follows (docs/translation.md)."""
     from xfast.io import entities_of
 
     ents = entities_of(labels)

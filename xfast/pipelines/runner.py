@@ -35,7 +35,7 @@ Entity = tuple[int, int, str]
 
 @dataclass
 class ProjectionConfig:
-    """Projection settings with SPEC §3/§4 defaults."""
+    """Projection settings with docs/projection.md defaults."""
 
     length_ratio: float = 0.8
     merge_distance: int = 1
@@ -145,7 +145,7 @@ def chunks(items: Iterable, size: int) -> Iterator[list]:
 
 
 def map_label_set(labels: list[list[str]], keep: set[str] | None) -> list[list[str]]:
-    """Labels whose type is outside ``keep`` become ``O`` (SPEC §7); ``None`` keeps all."""
+    """Labels whose type is outside ``keep`` become ``O`` (docs/translation.md); ``None`` keeps all."""
     if keep is None:
         return labels
     return [[lab if lab == "O" or lab[2:] in keep else "O" for lab in s] for s in labels]
@@ -168,8 +168,8 @@ def project_batch(method: str, entities: Sequence[Sequence[Entity]], alignments:
                   receiving: Sequence[Sequence[str]], cfg: ProjectionConfig, report: RunReport, *,
                   key: str, candidates: Sequence[Sequence[tuple[int, int]]] | None = None,
                   offset: int = 0, keep: set[str] | None = None) -> list[list[str]]:
-    """Project one batch with ``method``, then keep the types in ``keep`` (None: all, SPEC
-    §7); failures fall back to per-sentence runs and are counted.
+    """Project one batch with ``method``, then keep the types in ``keep`` (None: all;
+    docs/translation.md); failures fall back to per-sentence runs and are counted.
 
     ``key`` names the run in the report (e.g. ``"de/heuristic"``); ``offset`` is the batch's
     first sentence index, so failures name corpus positions.

@@ -62,7 +62,7 @@ def align(labeled: tuple, receiving: tuple, aligner) -> Alignment:
 
 def entities(cols: TokenColumns, *, compat: bool = False) -> Entities:
     """Entities of a labeled batch's IOB2 codes. ``compat``: the reference's reader loses an
-    entity that a ``B-`` directly follows (SPEC §8)."""
+    entity that a ``B-`` directly follows (docs/translation.md)."""
     from xfast.io.columns import _K
 
     off, spans, types = _K.entities(cols.codes, cols.sent_off, compat)
@@ -141,7 +141,7 @@ def _add_stats(report: RunReport, key: str, stats) -> None:
 
 
 def keep_types(codes: np.ndarray, types: LabelTypes, keep: set[str] | None) -> np.ndarray:
-    """Codes whose type is outside ``keep`` become ``O`` (SPEC §7); None keeps all."""
+    """Codes whose type is outside ``keep`` become ``O`` (docs/translation.md); None keeps all."""
     if keep is None:
         return codes
     table = np.arange(1 + 2 * len(types), dtype=codes.dtype)

@@ -1,9 +1,9 @@
-"""Translate-test (SPEC §8), the engine behind ``xfast translate-test``.
+"""Translate-test (docs/translation.md), the engine behind ``xfast translate-test``.
 
 *src2tgt*: receiving words → detokenize → NLLB to English (greedy, ``max_length`` 200) →
-split (SPEC §6, ``side="mt"``) → English NER → align English↔receiving → project.
+split (docs/translation.md, ``side="mt"``) → English NER → align English↔receiving → project.
 *tgt2tgt*: the English NER entities → EasyProject marker back-translation into the receiving
-language (SPEC §5) → align back-translation↔receiving → project.
+language (docs/translation.md) → align back-translation↔receiving → project.
 
 Every model output is a cached stage (:mod:`xfast.pipelines.cache`): ``translate``,
 ``ner-en``, ``backtranslate``, ``ner-receiving`` (the ``ner`` candidates and the model-transfer
@@ -117,7 +117,7 @@ def translate_stage(models: Models, translator, texts_of, n: int, src: str, tgt:
 def english_ner_stage(models: Models, ner_model, texts: list[str], upstream: str, *, cache: Path,
                       shard_size: int, cache_stats: CacheStats, report: RunReport, progress: bool,
                       truncate: bool = False) -> tuple[list[list[str]], list[list[Entity]], str, str]:
-    """Split English MT (SPEC §6, ``side="mt"``) and tag it; ``truncate``: SPEC §7 compat (part
+    """Split English MT (docs/translation.md, ``side="mt"``) and tag it; ``truncate``: docs/compat.md (part
     of the cache key). Returns ``(words, entities, splitter name, cache key)``."""
     from xfast.text import get_splitter
 
@@ -149,7 +149,7 @@ def backtranslate_stage(models: Models, translator, words: list[list[str]], enti
                         lang: str, upstream: str, *, threshold: float, compat: bool, cache: Path,
                         shard_size: int, cache_stats: CacheStats, report: RunReport, progress: bool,
                         src: str = "en", stage: str = "backtranslate"):
-    """EasyProject marker translation of labeled sentences into ``lang`` (SPEC §5), cached.
+    """EasyProject marker translation of labeled sentences into ``lang`` (docs/translation.md), cached.
 
     Returns ``(words, entities, easyproject counts, translator counts, splitter name, key)``.
     """
@@ -210,7 +210,7 @@ def align_stage(models: Models, aligner, labeled: list[list[str]], receiving: li
     from xfast.pipelines.cache import StageCache, shard_ranges
 
     base = models.aligner_fields(aligner)
-    # compat changes every method (the aligner truncates at the model's limit, SPEC §2), not
+    # compat changes every method (the aligner truncates at the model's limit, docs/alignment.md), not
     # only softmax's pair order
     caches = {m: StageCache(cache, stage, {**upstream, "aligner": base, "method": m, "compat": compat},
                             shard_size=shard_size, stats=cache_stats) for m in methods}
@@ -247,7 +247,7 @@ def project_variants(mode: str, entities: list[list[Entity]], alignments: dict[s
                      receiving: list[list[str]], methods: tuple[str, ...], cfg: ProjectionConfig,
                      report: RunReport, *, lang: str, candidates: list | None, shard_size: int,
                      keep: set[str] | None) -> dict[tuple[str, str], list[list[str]]]:
-    """Labels of every (extraction method, projection method), label set applied (SPEC §7)."""
+    """Labels of every (extraction method, projection method), label set applied (docs/translation.md)."""
     out = {}
     with report.stage("project"):
         for am, alns in alignments.items():

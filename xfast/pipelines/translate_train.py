@@ -1,19 +1,19 @@
-"""Translate-train (SPEC §8; xfast only, not in the reference), the engine behind
+"""Translate-train (docs/translation.md; xfast only, not in the reference), the engine behind
 ``xfast translate-train``.
 
 Labeled English sentences (CoNLL or JSONL with gold labels) become labeled target-language
 training data, per target language, in one or both modes:
 
-- ``marker``: EasyProject marker translation (SPEC §5): entities are bracketed, translated
+- ``marker``: EasyProject marker translation (docs/translation.md): entities are bracketed, translated
   with the EasyProject NLLB, and the matched brackets are the target entities;
   ``<lang>.marker.conll``.
-- ``plain``: plain NLLB translation, split with the target language's splitter (SPEC §6,
+- ``plain``: plain NLLB translation, split with the target language's splitter (docs/translation.md,
   ``side="back"``), aligned English↔translation and projected with every requested method;
   ``<lang>.plain.<align method>.<method>.conll``.
 
 Translations, NER candidates and alignments are cached stages (:mod:`xfast.pipelines.cache`).
 There is no gold on the target side; the QA summary counts entities in and out per label and
-reports the entity ratio (SPEC §9 ``proj_ratio`` with the English gold entity counts).
+reports the entity ratio (docs/evaluation.md ``proj_ratio`` with the English gold entity counts).
 Sentences whose translation is empty stay in the output as empty sentences (so output and
 input stay line-aligned) and are listed as failures.
 """

@@ -1,4 +1,4 @@
-"""Entity projection: labeled-side entities to receiving-side IOB2 labels (SPEC §3, §4).
+"""Entity projection: labeled-side entities to receiving-side IOB2 labels (docs/projection.md).
 
 Two methods. ``heuristic`` walks each entity's word alignments and labels the aligned spans
 (§3). ``match`` scores candidate spans of the receiving sentence against each entity,
@@ -8,7 +8,7 @@ candidates come from :func:`ngram_candidates` or :func:`ner_candidates`.
 The ``*_batch`` forms convert their inputs once to a columnar batch (flat int64 arrays plus
 per-sentence offsets, labels as int ids) and run compiled kernels over the whole batch; the
 ``*_columnar`` forms take and return that layout directly, for pipelines that already hold it.
-``compat=True`` reproduces the reference's quirks (SPEC **compat**); by default invalid input
+``compat=True`` reproduces the reference's quirks (docs/compat.md); by default invalid input
 raises :class:`~xfast.errors.DataError` [E303] naming the sentence.
 """
 

@@ -27,7 +27,7 @@ __all__ = [
 
 def heuristic_kernel(ent_off, ent, ent_label, aln_off, aln, n_lab, n_rec, lab_off,
                      length_ratio, merge_distance, compat, out, stats):
-    """SPEC §3 over a batch; writes codes into ``out[lab_off[s]:lab_off[s+1]]``."""
+    """Heuristic projection (docs/projection.md) over a batch; writes codes into ``out[lab_off[s]:lab_off[s+1]]``."""
     for s in range(len(n_rec)):
         n = int(n_rec[s])
         o = int(lab_off[s])
@@ -122,7 +122,7 @@ def _scores(e0, e1, c0, c1, p0, p1, ent, cand, aln):
 
 
 def scores_kernel(ent_off, ent, cand_off, cand, aln_off, aln, score_off, scores):
-    """SPEC §4 scores: ``scores[score_off[s]:]`` holds sentence s's (E, C) matrix row-major."""
+    """Candidate scores (docs/projection.md): ``scores[score_off[s]:]`` holds sentence s's (E, C) matrix row-major."""
     for s in range(len(ent_off) - 1):
         vals = _scores(ent_off[s], ent_off[s + 1], cand_off[s], cand_off[s + 1], aln_off[s],
                        aln_off[s + 1], ent, cand, aln)
@@ -131,7 +131,7 @@ def scores_kernel(ent_off, ent, cand_off, cand, aln_off, aln, score_off, scores)
 
 def greedy_kernel(ent_off, ent, ent_label, cand_off, cand, aln_off, aln, n_rec, lab_off, compat,
                   out, stats):
-    """SPEC §4 greedy matching over a batch; writes codes in selection order."""
+    """Greedy matching (docs/projection.md) over a batch; writes codes in selection order."""
     for s in range(len(n_rec)):
         e0, e1 = int(ent_off[s]), int(ent_off[s + 1])
         c0, c1 = int(cand_off[s]), int(cand_off[s + 1])

@@ -1,4 +1,4 @@
-"""Text: word splitting and detokenization (SPEC §6) and EasyProject markers (SPEC §5)."""
+"""Text: word splitting and detokenization (docs/translation.md) and EasyProject markers (docs/translation.md)."""
 
 from xfast.text.detok import detokenize
 from xfast.text.easyproject import (

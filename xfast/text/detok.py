@@ -1,4 +1,4 @@
-"""Detokenization: words back to a sentence for translation (SPEC §6).
+"""Detokenization: words back to a sentence for translation (docs/translation.md).
 
 Treebank rules (NLTK's ``TreebankWordDetokenizer``) for languages written with spaces;
 plain concatenation for Chinese, Japanese and Thai.

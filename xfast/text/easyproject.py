@@ -1,4 +1,4 @@
-"""EasyProject marker back-translation (SPEC §5).
+"""EasyProject marker back-translation (docs/translation.md).
 
 The labeled English sentence gets ``[`` ``]`` around each entity and is detokenized
 (:func:`mark`); it and every entity's own text (:func:`entity_texts`) are translated; then
@@ -160,7 +160,7 @@ def match_brackets(
     lang: str = "en",
     stats: EasyProjectStats | None = None,
 ) -> tuple[list[str], list[Entity]]:
-    """Words and entities of a marked back-translation (SPEC §5).
+    """Words and entities of a marked back-translation (docs/translation.md).
 
     ``translation`` is the translated marked sentence; ``entity_translations[k]`` is the
     translation of the entity labeled ``labels[k]``. Segments ``[...]`` are taken left to

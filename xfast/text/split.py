@@ -1,4 +1,4 @@
-"""Word splitting of machine-translated text (SPEC §6).
+"""Word splitting of machine-translated text (docs/translation.md).
 
 Splitters are small callables ``(text) -> list[str]`` with a stable ``name`` that a run
 records in its manifest:
@@ -244,7 +244,7 @@ def _splitter(name: str) -> Splitter:
 
 
 def get_splitter(lang: str, *, side: str = "mt", compat: bool = False) -> Splitter:
-    """The word splitter of SPEC §6 for text in ``lang``.
+    """The word splitter of docs/translation.md for text in ``lang``.
 
     ``side="mt"`` is the labeled English machine translation (quotes stay ````` ``/``''``);
     ``side="back"`` is a back-translation (quotes become ``"``). Chinese, Japanese and
