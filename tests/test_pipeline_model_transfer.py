@@ -8,7 +8,8 @@ import pytest
 
 from tests._pipeline_helpers import DATA, head_conll
 from xfast.io import labels_of, read_conll
-from xfast.pipelines.model_transfer import default_ignore, describe, model_transfer
+from xfast.pipelines.model_transfer import model_transfer
+from xfast.pipelines.runner import default_ignore, describe
 
 
 def test_model_transfer_on_tiny_tagger(tmp_path, tiny_models):

@@ -13,7 +13,7 @@ from tests._pipeline_helpers import DATA, head_conll
 from tests.oracles import project_oracle
 from xfast.errors import ParameterError
 from xfast.io import labels_of, read_conll
-from xfast.pipelines.model_transfer import ModelOptions
+from xfast.pipelines.runner import ModelOptions
 from xfast.pipelines.runner import ProjectionConfig
 from xfast.pipelines.translate_test import translate_test
 

@@ -225,7 +225,8 @@ def test_quiet_silences_first_use_notices(tmp_path, pair, tiny_models):
 
     hf = tmp_path / "xlmr"
     shutil.copytree(tiny_models["xlmr"], hf)  # a fresh directory: its export is made in this run
-    env = {**os.environ, "XFAST_CACHE": str(tmp_path / "cache"), "OMP_WAIT_POLICY": "PASSIVE"}
+    env = {k: v for k, v in os.environ.items() if k != "XFAST_QUIET"}
+    env.update(XFAST_CACHE=str(tmp_path / "cache"), OMP_WAIT_POLICY="PASSIVE")
     args = _args(pair, tmp_path / "out", tiny_models)
     args[args.index("--aligner") + 1] = str(hf)
     loud = subprocess.run([sys.executable, "-m", "xfast", *[a for a in args if a != "--quiet"]], env=env,

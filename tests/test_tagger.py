@@ -343,7 +343,8 @@ def test_pipeline_ner_stage_truncates_only_in_compat(tiny_models, tmp_path):
     (compat), under its own cache key; the default stage windows, and its key has no
     ``truncate`` field (unchanged), so neither mode reuses the other's shards."""
     from xfast.pipelines.cache import CacheStats
-    from xfast.pipelines.model_transfer import Models, receiving_ner
+    from xfast.pipelines.runner import Models
+    from xfast.pipelines.stages import receiving_ner
     from xfast.pipelines.runner import RunReport
 
     spec = tiny_models["ner_onnx"]

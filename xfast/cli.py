@@ -9,7 +9,8 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 # torch, ONNX Runtime and CTranslate2 may share this process: make OpenMP threads wait
 # passively before any of them is imported, or they spin against each other.
@@ -92,15 +93,30 @@ def _pipeline(name: str):
     return run
 
 
-def _silence() -> None:
+@contextmanager
+def _silenced(on: bool) -> Iterator[None]:
     """``--quiet``: only errors and the result; no notices about building models, no
-    transformers progress bars, no library warnings on the root logger."""
+    transformers progress bars, no library warnings on the root logger (all restored after)."""
+    if not on:
+        yield
+        return
     import logging
 
-    os.environ["XFAST_QUIET"] = "1"
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    logging.getLogger().setLevel(logging.ERROR)
+    env = {"XFAST_QUIET": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1", "TRANSFORMERS_VERBOSITY": "error"}
+    saved = {k: os.environ.get(k) for k in env}
+    root = logging.getLogger()
+    level = root.level
+    os.environ.update(env)
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 class _Parser(argparse.ArgumentParser):
@@ -175,8 +191,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    if getattr(args, "quiet", False):
-        _silence()
+    with _silenced(getattr(args, "quiet", False)):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         return args.func(args)
     except XfastError as err:

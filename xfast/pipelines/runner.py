@@ -1,5 +1,6 @@
 """What every pipeline shares: projection methods over a batch, label-set mapping, the run
-report (QA counts, timings) and the manifest.
+report (QA counts, timings) and the manifest; the models a run loads, its set-up from a
+labeled input, metrics rows, and the command-line options the NLLB pipelines share.
 
 A pipeline is a short loop over chunks of sentences; each stage is a function from a batch to a
 batch, and every failure is counted here under a reason, never dropped silently.
@@ -7,9 +8,11 @@ batch, and every failure is counted here under a reason, never dropped silently.
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import platform
+import sys
 import threading
 import time
 from collections import Counter, defaultdict
@@ -22,11 +25,15 @@ from pathlib import Path
 import numpy as np
 
 from xfast import __version__
-from xfast.errors import XfastError, check_choice
+from xfast.errors import DataError, OutputError, ParameterError, XfastError, check_choice, msg
 from xfast.io.files import atomic_open
+from xfast.pipelines.cache import CacheStats, model_fingerprint
 
 __all__ = ["PROJECTION_METHODS", "ProjectionConfig", "RunReport", "project_batch", "map_label_set",
-           "file_sha256", "write_json", "chunks", "versions"]
+           "file_sha256", "write_json", "chunks", "versions", "ModelOptions", "Models", "Run", "start_run",
+           "read_test_set", "words_key", "label_set_of", "default_ignore", "describe", "metrics_row",
+           "write_labels", "add_common_arguments", "add_projection_arguments", "options_of", "config_of",
+           "print_result", "check_methods", "MODES", "ALIGN_METHODS"]
 
 PROJECTION_METHODS = ("heuristic", "ngram-greedy", "ngram-bipartite", "ner-greedy", "ner-bipartite")
 
@@ -257,3 +264,356 @@ def _jsonable(obj: object):
     if hasattr(obj, "__dataclass_fields__"):
         return asdict(obj)
     raise TypeError(f"not JSON serializable: {type(obj).__name__}")
+
+
+# --------------------------------------------------------------------------- run set-up and CLI options shared by the NLLB pipelines
+
+
+@dataclass
+class ModelOptions:
+    """How models run: device, CTranslate2 compute type, threads, and the aligner's encoder
+    settings (layer, token type, int8 quantization)."""
+
+    device: str = "cpu"
+    compute_type: str | None = None
+    threads: int | None = None
+    layer: int = 8
+    token_type: str = "bpe"
+    quantize: str | None = None
+
+
+class Models:
+    """Models named by registry name or directory, or given as loaded objects, loaded on first
+    use (a fully cached rerun loads nothing) and shared between stages that name the same one.
+
+    ``*_fields`` describe a model for cache keys without loading it. A loaded object keeps its
+    own settings (a Tagger's ``truncate``, an Aligner's ``compat``).
+    """
+
+    def __init__(self, options: ModelOptions | None = None, report: RunReport | None = None) -> None:
+        self.options = options or ModelOptions()
+        self.report = report
+        self._loaded: dict[tuple, object] = {}
+
+    def _get(self, kind: str, spec: object, build, variant: str = ""):
+        if not isinstance(spec, (str, Path)):
+            self._loaded.setdefault((kind, self.describe(spec)), spec)
+            return spec
+        key = (kind, str(spec) + variant)
+        if key not in self._loaded:
+            if self.report is None:
+                self._loaded[key] = build()
+            else:
+                with self.report.stage(f"load {kind}"):
+                    self._loaded[key] = build()
+        return self._loaded[key]
+
+    def _providers(self) -> list[str] | None:
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"] if self.options.device == "cuda" else None
+
+    def translator(self, spec):
+        """A :class:`~xfast.models.translator.Translator`."""
+        from xfast.models.translator import Translator
+
+        o = self.options
+        return self._get("translator", spec, lambda: Translator(
+            spec, device=o.device, compute_type=o.compute_type, threads=o.threads))
+
+    def tagger(self, spec, *, truncate: bool = False):
+        """A :class:`~xfast.models.tagger.Tagger`; ``truncate``: docs/compat.md (one pass over
+        the first window of a long sentence)."""
+        from xfast.models.tagger import Tagger
+
+        return self._get("tagger", spec, lambda: Tagger(spec, threads=self.options.threads,
+                                                        providers=self._providers(), truncate=truncate),
+                         variant=" (truncate)" if truncate else "")
+
+    def aligner(self, spec, *, method: str = "itermax", compat: bool = False):
+        """An :class:`~xfast.aligner.Aligner` (its encoder serves every extraction method)."""
+        from xfast.aligner import Aligner
+
+        o = self.options
+        return self._get("aligner", spec, lambda: Aligner(
+            spec, layer=o.layer, method=method, token_type=o.token_type, quantize=o.quantize,
+            threads=o.threads, providers=self._providers(), compat=compat),
+            variant=" (compat)" if compat else "")
+
+    def translator_fields(self, spec) -> dict:
+        if isinstance(spec, (str, Path)):
+            o = self.options
+            return {"model": model_fingerprint(spec), "device": o.device, "compute_type": o.compute_type,
+                    "backend": "ct2", "beam_size": 1}
+        return {"model": model_fingerprint(spec), "device": spec.device, "compute_type": spec.compute_type,
+                "backend": spec.backend, "beam_size": spec.beam_size}
+
+    def tagger_fields(self, spec, *, truncate: bool = False) -> dict:
+        if isinstance(spec, (str, Path)):
+            fields = {"model": model_fingerprint(spec), "backend": "onnx", "max_length": None}
+        else:
+            truncate = getattr(spec, "truncate", False)
+            fields = {"model": model_fingerprint(spec), "backend": spec.backend, "max_length": spec.max_length,
+                      "labels": list(spec.labels)}
+        if truncate:  # only then, so that default keys stay as they were
+            fields["truncate"] = True
+        return fields
+
+    def aligner_fields(self, spec) -> dict:
+        if isinstance(spec, (str, Path)):
+            o = self.options
+            return {"model": model_fingerprint(spec), "layer": o.layer, "token_type": o.token_type,
+                    "quantize": o.quantize, "backend": "onnx", "distortion": 0.0, "max_count": 2,
+                    "alpha": 0.9, "threshold": 1e-3}
+        s = spec.settings
+        fields = {"model": model_fingerprint(spec), "backend": spec.encoder.backend,
+                  **{k: s[k] for k in ("layer", "token_type", "quantize", "distortion", "max_count", "alpha",
+                                       "threshold")}}
+        if spec.encoder.truncate:  # a loaded compat Aligner: its alignments differ on long input
+            fields["truncate"] = True
+        return fields
+
+    def runtime_stats(self) -> dict:
+        """Counts of the models this run loaded (encoder, tagger), for the QA summary."""
+        out = {}
+        for (kind, name), obj in self._loaded.items():
+            st = obj.stats
+            if kind != "translator":  # translator counts come from the cache shards
+                out[f"{kind}:{name}"] = st.as_dict() if hasattr(st, "as_dict") else dict(st)
+        return out
+
+    def describe(self, spec) -> str:
+        """A model's name for reports: the registry name or the directory."""
+        if isinstance(spec, (str, Path)):
+            return str(spec)
+        return str(getattr(spec, "model_dir", None) or getattr(spec, "settings", {}).get("model") or spec)
+
+
+def read_test_set(path: str | Path, *, label_names: list[str] | None = None, limit: int | None = None) -> list:
+    """Sentences of a CoNLL file (MasakhaNER ``.txt`` included) or Hugging Face-style JSONL
+    (``{"tokens", "ner_tags"}``; integer tags need ``label_names``); labels where present."""
+    from itertools import islice
+
+    from xfast.io import read_any, read_jsonl
+
+    path = Path(path)
+    if path.suffix.lower() == ".jsonl":
+        from xfast.io.files import lines
+
+        first = next((t for _, t in lines(path) if t.strip()), "")
+        has_tags = '"ner_tags"' in first
+        sents = read_jsonl(path, label_names=label_names, labels=has_tags)
+    else:
+        sents = read_any(path)
+    out = list(islice(sents, limit)) if limit is not None else list(sents)
+    if not out:
+        raise DataError(path, None, msg("E512", path=path))
+    return out
+
+
+def words_key(words: list[list[str]]) -> str:
+    """Hash of the receiving words (the root of every stage's cache key)."""
+    return hashlib.sha256(json.dumps(words, ensure_ascii=False).encode()).hexdigest()[:20]
+
+
+def label_set_of(gold: list[list[str]] | None) -> set[str] | None:
+    """Entity types of the gold data (docs/translation.md), or None without gold."""
+    if gold is None:
+        return None
+    return {lab[2:] for s in gold for lab in s if lab != "O"}
+
+
+def default_ignore(dataset: str) -> tuple[str, ...]:
+    """Types ignored at evaluation by default: DATE for MasakhaNER (docs/evaluation.md), else none."""
+    return ("DATE",) if "masakhaner" in dataset.lower() else ()
+
+
+@dataclass
+class Run:
+    """What every pipeline run starts from (:func:`start_run`): the output directory, the
+    stage cache directory, the run report, the models, the cache counters, the keyword
+    arguments every cached stage takes (``common``) and the input read (``sents``, ``words``,
+    ``gold``: the labels or None when some sentence has none, ``keep``: the types kept)."""
+
+    out: Path
+    cache: Path
+    report: RunReport
+    models: Models
+    cache_stats: CacheStats
+    common: dict
+    sents: list
+    words: list[list[str]]
+    gold: list[list[str]] | None
+    keep: set[str] | None
+
+
+def start_run(input: str | Path, out_dir: str | Path, *, options: ModelOptions | None, cache: str | Path | None,
+              shard_size: int, label_set: set[str] | None, label_names: list[str] | None, limit: int | None,
+              progress: bool) -> Run:
+    """Read ``input`` (stage ``read``; a bad input stops here, before anything is created),
+    then create ``out_dir`` and set up the report, models and stage cache (default
+    ``out_dir/cache``); ``keep`` is ``label_set``, else the gold data's types."""
+    from xfast.io.files import make_dirs
+
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ParameterError(msg("E202", name="limit", expected="an int >= 1 (sentences to run on)", value=limit))
+    out = Path(out_dir)
+    report = RunReport()
+    with report.stage("read"):
+        sents = read_test_set(input, label_names=label_names, limit=limit)
+    if out.exists() and not out.is_dir():
+        raise OutputError(out, "exists and is not a folder")
+    make_dirs(out)
+    root = Path(cache) if cache is not None else out / "cache"
+    models = Models(options, report)
+    cstats = CacheStats()
+    common = dict(cache=root, shard_size=shard_size, cache_stats=cstats, report=report, progress=progress)
+    words = [s.tokens for s in sents]
+    gold = [s.labels for s in sents] if all(s.labels is not None for s in sents) else None
+    keep = label_set if label_set is not None else label_set_of(gold)
+    report.sentences_in = len(words)
+    return Run(out, root, report, models, cstats, common, sents, words, gold, keep)
+
+
+def describe(mode: str, align_method: str, method: str) -> dict[str, str]:
+    """The reference CSV's descriptor columns of a pipeline variant.
+
+    ``mode`` is ``src2tgt``, ``tgt2tgt`` or ``model_transfer``; ``method`` a projection method.
+    """
+    if mode == "model_transfer":
+        return {"pipeline_type": "model_transfer", "aligner": "", "candidate_matching": "",
+                "candidate_selection": ""}
+    aligner = "awesome" if align_method == "softmax" else "simalign"
+    if method == "heuristic":
+        kind = "align_src" if mode == "src2tgt" else "align_tgt"
+        return {"pipeline_type": kind, "aligner": aligner, "candidate_matching": "", "candidate_selection": ""}
+    selection, matching = method.split("-")
+    return {"pipeline_type": "candidates" if mode == "src2tgt" else "backtrans_candidates", "aligner": aligner,
+            "candidate_matching": "argmax" if matching == "greedy" else matching,
+            "candidate_selection": "dummy" if selection == "ngram" else selection}
+
+
+def metrics_row(gold: list[list[str]], pred: list[list[str]], *, ignore: tuple[str, ...], lang: str,
+                dataset: str, variant: dict[str, str], extra: dict | None = None) -> dict:
+    """Scores (docs/evaluation.md) and ``proj_ratio`` plus the descriptor columns, as one CSV row."""
+    from xfast.evaluate import ignore_types, proj_ratio, scores
+
+    row = scores(gold, pred, ignore=ignore)
+    row["proj_ratio"] = proj_ratio(ignore_types(gold, ignore), ignore_types(pred, ignore))
+    row.update({"lang": lang, "task": "pipeline_eval", "eval_type": "compare_to_original", "dataset": dataset})
+    row.update(variant)
+    row.update(extra or {})
+    return row
+
+
+def write_labels(path: Path, words: list[list[str]], labels: list[list[str]]) -> None:
+    """CoNLL ``word<TAB>label``, atomically."""
+    from xfast.io import write_conll
+
+    write_conll(path, zip(words, labels))
+
+
+def add_common_arguments(p: argparse.ArgumentParser, *, train: bool = False) -> None:
+    """Options every pipeline over a labeled file shares; ``train``: the input is English
+    training data and ``--lang`` takes several target languages (no evaluation options).
+    Every option shows its default in ``--help``."""
+    p.formatter_class = argparse.ArgumentDefaultsHelpFormatter
+    if train:
+        p.add_argument("--input", required=True, help="labeled English data: CoNLL or JSONL {tokens, ner_tags}")
+        p.add_argument("--lang", required=True, nargs="+", help="target languages (ISO 639 or FLORES-200 codes)")
+    else:
+        p.add_argument("--input", required=True,
+                       help="test set: CoNLL (MasakhaNER .txt too) or JSONL {tokens, ner_tags}")
+        p.add_argument("--lang", required=True, help="language of the input (ISO 639 or FLORES-200 code)")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--ner-model", default="xlmr-large-conll03", help="registry name or local HF/ONNX directory")
+    p.add_argument("--cache", default=None, help="stage cache directory (default: OUT/cache)")
+    p.add_argument("--shard-size", type=int, default=256, help="sentences per cached shard")
+    p.add_argument("--label-set", nargs="*", default=None, metavar="TYPE",
+                   help="types kept in the output (default: the gold data's)")
+    if not train:
+        p.add_argument("--dataset", default="", help="dataset name in the metrics row (masakhaner2 ignores DATE)")
+        p.add_argument("--ignore", nargs="*", default=None, metavar="TYPE",
+                       help="types scored as O (default: DATE for masakhaner*, else none)")
+    p.add_argument("--label-names", nargs="*", default=None, metavar="LABEL",
+                   help="JSONL integer tag names in id order, e.g. O B-PER I-PER ...")
+    p.add_argument("--limit", type=int, default=None, help="only the first N sentences")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"],
+                   help="where the models run (auto: CUDA when present)")
+    p.add_argument("--compute-type", default=None,
+                   help="CTranslate2 compute type (default: int8 on CPU, float16 on CUDA)")
+    p.add_argument("--threads", type=int, default=None, help="threads per model (default: the runtime's)")
+    p.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def options_of(args: argparse.Namespace) -> ModelOptions:
+    """:class:`ModelOptions` from parsed arguments."""
+    return ModelOptions(device=args.device, compute_type=args.compute_type, threads=args.threads,
+                        layer=getattr(args, "layer", 8), token_type=getattr(args, "token_type", "bpe"),
+                        quantize=getattr(args, "quantize", None))
+
+
+def print_result(res: dict, args: argparse.Namespace) -> int:
+    """Print the metrics table (or one JSON object); 1 when some sentences failed, else 0."""
+    from xfast.report import format_table
+
+    if args.json:
+        print(json.dumps({k: res[k] for k in ("results", "timings", "qa", "outputs")}, default=str))
+    else:
+        rows = [[r["pipeline_type"], r.get("xfast_align_method", ""), r.get("xfast_method", ""),
+                 r["overall_precision"], r["overall_recall"], r["overall_f1"], r["proj_ratio"]]
+                for r in res["results"]]
+        if rows:
+            print(format_table(["pipeline", "align", "method", "precision", "recall", "f1", "proj_ratio"], rows))
+        failed = res["qa"]["sentences"]["failed"]
+        print(f"{res['qa']['sentences']['out']} sentences, {failed} failed; outputs in {args.out}", file=sys.stderr)
+    return 1 if res["qa"]["sentences"]["failed"] else 0
+
+
+MODES = ("src2tgt", "tgt2tgt")
+
+
+ALIGN_METHODS = ("itermax", "inter", "fwd", "rev", "mwmf", "softmax")
+
+
+def check_methods(methods, align_methods, modes, token_type: str) -> None:
+    if not modes:
+        raise ParameterError(msg("E202", name="modes", expected=f"one or more of {list(MODES)}", value=modes))
+    for m in modes:
+        check_choice("modes", m, MODES)
+    for m in methods:
+        check_choice("methods", m, PROJECTION_METHODS)
+    if not align_methods:
+        raise ParameterError(msg("E202", name="align_methods", expected=f"one or more of {list(ALIGN_METHODS)}",
+                                 value=align_methods))
+    for m in align_methods:
+        check_choice("align_methods", m, ALIGN_METHODS)
+    if "softmax" in align_methods and token_type != "bpe":
+        raise ParameterError(msg("E202", name="token_type", expected="'bpe' with align method 'softmax'",
+                                 value=token_type))
+
+
+def add_projection_arguments(p: argparse.ArgumentParser) -> None:
+    """Aligner and projection options shared with translate-train."""
+    p.add_argument("--method", nargs="+", default=["heuristic", "ngram-greedy"], choices=PROJECTION_METHODS,
+                   help="projection methods, one output file each")
+    p.add_argument("--aligner", default="e5-small", help="registry name, local HF directory or ONNX export")
+    p.add_argument("--align-method", nargs="+", default=["itermax"], choices=ALIGN_METHODS,
+                   help="extraction methods, all on one encoding (softmax = AWESoME)")
+    p.add_argument("--layer", type=int, default=8, help="aligner layer whose states are compared")
+    p.add_argument("--token-type", default="bpe", choices=["bpe", "word"],
+                   help="align subwords (bpe) or subword-averaged words")
+    p.add_argument("--quantize", choices=["int8"], default=None, help="int8 aligner encoder")
+    p.add_argument("--length-ratio", type=float, default=0.8,
+                   help="heuristic: keep a span longer than this share of its entity")
+    p.add_argument("--merge-distance", type=int, default=1, help="heuristic: merge spans this close (0: never)")
+    p.add_argument("--min-words", type=int, default=1, help="n-gram candidates: fewest words")
+    p.add_argument("--max-words", type=int, default=0, help="n-gram candidates: most words (0: the sentence)")
+    p.add_argument("--sub-spans", action="store_true", help="ner candidates: every sub-span too")
+    p.add_argument("--compat", action="store_true", help="reproduce the paper's code's quirks (see docs)")
+
+
+def config_of(args: argparse.Namespace) -> ProjectionConfig:
+    """:class:`ProjectionConfig` from parsed arguments."""
+    return ProjectionConfig(length_ratio=args.length_ratio, merge_distance=args.merge_distance,
+                            min_words=args.min_words, max_words=args.max_words, sub_spans=args.sub_spans,
+                            compat=args.compat)

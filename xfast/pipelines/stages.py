@@ -1,4 +1,6 @@
-"""The projection pipelines' stages, each a function from columnar arrays to columnar arrays.
+"""The pipelines' stages.
+
+Columnar batch stages (``xfast project``): each a function from columnar arrays to columnar arrays.
 
 Data flows one way: text columns (:class:`~xfast.io.columns.TokenColumns`) -> subwords
 (:func:`tokenize`) -> encoder states (:func:`encode`, the only stage that runs a model) ->
@@ -6,21 +8,33 @@ word alignment (:func:`align`) -> label codes (:func:`project`) -> CoNLL bytes
 (:func:`~xfast.io.columns.conll_bytes`) and score counts. No stage keeps state between
 calls beyond what its arguments hold (a model, a word cache), so an engine may run them in
 threads, processes or on other machines. Python strings are made only where text is written.
+
+Cached corpus stages (translate-test, translate-train, model transfer): translation, English
+NER, EasyProject back-translation, NER on the receiving words, alignment; each computed once per
+input and model, in shards kept in the stage cache (:mod:`xfast.pipelines.cache`).
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from xfast.errors import XfastError
 from xfast.io.columns import LabelTypes, TokenColumns
-from xfast.pipelines.runner import PROJECTION_METHODS, ProjectionConfig, RunReport
+from xfast.pipelines.cache import CacheStats, run_stage
+from xfast.pipelines.runner import (PROJECTION_METHODS, Models, ProjectionConfig, RunReport, project_batch,
+                                    words_key)
+
+Entity = tuple[int, int, str]
 
 __all__ = ["Entities", "Alignment", "tokenize", "encode", "align", "entities", "candidates", "project",
-           "keep_types", "count_entities"]
+           "keep_types", "count_entities", "translate_stage", "english_ner_stage", "backtranslate_stage",
+           "align_stage", "project_variants", "receiving_ner", "tagged", "tagger_counts", "translator_stats",
+           "fail_empty"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -176,3 +190,270 @@ def methods_valid(methods: Sequence[str]) -> None:
 
     for m in methods:
         check_choice("methods", m, PROJECTION_METHODS)
+
+
+# --------------------------------------------------------------------------- cached stages of the NLLB pipelines (whole-corpus lists)
+
+
+def receiving_ner(models: Models, ner_model, words: list[list[str]], *, cache: Path, shard_size: int,
+                  cache_stats: CacheStats, report: RunReport, progress: bool,
+                  truncate: bool = False) -> tuple[list[list[Entity]], str]:
+    """The NER model's entities on the receiving words (stage ``ner-receiving``): the
+    model-transfer prediction and the ``ner`` candidates. ``truncate``: docs/compat.md (part
+    of the cache key). Returns ``(entities, cache key)``."""
+    fields = {"words": words_key(words), "tagger": models.tagger_fields(ner_model, truncate=truncate)}
+
+    def compute(lo: int, hi: int):
+        tagger = models.tagger(ner_model, truncate=truncate)
+        with report.stage("ner-receiving.model"):
+            ents, counts = tagged(tagger, words[lo:hi])
+        return [{"entities": [list(e) for e in es]} for es in ents], {"tagger": counts}
+
+    records, shard_stats, key = run_stage(cache, "ner-receiving", fields, len(words), compute,
+                                          shard_size=shard_size, stats=cache_stats, report=report,
+                                          progress=progress)
+    report.encoder["ner-receiving"] = tagger_counts(shard_stats)
+    return [[tuple(e) for e in r["entities"]] for r in records], key
+
+
+_TAGGER_COUNTS = ("sentences", "words", "words_without_subwords", "windowed_sentences", "truncated_sentences",
+                  "windows")
+
+
+def tagged(tagger, words: list[list[str]]) -> tuple[list, dict]:
+    """``tagger``'s entities of ``words`` and this call's counts (sentences, words, windowed
+    and truncated sentences, ...), kept with a cached stage so reruns report them too."""
+    before = tagger.stats.as_dict()
+    ents = tagger.entities(words)
+    after = tagger.stats.as_dict()
+    return ents, {k: after[k] - before[k] for k in _TAGGER_COUNTS}
+
+
+def tagger_counts(shard_stats: list[dict]) -> dict:
+    """The tagger counts of a cached stage, summed over its shards (every key present)."""
+    total = dict.fromkeys(_TAGGER_COUNTS, 0)
+    for st in shard_stats:
+        for k, v in st.get("tagger", {}).items():
+            total[k] += v
+    return total
+
+
+FORWARD_MAX_LENGTH = 200
+
+
+def _translator_delta(stats, before: dict, start: int, call: int) -> dict:
+    """This call's translator counts, with flagged outputs as corpus sentence indices."""
+    now = stats.as_dict()
+    delta = {k: now[k] - before[k] for k in ("sentences", "empty", "repetition_loops", "truncated", "split",
+                                              "source_tokens", "target_tokens")}
+    delta["flagged"] = [[start + i, reason] for c, i, reason in stats.flagged if c == call]
+    return delta
+
+
+def translator_stats(shard_stats: list[dict]) -> dict:
+    """Sum per-shard translator counts; flagged outputs listed (first 1000)."""
+    total: Counter = Counter()
+    flagged: list = []
+    for st in shard_stats:
+        for k, v in st.items():
+            if k == "flagged":
+                flagged.extend(v)
+            else:
+                total[k] += v
+    return {**dict(total), "flagged": flagged[:1000]}
+
+
+def _translate(translator, texts: list[str], src: str, tgt: str, max_length: int, start: int) -> tuple[list[str], dict]:
+    """Translate with a given ``max_length``; return the texts and this call's counts."""
+    before = translator.stats.as_dict()
+    saved = translator.max_decoding_length
+    translator.max_decoding_length = max_length
+    try:
+        out = translator.translate(texts, src, tgt)
+    finally:
+        translator.max_decoding_length = saved
+    return out, _translator_delta(translator.stats, before, start, translator.stats.calls)
+
+
+def fail_empty(report: RunReport, where: str, sources: list, outputs: list, start: int = 0) -> None:
+    for i, (src, out) in enumerate(zip(sources, outputs)):
+        if src and not out:
+            report.fail(where, start + i, f"{where}-empty: the translation is empty")
+
+
+def translate_stage(models: Models, translator, texts_of, n: int, src: str, tgt: str, upstream: str, *,
+                    cache: Path, shard_size: int, cache_stats: CacheStats, report: RunReport,
+                    progress: bool, stage: str = "translate") -> tuple[list[str], dict, str]:
+    """NLLB translation of ``texts_of(lo, hi)`` (greedy, ``max_length`` 200), cached.
+
+    Returns ``(translations, translator counts, cache key)``.
+    """
+    from xfast.models.flores import flores_code
+
+    fields = {"upstream": upstream, "src": flores_code(src), "tgt": flores_code(tgt),
+              "translator": models.translator_fields(translator), "max_length": FORWARD_MAX_LENGTH}
+
+    def compute(lo: int, hi: int):
+        from xfast.text import prefetch_nltk, wait_nltk
+
+        prefetch_nltk()  # the source texts are detokenized with NLTK: import it while the model loads
+        tr = models.translator(translator)
+        with report.stage("import nltk"):
+            wait_nltk()
+        texts = texts_of(lo, hi)
+        with report.stage(f"{stage}.model"):
+            out, delta = _translate(tr, texts, src, tgt, FORWARD_MAX_LENGTH, lo)
+        return [{"text": t} for t in out], {"translator": delta}
+
+    records, shard_stats, key = run_stage(cache, stage, fields, n, compute, shard_size=shard_size,
+                                          stats=cache_stats, report=report, progress=progress)
+    return [r["text"] for r in records], translator_stats([s["translator"] for s in shard_stats]), key
+
+
+def english_ner_stage(models: Models, ner_model, texts: list[str], upstream: str, *, cache: Path,
+                      shard_size: int, cache_stats: CacheStats, report: RunReport, progress: bool,
+                      truncate: bool = False) -> tuple[list[list[str]], list[list[Entity]], str, str]:
+    """Split English MT (docs/translation.md, ``side="mt"``) and tag it; ``truncate``: docs/compat.md (part
+    of the cache key). Returns ``(words, entities, splitter name, cache key)``."""
+    from xfast.text import get_splitter
+
+    split = get_splitter("en", side="mt")
+    fields = {"upstream": upstream, "splitter": split.name,
+              "tagger": models.tagger_fields(ner_model, truncate=truncate)}
+
+    def compute(lo: int, hi: int):
+        from xfast.text import prefetch_nltk, wait_nltk
+
+        prefetch_nltk()
+        tagger = models.tagger(ner_model, truncate=truncate)
+        with report.stage("import nltk"):
+            wait_nltk()
+        words = [split(t) for t in texts[lo:hi]]
+        with report.stage("ner-en.model"):
+            ents, counts = tagged(tagger, words)
+        return ([{"words": w, "entities": [list(e) for e in es]} for w, es in zip(words, ents)],
+                {"tagger": counts})
+
+    records, shard_stats, key = run_stage(cache, "ner-en", fields, len(texts), compute, shard_size=shard_size,
+                                          stats=cache_stats, report=report, progress=progress)
+    report.encoder["ner-en"] = tagger_counts(shard_stats)
+    return ([r["words"] for r in records], [[tuple(e) for e in r["entities"]] for r in records],
+            split.name, key)
+
+
+def backtranslate_stage(models: Models, translator, words: list[list[str]], entities: list[list[Entity]],
+                        lang: str, upstream: str, *, threshold: float, compat: bool, cache: Path,
+                        shard_size: int, cache_stats: CacheStats, report: RunReport, progress: bool,
+                        src: str = "en", stage: str = "backtranslate"):
+    """EasyProject marker translation of labeled sentences into ``lang`` (docs/translation.md), cached.
+
+    Returns ``(words, entities, easyproject counts, translator counts, splitter name, key)``.
+    """
+    from dataclasses import asdict
+
+    from xfast.models.flores import flores_code
+    from xfast.text import EasyProjectStats, back_translate_batch, get_splitter
+    from xfast.text.easyproject import SENTENCE_MAX_LENGTH
+
+    splitter = get_splitter(lang, side="back", compat=compat).name
+    fields = {"upstream": upstream, "src": flores_code(src), "lang": flores_code(lang), "threshold": threshold,
+              "compat": compat, "splitter": splitter, "translator": models.translator_fields(translator)}
+
+    def compute(lo: int, hi: int):
+        from xfast.text import prefetch_nltk, wait_nltk
+
+        prefetch_nltk()
+        tr = models.translator(translator)
+        with report.stage("import nltk"):
+            wait_nltk()
+        deltas: list[dict] = []
+
+        def translate(texts: list[str], max_length: int) -> list[str]:
+            out, delta = _translate(tr, texts, src, lang, max_length, lo)
+            if max_length != SENTENCE_MAX_LENGTH:  # entity texts: no sentence index to flag
+                delta["flagged"] = []
+            deltas.append(delta)
+            return out
+
+        eps = EasyProjectStats()
+        with report.stage(f"{stage}.model"):
+            res = back_translate_batch(words[lo:hi], entities[lo:hi], translate, lang=lang, threshold=threshold,
+                                       compat=compat, stats=eps)
+        return ([{"words": w, "entities": [list(e) for e in es]} for w, es in res],
+                {"easyproject": asdict(eps), "translator": translator_stats(deltas)})
+
+    records, shard_stats, key = run_stage(cache, stage, fields, len(words), compute, shard_size=shard_size,
+                                          stats=cache_stats, report=report, progress=progress)
+    ep = Counter()
+    for s in shard_stats:
+        ep.update(s["easyproject"])
+    return ([r["words"] for r in records], [[tuple(e) for e in r["entities"]] for r in records],
+            dict(ep), translator_stats([s["translator"] for s in shard_stats]), splitter, key)
+
+
+def align_stage(models: Models, aligner, labeled: list[list[str]], receiving: list[list[str]],
+                methods: tuple[str, ...], upstream: dict, *, compat: bool, cache: Path, shard_size: int,
+                cache_stats: CacheStats, report: RunReport, progress: bool,
+                stage: str = "align") -> tuple[dict[str, list[np.ndarray]], dict[str, str]]:
+    """Word alignments ``(labeled, receiving)`` for each extraction method, cached per method.
+
+    Each shard's sentences are encoded once for all methods whose shard is missing. A pair
+    with an empty side has no pairs. Returns ``({method: alignments}, {method: cache key})``.
+    """
+    from tqdm.auto import tqdm
+
+    from xfast.align import align_states_batch
+    from xfast.pipelines.cache import StageCache, shard_ranges
+
+    base = models.aligner_fields(aligner)
+    # compat changes every method (the aligner truncates at the model's limit, docs/alignment.md), not
+    # only softmax's pair order
+    caches = {m: StageCache(cache, stage, {**upstream, "aligner": base, "method": m, "compat": compat},
+                            shard_size=shard_size, stats=cache_stats) for m in methods}
+    result: dict[str, list[np.ndarray]] = {m: [] for m in methods}
+    n = len(labeled)
+    with report.stage(stage), tqdm(total=n, desc=stage, unit="sent", disable=not progress, leave=False) as bar:
+        for k, (lo, hi) in enumerate(shard_ranges(n, shard_size)):
+            got = {m: c.load(k, lo, hi - lo) for m, c in caches.items()}
+            missing = [m for m in methods if got[m] is None]
+            if missing:
+                al = models.aligner(aligner, method=missing[0], compat=compat)
+                idx = [i for i in range(lo, hi) if labeled[i] and receiving[i]]
+                with report.stage(f"{stage}.model"):
+                    lab = al.encode([labeled[i] for i in idx])
+                    rec = al.encode([receiving[i] for i in idx])
+                kw = {key: al.settings[key] for key in ("token_type", "distortion", "max_count", "alpha",
+                                                        "threshold")}
+                for m in missing:
+                    with report.stage(f"{stage}.extract"):
+                        pairs = align_states_batch([e.states for e in lab], [e.states for e in rec],
+                                                   [e.word_ids for e in lab], [e.word_ids for e in rec],
+                                                   method=m, compat_awesome=compat and m == "softmax",
+                                                   **{**kw, "distortion": 0.0 if m == "softmax" else kw["distortion"]})
+                    by_index = dict(zip(idx, pairs))
+                    records = [{"pairs": by_index[i].tolist() if i in by_index else []} for i in range(lo, hi)]
+                    got[m] = caches[m].save(k, lo, records, {}), {}
+            for m in methods:
+                result[m].extend(np.asarray(r["pairs"], dtype=np.int32).reshape(-1, 2) for r in got[m][0])
+            bar.update(hi - lo)
+    return result, {m: c.key for m, c in caches.items()}
+
+
+def project_variants(mode: str, entities: list[list[Entity]], alignments: dict[str, list[np.ndarray]],
+                     receiving: list[list[str]], methods: tuple[str, ...], cfg: ProjectionConfig,
+                     report: RunReport, *, lang: str, candidates: list | None, shard_size: int,
+                     keep: set[str] | None) -> dict[tuple[str, str], list[list[str]]]:
+    """Labels of every (extraction method, projection method), label set applied (docs/translation.md)."""
+    out = {}
+    with report.stage("project"):
+        for am, alns in alignments.items():
+            for m in methods:
+                labels: list[list[str]] = []
+                for lo in range(0, len(receiving), shard_size):
+                    hi = min(lo + shard_size, len(receiving))
+                    labels.extend(project_batch(
+                        m, entities[lo:hi], alns[lo:hi], receiving[lo:hi], cfg, report,
+                        key=f"{lang}/{mode}/{am}/{m}", offset=lo,
+                        candidates=candidates[lo:hi] if candidates is not None else None, keep=keep))
+                out[(am, m)] = labels
+    return out

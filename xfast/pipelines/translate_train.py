@@ -25,11 +25,10 @@ import sys
 from pathlib import Path
 
 from xfast.errors import DataError, ParameterError, check_choice, msg
-from xfast.pipelines.model_transfer import (ModelOptions, add_common_arguments, options_of, start_run, words_key,
-                                            write_labels)
-from xfast.pipelines.runner import ProjectionConfig, file_sha256, map_label_set, versions, write_json
-from xfast.pipelines.translate_test import (_check_methods, _fail_empty, add_projection_arguments, align_stage,
-                                           backtranslate_stage, config_of, project_variants, translate_stage)
+from xfast.pipelines.runner import (ModelOptions, ProjectionConfig, add_common_arguments, add_projection_arguments,
+                                    check_methods, config_of, file_sha256, map_label_set, options_of, start_run,
+                                    versions, words_key, write_json, write_labels)
+from xfast.pipelines.stages import align_stage, backtranslate_stage, fail_empty, project_variants, translate_stage
 
 __all__ = ["TRAIN_MODES", "translate_train", "entity_ratio", "add_arguments", "main"]
 
@@ -83,7 +82,7 @@ def translate_train(input: str | Path, langs: tuple[str, ...] | list[str], out_d
     if align_methods is None:
         align_methods = (getattr(aligner, "method", "itermax"),)
     modes, methods, align_methods = tuple(modes), tuple(methods), tuple(align_methods)
-    _check_methods(methods, align_methods, ("src2tgt",), getattr(aligner, "token_type", options.token_type))
+    check_methods(methods, align_methods, ("src2tgt",), getattr(aligner, "token_type", options.token_type))
     floreses, skipped = partition(list(langs))  # before any work
     if not floreses:
         flores_code(langs[0])  # E402 for the first
@@ -120,7 +119,7 @@ def translate_train(input: str | Path, langs: tuple[str, ...] | list[str], out_d
                 models, easyproject_translator, words, ents, lang, wkey, threshold=threshold, compat=cfg.compat,
                 stage="marker", **common)
             stages[f"marker/{lang}"] = key
-            _fail_empty(report, f"marker/{lang}", words, mk_words)
+            fail_empty(report, f"marker/{lang}", words, mk_words)
             qa_extra[f"easyproject/{lang}"] = ep_stats
             qa_extra[f"easyproject_translator/{lang}"] = ep_tr
             emit(f"{lang}/marker", out / f"{lang}.marker.conll", mk_words,
@@ -134,10 +133,10 @@ def translate_train(input: str | Path, langs: tuple[str, ...] | list[str], out_d
             splitters[f"{lang}/plain"] = split.name
             with report.stage("split"):
                 tgt_words = [split(t) for t in mt]
-            _fail_empty(report, f"translate/{lang}", words, tgt_words)
+            fail_empty(report, f"translate/{lang}", words, tgt_words)
             candidates = None
             if any(m.startswith("ner-") for m in methods):
-                from xfast.pipelines.model_transfer import receiving_ner
+                from xfast.pipelines.stages import receiving_ner
 
                 candidates, stages[f"ner-receiving/{lang}"] = receiving_ner(models, ner_model, tgt_words,
                                                                             truncate=cfg.compat, **common)
