@@ -98,6 +98,22 @@ cdef inline const uint8_t* _field_end(const uint8_t* a, const uint8_t* b) noexce
     return a
 
 
+cdef inline const uint8_t* _line_at(const uint8_t* p, const uint8_t* end, bint final,
+                                    const uint8_t** le) noexcept nogil:
+    """The ``\\n`` ending the line at ``p`` (``end`` for a last line when ``final``), NULL when
+    the line is not complete yet; ``le[0]``: the line's end before trailing CR/LF bytes."""
+    cdef const uint8_t* nl = <const uint8_t*>memchr(p, 10, end - p)
+    if nl == NULL:
+        if not final:
+            return NULL
+        nl = end
+    cdef const uint8_t* e = nl
+    while e > p and ((e - 1)[0] == 13 or (e - 1)[0] == 10):
+        e -= 1
+    le[0] = e
+    return nl
+
+
 cdef class _Out:
     """Growable output columns of one parse call."""
 
@@ -203,14 +219,9 @@ def parse(const uint8_t[::1] data, Py_ssize_t pos, int64_t line, int mode, bint 
     cdef _Out out = _Out(end - pos, cap_t, nlines + 2)
     p = base + pos
     while p < base + end:
-        nl = <const uint8_t*>memchr(p, 10, base + end - p)
+        nl = _line_at(p, base + end, final, &le)
         if nl == NULL:
-            if not final:
-                break
-            nl = base + end
-        le = nl
-        while le > p and ((le - 1)[0] == 13 or (le - 1)[0] == 10):
-            le -= 1
+            break
         if mode == MODE_TEXT:
             a = _lstrip(p, le)
             while a < le:
@@ -416,14 +427,9 @@ def count(const uint8_t[::1] data, Py_ssize_t pos, int mode, bint final, bint af
     cdef const uint8_t* tab
     with nogil:
         while p < base + end:
-            nl = <const uint8_t*>memchr(p, 10, base + end - p)
+            nl = _line_at(p, base + end, final, &le)
             if nl == NULL:
-                if not final:
-                    break
-                nl = base + end
-            le = nl
-            while le > p and ((le - 1)[0] == 13 or (le - 1)[0] == 10):
-                le -= 1
+                break
             if mode == MODE_TEXT:
                 n += 1
                 p = nl + 1

@@ -51,16 +51,6 @@ cdef class WordCache:
     cdef readonly int64_t hits, misses, clears
     cdef object lock
 
-    def __cinit__(self, Py_ssize_t max_words=1 << 20):
-        self.slots = NULL
-        self.hashes = NULL
-        self.key_off = NULL
-        self.key_len = NULL
-        self.ids_off = NULL
-        self.ids_len = NULL
-        self.keys = NULL
-        self.ids = NULL
-
     def __init__(self, Py_ssize_t max_words=1 << 20):
         if max_words < 1:
             raise ValueError("max_words must be >= 1")

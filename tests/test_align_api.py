@@ -95,24 +95,6 @@ def test_padded_without_lengths_is_full_matrices():
 
 
 # ------------------------------------------------------------------ kernel vs twin
-def _simd_levels() -> list[int]:
-    """The kernel's pass levels this CPU runs: 0 portable scans, 1 AVX2, 2 AVX-512."""
-    if xa._kernel is _align_py:
-        return []
-    before = xa._kernel._simd()
-    top = xa._kernel._simd(2)
-    xa._kernel._simd(before)
-    return list(range(top + 1))
-
-
-@pytest.fixture(params=_simd_levels() or [pytest.param(0, marks=pytest.mark.skip("extension not built"))],
-                ids=lambda lv: f"simd{lv}")
-def simd_level(request):
-    """The kernel with its passes capped at one level (each level the CPU has)."""
-    before = xa._kernel._simd()
-    assert xa._kernel._simd(request.param) == request.param
-    yield request.param
-    xa._kernel._simd(before)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

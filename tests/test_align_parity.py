@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import xfast.align as xa
+from tests._simd import simd_levels
 from tests.oracles import align_oracle
 from xfast.align import _align_py
 
@@ -117,27 +118,9 @@ def test_simalign_methods_match_simalign(specs):
         same_through_batches(mats, method, exp)
 
 
-def simd_levels() -> list[int]:
-    """The kernel's pass levels this CPU runs: 0 portable scans, 1 AVX2, 2 AVX-512."""
-    if xa._kernel is _align_py:
-        return []
-    before = xa._kernel._simd()
-    top = xa._kernel._simd(2)
-    xa._kernel._simd(before)
-    return list(range(top + 1))
-
-
 LEVELS = simd_levels()
 
 
-@pytest.fixture(params=LEVELS or [pytest.param(0, marks=pytest.mark.skip("extension not built"))],
-                ids=lambda lv: f"simd{lv}")
-def simd_level(request):
-    """The kernel with its passes capped at one level, as on a CPU that has no better."""
-    before = xa._kernel._simd()
-    assert xa._kernel._simd(request.param) == request.param
-    yield request.param
-    xa._kernel._simd(before)
 
 
 def test_simd_levels_dispatch():

@@ -23,6 +23,15 @@ def _lines(data: bytes):
         yield no, raw
 
 
+def _decoded(data: bytes):
+    """``(line number, text)`` per line; text is None where the line is not UTF-8."""
+    for no, raw in _lines(data):
+        try:
+            yield no, raw.decode("utf-8").rstrip("\r\n")
+        except UnicodeDecodeError:
+            yield no, None
+
+
 def _label_ok(label: str) -> bool:
     return label == "O" or (len(label) >= 3 and label[0] in "BI" and label[1] == "-")
 
@@ -40,10 +49,8 @@ def _iob2(labels: list[str]) -> list[str]:
 def conll(data: bytes, labels: bool = True):
     """CoNLL: ``[(tokens, labels or None, first line)]`` and the first error."""
     out, toks, labs, first, after_doc, ncols = [], [], [], 0, False, None
-    for no, raw in _lines(data):
-        try:
-            text = raw.decode("utf-8").rstrip("\r\n")
-        except UnicodeDecodeError:
+    for no, text in _decoded(data):
+        if text is None:
             return out, ("E101", no)
         if text.strip() == "":
             if toks:
@@ -77,10 +84,8 @@ def conll(data: bytes, labels: bool = True):
 def text(data: bytes):
     """Plain text: one sentence per line, tokens split on whitespace."""
     out = []
-    for no, raw in _lines(data):
-        try:
-            line = raw.decode("utf-8").rstrip("\r\n")
-        except UnicodeDecodeError:
+    for no, line in _decoded(data):
+        if line is None:
             return out, ("E101", no)
         out.append((line.split(), None, no))
     return out, None
@@ -89,10 +94,8 @@ def text(data: bytes):
 def jsonl(data: bytes, labels: bool = True, label_names=None):
     """JSON Lines ``{"tokens": [...], "ner_tags": [...]}``; blank lines skipped."""
     out = []
-    for no, raw in _lines(data):
-        try:
-            line = raw.decode("utf-8").rstrip("\r\n")
-        except UnicodeDecodeError:
+    for no, line in _decoded(data):
+        if line is None:
             return out, ("E101", no)
         if not line.strip():
             continue
@@ -127,10 +130,8 @@ def jsonl(data: bytes, labels: bool = True, label_names=None):
 def pharaoh(data: bytes):
     """Pharaoh: ``i-j`` (optionally ``:score``) pairs per line; ``[pairs]`` per line."""
     out = []
-    for no, raw in _lines(data):
-        try:
-            line = raw.decode("utf-8").rstrip("\r\n")
-        except UnicodeDecodeError:
+    for no, line in _decoded(data):
+        if line is None:
             return out, ("E101", no)
         pairs, scored = [], 0
         for item in line.split():

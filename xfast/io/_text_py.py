@@ -27,6 +27,15 @@ import numpy as np
 ERR_COLUMNS, ERR_NCOLS, ERR_LABEL = 1, 2, 3
 
 
+def _line_end(data: bytes, p: int, final: bool) -> int | None:
+    """Where the line at ``p`` ends (its ``\\n``, or the data's end for a last line when
+    ``final``); None when it is not complete yet."""
+    nl = data.find(b"\n", p)
+    if nl >= 0:
+        return nl
+    return len(data) if final else None
+
+
 def _code(label: str, types: dict) -> int:
     if label == "O":
         return 0
@@ -71,13 +80,10 @@ def parse(data, pos: int, line: int, mode: int, labels: bool, final: bool, after
 
     p = pos
     while p < end:
-        nl = data.find(b"\n", p)
-        if nl < 0:
-            if not final:
-                break
-            nl = end
-        raw = data[p:nl]
-        text = raw.decode("utf-8").rstrip("\r\n")
+        nl = _line_end(data, p, final)
+        if nl is None:
+            break
+        text = data[p:nl].decode("utf-8").rstrip("\r\n")
         if mode == 1:
             cur, cur_codes = [t.encode("utf-8") for t in text.split()], [0] * len(text.split())
             close(line)
@@ -193,11 +199,9 @@ def count(data, pos: int, mode: int, final: bool, after_doc: bool, in_sent: bool
     data = bytes(data)
     end, n, p = len(data), 0, pos
     while p < end:
-        nl = data.find(b"\n", p)
-        if nl < 0:
-            if not final:
-                break
-            nl = end
+        nl = _line_end(data, p, final)
+        if nl is None:
+            break
         text = data[p:nl].decode("utf-8", "replace").rstrip("\r\n")
         p = nl + 1
         if mode == 1:
