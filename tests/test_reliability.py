@@ -250,3 +250,35 @@ def test_every_option_has_help_and_every_command_an_example(command):
     for action in sub._actions:
         if action.dest != "help":
             assert action.help, f"{command} {action.option_strings} has no help text"
+
+
+def test_models_export_never_deletes_a_folder_it_did_not_make(tmp_path, tiny_models, capsys):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "file.txt").write_text("keep me")
+    for kind in ("tagger", "translator"):
+        src = tiny_models["ner"] if kind == "tagger" else tiny_models["nllb"]
+        assert main(["models", "export", str(src), "--kind", kind, "--out", str(out)]) == 2
+        assert "[E414]" in _error_line(capsys)
+        assert (out / "file.txt").read_text() == "keep me"
+
+
+def test_an_empty_label_set_is_a_usage_error(tmp_path, pair, tiny_models, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(_args(pair, tmp_path / "out", tiny_models) + ["--label-set"])
+    assert stop.value.code == 2 and "--label-set" in _error_line(capsys)
+
+
+def test_device_cpu_keeps_onnx_runtime_on_the_cpu():
+    from xfast.pipelines.runner import ModelOptions, Models
+
+    assert Models(ModelOptions(device="cpu"))._providers() == ["CPUExecutionProvider"]
+    assert Models(ModelOptions(device="cuda"))._providers()[0] == "CUDAExecutionProvider"
+
+
+def test_the_registry_layer_is_the_default(tiny_models):
+    from xfast.models.encoder import _default_layer
+
+    assert _default_layer("xlmr-large", tiny_models["xlmr"] / "nowhere") == 16
+    assert _default_layer("e5-small", tiny_models["xlmr"] / "nowhere") == 8
+    assert _default_layer(str(tiny_models["xlmr_onnx"]), tiny_models["xlmr_onnx"]) == 8

@@ -42,7 +42,7 @@ class Aligner:
     [array([[0, 0], [1, 1]], dtype=int32)]
     """
 
-    def __init__(self, model: str | os.PathLike = "e5-small", *, layer: int = 8,
+    def __init__(self, model: str | os.PathLike = "e5-small", *, layer: int | None = None,
                  method: str = "itermax", token_type: str = "bpe", distortion: float = 0.0,
                  max_count: int = 2, alpha: float = 0.9, threshold: float = 1e-3,
                  quantize: str | None = None, threads: int | None = None,
@@ -60,7 +60,7 @@ class Aligner:
         self.method, self.token_type, self.compat = method, token_type, compat
         self._kw = dict(method=method, token_type=token_type, distortion=distortion,
                         max_count=max_count, alpha=alpha, threshold=threshold)
-        self.settings = {"model": str(model), "layer": layer, "quantize": quantize, **self._kw,
+        self.settings = {"model": str(model), "layer": self.encoder.layer, "quantize": quantize, **self._kw,
                          "compat": compat}
 
     def __repr__(self) -> str:

@@ -161,6 +161,9 @@ def cached_export(kind: str, hf_dir: str | Path, out_dir: str | Path | None, *, 
     if _export_ok(out, marker, key):
         return out
     if out.exists():
+        if not (out / EXPORT_MANIFEST).is_file():  # not an export: never delete what xfast did not make
+            raise ModelError(msg("E414", what=f"{kind} to {out}",
+                                 reason="the directory exists and is not an xfast export; choose another --out"))
         shutil.rmtree(out)
     try:
         with atomic_dir(out) as tmp:

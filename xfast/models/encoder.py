@@ -416,6 +416,22 @@ def export_encoder(hf_dir: str | os.PathLike, layer: int, out_dir: str | os.Path
     return final
 
 
+def _default_layer(model: str | os.PathLike, model_dir: Path) -> int:
+    """The layer an encoder's states come from when none is asked for: an export's own
+    layer, the registry's for a registered model, else 8 (SimAlign's)."""
+    meta = model_dir / _META
+    if meta.is_file() and not (model_dir / "config.json").is_file():
+        return int(json.loads(meta.read_text(encoding="utf-8"))["layer"])
+    if isinstance(model, str) and not Path(model).expanduser().is_dir():
+        from xfast.models.registry import get
+
+        try:
+            return get(model).default_layer or 8
+        except ParameterError:
+            pass
+    return 8
+
+
 def _as_export(model_dir: Path, layer: int, backend: str, quantize: str | None) -> Path | None:
     """``model_dir`` itself when it is an xfast encoder export (``xfast models export`` or
     ``xfast models tiny`` wrote it), checked against the requested settings; else None."""
@@ -531,8 +547,9 @@ class _TorchBackend:
 class Encoder:
     """Multilingual encoder returning layer-``layer`` subword states per word-split sentence.
 
-    ``model``: a registry name (default ``"e5-small"``, the embedded aligner), a hub id or a
-    local Hugging Face directory. ``backend``: ``"onnx"`` (ONNX Runtime on the cached export)
+    ``model``: a registry name (default ``"e5-small"``, the embedded aligner), a hub id, a
+    local Hugging Face directory or an xfast ONNX export. ``layer``: None takes the registry's
+    layer for a registered model, an export's own, else 8. ``backend``: ``"onnx"`` (ONNX Runtime on the cached export)
     or ``"torch"`` (transformers, the parity reference). ``quantize``: None or ``"int8"``
     (ONNX only). ``threads``: intra-op threads (None: the runtime's default).
     ``providers``: ONNX Runtime providers (default CUDA when present, then CPU).
@@ -550,7 +567,7 @@ class Encoder:
     :class:`Subwords`) then :meth:`encode_subwords` (states of every subword, back to back).
     """
 
-    def __init__(self, model: str | os.PathLike = "e5-small", *, layer: int = 8, backend: str = "onnx",
+    def __init__(self, model: str | os.PathLike = "e5-small", *, layer: int | None = None, backend: str = "onnx",
                  quantize: str | None = None, threads: int | None = None,
                  providers: Sequence[str] | None = None, max_tokens: int | None = None,
                  window: int | None = None, truncate: bool = False,
@@ -564,6 +581,8 @@ class Encoder:
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < lo):
                 raise ParameterError(msg("E202", name=name, expected=f"an int >= {lo}", value=value))
         self.model_dir = resolve(model)
+        if layer is None:
+            layer = _default_layer(model, self.model_dir)
         export = _as_export(self.model_dir, layer, backend, quantize)
         cfg = _config(self.model_dir) if export is None else _export_config(export)
         self.layer = _check_layer(layer, cfg, model)

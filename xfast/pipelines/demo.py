@@ -66,9 +66,10 @@ def run_demo(*, json_out: bool = False, quantize: str | None = None, limit: int 
     from xfast.report import format_table
 
     res = demo(quantize=quantize, limit=limit, progress=not (json_out or quiet))
+    failed = res["qa"]["sentences"]["failed"]
     if json_out:
         print(json.dumps(res))
-        return 0
+        return 1 if failed else 0
     rows = [[r["lang"], r["method"], r["overall_precision"], r["overall_recall"], r["overall_f1"],
              r["paper_mbert_f1"]] for r in res["results"]]
     n = res["qa"]["sentences"]["in"]
@@ -77,7 +78,6 @@ def run_demo(*, json_out: bool = False, quantize: str | None = None, limit: int 
     print(format_table(["lang", "method", "precision", "recall", "f1", "paper mBERT f1"], rows))
     print("\nwall time per stage (s):")
     print(format_table(["stage", "seconds"], [[k, float(v)] for k, v in res["timings"].items()]))
-    failed = res["qa"]["sentences"]["failed"]
     if failed:
         print(f"\n{failed} sentences failed: see the QA summary", file=sys.stderr)
-    return 0
+    return 1 if failed else 0

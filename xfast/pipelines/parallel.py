@@ -290,7 +290,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--candidates", nargs="*", default=[], metavar="[NAME=]PATH",
                    help="CoNLL files with NER entities of the receiving sides (ner-* methods)")
     p.add_argument("--aligner", default="e5-small", help="registry name or local Hugging Face directory")
-    p.add_argument("--layer", type=int, default=8, help="encoder layer whose states are compared")
+    p.add_argument("--layer", type=int, default=None,
+                   help="encoder layer whose states are compared (default: the registry's for the model, else 8)")
     p.add_argument("--align-method", default="itermax", choices=ALIGN_METHODS,
                    help="alignment extraction (SimAlign itermax/inter/fwd/rev/mwmf, AWESoME softmax)")
     p.add_argument("--token-type", default="bpe", choices=["bpe", "word"],
@@ -308,7 +309,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--merge-distance", type=int, default=1, help="heuristic: merge spans this close (0: never)")
     p.add_argument("--min-words", type=int, default=1, help="n-gram candidates: fewest words")
     p.add_argument("--max-words", type=int, default=0, help="n-gram candidates: most words (0: the sentence)")
-    p.add_argument("--label-set", nargs="*", default=None, metavar="TYPE",
+    p.add_argument("--label-set", nargs="+", default=None, metavar="TYPE",
                    help="entity types written out; others become O (default: all)")
     p.add_argument("--ignore", nargs="*", default=[], metavar="TYPE", help="types scored as O (e.g. DATE)")
     p.add_argument("--write-alignments", action="store_true", help="also write NAME.align.txt (Pharaoh, scored)")

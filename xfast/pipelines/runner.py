@@ -218,7 +218,7 @@ def project_batch(method: str, entities: Sequence[Sequence[Entity]], alignments:
                 labels.extend(lab)
                 _add_stats(report, key, stats)
             except XfastError as err:
-                report.fail(key, offset + i, f"projection: {err}")
+                report.fail(key, offset + i, "projection: " + str(err).replace("[E303] sentence 0: ", "[E303] "))
                 labels.append(["O"] * n_rec[i])
     written = map_label_set(labels, keep)
     _count_entities(report, key, entities, labels, written)
@@ -277,7 +277,7 @@ class ModelOptions:
     device: str = "cpu"
     compute_type: str | None = None
     threads: int | None = None
-    layer: int = 8
+    layer: int | None = None
     token_type: str = "bpe"
     quantize: str | None = None
 
@@ -308,8 +308,15 @@ class Models:
                     self._loaded[key] = build()
         return self._loaded[key]
 
-    def _providers(self) -> list[str] | None:
-        return ["CUDAExecutionProvider", "CPUExecutionProvider"] if self.options.device == "cuda" else None
+    def _providers(self) -> list[str]:
+        """ONNX Runtime providers for ``--device``: cpu keeps to the CPU even where a GPU is;
+        auto takes CUDA when this onnxruntime has it."""
+        device = self.options.device
+        if device == "auto":
+            import onnxruntime as ort
+
+            device = "cuda" if "CUDAExecutionProvider" in ort.get_available_providers() else "cpu"
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"] if device == "cuda" else ["CPUExecutionProvider"]
 
     def translator(self, spec):
         """A :class:`~xfast.models.translator.Translator`."""
@@ -527,7 +534,7 @@ def add_common_arguments(p: argparse.ArgumentParser, *, train: bool = False) -> 
     p.add_argument("--ner-model", default="xlmr-large-conll03", help="registry name or local HF/ONNX directory")
     p.add_argument("--cache", default=None, help="stage cache directory (default: OUT/cache)")
     p.add_argument("--shard-size", type=int, default=256, help="sentences per cached shard")
-    p.add_argument("--label-set", nargs="*", default=None, metavar="TYPE",
+    p.add_argument("--label-set", nargs="+", default=None, metavar="TYPE",
                    help="types kept in the output (default: the gold data's)")
     if not train:
         p.add_argument("--dataset", default="", help="dataset name in the metrics row (masakhaner2 ignores DATE)")
@@ -548,7 +555,7 @@ def add_common_arguments(p: argparse.ArgumentParser, *, train: bool = False) -> 
 def options_of(args: argparse.Namespace) -> ModelOptions:
     """:class:`ModelOptions` from parsed arguments."""
     return ModelOptions(device=args.device, compute_type=args.compute_type, threads=args.threads,
-                        layer=getattr(args, "layer", 8), token_type=getattr(args, "token_type", "bpe"),
+                        layer=getattr(args, "layer", None), token_type=getattr(args, "token_type", "bpe"),
                         quantize=getattr(args, "quantize", None))
 
 
@@ -599,7 +606,8 @@ def add_projection_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--aligner", default="e5-small", help="registry name, local HF directory or ONNX export")
     p.add_argument("--align-method", nargs="+", default=["itermax"], choices=ALIGN_METHODS,
                    help="extraction methods, all on one encoding (softmax = AWESoME)")
-    p.add_argument("--layer", type=int, default=8, help="aligner layer whose states are compared")
+    p.add_argument("--layer", type=int, default=None,
+                   help="aligner layer whose states are compared (default: the registry's for the model, else 8)")
     p.add_argument("--token-type", default="bpe", choices=["bpe", "word"],
                    help="align subwords (bpe) or subword-averaged words")
     p.add_argument("--quantize", choices=["int8"], default=None, help="int8 aligner encoder")

@@ -139,10 +139,15 @@ def project_counted(method: str, ents: Entities, aln: Alignment, n_receiving: np
             codes, stats = project(method, e, a, n_receiving[i:i + 1], cfg, c)
             _add_stats(report, key, stats)
         except XfastError as err:
-            report.fail(key, offset + i, f"projection: {err}")
+            report.fail(key, offset + i, f"projection: {_alone(err)}")
             codes = np.zeros(int(n_receiving[i]), np.int64)
         out.append(codes)
     return np.concatenate(out) if out else np.zeros(0, np.int64)
+
+
+def _alone(err: Exception) -> str:
+    """A one-sentence retry's error without its "sentence 0" (the report has the real index)."""
+    return str(err).replace("[E303] sentence 0: ", "[E303] ")
 
 
 def _one(offsets: np.ndarray, i: int, *arrays: np.ndarray) -> tuple:
@@ -212,7 +217,9 @@ def receiving_ner(models: Models, ner_model, words: list[list[str]], *, cache: P
     records, shard_stats, key = run_stage(cache, "ner-receiving", fields, len(words), compute,
                                           shard_size=shard_size, stats=cache_stats, report=report,
                                           progress=progress)
-    report.encoder["ner-receiving"] = tagger_counts(shard_stats)
+    counts = tagger_counts(shard_stats)  # several languages (translate-train) add up
+    prev = report.encoder.get("ner-receiving", {})
+    report.encoder["ner-receiving"] = {k: prev.get(k, 0) + v for k, v in counts.items()}
     return [[tuple(e) for e in r["entities"]] for r in records], key
 
 

@@ -47,7 +47,7 @@ def entity_ratio(source_entities: list[list], labels: list[list[str]]) -> float:
 
 
 def translate_train(input: str | Path, langs: tuple[str, ...] | list[str], out_dir: str | Path, *,
-                    modes: tuple[str, ...] = ("plain",), methods: tuple[str, ...] = ("heuristic",),
+                    modes: tuple[str, ...] = ("plain",), methods: tuple[str, ...] = ("heuristic", "ngram-greedy"),
                     translator="nllb-600m", easyproject_translator="nllb-3.3b-easyproject",
                     ner_model="xlmr-large-conll03", aligner="e5-small", align_methods: tuple[str, ...] | None = None,
                     options: ModelOptions | None = None, config: ProjectionConfig | None = None,
@@ -146,7 +146,7 @@ def translate_train(input: str | Path, langs: tuple[str, ...] | list[str], out_d
             stages.update({f"align/{lang}/{am}": k for am, k in keys.items()})
             for (am, m), labels in project_variants("plain", ents, alns, tgt_words, methods, cfg, report,
                                                     lang=lang, candidates=candidates, shard_size=shard_size,
-                                                    keep=None).items():
+                                                    keep=keep).items():
                 emit(f"{lang}/plain/{am}/{m}", out / f"{lang}.plain.{am}.{m}.conll", tgt_words, labels, lang,
                      mode="plain", align_method=am, method=m)
     report.sentences_out = n
