@@ -91,3 +91,20 @@ def test_model_fingerprint(tmp_path):
     (d / "model.bin").write_bytes(b"abcd")
     os.utime(d / "model.bin", ns=(1, 1))
     assert model_fingerprint(d) != fp
+
+
+def test_a_stage_can_move_its_bar_within_a_shard(tmp_path):
+    """A model inside a stage reports each batch through stage_tick; outside a stage it is a no-op."""
+    from xfast.pipelines import cache as C
+
+    seen = []
+
+    def compute(lo, hi):
+        seen.append(C._TICK.get() is not None)
+        C.stage_tick(hi - lo)
+        return [{"i": i} for i in range(lo, hi)], {}
+
+    C.run_stage(tmp_path, "s", {"x": 1}, 10, compute, shard_size=4, progress=True)
+    assert seen == [True, True, True]
+    assert C._TICK.get() is None
+    C.stage_tick(3)  # no stage: nothing happens

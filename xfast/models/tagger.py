@@ -230,6 +230,7 @@ class Tagger:
         self.max_tokens = max_tokens
         self.truncate = bool(truncate)
         self.stats = TaggerStats()
+        self.on_batch = None  # called with the passes of each model batch (progress bars)
         self.model_dir = locate(model, backend, kind="tagger", marker=_ONNX, manifest=EXPORT_MANIFEST, export=export_tagger,
                                 described="transformers token classifier", export_described="an ONNX export")
         config = json.loads((self.model_dir / "config.json").read_text())
@@ -415,6 +416,8 @@ class Tagger:
                 mask[r, : len(item[3])] = 1
             logits = self._run(ids, mask)
             self.stats.batches += 1
+            if self.on_batch is not None:
+                self.on_batch(len(batch))
             for r, (si, words, firsts, _) in enumerate(batch):
                 if words:
                     out[si][words] = np.argmax(logits[r, firsts], axis=-1)

@@ -180,6 +180,7 @@ class Translator:
         self.max_decoding_length = max_decoding_length
         self.max_batch_tokens = max_batch_tokens
         self.stats = TranslatorStats()
+        self.on_batch = None  # called with the inputs of each decoded batch (progress bars)
         self.model_dir = locate(model, backend, kind="translator", marker=_CT2, manifest=EXPORT_MANIFEST,
                                 export=export_translator, described="transformers translator",
                                 export_described="a CTranslate2 export")
@@ -325,6 +326,8 @@ class Translator:
             for s_, ids in zip(chunk, self._decode_batch([sources[s_][1] for s_ in chunk], tgt, max_length)):
                 results[s_] = ids
             self.stats.batches += 1
+            if self.on_batch is not None:
+                self.on_batch(len(chunk))
             k = j
         out: list[list[int]] = [[] for _ in texts]
         for (i, _), ids in zip(sources, results):

@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -164,8 +165,24 @@ def run_stage(root: str | Path, stage: str, fields: dict, n: int,
     shard_stats: list[dict] = []
     timer = report.stage(stage) if report is not None else nullcontext()
     with timer, tqdm(total=n, desc=stage, unit="sent", disable=not progress, leave=False) as bar:
-        for lo, hi, recs, st in cache.run(n, compute):
-            records.extend(recs)
-            shard_stats.append(st)
-            bar.update(hi - lo)
+        token = _TICK.set(bar.update)
+        try:
+            for _, hi, recs, st in cache.run(n, compute):
+                records.extend(recs)
+                shard_stats.append(st)
+                bar.n = hi  # exact at every shard's end, whatever the models reported
+                bar.refresh()
+        finally:
+            _TICK.reset(token)
     return records, shard_stats, cache.key
+
+
+_TICK: ContextVar[Callable[[int], object] | None] = ContextVar("xfast_stage_tick", default=None)
+
+
+def stage_tick(n: int) -> None:
+    """Advance the running stage's progress bar by ``n`` sentences (a model reports each batch
+    through it, so bars move within a shard); nothing outside :func:`run_stage`."""
+    tick = _TICK.get()
+    if tick is not None:
+        tick(n)

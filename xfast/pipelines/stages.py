@@ -25,7 +25,7 @@ import numpy as np
 
 from xfast.errors import XfastError
 from xfast.io.columns import LabelTypes, TokenColumns
-from xfast.pipelines.cache import CacheStats, run_stage
+from xfast.pipelines.cache import CacheStats, run_stage, stage_tick
 from xfast.pipelines.runner import (PROJECTION_METHODS, Models, ProjectionConfig, RunReport, project_batch,
                                     words_key)
 
@@ -210,6 +210,7 @@ def receiving_ner(models: Models, ner_model, words: list[list[str]], *, cache: P
 
     def compute(lo: int, hi: int):
         tagger = models.tagger(ner_model, truncate=truncate)
+        tagger.on_batch = stage_tick
         with report.stage("ner-receiving.model"):
             ents, counts = tagged(tagger, words[lo:hi])
         return [{"entities": [list(e) for e in es]} for es in ents], {"tagger": counts}
@@ -305,6 +306,7 @@ def translate_stage(models: Models, translator, texts_of, n: int, src: str, tgt:
 
         prefetch_nltk()  # the source texts are detokenized with NLTK: import it while the model loads
         tr = models.translator(translator)
+        tr.on_batch = stage_tick
         with report.stage("import nltk"):
             wait_nltk()
         texts = texts_of(lo, hi)
@@ -333,6 +335,7 @@ def english_ner_stage(models: Models, ner_model, texts: list[str], upstream: str
 
         prefetch_nltk()
         tagger = models.tagger(ner_model, truncate=truncate)
+        tagger.on_batch = stage_tick
         with report.stage("import nltk"):
             wait_nltk()
         words = [split(t) for t in texts[lo:hi]]
