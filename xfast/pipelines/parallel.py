@@ -49,7 +49,8 @@ def project_parallel(labeled: str | Path, receiving: dict[str, str | Path], out_
 
     ``receiving`` maps a name (e.g. a language code) to a file; ``candidates`` maps names to
     CoNLL files whose entities are the receiving side's NER candidates (``ner-*`` methods).
-    ``aligner``: an :class:`xfast.Aligner` (default: the embedded e5-small). ``batch_size``
+    ``aligner``: an :class:`xfast.Aligner`, or the keyword arguments that make one once the
+    inputs are checked (default: the embedded e5-small). ``batch_size``
     sentences go through the stages together; ``shard_size`` (a multiple of it, default 16
     batches) is the unit a killed run resumes from. ``overwrite`` replaces another run's
     outputs in ``out_dir`` (else that is an error). ``overlap=False`` runs the encoder and
@@ -92,11 +93,11 @@ def project_parallel(labeled: str | Path, receiving: dict[str, str | Path], out_
 
     n_total = check_parallel(paths)  # missing, empty or unequal inputs stop before anything is made
     report = RunReport()
-    if aligner is None:
+    if aligner is None or isinstance(aligner, dict):  # made after the inputs are checked
         with report.stage("load aligner"):
             from xfast.aligner import Aligner
 
-            aligner = Aligner()
+            aligner = Aligner(**(aligner or {}))
     from xfast.pipelines.cache import model_fingerprint
 
     outputs = {f"{n}/{m}": out / f"{n}.{m}.conll" for n in names for m in methods}
@@ -320,11 +321,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """Run ``xfast project``; 1 when some sentences failed, else 0."""
-    from xfast.aligner import Aligner
     from xfast.report import format_table
 
-    aligner = Aligner(args.aligner, layer=args.layer, method=args.align_method, token_type=args.token_type,
-                      quantize=args.quantize, threads=args.threads, compat=args.compat)
+    aligner = dict(model=args.aligner, layer=args.layer, method=args.align_method, token_type=args.token_type,
+                   quantize=args.quantize, threads=args.threads, compat=args.compat)
     cfg = ProjectionConfig(length_ratio=args.length_ratio, merge_distance=args.merge_distance,
                            min_words=args.min_words, max_words=args.max_words, compat=args.compat)
     res = project_parallel(args.labeled, _named(args.receiving, "receiving"), args.out, aligner=aligner,
