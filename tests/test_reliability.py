@@ -282,3 +282,23 @@ def test_the_registry_layer_is_the_default(tiny_models):
     assert _default_layer("xlmr-large", tiny_models["xlmr"] / "nowhere") == 16
     assert _default_layer("e5-small", tiny_models["xlmr"] / "nowhere") == 8
     assert _default_layer(str(tiny_models["xlmr_onnx"]), tiny_models["xlmr_onnx"]) == 8
+
+
+def test_translate_pipelines_refuse_another_runs_outputs(tmp_path, tiny_models, capsys):
+    src = head_conll(DATA / "masakhaner2" / "hau.test.txt", 6, tmp_path / "hau.conll")
+    out = tmp_path / "out"
+
+    def args(*extra):
+        return ["translate-test", "--input", str(src), "--lang", "hau", "--out", str(out), "--translator",
+                str(tiny_models["nllb_ct2"]), "--easyproject-translator", str(tiny_models["nllb_ct2"]),
+                "--ner-model", str(tiny_models["ner_onnx"]), "--aligner", str(tiny_models["xlmr"]), "--quiet", *extra]
+
+    assert main(args("--method", "heuristic", "ngram-greedy")) == 0
+    assert main(args("--method", "heuristic", "ngram-greedy")) == 0  # the same run again: its own outputs
+    capsys.readouterr()
+    assert main(args("--method", "heuristic")) == 2
+    assert "[E521]" in _error_line(capsys)
+    assert main(args("--method", "heuristic", "--overwrite")) == 0
+    names = {p.name for p in out.iterdir() if p.is_file()}
+    assert "hau.src2tgt.itermax.heuristic.conll" in names and "hau.src2tgt.itermax.ngram-greedy.conll" not in names
+    assert (out / "cache").is_dir() and not (out / ".xfast-run").exists()  # the stage cache stays

@@ -12,7 +12,8 @@ import sys
 import time
 from pathlib import Path
 
-from xfast.pipelines.runner import (ModelOptions, add_common_arguments, default_ignore, describe, file_sha256,
+from xfast.pipelines.runner import (ModelOptions, add_common_arguments, default_ignore, describe, describe_model,
+                                    file_sha256,
                                     map_label_set, metrics_row, options_of, print_result, start_run, versions,
                                     write_json, write_labels)
 from xfast.pipelines.stages import receiving_ner
@@ -25,18 +26,21 @@ def model_transfer(input: str | Path, lang: str, out_dir: str | Path, *, ner_mod
                    options: ModelOptions | None = None, cache: str | Path | None = None, shard_size: int = 256,
                    dataset: str = "", label_set: set[str] | None = None, ignore: tuple[str, ...] | None = None,
                    label_names: list[str] | None = None, limit: int | None = None, progress: bool = True,
-                   compat: bool = False) -> dict:
+                   compat: bool = False, overwrite: bool = False) -> dict:
     """Tag the receiving words with the NER model and write ``<lang>.model_transfer.conll``.
 
     ``ner_model``: registry name, local directory or a loaded Tagger. ``compat``: truncate
     sentences at the model's limit as the reference does (docs/translation.md). ``label_set``: types kept
     in the output (default: the gold data's); ``ignore``: types scored as O (default: DATE for
-    MasakhaNER). Returns ``{"results", "timings", "qa", "outputs"}``; ``results`` holds one
-    metrics row when the input has gold labels.
+    MasakhaNER). ``overwrite`` replaces another run's outputs in ``out_dir`` (else that is an
+    error). Returns ``{"results", "timings", "qa", "outputs"}``; ``results`` holds one metrics
+    row when the input has gold labels.
     """
     t0 = time.perf_counter()
     run = start_run(input, out_dir, options=options, cache=cache, shard_size=shard_size, label_set=label_set,
-                    label_names=label_names, limit=limit, progress=progress)
+                    label_names=label_names, limit=limit, progress=progress, command="model-transfer",
+                    settings={"lang": lang, "ner_model": describe_model(ner_model), "dataset": dataset,
+                              "ignore": ignore, "compat": compat}, overwrite=overwrite)
     out, report, models, words, gold, keep = run.out, run.report, run.models, run.words, run.gold, run.keep
     ignore = default_ignore(dataset) if ignore is None else tuple(ignore)
     ents, key = receiving_ner(models, ner_model, words, truncate=compat, **run.common)
@@ -64,7 +68,8 @@ def model_transfer(input: str | Path, lang: str, out_dir: str | Path, *, ner_mod
         "ner_model": models.describe(ner_model), "options": models.options, "dataset": dataset,
         "label_set": sorted(keep) if keep is not None else None, "ignore": list(ignore),
         "cache": {"dir": str(run.cache), "stages": {"ner-receiving": key}}, "shard_size": shard_size,
-        "versions": versions(), "outputs": {"model_transfer": str(path)}})
+        "versions": versions(), "run_key": run.key, "outputs": {"model_transfer": str(path)}})
+    run.finish()
     return {"results": results, "timings": dict(report.timings), "qa": qa,
             "outputs": {"model_transfer": str(path)}}
 
@@ -93,5 +98,5 @@ def main(args: argparse.Namespace) -> int:
                          label_set=set(args.label_set) if args.label_set is not None else None,
                          ignore=tuple(args.ignore) if args.ignore is not None else None,
                          label_names=args.label_names, limit=args.limit, progress=not args.quiet,
-                         compat=args.compat)
+                         compat=args.compat, overwrite=args.overwrite)
     return print_result(res, args)

@@ -31,7 +31,7 @@ from xfast.pipelines.runner import write_json
 __all__ = ["RunDir", "run_key", "STATE_DIR"]
 
 STATE_DIR = ".xfast-run"
-SUMMARY_FILES = ("manifest.json", "metrics.json", "qa.json", "run.json")
+SUMMARY_FILES = ("manifest.json", "metrics.json", "metrics.csv", "qa.json", "run.json")
 
 
 def run_key(fields: dict) -> str:

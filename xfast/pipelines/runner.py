@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from xfast import __version__
-from xfast.errors import DataError, OutputError, ParameterError, XfastError, check_choice, msg
+from xfast.errors import DataError, ParameterError, XfastError, check_choice, msg
 from xfast.io.files import atomic_open
 from xfast.pipelines.cache import CacheStats, model_fingerprint
 
@@ -389,9 +389,7 @@ class Models:
 
     def describe(self, spec) -> str:
         """A model's name for reports: the registry name or the directory."""
-        if isinstance(spec, (str, Path)):
-            return str(spec)
-        return str(getattr(spec, "model_dir", None) or getattr(spec, "settings", {}).get("model") or spec)
+        return describe_model(spec)
 
 
 def read_test_set(path: str | Path, *, label_names: list[str] | None = None, limit: int | None = None) -> list:
@@ -450,15 +448,30 @@ class Run:
     words: list[list[str]]
     gold: list[list[str]] | None
     keep: set[str] | None
+    key: str
+    folder: object  # the RunDir that owns ``out``; ``finish()`` when the outputs are written
+
+    def finish(self) -> None:
+        """The run's outputs and summaries are written: drop its in-progress record."""
+        self.folder.close()
+
+
+def describe_model(spec) -> str:
+    """A model's name for reports and run keys: the registry name or the directory."""
+    if isinstance(spec, (str, Path)):
+        return str(spec)
+    return str(getattr(spec, "model_dir", None) or getattr(spec, "settings", {}).get("model") or spec)
 
 
 def start_run(input: str | Path, out_dir: str | Path, *, options: ModelOptions | None, cache: str | Path | None,
               shard_size: int, label_set: set[str] | None, label_names: list[str] | None, limit: int | None,
-              progress: bool) -> Run:
+              progress: bool, command: str, settings: dict, overwrite: bool = False) -> Run:
     """Read ``input`` (stage ``read``; a bad input stops here, before anything is created),
-    then create ``out_dir`` and set up the report, models and stage cache (default
-    ``out_dir/cache``); ``keep`` is ``label_set``, else the gold data's types."""
-    from xfast.io.files import make_dirs
+    then claim ``out_dir`` for this run (:class:`~xfast.pipelines.run.RunDir`: another run's
+    outputs there are refused unless ``overwrite``) and set up the report, models and stage
+    cache (default ``out_dir/cache``); ``keep`` is ``label_set``, else the gold data's types.
+    ``settings``: what the outputs depend on besides the input, for the run's key."""
+    from xfast.pipelines.run import RunDir, run_key
 
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise ParameterError(msg("E202", name="limit", expected="an int >= 1 (sentences to run on)", value=limit))
@@ -466,9 +479,11 @@ def start_run(input: str | Path, out_dir: str | Path, *, options: ModelOptions |
     report = RunReport()
     with report.stage("read"):
         sents = read_test_set(input, label_names=label_names, limit=limit)
-    if out.exists() and not out.is_dir():
-        raise OutputError(out, "exists and is not a folder")
-    make_dirs(out)
+    key = run_key({"command": command, "input": file_sha256(input), "limit": limit, "label_names": label_names,
+                   "label_set": sorted(label_set) if label_set is not None else None, "options": options,
+                   "shard_size": shard_size, **settings, "versions": versions()})
+    folder = RunDir(out, key, {}, overwrite=overwrite)
+    folder.open()
     root = Path(cache) if cache is not None else out / "cache"
     models = Models(options, report)
     cstats = CacheStats()
@@ -477,7 +492,7 @@ def start_run(input: str | Path, out_dir: str | Path, *, options: ModelOptions |
     gold = [s.labels for s in sents] if all(s.labels is not None for s in sents) else None
     keep = label_set if label_set is not None else label_set_of(gold)
     report.sentences_in = len(words)
-    return Run(out, root, report, models, cstats, common, sents, words, gold, keep)
+    return Run(out, root, report, models, cstats, common, sents, words, gold, keep, key, folder)
 
 
 def describe(mode: str, align_method: str, method: str) -> dict[str, str]:
@@ -548,6 +563,8 @@ def add_common_arguments(p: argparse.ArgumentParser, *, train: bool = False) -> 
     p.add_argument("--compute-type", default=None,
                    help="CTranslate2 compute type (default: int8 on CPU, float16 on CUDA)")
     p.add_argument("--threads", type=int, default=None, help="threads per model (default: the runtime's)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace another run's outputs in --out (else that is an error)")
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 

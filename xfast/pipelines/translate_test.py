@@ -23,6 +23,7 @@ from pathlib import Path
 from xfast.errors import ParameterError, msg
 from xfast.pipelines.runner import (MODES, ModelOptions, ProjectionConfig, add_common_arguments,
                                     add_projection_arguments, check_methods, config_of, default_ignore, describe,
+                                    describe_model,
                                     file_sha256, map_label_set, metrics_row, options_of, print_result, start_run,
                                     versions, words_key, write_json, write_labels)
 from xfast.pipelines.stages import (align_stage, backtranslate_stage, english_ner_stage, fail_empty,
@@ -42,16 +43,16 @@ def translate_test(input: str | Path, lang: str, out_dir: str | Path, *, modes: 
                    threshold: float = 0.5, baseline: bool = False, cache: str | Path | None = None,
                    shard_size: int = 256, dataset: str = "", label_set: set[str] | None = None,
                    ignore: tuple[str, ...] | None = None, label_names: list[str] | None = None,
-                   limit: int | None = None, progress: bool = True) -> dict:
+                   limit: int | None = None, progress: bool = True, overwrite: bool = False) -> dict:
     """Run translate-test on a test set in language ``lang`` (ISO or FLORES-200 code).
 
     Models are registry names, local directories or loaded objects (``Translator``,
     ``Tagger``, ``Aligner``). ``align_methods``: extraction methods run on one encoding (default:
     the given Aligner's method, else ``itermax``; ``softmax`` is AWESoME). ``baseline`` adds the
     model-transfer row. ``label_set``: types kept in outputs (default: the gold data's);
-    ``ignore``: types scored as O (default: DATE for MasakhaNER). Returns ``{"results",
-    "timings", "qa", "outputs"}``; ``results`` holds one metrics row per variant when the input
-    has gold labels.
+    ``ignore``: types scored as O (default: DATE for MasakhaNER). ``overwrite`` replaces another
+    run's outputs in ``out_dir`` (else that is an error). Returns ``{"results", "timings", "qa",
+    "outputs"}``; ``results`` holds one metrics row per variant when the input has gold labels.
     """
     from xfast.models.flores import flores_code
     from xfast.text import detokenize
@@ -67,7 +68,12 @@ def translate_test(input: str | Path, lang: str, out_dir: str | Path, *, modes: 
     if not isinstance(shard_size, int) or isinstance(shard_size, bool) or shard_size < 1:
         raise ParameterError(msg("E202", name="shard_size", expected="an int >= 1", value=shard_size))
     run = start_run(input, out_dir, options=options, cache=cache, shard_size=shard_size, label_set=label_set,
-                    label_names=label_names, limit=limit, progress=progress)
+                    label_names=label_names, limit=limit, progress=progress, command="translate-test",
+                    settings={"lang": lang, "modes": modes, "methods": methods, "align_methods": align_methods,
+                              "models": [describe_model(m) for m in (translator, easyproject_translator, ner_model)],
+                              "aligner": getattr(aligner, "settings", describe_model(aligner)), "config": cfg,
+                              "threshold": threshold, "baseline": baseline, "dataset": dataset, "ignore": ignore},
+                    overwrite=overwrite)
     out, report, models, common = run.out, run.report, run.models, run.common
     words, gold, keep = run.words, run.gold, run.keep
     ignore = default_ignore(dataset) if ignore is None else tuple(ignore)
@@ -160,9 +166,10 @@ def translate_test(input: str | Path, lang: str, out_dir: str | Path, *, modes: 
         "options": options, "config": cfg, "threshold": threshold, "dataset": dataset,
         "label_set": sorted(keep) if keep is not None else None, "ignore": list(ignore), "splitters": splitters,
         "cache": {"dir": str(run.cache), "stages": stages}, "shard_size": shard_size, "versions": versions(),
-        "outputs": {k: str(v) for k, v in outputs.items()},
+        "run_key": run.key, "outputs": {k: str(v) for k, v in outputs.items()},
     }
     write_json(out / "manifest.json", manifest)
+    run.finish()
     return {"results": results, "timings": dict(report.timings), "qa": qa,
             "outputs": {k: str(v) for k, v in outputs.items()}}
 
@@ -194,5 +201,6 @@ def main(args: argparse.Namespace) -> int:
                          baseline=args.baseline, cache=args.cache, shard_size=args.shard_size, dataset=args.dataset,
                          label_set=set(args.label_set) if args.label_set is not None else None,
                          ignore=tuple(args.ignore) if args.ignore is not None else None,
-                         label_names=args.label_names, limit=args.limit, progress=not args.quiet)
+                         label_names=args.label_names, limit=args.limit, progress=not args.quiet,
+                         overwrite=args.overwrite)
     return print_result(res, args)

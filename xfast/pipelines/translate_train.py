@@ -26,7 +26,7 @@ from pathlib import Path
 
 from xfast.errors import DataError, ParameterError, check_choice, msg
 from xfast.pipelines.runner import (ModelOptions, ProjectionConfig, add_common_arguments, add_projection_arguments,
-                                    check_methods, config_of, file_sha256, map_label_set, options_of, start_run,
+                                    check_methods, config_of, describe_model, file_sha256, map_label_set, options_of, start_run,
                                     versions, words_key, write_json, write_labels)
 from xfast.pipelines.stages import align_stage, backtranslate_stage, fail_empty, project_variants, translate_stage
 
@@ -53,8 +53,9 @@ def translate_train(input: str | Path, langs: tuple[str, ...] | list[str], out_d
                     options: ModelOptions | None = None, config: ProjectionConfig | None = None,
                     threshold: float = 0.5, cache: str | Path | None = None, shard_size: int = 256,
                     label_set: set[str] | None = None, label_names: list[str] | None = None,
-                    limit: int | None = None, progress: bool = True) -> dict:
+                    limit: int | None = None, progress: bool = True, overwrite: bool = False) -> dict:
     """Translate labeled English data into each of ``langs`` and label it (see the module doc).
+    ``overwrite`` replaces another run's outputs in ``out_dir`` (else that is an error).
     Languages NLLB-200 does not cover are skipped and listed in QA (``skipped_languages``);
     only when none is covered is that an error [E402].
 
@@ -88,7 +89,11 @@ def translate_train(input: str | Path, langs: tuple[str, ...] | list[str], out_d
         flores_code(langs[0])  # E402 for the first
     langs = list(floreses)
     run = start_run(input, out_dir, options=options, cache=cache, shard_size=shard_size, label_set=label_set,
-                    label_names=label_names, limit=limit, progress=progress)
+                    label_names=label_names, limit=limit, progress=progress, command="translate-train",
+                    settings={"langs": langs, "modes": modes, "methods": methods, "align_methods": align_methods,
+                              "models": [describe_model(m) for m in (translator, easyproject_translator, ner_model)],
+                              "aligner": getattr(aligner, "settings", describe_model(aligner)), "config": cfg,
+                              "threshold": threshold}, overwrite=overwrite)
     if run.gold is None:
         raise DataError(input, None, msg("E513", path=input, what="translate-train"))
     from xfast.io import entities_of
@@ -170,7 +175,8 @@ def translate_train(input: str | Path, langs: tuple[str, ...] | list[str], out_d
         "options": options, "config": cfg, "threshold": threshold,
         "label_set": sorted(keep) if keep is not None else None, "splitters": splitters,
         "cache": {"dir": str(run.cache), "stages": stages}, "shard_size": shard_size, "versions": versions(),
-        "outputs": {k: str(v) for k, v in outputs.items()}})
+        "run_key": run.key, "outputs": {k: str(v) for k, v in outputs.items()}})
+    run.finish()
     return {"results": results, "timings": dict(report.timings), "qa": qa,
             "outputs": {k: str(v) for k, v in outputs.items()}}
 
@@ -207,7 +213,8 @@ def main(args: argparse.Namespace) -> int:
                           options=options_of(args), config=config_of(args), threshold=args.threshold,
                           cache=args.cache, shard_size=args.shard_size,
                           label_set=set(args.label_set) if args.label_set is not None else None,
-                          label_names=args.label_names, limit=args.limit, progress=not args.quiet)
+                          label_names=args.label_names, limit=args.limit, progress=not args.quiet,
+                          overwrite=args.overwrite)
     if args.json:
         print(json.dumps({k: res[k] for k in ("results", "timings", "qa", "outputs")}, default=str))
     else:
