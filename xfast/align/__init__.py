@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from numbers import Integral, Real
 
 import numpy as np
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from xfast.errors import ParameterError, check_choice, msg
 
@@ -526,7 +526,7 @@ def align_states_batch(labeled_states: Sequence[object], receiving_states: Seque
         row_words.append(rw)
         col_words.append(lw)
     if method == "softmax":
-        with threadpool_limits(1, user_api="blas"):  # small products: see _similarities
+        with _one_blas_thread():  # small products: see _similarities
             mats = [rec @ lab.T for rec, lab in zip(recs, labs)]
     else:
         mats = _similarities(recs, labs, float(distortion))
@@ -598,7 +598,7 @@ def align_unit_states(labeled: Sequence[np.ndarray], receiving: Sequence[np.ndar
     if len(set(sizes)) != 1:
         raise ParameterError(msg("E319", sizes=sizes))
     code = {0: 1, 1: 0}.get(code, code)  # the kernel's rows are receiving tokens
-    with threadpool_limits(1, user_api="blas"):  # small products: see _similarities
+    with _one_blas_thread():  # small products: see _similarities
         mats = [_unit_product(r, lab) for r, lab in zip(receiving, labeled)]
     if all(m.dtype == np.float32 and m.flags.c_contiguous for m in mats):
         _sim.rescale(mats)
@@ -624,6 +624,18 @@ def _unit_product(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return x @ y.T
 
 
+_BLAS: ThreadpoolController | None = None
+
+
+def _one_blas_thread():
+    """A context that runs BLAS on one thread. The controller is made once: making it scans
+    the process's loaded libraries, about a millisecond, too slow for every call."""
+    global _BLAS
+    if _BLAS is None:
+        _BLAS = ThreadpoolController()
+    return _BLAS.limit(limits=1, user_api="blas")
+
+
 def _similarities(xs: list, ys: list, distortion: float) -> list[np.ndarray]:
     """:func:`similarity` of many pairs, bit-identical to one call per pair.
 
@@ -639,7 +651,7 @@ def _similarities(xs: list, ys: list, distortion: float) -> list[np.ndarray]:
     yo = np.cumsum([0] + [len(y) for y in ys]).tolist()
     # Many small products: one BLAS thread each. Threaded BLAS on matrices this small spends
     # its time waking threads, and under CPU contention (ONNX Runtime beside it) 20x longer.
-    with threadpool_limits(1, user_api="blas"):
+    with _one_blas_thread():
         return [_one_similarity(xn, yn, xo, yo, b, distortion) for b in range(len(xs))]
 
 
