@@ -134,6 +134,10 @@ class TokenColumns:
         so = self.sent_off.tolist()
         return [Sentence(w, labs[so[i]:so[i + 1]], lines[i]) for i, w in enumerate(words)]
 
+    def take(self, rows: Sequence[int]) -> TokenColumns:
+        """The sentences ``rows``, in that order, as their own batch."""
+        return TokenColumns.concat([self.slice(i, i + 1) for i in rows]) if rows else self.slice(0, 0)
+
     def slice(self, a: int, b: int) -> TokenColumns:
         """Sentences ``a..b`` as their own batch."""
         ta, tb = int(self.sent_off[a]), int(self.sent_off[b])

@@ -40,9 +40,9 @@ PROJECTION_METHODS = ("heuristic", "ngram-greedy", "ngram-bipartite", "ner-greed
 Entity = tuple[int, int, str]
 
 
-@dataclass
+@dataclass(frozen=True)
 class ProjectionConfig:
-    """Projection settings with docs/projection.md defaults."""
+    """Projection settings with docs/projection.md defaults (frozen: hashable, safe to share)."""
 
     length_ratio: float = 0.8
     merge_distance: int = 1
