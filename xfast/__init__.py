@@ -6,7 +6,7 @@ Word-align a labeled sentence with its translation and carry each entity span ac
 
 __version__ = "0.1.0"
 
-__all__ = ["Aligner", "__version__"]
+__all__ = ["Aligner", "Projector", "__version__"]
 
 
 def __getattr__(name: str):
@@ -15,6 +15,10 @@ def __getattr__(name: str):
         from xfast.aligner import Aligner
 
         return Aligner
+    if name == "Projector":
+        from xfast.serve.projector import Projector
+
+        return Projector
     raise AttributeError(f"module 'xfast' has no attribute {name!r}")
 
 

@@ -71,10 +71,13 @@ E = {
     "E201": "The {name!r} parameter must be one of {options}. Got {value!r} instead.",
     "E202": "The {name!r} parameter must be {expected}. Got {value!r} instead.",
     "E203": "unknown {kind} {name!r}; registered: {options}",
+    "E204": "{what} needs the package {missing!r}: pip install \"xfast[{extra}]\"",
+    "E205": "cannot listen on {host}:{port}: {reason}",
     # kernels' inputs (3xx)
     "E301": "{name} must be a 2-D array, got shape {shape}",
     "E302": "{name} contains NaN or infinite values",
     "E303": "sentence {index}: {problem}",
+    "E305": "{field}: {problem}",
     # xfast.align (31x)
     "E310": "{name} must hold real numbers, got dtype {dtype}",
     "E311": "lengths must be (B, 2) non-negative ints within the padded shape {shape}, got {got}",

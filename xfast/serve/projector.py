@@ -1,0 +1,246 @@
+"""``xfast.Projector``: a warm aligner and the projection methods, for a pair or a few at a time.
+
+Services that project one sentence pair per request load the encoder once and call
+:meth:`Projector.project` (or :meth:`Projector.project_batch` for several pairs: one encoder
+call for all of them). The work runs on the same columnar stages as ``xfast project``, so a
+pair gets the labels ``xfast project`` would write. A Projector is safe to share between
+threads: every call keeps its data to itself (the encoder's session and word cache are
+thread-safe).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from xfast.errors import ParameterError, msg
+
+__all__ = ["Projector", "Projection", "ProjectedSpan", "SERVE_METHODS"]
+
+#: methods that need nothing but the two sentences (``ner-*`` would need a NER model's spans)
+SERVE_METHODS = ("heuristic", "ngram-greedy", "ngram-bipartite")
+
+
+@dataclass(frozen=True)
+class ProjectedSpan:
+    """A projected entity: receiving words ``[start, end)`` with ``label``; ``score`` in [0, 1]
+    says how well it is aligned: ``2k / (entity words + span words)``, ``k`` the word pairs
+    linking it to the labeled entity of that type it is best linked to (capped at 1: a word may
+    have several links)."""
+
+    start: int
+    end: int
+    label: str
+    score: float
+
+
+@dataclass(frozen=True)
+class Projection:
+    """One pair's result: IOB2 ``labels`` of the receiving words and the ``spans`` they form."""
+
+    labels: list[str]
+    spans: list[ProjectedSpan]
+
+
+Entity = tuple[int, int, str]
+
+
+class Projector:
+    """Align sentence pairs and carry labeled entities across, with models loaded once.
+
+    ``aligner``: an :class:`xfast.Aligner`, or keyword arguments for one (default: the
+    embedded e5-small, layer 8, itermax). ``methods``: the projection methods callers may ask
+    for (a subset of :data:`SERVE_METHODS`). ``config``: projection settings
+    (:class:`~xfast.pipelines.runner.ProjectionConfig`).
+
+    >>> p = Projector()                                                      # doctest: +SKIP
+    >>> p.project(["Angela", "Merkel", "spoke"], [(0, 2, "PER")], ["Angela", "Merkel", "sprach"])
+    Projection(labels=['B-PER', 'I-PER', 'O'], spans=[ProjectedSpan(start=0, end=2, label='PER', score=1.0)])
+    """
+
+    def __init__(self, aligner=None, *, methods: Sequence[str] = SERVE_METHODS, config=None) -> None:
+        from xfast.aligner import Aligner
+        from xfast.pipelines.runner import ProjectionConfig
+
+        methods = tuple(methods)
+        for m in methods:
+            if m not in SERVE_METHODS:
+                raise ParameterError(msg("E201", name="methods", options=list(SERVE_METHODS), value=m))
+        if not methods:
+            raise ParameterError(msg("E202", name="methods", expected="one or more methods", value=methods))
+        self.aligner = aligner if isinstance(aligner, Aligner) else Aligner(**(aligner or {}))
+        self.methods = methods
+        self.config = config or ProjectionConfig()
+
+    def __repr__(self) -> str:
+        return f"Projector({self.aligner!r}, methods={list(self.methods)})"
+
+    # ------------------------------------------------------------------ public
+    def project(self, labeled_words: Sequence[str], entities: Sequence[Entity], receiving_words: Sequence[str],
+                *, method: str = "heuristic", config=None) -> Projection:
+        """Project ``entities`` (``(start, end, label)``, half-open word spans of
+        ``labeled_words``) onto ``receiving_words`` with ``method``; ``config``: a
+        :class:`~xfast.pipelines.runner.ProjectionConfig` for this call (default: the projector's)."""
+        return self.project_batch([(labeled_words, entities, receiving_words)], method=method, config=config)[0]
+
+    def project_batch(self, pairs: Sequence[tuple], *, method: str | Sequence[str] = "heuristic",
+                      config=None) -> list[Projection]:
+        """:meth:`project` for many ``(labeled_words, entities, receiving_words)`` pairs with one
+        encoder call; ``method`` and ``config`` are one for all pairs or a list with one per pair."""
+        methods = _per_pair(method, len(pairs), "method", str)
+        configs = _per_pair(config if config is not None else self.config, len(pairs), "config", type(self.config))
+        checked = [self.check(i, p, m) for i, (p, m) in enumerate(zip(pairs, methods))]
+        if not checked:
+            return []
+        aln = self._align([c[0] for c in checked], [c[2] for c in checked])
+        return self._project(checked, list(zip(methods, [c or self.config for c in configs])), aln)
+
+    def align_batch(self, pairs: Sequence[tuple[Sequence[str], Sequence[str]]]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Word pairs ``(labeled, receiving)`` of each ``(labeled_words, receiving_words)`` pair
+        with a score per pair (the best ``(cos + 1) / 2`` between the two words' subwords)."""
+        lab, rec = [], []
+        for i, pair in enumerate(pairs):
+            if not isinstance(pair, (list, tuple)) or len(pair) != 2:
+                raise ParameterError(msg("E305", field=f"pairs[{i}]", problem="expected (labeled, receiving) words"))
+            lab.append(_words(pair[0], f"pairs[{i}].labeled"))
+            rec.append(_words(pair[1], f"pairs[{i}].receiving"))
+        if not pairs:
+            return []
+        both = self.aligner.encode([*lab, *rec])  # one encoder call for both sides
+        lab_enc, rec_enc = both[:len(lab)], both[len(lab):]
+        alns = self.aligner.align_encoded(lab_enc, rec_enc)
+        scores = self.aligner.link_scores(lab_enc, rec_enc, alns)
+        return [(a, np.asarray(s, np.float32)) for a, s in zip(alns, scores)]
+
+    # ------------------------------------------------------------------ steps
+    def check(self, i: int, pair: object, method: str) -> tuple[list[str], list[Entity], list[str]]:
+        """Pair ``i`` as ``(labeled words, entities, receiving words)``, or
+        :class:`~xfast.errors.ParameterError` [E305] naming the field that is wrong."""
+        if method not in self.methods:
+            raise ParameterError(msg("E305", field=f"pairs[{i}].method" if not isinstance(method, str) else "method",
+                                     problem=f"unknown method {method!r}; this projector has {list(self.methods)}"))
+        if not isinstance(pair, (list, tuple)) or len(pair) != 3:
+            raise ParameterError(msg("E305", field=f"pairs[{i}]",
+                                     problem="expected (labeled words, entities, receiving words)"))
+        labeled = _words(pair[0], f"pairs[{i}].labeled")
+        receiving = _words(pair[2], f"pairs[{i}].receiving")
+        ents = []
+        for j, e in enumerate(pair[1] if isinstance(pair[1], (list, tuple)) else [None]):
+            field = f"pairs[{i}].entities[{j}]"
+            if (not isinstance(e, (list, tuple)) or len(e) != 3 or not isinstance(e[2], str) or not e[2]
+                    or any(isinstance(x, bool) or not isinstance(x, (int, np.integer)) for x in e[:2])):
+                raise ParameterError(msg("E305", field=field, problem="expected [start, end, \"TYPE\"]"))
+            a, b = int(e[0]), int(e[1])
+            if not 0 <= a < b <= len(labeled):
+                raise ParameterError(msg("E305", field=field, problem=(
+                    f"span [{a}, {b}) is not a non-empty span of the {len(labeled)} labeled words")))
+            ents.append((a, b, e[2]))
+        return labeled, ents, receiving
+
+    def _align(self, labeled: list[list[str]], receiving: list[list[str]]):
+        from xfast.io.columns import from_sentences
+        from xfast.models.encoder import States, Subwords
+        from xfast.pipelines import stages
+
+        # both sides in one encoder call (one model run for a single pair), then split: a
+        # sentence's states are found through ``where``, so each side keeps its own rows
+        enc, n = self.aligner.encoder, len(labeled)
+        sub = enc.subwords(from_sentences([*labeled, *receiving]))
+        st = enc.encode_subwords(sub, transform=self.aligner.state_transform)
+        cut, off = int(sub.offsets[n]), sub.offsets
+        lab_sub = Subwords(sub.ids[:cut], sub.word_ids[:cut], off[:n + 1])
+        rec_sub = Subwords(sub.ids[cut:], sub.word_ids[cut:], off[n:] - cut)
+        lab_st = States(st.blocks, st.where[:n], lab_sub.offsets, st.transform)
+        rec_st = States(st.blocks, st.where[n:], rec_sub.offsets, st.transform)
+        return stages.align((lab_sub, lab_st), (rec_sub, rec_st), self.aligner)
+
+    def _project(self, checked: list[tuple], keys: list[tuple], aln) -> list[Projection]:
+        from xfast.io.columns import LabelTypes, from_sentences
+        from xfast.pipelines import stages
+
+        types = LabelTypes()
+        n_rec = np.array([len(c[2]) for c in checked], np.int64)
+        counts = [len(c[1]) for c in checked]
+        ent_off = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        spans = np.array([(a, b) for c in checked for a, b, _ in c[1]], np.int64).reshape(-1, 2)
+        ent_types = np.array([types.add(t) for c in checked for _, _, t in c[1]], np.int64)
+        ents = stages.Entities(ent_off, spans, ent_types)
+        rec_cols = None
+        out: list[Projection | None] = [None] * len(checked)
+        table = types.table()
+        groups = list(dict.fromkeys(keys))
+        for key in groups:  # one projection call per (method, config) in the batch
+            method, config = key
+            idx = [i for i, k in enumerate(keys) if k == key]
+            e, a = (ents, aln) if len(groups) == 1 else (_subset(ents, idx), _subset_aln(aln, idx))
+            cands = None
+            if method != "heuristic":
+                if rec_cols is None:
+                    rec_cols = from_sentences([c[2] for c in checked])
+                cands = stages.candidates("ngram", rec_cols if len(groups) == 1 else rec_cols.take(idx), config)
+            codes, _ = stages.project(method, e, a, n_rec[idx], config, cands)
+            lab_off = np.concatenate([[0], np.cumsum(n_rec[idx])]).tolist()
+            for k, i in enumerate(idx):
+                own = codes[lab_off[k]:lab_off[k + 1]]
+                out[i] = Projection([table[c] for c in own.tolist()],
+                                    _scored_spans(own, checked[i][1], aln.pairs[aln.offsets[i]:aln.offsets[i + 1]],
+                                                  types))
+        return out
+
+
+def _per_pair(value, n: int, name: str, kind: type) -> list:
+    if isinstance(value, kind) or value is None:
+        return [value] * n
+    value = list(value)
+    if len(value) != n:
+        raise ParameterError(msg("E202", name=name, expected=f"one {name} or {n}", value=f"{len(value)} values"))
+    return value
+
+
+def _words(words: object, field: str) -> list[str]:
+    if isinstance(words, str) or not isinstance(words, (list, tuple)) or not all(isinstance(w, str) for w in words):
+        raise ParameterError(msg("E305", field=field, problem="expected a list of words (strings)"))
+    if not words:
+        raise ParameterError(msg("E305", field=field, problem="the sentence is empty"))
+    return list(words)
+
+
+def _subset(ents, idx: list[int]):
+    from xfast.pipelines.stages import Entities
+
+    rows = [np.arange(ents.offsets[i], ents.offsets[i + 1]) for i in idx]
+    take = np.concatenate(rows) if rows else np.zeros(0, np.int64)
+    off = np.concatenate([[0], np.cumsum([len(r) for r in rows])]).astype(np.int64)
+    return Entities(off, ents.spans[take].reshape(-1, 2), ents.types[take])
+
+
+def _subset_aln(aln, idx: list[int]):
+    from xfast.pipelines.stages import Alignment
+
+    rows = [np.arange(aln.offsets[i], aln.offsets[i + 1]) for i in idx]
+    take = np.concatenate(rows) if rows else np.zeros(0, np.int64)
+    off = np.concatenate([[0], np.cumsum([len(r) for r in rows])]).astype(np.int64)
+    return Alignment(off, aln.pairs[take].reshape(-1, 2))
+
+
+def _scored_spans(codes: np.ndarray, entities: list[Entity], pairs: np.ndarray, types) -> list[ProjectedSpan]:
+    """The spans of one sentence's label codes, each scored against its best-linked entity."""
+    names = types.names
+    out, k, c = [], 0, codes.tolist()
+    while k < len(c):
+        if c[k] % 2 == 1:
+            t, end = (c[k] - 1) // 2, k + 1
+            while end < len(c) and c[end] == c[k] + 1:
+                end += 1
+            best = 0.0
+            for a, b, label in entities:
+                if label == names[t]:
+                    links = int(np.sum((pairs[:, 0] >= a) & (pairs[:, 0] < b) & (pairs[:, 1] >= k) & (pairs[:, 1] < end)))
+                    best = max(best, 2 * links / ((b - a) + (end - k)))
+            out.append(ProjectedSpan(k, end, names[t], round(min(best, 1.0), 6)))
+            k = end
+        else:
+            k += 1
+    return out
