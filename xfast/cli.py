@@ -60,6 +60,28 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(json_out=args.json, quantize=args.quantize, limit=args.limit, quiet=args.quiet)
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from xfast.errors import ParameterError, msg
+
+    from importlib.util import find_spec
+
+    missing = next((m for m in ("fastapi", "uvicorn", "prometheus_client") if find_spec(m) is None), None)
+    if missing:
+        raise ParameterError(msg("E204", what="xfast serve", extra="serve", missing=missing))
+    from xfast.serve.app import ServeSettings, serve
+
+    for name in ("max_wait_ms", "max_batch_tokens", "max_queue", "max_request_bytes"):
+        if getattr(args, name) <= 0:
+            raise ParameterError(msg("E202", name="--" + name.replace("_", "-"), expected="a number > 0",
+                                     value=getattr(args, name)))
+    aligner = dict(model=args.aligner, layer=args.layer, method=args.align_method, quantize=args.quantize,
+                   threads=args.threads)
+    settings = ServeSettings(max_wait_ms=args.max_wait_ms, max_batch_tokens=args.max_batch_tokens,
+                             max_queue=args.max_queue, max_request_bytes=args.max_request_bytes,
+                             methods=tuple(args.methods), aligner=aligner)
+    return serve(settings, host=args.host, port=args.port, log_level=args.log_level)
+
+
 def _models(args: argparse.Namespace) -> int:
     if args.models_cmd == "tiny":
         from xfast.models.tiny import build_tiny
@@ -166,6 +188,29 @@ def build_parser() -> argparse.ArgumentParser:
     mx.add_argument("--out", default=None, help="output directory (default: the cache)")
     mx.add_argument("--quantize", choices=["int8", "float16", "float32"], default=None)
     m.set_defaults(func=_models)
+
+    sv = sub.add_parser("serve", help="serve projection and alignment over HTTP (JSON), batching concurrent requests",
+                        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                        epilog="example: xfast serve --port 8080 --aligner e5-small --max-wait-ms 5")
+    sv.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1: this machine only)")
+    sv.add_argument("--port", type=int, default=8080, help="port (0: any free one, printed at start)")
+    sv.add_argument("--aligner", default="e5-small", help="registry name, local HF directory or ONNX export")
+    sv.add_argument("--layer", type=int, default=None, help="encoder layer (default: the registry's, else 8)")
+    sv.add_argument("--align-method", default="itermax", choices=["itermax", "inter", "fwd", "rev", "mwmf", "softmax"],
+                    help="alignment extraction")
+    sv.add_argument("--quantize", choices=["int8"], default=None, help="run the int8 encoder")
+    sv.add_argument("--threads", type=int, default=None, help="encoder threads (default: the runtime's)")
+    sv.add_argument("--methods", nargs="+", default=["heuristic", "ngram-greedy", "ngram-bipartite"],
+                    choices=["heuristic", "ngram-greedy", "ngram-bipartite"], help="projection methods offered")
+    sv.add_argument("--max-wait-ms", type=float, default=5.0,
+                    help="longest a request waits for others being received at the same moment to share "
+                         "its encoder call (a lone request goes at once)")
+    sv.add_argument("--max-batch-tokens", type=int, default=8192, help="most words (both sides) per encoder call")
+    sv.add_argument("--max-queue", type=int, default=256, help="requests waiting beyond this get 503 + Retry-After")
+    sv.add_argument("--max-request-bytes", type=int, default=1 << 20, help="larger request bodies get 413")
+    sv.add_argument("--log-level", default="warning", choices=["critical", "error", "warning", "info", "debug"],
+                    help="uvicorn's log level")
+    sv.set_defaults(func=_serve)
 
     for name, helptext in [
         ("project", "project labels from a labeled side onto receiving sides"),
