@@ -188,13 +188,13 @@ def from_sentences(sentences: Sequence[Sequence[str]], types: LabelTypes | None 
 
 
 def file_form(path: str | Path) -> str:
-    """How :func:`read_columns` reads ``path``: ``"jsonl"``, ``"text"`` or ``"conll"``
-    (``.txt`` is CoNLL when its first lines end in labels, as MasakhaNER ships it)."""
+    """How :func:`read_columns` reads ``path``: ``"jsonl"``, ``"parquet"``, ``"text"`` or
+    ``"conll"`` (``.txt`` is CoNLL when its first lines end in labels, as MasakhaNER ships it)."""
     from xfast.io.parallel import _looks_like_conll
 
     suffix = Path(path).suffix.lower()
-    if suffix == ".jsonl":
-        return "jsonl"
+    if suffix in (".jsonl", ".parquet"):
+        return suffix[1:]
     if suffix in (".tok", ".text") or (suffix == ".txt" and not _looks_like_conll(path)):
         return "text"
     return "conll"
@@ -256,7 +256,7 @@ def read_columns(path: str | Path, *, labels: bool | None = None, chunk_size: in
                  block_size: int = _BLOCK) -> Iterator[TokenColumns]:
     """Stream ``path`` as batches of ``chunk_size`` sentences (the last may be shorter).
 
-    ``form``: ``"conll"``, ``"text"`` or ``"jsonl"``; None follows :func:`file_form`.
+    ``form``: ``"conll"``, ``"text"``, ``"jsonl"`` or ``"parquet"``; None follows :func:`file_form`.
     ``labels``: ``None`` reads labels where the form has them, ``True`` requires them,
     ``False`` ignores them. ``types`` collects label types (shared by every file of a run).
     Errors are :class:`DataError` naming the file and the line.
@@ -269,6 +269,10 @@ def read_columns(path: str | Path, *, labels: bool | None = None, chunk_size: in
         raise DataError(path, None, msg("E102", line="(plain text: one sentence per line)"))
     if form == "jsonl":
         pieces = _jsonl_pieces(path, labels is not False, types, chunk_size)
+    elif form == "parquet":
+        from xfast.io.parquet import read_parquet_pieces
+
+        pieces = read_parquet_pieces(path, labels, types, chunk_size)
     else:
         pieces = _parse_stream(path, 1 if form == "text" else 0, form == "conll" and labels is not False,
                                types, block_size)
@@ -279,6 +283,10 @@ def count_sentences(path: str | Path, *, form: str | None = None, block_size: in
     """How many sentences :func:`read_columns` will give for ``path``, counted without
     reading tokens (about a tenth of the cost of reading; for totals and early checks)."""
     form = form or file_form(path)
+    if form == "parquet":
+        from xfast.io.parquet import count_parquet
+
+        return count_parquet(path)
     n = 0
     with open_input(path) as fh:
         if form == "jsonl":
