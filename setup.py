@@ -70,6 +70,10 @@ TORCH = "torch==2.13.0"  # the only torch this project installs: other versions 
 # uvloop and httptools: uvicorn picks them up; they halve its per-request overhead
 SERVE = ["fastapi>=0.110", "uvicorn>=0.29", "prometheus_client>=0.20", "httptools>=0.6",
          "uvloop>=0.19; sys_platform != 'win32'"]
+PARQUET = ["pyarrow>=14"]
+# --engine ray: Ray Data (brings pyarrow); pinned to the tested minor release (2.61 drops the
+# map_batches arguments that cap actor restarts)
+RAY = ["ray[data]>=2.60,<2.61"]
 
 setup(
     name="xfast",
@@ -106,8 +110,13 @@ setup(
     extras_require={
         # xfast serve: the HTTP framework, its server, and the metrics exposition
         "serve": SERVE,
+        # Parquet input and output (the Hugging Face datasets layout)
+        "parquet": PARQUET,
+        "ray": RAY,
         "test": [
             *SERVE,
+            *PARQUET,
+            *RAY,
             "pytest>=8",
             "hypothesis>=6.100",
             "pytest-benchmark>=4",

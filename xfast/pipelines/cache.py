@@ -134,23 +134,42 @@ class StageCache:
         self.stats.computed[self.stage] = self.stats.computed.get(self.stage, 0) + 1
         return [json.loads(line) for line in lines]
 
-    def run(self, n: int, compute: Callable[[int, int], tuple[list, dict]]) -> Iterator[tuple[int, int, list, dict]]:
+    def run(self, n: int, compute: Callable[[int, int], tuple[list, dict]], *,
+            task: Callable[[int, int], tuple] | None = None, remote=None) -> Iterator[tuple[int, int, list, dict]]:
         """For each shard of ``n`` sentences yield ``(start, end, records, stats)``, loading
-        finished shards and calling ``compute(start, end) -> (records, stats)`` for the rest."""
-        for k, (lo, hi) in enumerate(shard_ranges(n, self.shard_size)):
-            got = self.load(k, lo, hi - lo)
+        finished shards and calling ``compute(start, end) -> (records, stats)`` for the rest.
+        With ``remote`` (:class:`~xfast.pipelines.ray_engine.RemoteStages`) and ``task``, the
+        missing shards are worked there instead: ``task(start, end)`` describes one."""
+        ranges = shard_ranges(n, self.shard_size)
+        if remote is None or task is None:
+            for k, (lo, hi) in enumerate(ranges):
+                got = self.load(k, lo, hi - lo)
+                if got is None:
+                    got = self._check_save(k, lo, hi, *compute(lo, hi))
+                yield lo, hi, got[0], got[1]
+            return
+        loaded = [self.load(k, lo, hi - lo) for k, (lo, hi) in enumerate(ranges)]
+        missing = [k for k, got in enumerate(loaded) if got is None]
+        results = remote.map([task(*ranges[k]) for k in missing]) if missing else iter(())
+        for k, (lo, hi) in enumerate(ranges):
+            got = loaded[k]
             if got is None:
-                records, stats = compute(lo, hi)
-                if len(records) != hi - lo:
-                    raise PipelineError(msg("E511", stage=self.stage, got=len(records), expected=hi - lo))
-                got = self.save(k, lo, records, stats), stats
+                got = self._check_save(k, lo, hi, *next(results))
+            loaded[k] = None  # yielded records belong to the caller
             yield lo, hi, got[0], got[1]
+
+    def _check_save(self, k: int, lo: int, hi: int, records: list, stats: dict) -> tuple[list, dict]:
+        if len(records) != hi - lo:
+            raise PipelineError(msg("E511", stage=self.stage, got=len(records), expected=hi - lo))
+        return self.save(k, lo, records, stats), stats
 
 
 def run_stage(root: str | Path, stage: str, fields: dict, n: int,
               compute: Callable[[int, int], tuple[list, dict]], *, shard_size: int,
-              stats: CacheStats | None = None, report=None, progress: bool = True) -> tuple[list, list[dict], str]:
-    """Run one cached stage over ``n`` sentences with a progress bar.
+              stats: CacheStats | None = None, report=None, progress: bool = True,
+              task: Callable[[int, int], tuple] | None = None, remote=None) -> tuple[list, list[dict], str]:
+    """Run one cached stage over ``n`` sentences with a progress bar; missing shards are
+    computed here, or on ``remote`` from ``task`` (see :meth:`StageCache.run`).
 
     Returns ``(records, shard_stats, key)``: every sentence's record, the stats dict of each
     shard (the same whether computed now or loaded), and the stage's cache key. ``report``
@@ -167,7 +186,7 @@ def run_stage(root: str | Path, stage: str, fields: dict, n: int,
     with timer, tqdm(total=n, desc=stage, unit="sent", disable=not progress, leave=False) as bar:
         token = _TICK.set(bar.update)
         try:
-            for _, hi, recs, st in cache.run(n, compute):
+            for _, hi, recs, st in cache.run(n, compute, task=task, remote=remote):
                 records.extend(recs)
                 shard_stats.append(st)
                 bar.n = hi  # exact at every shard's end, whatever the models reported

@@ -12,9 +12,10 @@ import sys
 import time
 from pathlib import Path
 
+from xfast.pipelines.ray_engine import RaySettings
 from xfast.pipelines.runner import (ModelOptions, add_common_arguments, default_ignore, describe, describe_model,
                                     file_sha256,
-                                    map_label_set, metrics_row, options_of, print_result, start_run, versions,
+                                    map_label_set, metrics_row, options_of, ray_settings_of, print_result, start_run, versions,
                                     write_json, write_labels)
 from xfast.pipelines.stages import receiving_ner
 from xfast.report import write_metrics_csv
@@ -26,7 +27,8 @@ def model_transfer(input: str | Path, lang: str, out_dir: str | Path, *, ner_mod
                    options: ModelOptions | None = None, cache: str | Path | None = None, shard_size: int = 256,
                    dataset: str = "", label_set: set[str] | None = None, ignore: tuple[str, ...] | None = None,
                    label_names: list[str] | None = None, limit: int | None = None, progress: bool = True,
-                   compat: bool = False, overwrite: bool = False) -> dict:
+                   compat: bool = False, overwrite: bool = False,
+                   ray: RaySettings | None = None) -> dict:
     """Tag the receiving words with the NER model and write ``<lang>.model_transfer.conll``.
 
     ``ner_model``: registry name, local directory or a loaded Tagger. ``compat``: truncate
@@ -40,7 +42,7 @@ def model_transfer(input: str | Path, lang: str, out_dir: str | Path, *, ner_mod
     run = start_run(input, out_dir, options=options, cache=cache, shard_size=shard_size, label_set=label_set,
                     label_names=label_names, limit=limit, progress=progress, command="model-transfer",
                     settings={"lang": lang, "ner_model": describe_model(ner_model), "dataset": dataset,
-                              "ignore": ignore, "compat": compat}, overwrite=overwrite)
+                              "ignore": ignore, "compat": compat}, overwrite=overwrite, ray=ray)
     out, report, models, words, gold, keep = run.out, run.report, run.models, run.words, run.gold, run.keep
     ignore = default_ignore(dataset) if ignore is None else tuple(ignore)
     ents, key = receiving_ner(models, ner_model, words, truncate=compat, **run.common)
@@ -61,6 +63,7 @@ def model_transfer(input: str | Path, lang: str, out_dir: str | Path, *, ner_mod
         write_metrics_csv(out / "metrics.csv", results, dataset=dataset)
     report.timings["total"] = time.perf_counter() - t0
     qa = report.summary()
+    qa["engine"] = run.engine()
     qa["cache"] = run.cache_stats.as_dict()
     write_json(out / "qa.json", qa)
     write_json(out / "manifest.json", {
@@ -98,5 +101,5 @@ def main(args: argparse.Namespace) -> int:
                          label_set=set(args.label_set) if args.label_set is not None else None,
                          ignore=tuple(args.ignore) if args.ignore is not None else None,
                          label_names=args.label_names, limit=args.limit, progress=not args.quiet,
-                         compat=args.compat, overwrite=args.overwrite)
+                         compat=args.compat, overwrite=args.overwrite, ray=ray_settings_of(args))
     return print_result(res, args)

@@ -18,10 +18,15 @@ import json
 import sys
 from pathlib import Path
 
-from xfast.errors import ParameterError, msg
+from dataclasses import dataclass
+
+from xfast.errors import ParameterError, check_choice, msg
+from xfast.pipelines.ray_engine import ENGINES, RaySettings
 from xfast.pipelines.runner import ProjectionConfig, RunReport, file_sha256, versions, write_json
 
-__all__ = ["project_parallel", "labeled_entities", "add_arguments", "main"]
+__all__ = ["project_parallel", "labeled_entities", "add_arguments", "main", "ShardProjector", "OUTPUT_FORMATS"]
+
+OUTPUT_FORMATS = ("conll", "parquet")
 
 #: the encoder counts that depend only on the input (a resumed run reproduces them)
 _ENCODER_COUNTS = ("sentences", "subwords", "windowed", "truncated", "windows")
@@ -44,7 +49,8 @@ def project_parallel(labeled: str | Path, receiving: dict[str, str | Path], out_
                      batch_size: int = 512, shard_size: int | None = None, write_alignments: bool = False,
                      label_set: set[str] | None = None, ignore: tuple[str, ...] = (),
                      progress: bool = True, overwrite: bool = False,
-                     overlap: bool = True) -> dict:
+                     overlap: bool = True, output_format: str = "conll", engine: str = "local",
+                     ray: RaySettings | None = None) -> dict:
     """Project the labeled side's entities onto every receiving side with every method.
 
     ``receiving`` maps a name (e.g. a language code) to a file; ``candidates`` maps names to
@@ -54,20 +60,26 @@ def project_parallel(labeled: str | Path, receiving: dict[str, str | Path], out_
     sentences go through the stages together; ``shard_size`` (a multiple of it, default 16
     batches) is the unit a killed run resumes from. ``overwrite`` replaces another run's
     outputs in ``out_dir`` (else that is an error). ``overlap=False`` runs the encoder and
-    the host stages one after the other (same outputs). Returns ``{"results": [metrics
-    rows], "timings": {...}, "qa": {...}, "outputs": {...}, "run": {...}}``; metrics rows
-    exist for receiving sides with gold labels.
+    the host stages one after the other (same outputs). ``output_format``: ``"conll"`` or
+    ``"parquet"`` (``tokens`` and ``ner_tags`` columns). ``engine="ray"`` works the shards on a
+    Ray cluster (:class:`~xfast.pipelines.ray_engine.RaySettings`; same outputs, byte for byte).
+    Returns ``{"results": [metrics rows], "timings": {...}, "qa": {...}, "outputs": {...},
+    "run": {...}}``; metrics rows exist for receiving sides with gold labels.
     """
     from tqdm.auto import tqdm
 
     from xfast.evaluate import ScoreCounts
-    from xfast.io.columns import LabelTypes, conll_bytes, read_parallel_columns
+    from xfast.io.columns import LabelTypes, read_parallel_columns
     from xfast.pipelines import stages
-    from xfast.pipelines.engine import overlapped
     from xfast.pipelines.run import RunDir, run_key
 
     cfg = config or ProjectionConfig()
     stages.methods_valid(methods)
+    check_choice("output_format", output_format, OUTPUT_FORMATS)
+    check_choice("engine", engine, ENGINES)
+    ray = ray or RaySettings()
+    if engine == "ray":
+        ray.check()
     if not receiving:
         raise ParameterError(msg("E202", name="receiving", expected="at least one file", value=receiving))
     for name, value in (("batch_size", batch_size), ("shard_size", shard_size)):
@@ -93,20 +105,31 @@ def project_parallel(labeled: str | Path, receiving: dict[str, str | Path], out_
 
     n_total = check_parallel(paths)  # missing, empty or unequal inputs stop before anything is made
     report = RunReport()
+    if engine == "ray":
+        from xfast.pipelines import ray_engine
+
+        with report.stage("start ray"):
+            ray_engine.require()  # a missing extra is a usage error before any model loads
     if aligner is None or isinstance(aligner, dict):  # made after the inputs are checked
         with report.stage("load aligner"):
             from xfast.aligner import Aligner
 
-            aligner = Aligner(**(aligner or {}))
+            kwargs = dict(aligner or {})
+            if engine == "ray":  # the driver only needs the model's identity: keep it off the GPUs
+                kwargs.setdefault("providers", ["CPUExecutionProvider"])
+            aligner = Aligner(**kwargs)
     from xfast.pipelines.cache import model_fingerprint
 
-    outputs = {f"{n}/{m}": out / f"{n}.{m}.conll" for n in names for m in methods}
+    suffix = ".parquet" if output_format == "parquet" else ".conll"
+    outputs = {f"{n}/{m}": out / f"{n}.{m}{suffix}" for n in names for m in methods}
     if write_alignments:
         outputs.update({f"{n}/alignment": out / f"{n}.align.txt" for n in names})
     inputs = {str(p): file_sha256(p) for p in paths}
     settings = {"receiving": names, "candidates": cand_names, "methods": list(methods), "config": cfg,
                 "batch_size": batch_size, "shard_size": shard_size, "write_alignments": write_alignments,
                 "label_set": sorted(label_set) if label_set else None, "ignore": list(ignore)}
+    if output_format != "conll":  # keeps the key of a CoNLL run as it was
+        settings["output_format"] = output_format
     key = run_key({"inputs": list(inputs.values()), **settings, "aligner": aligner.settings,
                    "model": model_fingerprint(aligner.encoder), "versions": versions()})
     rundir = RunDir(out, key, outputs, overwrite=overwrite)
@@ -119,9 +142,7 @@ def project_parallel(labeled: str | Path, receiving: dict[str, str | Path], out_
         report.load_state(state["qa"])
         counts.update({tuple(k.split("/", 1)): ScoreCounts.from_dict(v) for k, v in state["scores"].items()})
         has_gold.update(state["has_gold"])
-    encoder = aligner.encoder
-    enc_counts = {k: report.encoder.get(k, 0) for k in _ENCODER_COUNTS}
-    shard = {"index": done, "sentences": 0, "parts": {k: [] for k in outputs}}
+    plan = _Plan(names, cand_names, tuple(methods), cfg, label_set, write_alignments, output_format, tuple(outputs))
     chunks_in = read_parallel_columns(paths, labels=[True] + [None] * len(names) + [True] * len(cand_names),
                                       chunk_size=batch_size, types=types)
     bar = tqdm(total=n_total, initial=done * shard_size, unit="pair", desc="project", disable=not progress,
@@ -139,83 +160,22 @@ def project_parallel(labeled: str | Path, receiving: dict[str, str | Path], out_
                 continue
             yield row
 
-    def prepare(row):
-        with report.stage("tokenize"):
-            before = {k: encoder.stats[k] for k in ("sentences", "subwords", "truncated")}
-            subs = [stages.tokenize(cols, encoder) for cols in row[:1 + len(names)]]
-            return subs, {k: encoder.stats[k] - v for k, v in before.items()}
-
-    # link scores read the raw states; otherwise SimAlign's normalisation runs per model output
-    transform = None if write_alignments else aligner.state_transform
-
-    sides = 1 + len(names)
-
-    def tick(n: int) -> None:  # the bar moves with the encoder, the slow stage on a CPU
-        bar.update(n / sides)
-
-    def model(prep):
-        before = {k: encoder.stats[k] for k in ("windowed", "windows")}
-        states = [stages.encode(sub, encoder, transform, tick) for sub in prep[0]]
-        return states, {k: encoder.stats[k] - v for k, v in before.items()}
-
-    def host(row, prep, model_out):
-        (subs, tok_counts), (states, enc_delta) = prep, model_out
-        for k, v in (*tok_counts.items(), *enc_delta.items()):
-            enc_counts[k] += v
-        lab_cols = row[0]
-        start = report.sentences_in
-        report.sentences_in += len(lab_cols)
-        ents = stages.entities(lab_cols, compat=cfg.compat)
-        parts = shard["parts"]
-        for j, name in enumerate(names):
-            rec_cols = row[1 + j]
-            n_rec = rec_cols.lengths()
-            if rec_cols.codes is None:
-                has_gold[name] = False
-            with report.stage("align"):
-                aln = stages.align((subs[0], states[0]), (subs[1 + j], states[1 + j]), aligner)
-            if write_alignments:
-                with report.stage("write"):
-                    parts[f"{name}/alignment"].append(_pharaoh(aligner, subs[0], states[0], subs[1 + j],
-                                                               states[1 + j], aln))
-            cands = {}
-            for m in methods:
-                with report.stage("project"):
-                    kind = m.split("-")[0]
-                    if kind != "heuristic" and kind not in cands:
-                        ner = row[1 + len(names) + cand_names.index(name)] if kind == "ner" else None
-                        cands[kind] = stages.candidates(kind, rec_cols, cfg, ner)
-                    codes = stages.project_counted(m, ents, aln, n_rec, cfg, report, key=f"{name}/{m}",
-                                                   offset=start, cands=cands.get(kind))
-                    written = stages.keep_types(codes, types, label_set)
-                    stages.count_entities(report, f"{name}/{m}", ents, codes, written, types)
-                    codes = written
-                with report.stage("write"):
-                    parts[f"{name}/{m}"].append(conll_bytes(rec_cols, codes, types))
-                if has_gold[name]:
-                    with report.stage("evaluate"):
-                        counts[(name, m)].add(rec_cols.codes, codes, rec_cols.sent_off, types.names,
-                                              ignore=ignore)
-        report.sentences_out += len(lab_cols)
-        shard["sentences"] += len(lab_cols)
-        if shard["sentences"] == shard_size:
-            commit()
-
-    def commit():
+    def commit(index: int, parts: dict[str, list[bytes]]) -> None:
         with report.stage("commit"):
-            report.encoder = dict(enc_counts)
-            rundir.commit(shard["index"], {k: b"".join(v) for k, v in shard["parts"].items()},
+            rundir.commit(index, {k: plan.join(k, v) for k, v in parts.items()},
                           {"qa": report.state(), "has_gold": has_gold,
                            "scores": {f"{n}/{m}": c.to_dict() for (n, m), c in counts.items()}})
-        shard.update(index=shard["index"] + 1, sentences=0, parts={k: [] for k in outputs})
 
+    run: dict = {"engine": engine}
     with bar:
-        overlapped(read(), prepare, model, host, report=report, overlap=overlap, model_stage="encode")
-        if shard["sentences"]:
-            commit()
+        if engine == "local":
+            n_shards = _run_local(plan, aligner, read(), types, report, counts, has_gold, ignore, commit, done,
+                                  shard_size, overlap, bar)
+        else:
+            n_shards = _run_ray(plan, aligner, read(), types, report, counts, has_gold, ignore, commit, done,
+                                shard_size, batch_size, overlap, rundir, ray, run, bar)
         bar.n = bar.total  # windows and empty sentences make the encoder's count approximate
         bar.refresh()
-    report.encoder = dict(enc_counts)
     results = []
     with report.stage("evaluate"):
         for name in names:
@@ -227,7 +187,7 @@ def project_parallel(labeled: str | Path, receiving: dict[str, str | Path], out_
                             "align_method": aligner.method})
                 results.append(row)
     with report.stage("commit"):
-        rundir.finish(shard["index"])
+        rundir.finish(n_shards)
         if results:
             write_json(out / "metrics.json", results)
         qa = report.state()
@@ -236,15 +196,299 @@ def project_parallel(labeled: str | Path, receiving: dict[str, str | Path], out_
             "command": "project", "run_key": key, "inputs": inputs,
             "aligner": {**aligner.settings, "model_dir": str(aligner.encoder.model_dir)},
             **settings, "versions": versions(), "outputs": {k: v.name for k, v in outputs.items()}})
-    cache = encoder.word_cache
-    run = {"timings_s": {k: round(v, 3) for k, v in report.timings.items()}, "resumed_shards": done,
-           "shards": shard["index"], "overlap": overlap, "encoder_batches": encoder.stats["batches"],
-           "word_cache": {"hits": int(cache.hits), "misses": int(cache.misses),
-                          "hit_rate": round(cache.hits / max(1, cache.hits + cache.misses), 4)}}
+    cache = aligner.encoder.word_cache
+    run.update({"timings_s": {k: round(v, 3) for k, v in report.timings.items()}, "resumed_shards": done,
+                "shards": n_shards, "overlap": overlap})
+    if engine == "local":  # under Ray the encoder ran in the actors
+        run["encoder_batches"] = aligner.encoder.stats["batches"]
+        run["word_cache"] = {"hits": int(cache.hits), "misses": int(cache.misses),
+                             "hit_rate": round(cache.hits / max(1, cache.hits + cache.misses), 4)}
     write_json(out / "run.json", run)
     rundir.close()
     return {"results": results, "timings": dict(report.timings), "qa": qa,
             "outputs": {k: str(v) for k, v in outputs.items()}, "run": run}
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What a run projects: enough to rebuild its stages in another process (a Ray actor)."""
+
+    names: list[str]
+    cand_names: list[str]
+    methods: tuple[str, ...]
+    cfg: ProjectionConfig
+    label_set: set[str] | None
+    write_alignments: bool
+    output_format: str
+    outputs: tuple[str, ...]
+
+    def join(self, key: str, chunks: list[bytes]) -> bytes:
+        """One shard's part of output ``key`` from its batches' chunks."""
+        if self.output_format == "parquet" and not key.endswith("/alignment"):
+            from xfast.io.parquet import join_parquet
+
+            return join_parquet(chunks)
+        return b"".join(chunks)
+
+
+class _Work:
+    """The stages of one batch of sentence pairs, the same under every engine: tokenize,
+    encode (the model), then align, project, write and score (the host)."""
+
+    def __init__(self, plan: _Plan, aligner, types, report: RunReport) -> None:
+        self.plan, self.aligner, self.types, self.report = plan, aligner, types, report
+        self.encoder = aligner.encoder
+        self.enc_counts = dict.fromkeys(_ENCODER_COUNTS, 0)
+        self.has_gold = {n: True for n in plan.names}
+        # link scores read the raw states; otherwise SimAlign's normalisation runs per model output
+        self.transform = None if plan.write_alignments else aligner.state_transform
+        self.tick = None
+
+    def prepare(self, row):
+        from xfast.pipelines import stages
+
+        with self.report.stage("tokenize"):
+            stats = self.encoder.stats
+            before = {k: stats[k] for k in ("sentences", "subwords", "truncated")}
+            subs = [stages.tokenize(cols, self.encoder) for cols in row[:1 + len(self.plan.names)]]
+            return subs, {k: stats[k] - v for k, v in before.items()}
+
+    def model(self, prep):
+        from xfast.pipelines import stages
+
+        stats = self.encoder.stats
+        before = {k: stats[k] for k in ("windowed", "windows")}
+        states = [stages.encode(sub, self.encoder, self.transform, self.tick) for sub in prep[0]]
+        return states, {k: stats[k] - v for k, v in before.items()}
+
+    def host(self, row, prep, model_out, *, start: int, parts: dict[str, list[bytes]], scored) -> None:
+        """Project batch ``row`` (its first sentence is number ``start`` of the corpus): output
+        chunks go to ``parts``, gold and predicted codes of sides with gold labels to
+        ``scored(name, method, gold, pred, sent_off)``."""
+        from xfast.pipelines import stages
+
+        plan, report, types, aligner = self.plan, self.report, self.types, self.aligner
+        (subs, tok_counts), (states, enc_delta) = prep, model_out
+        for k, v in (*tok_counts.items(), *enc_delta.items()):
+            self.enc_counts[k] += v
+        lab_cols = row[0]
+        report.sentences_in += len(lab_cols)
+        ents = stages.entities(lab_cols, compat=plan.cfg.compat)
+        for j, name in enumerate(plan.names):
+            rec_cols = row[1 + j]
+            n_rec = rec_cols.lengths()
+            if rec_cols.codes is None:
+                self.has_gold[name] = False
+            with report.stage("align"):
+                aln = stages.align((subs[0], states[0]), (subs[1 + j], states[1 + j]), aligner)
+            if plan.write_alignments:
+                with report.stage("write"):
+                    parts[f"{name}/alignment"].append(_pharaoh(aligner, subs[0], states[0], subs[1 + j],
+                                                               states[1 + j], aln))
+            cands = {}
+            for m in plan.methods:
+                with report.stage("project"):
+                    kind = m.split("-")[0]
+                    if kind != "heuristic" and kind not in cands:
+                        ner = row[1 + len(plan.names) + plan.cand_names.index(name)] if kind == "ner" else None
+                        cands[kind] = stages.candidates(kind, rec_cols, plan.cfg, ner)
+                    codes = stages.project_counted(m, ents, aln, n_rec, plan.cfg, report, key=f"{name}/{m}",
+                                                   offset=start, cands=cands.get(kind))
+                    written = stages.keep_types(codes, types, plan.label_set)
+                    stages.count_entities(report, f"{name}/{m}", ents, codes, written, types)
+                with report.stage("write"):
+                    parts[f"{name}/{m}"].append(_output_bytes(plan.output_format, rec_cols, written, types))
+                if self.has_gold[name]:
+                    scored(name, m, rec_cols.codes, written, rec_cols.sent_off)
+        report.sentences_out += len(lab_cols)
+
+
+def _output_bytes(form: str, cols, codes, types) -> bytes:
+    from xfast.io.columns import conll_bytes
+
+    if form == "parquet":
+        from xfast.io.parquet import parquet_bytes
+
+        return parquet_bytes(cols, codes, types)
+    return conll_bytes(cols, codes, types)
+
+
+def _run_local(plan: _Plan, aligner, rows, types, report, counts, has_gold, ignore, commit, done: int,
+               shard_size: int, overlap: bool, bar) -> int:
+    """Batches through the stages in this process (the model overlapped with the host work),
+    committed shard by shard; returns the number of shards."""
+    from xfast.pipelines.engine import overlapped
+
+    work = _Work(plan, aligner, types, report)
+    work.enc_counts.update({k: report.encoder.get(k, 0) for k in _ENCODER_COUNTS})
+    sides = 1 + len(plan.names)
+    work.tick = lambda n: bar.update(n / sides)  # the bar moves with the encoder, the slow stage on a CPU
+    shard = {"index": done, "sentences": 0, "parts": {k: [] for k in plan.outputs}}
+
+    def scored(name, m, gold, pred, off):
+        if has_gold[name]:
+            with report.stage("evaluate"):
+                counts[(name, m)].add(gold, pred, off, types.names, ignore=ignore)
+
+    def host(row, prep, model_out):
+        work.host(row, prep, model_out, start=report.sentences_in, parts=shard["parts"], scored=scored)
+        has_gold.update({n: False for n, g in work.has_gold.items() if not g})
+        shard["sentences"] += len(row[0])
+        if shard["sentences"] == shard_size:
+            flush()
+
+    def flush():
+        report.encoder = dict(work.enc_counts)
+        commit(shard["index"], shard["parts"])
+        shard.update(index=shard["index"] + 1, sentences=0, parts={k: [] for k in plan.outputs})
+
+    overlapped(rows, work.prepare, work.model, host, report=report, overlap=overlap, model_stage="encode")
+    if shard["sentences"]:
+        flush()
+    report.encoder = dict(work.enc_counts)
+    return shard["index"]
+
+
+def _run_ray(plan: _Plan, aligner, rows, types, report, counts, has_gold, ignore, commit, done: int,
+             shard_size: int, batch_size: int, overlap: bool, rundir, settings: RaySettings, run: dict,
+             bar) -> int:
+    """The pending shards' inputs written into the run folder, then worked by
+    :class:`ShardProjector` actors on Ray; results committed in shard order, as the local
+    engine commits them. Returns the number of shards."""
+    import pickle
+
+    from xfast.pipelines import ray_engine
+
+    tasks, index, held, n = [], done, [], 0
+    with report.stage("write shard inputs"):
+        for row in rows:
+            held.append(row)
+            n += len(row[0])
+            if n == shard_size:
+                tasks.append(_write_shard_input(rundir, index, held, types, index * shard_size))
+                index, held, n = index + 1, [], 0
+        if held:
+            tasks.append(_write_shard_input(rundir, index, held, types, index * shard_size))
+            index += 1
+    with report.stage("start ray"):
+        cluster = ray_engine.connect(settings)
+    actors, cpus, gpus = ray_engine.pool_size(settings, cluster)
+    run["ray"] = {**cluster, "actors": min(actors, max(1, len(tasks))), "cpus_per_actor": cpus,
+                  "gpus_per_actor": gpus}
+    kwargs = {"aligner": dict(aligner.settings), "plan": plan,
+              "batch_size": batch_size, "overlap": overlap}
+    worker_timings: dict[str, float] = {}
+    try:
+        for item in ray_engine.map_shards(tasks, ShardProjector, kwargs, settings, cluster):
+            with report.stage("merge"):
+                res = pickle.loads(item["result"])
+                report.merge(res["qa"])
+                has_gold.update({k: False for k, g in res["has_gold"].items() if not g})
+                for (name, m), (gold, pred, off) in res["scored"].items():
+                    if has_gold[name]:
+                        counts[(name, m)].add(gold, pred, off, res["names"], ignore=ignore)
+                for k, v in res["timings"].items():
+                    worker_timings[k] = worker_timings.get(k, 0.0) + v
+            commit(int(item["shard"]), res["parts"])
+            rundir.drop_input(int(item["shard"]))
+            bar.update(res["qa"]["sentences"]["in"])
+    finally:
+        ray_engine.shutdown(cluster)
+    run["worker_timings_s"] = {k: round(v, 3) for k, v in worker_timings.items()}
+    return index
+
+
+def _write_shard_input(rundir, index: int, rows: list, types, start: int) -> dict:
+    """Shard ``index``'s sentences (every side; the first is sentence ``start`` of the corpus)
+    as one .npz in the run folder; returns its task."""
+    import numpy as np
+
+    from xfast.io.columns import TokenColumns
+    from xfast.io.files import atomic_open
+
+    arrays = {"names": np.array(types.names, dtype=np.str_), "sides": np.array(len(rows[0]))}
+    for j in range(len(rows[0])):
+        cols = TokenColumns.concat([r[j] for r in rows])
+        arrays.update({f"{j}.text": np.frombuffer(cols.text, np.uint8), f"{j}.tok_off": cols.tok_off,
+                       f"{j}.sent_off": cols.sent_off, f"{j}.lines": cols.lines})
+        if cols.codes is not None:
+            arrays[f"{j}.codes"] = cols.codes
+    path = rundir.input_path(index)
+    with atomic_open(path, "wb") as fh:
+        np.savez(fh, **arrays)
+    return {"shard": index, "path": str(path), "start": start}
+
+
+class ShardProjector:
+    """A Ray Data actor for ``xfast project --engine ray``: loads the aligner once, then
+    projects whole shards whose inputs the driver wrote into the run folder, with the same
+    stages (and the same model/host overlap) as the local engine."""
+
+    def __init__(self, aligner: dict, plan: _Plan, batch_size: int, overlap: bool) -> None:
+        import time
+
+        from xfast.aligner import Aligner
+
+        t = time.perf_counter()
+        self.aligner = Aligner(**aligner)
+        self.load_s = time.perf_counter() - t  # reported with the first shard
+        self.plan, self.batch_size, self.overlap = plan, batch_size, overlap
+
+    def __call__(self, batch: dict) -> dict:
+        import pickle
+
+        import numpy as np
+
+        out = [pickle.dumps(self.shard(str(p), int(s)), protocol=5) for p, s in zip(batch["path"], batch["start"])]
+        return {"shard": batch["shard"], "result": np.array(out, dtype=object)}
+
+    def shard(self, path: str, start: int) -> dict:
+        """Project the shard whose input is ``path`` (its first sentence is number ``start`` of
+        the corpus): its output chunks, the codes to score, and its counts."""
+        import numpy as np
+
+        from xfast.io.columns import LabelTypes, TokenColumns
+        from xfast.pipelines.engine import overlapped
+
+        with np.load(path, allow_pickle=False) as z:
+            types = LabelTypes(z["names"].tolist())
+            sides = []
+            for j in range(int(z["sides"])):
+                codes = z[f"{j}.codes"] if f"{j}.codes" in z.files else None
+                sides.append(TokenColumns(z[f"{j}.text"].tobytes(), z[f"{j}.tok_off"], z[f"{j}.sent_off"], codes,
+                                          z[f"{j}.lines"], path))
+        n = len(sides[0])
+        rows = [tuple(c.slice(a, min(a + self.batch_size, n)) for c in sides) for a in range(0, n, self.batch_size)]
+        report = RunReport()
+        if self.load_s:
+            report.timings["load aligner"], self.load_s = self.load_s, 0.0
+        work = _Work(self.plan, self.aligner, types, report)
+        parts = {k: [] for k in self.plan.outputs}
+        scored: dict = {}
+
+        def keep(name, m, gold, pred, off):
+            scored.setdefault((name, m), []).append((gold, pred, off))
+
+        def host(row, prep, model_out):
+            work.host(row, prep, model_out, start=start + report.sentences_in, parts=parts, scored=keep)
+
+        overlapped(rows, work.prepare, work.model, host, report=report, overlap=self.overlap, model_stage="encode")
+        report.encoder = dict(work.enc_counts)
+        return {"parts": parts, "qa": report.state(), "has_gold": work.has_gold, "names": types.names,
+                "scored": {k: _concat_scored(v) for k, v in scored.items()}, "timings": dict(report.timings)}
+
+
+def _concat_scored(batches: list) -> tuple:
+    """The gold codes, predicted codes and sentence offsets of several batches as one batch."""
+    import numpy as np
+
+    gold = np.concatenate([b[0] for b in batches])
+    pred = np.concatenate([b[1] for b in batches])
+    offs, base = [np.zeros(1, np.int64)], 0
+    for b in batches:
+        offs.append(np.asarray(b[2][1:], np.int64) + base)
+        base += int(b[2][-1])
+    return gold, pred, np.concatenate(offs)
 
 
 def _pharaoh(aligner, lab_sub, lab_states, rec_sub, rec_states, aln) -> bytes:
@@ -277,14 +521,15 @@ def _named(items: list[str], what: str) -> dict[str, str]:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The ``xfast project`` options."""
     from xfast.aligner import METHODS as ALIGN_METHODS
-    from xfast.pipelines.runner import PROJECTION_METHODS
+    from xfast.pipelines.runner import PROJECTION_METHODS, add_engine_arguments
 
     p.formatter_class = argparse.ArgumentDefaultsHelpFormatter
     p.epilog = ("example: xfast project --labeled en.conll --receiving de=de.conll es=es.txt "
                 "--out runs/europarl --method heuristic ngram-greedy")
-    p.add_argument("--labeled", required=True, help="CoNLL file whose entities are projected")
+    p.add_argument("--labeled", required=True,
+                   help="file whose entities are projected (CoNLL, JSONL or Parquet with tokens and ner_tags)")
     p.add_argument("--receiving", required=True, nargs="+", metavar="[NAME=]PATH",
-                   help="receiving sides (CoNLL, or .txt/.tok one sentence per line)")
+                   help="receiving sides (CoNLL, JSONL, Parquet, or .txt/.tok one sentence per line)")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--method", nargs="+", default=["heuristic", "ngram-greedy"], choices=PROJECTION_METHODS,
                    help="projection methods, each written to NAME.METHOD.conll")
@@ -315,12 +560,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ignore", nargs="*", default=[], metavar="TYPE", help="types scored as O (e.g. DATE)")
     p.add_argument("--write-alignments", action="store_true", help="also write NAME.align.txt (Pharaoh, scored)")
     p.add_argument("--compat", action="store_true", help="reproduce the paper's code's quirks (see docs)")
+    p.add_argument("--output-format", default="conll", choices=OUTPUT_FORMATS,
+                   help="labeled outputs as CoNLL, or as Parquet with tokens and ner_tags columns")
+    add_engine_arguments(p)
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def main(args: argparse.Namespace) -> int:
     """Run ``xfast project``; 1 when some sentences failed, else 0."""
+    from xfast.pipelines.runner import ray_settings_of
     from xfast.report import format_table
 
     aligner = dict(model=args.aligner, layer=args.layer, method=args.align_method, token_type=args.token_type,
@@ -333,7 +582,8 @@ def main(args: argparse.Namespace) -> int:
                            shard_size=args.shard_size, overwrite=args.overwrite,
                            write_alignments=args.write_alignments,
                            label_set=set(args.label_set) if args.label_set else None,
-                           ignore=tuple(args.ignore), progress=not args.quiet)
+                           ignore=tuple(args.ignore), progress=not args.quiet,
+                           output_format=args.output_format, engine=args.engine, ray=ray_settings_of(args))
     if args.json:
         print(json.dumps({k: res[k] for k in ("results", "timings", "qa", "outputs")}))
     else:

@@ -125,6 +125,14 @@ class RunDir:
     def _part(self, index: int, name: str) -> Path:
         return self.state_dir / f"shard-{index:06d}" / self.outputs[name].name
 
+    def input_path(self, index: int) -> Path:
+        """Where an engine that works shards elsewhere (Ray) keeps shard ``index``'s input."""
+        return self.state_dir / "input" / f"shard-{index:06d}.npz"
+
+    def drop_input(self, index: int) -> None:
+        """Remove shard ``index``'s input once the shard is committed."""
+        self.input_path(index).unlink(missing_ok=True)
+
     def commit(self, index: int, parts: dict[str, bytes], state: dict) -> None:
         """Write shard ``index``: every output's part, then its state (the commit mark)."""
         for name, data in parts.items():
@@ -133,14 +141,19 @@ class RunDir:
         write_json(self._state_path(index), state)
 
     def finish(self, n_shards: int) -> None:
-        """Assemble every output from its ``n_shards`` parts (each file renamed into place)."""
+        """Assemble every output from its ``n_shards`` parts (each file renamed into place);
+        Parquet parts become one Parquet file with their rows in shard order."""
         for name, path in self.outputs.items():
+            parts = [p for i in range(n_shards) if (p := self._part(i, name)).is_file()]
             with atomic_open(path, "wb") as fh:
-                for i in range(n_shards):
-                    part = self._part(i, name)
-                    if part.is_file():
-                        with open(part, "rb") as src:
-                            shutil.copyfileobj(src, fh, 1 << 20)
+                if path.suffix == ".parquet":  # one file of the parts' rows, not their bytes end to end
+                    from xfast.io.parquet import append_parquet
+
+                    append_parquet(parts, fh)
+                    continue
+                for part in parts:
+                    with open(part, "rb") as src:
+                        shutil.copyfileobj(src, fh, 1 << 20)
 
     def close(self) -> None:
         """Remove the shards once the outputs and summaries are in place."""

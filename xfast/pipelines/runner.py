@@ -28,6 +28,7 @@ from xfast import __version__
 from xfast.errors import DataError, ParameterError, XfastError, check_choice, msg
 from xfast.io.files import atomic_open
 from xfast.pipelines.cache import CacheStats, model_fingerprint
+from xfast.pipelines.ray_engine import RaySettings
 
 __all__ = ["PROJECTION_METHODS", "ProjectionConfig", "RunReport", "project_batch", "map_label_set",
            "file_sha256", "write_json", "chunks", "versions", "ModelOptions", "Models", "Run", "start_run",
@@ -130,6 +131,23 @@ class RunReport:
         self.entities = defaultdict(Counter, {k: Counter(v) for k, v in state["entities"].items()})
         self.projection = defaultdict(Counter, {k: Counter(v) for k, v in state["projection"].items()})
         self.encoder = dict(state["encoder"])
+
+
+    def merge(self, state: dict) -> None:
+        """Add the counts of another report's :meth:`state` (a shard worked in another
+        process) after this report's own; failures keep their order."""
+        sents = state["sentences"]
+        self.sentences_in += sents["in"]
+        self.sentences_out += sents["out"]
+        self.failed_total += sents["failed"]
+        self.failed_reasons.update(sents["failed_by_reason"])
+        self.failed.extend(state["failures"][:max(0, _MAX_LISTED - len(self.failed))])
+        for k, v in state["entities"].items():
+            self.entities[k].update(v)
+        for k, v in state["projection"].items():
+            self.projection[k].update(v)
+        for k, v in state["encoder"].items():
+            self.encoder[k] = self.encoder.get(k, 0) + v
 
 
 def _every_count(counts: Counter) -> dict:
@@ -450,10 +468,20 @@ class Run:
     keep: set[str] | None
     key: str
     folder: object  # the RunDir that owns ``out``; ``finish()`` when the outputs are written
+    remote: object = None  # RemoteStages when the cached stages run on Ray
+
+    def engine(self) -> dict:
+        """Where the stages ran, for ``qa.json``: ``{"engine": "local"}``, or Ray's cluster."""
+        if self.remote is None:
+            return {"engine": "local"}
+        return {"engine": "ray", **self.remote.describe()}
 
     def finish(self) -> None:
-        """The run's outputs and summaries are written: drop its in-progress record."""
+        """The run's outputs and summaries are written: drop its in-progress record (and stop
+        a Ray cluster the run started)."""
         self.folder.close()
+        if self.remote is not None:
+            self.remote.close()
 
 
 def describe_model(spec) -> str:
@@ -465,13 +493,21 @@ def describe_model(spec) -> str:
 
 def start_run(input: str | Path, out_dir: str | Path, *, options: ModelOptions | None, cache: str | Path | None,
               shard_size: int, label_set: set[str] | None, label_names: list[str] | None, limit: int | None,
-              progress: bool, command: str, settings: dict, overwrite: bool = False) -> Run:
+              progress: bool, command: str, settings: dict, overwrite: bool = False,
+              ray: RaySettings | None = None) -> Run:
     """Read ``input`` (stage ``read``; a bad input stops here, before anything is created),
     then claim ``out_dir`` for this run (:class:`~xfast.pipelines.run.RunDir`: another run's
     outputs there are refused unless ``overwrite``) and set up the report, models and stage
     cache (default ``out_dir/cache``); ``keep`` is ``label_set``, else the gold data's types.
-    ``settings``: what the outputs depend on besides the input, for the run's key."""
+    ``settings``: what the outputs depend on besides the input, for the run's key. ``ray``:
+    the cached stages' missing shards are worked on a Ray cluster (same outputs)."""
     from xfast.pipelines.run import RunDir, run_key
+
+    remote = None
+    if ray is not None:
+        from xfast.pipelines.ray_engine import RemoteStages
+
+        remote = RemoteStages(ray, options or ModelOptions())  # a missing extra stops before any work
 
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise ParameterError(msg("E202", name="limit", expected="an int >= 1 (sentences to run on)", value=limit))
@@ -487,12 +523,13 @@ def start_run(input: str | Path, out_dir: str | Path, *, options: ModelOptions |
     root = Path(cache) if cache is not None else out / "cache"
     models = Models(options, report)
     cstats = CacheStats()
-    common = dict(cache=root, shard_size=shard_size, cache_stats=cstats, report=report, progress=progress)
+    common = dict(cache=root, shard_size=shard_size, cache_stats=cstats, report=report, progress=progress,
+                  remote=remote)
     words = [s.tokens for s in sents]
     gold = [s.labels for s in sents] if all(s.labels is not None for s in sents) else None
     keep = label_set if label_set is not None else label_set_of(gold)
     report.sentences_in = len(words)
-    return Run(out, root, report, models, cstats, common, sents, words, gold, keep, key, folder)
+    return Run(out, root, report, models, cstats, common, sents, words, gold, keep, key, folder, remote)
 
 
 def describe(mode: str, align_method: str, method: str) -> dict[str, str]:
@@ -565,8 +602,34 @@ def add_common_arguments(p: argparse.ArgumentParser, *, train: bool = False) -> 
     p.add_argument("--threads", type=int, default=None, help="threads per model (default: the runtime's)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace another run's outputs in --out (else that is an error)")
+    add_engine_arguments(p)
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def add_engine_arguments(p: argparse.ArgumentParser) -> None:
+    """``--engine`` and the Ray options, shared by every pipeline command (docs/ray.md)."""
+    from xfast.pipelines.ray_engine import ENGINES
+
+    p.add_argument("--engine", default="local", choices=ENGINES,
+                   help="local: this process; ray: shards on a Ray cluster, same outputs (pip install \"xfast[ray]\")")
+    p.add_argument("--address", default=None,
+                   help="ray: a running cluster to join ('auto' or HOST:PORT); default: start one on 127.0.0.1")
+    p.add_argument("--ray-actors", type=int, default=None,
+                   help="ray: actors that hold a model (default: one per GPU, else the CPUs less one)")
+    p.add_argument("--ray-cpus-per-actor", type=float, default=1.0, help="ray: CPUs each actor reserves")
+    p.add_argument("--ray-gpus-per-actor", type=float, default=None,
+                   help="ray: GPUs each actor reserves (default: 1 where the cluster has GPUs, else 0)")
+    p.add_argument("--stall-timeout", type=float, default=1800.0,
+                   help="ray: fail when no shard finishes for this many seconds (must exceed one shard's time)")
+
+
+def ray_settings_of(args: argparse.Namespace) -> RaySettings | None:
+    """The :class:`RaySettings` of ``--engine ray``, else None."""
+    if args.engine != "ray":
+        return None
+    return RaySettings(address=args.address, actors=args.ray_actors, cpus_per_actor=args.ray_cpus_per_actor,
+                       gpus_per_actor=args.ray_gpus_per_actor, stall_timeout_s=args.stall_timeout)
 
 
 def options_of(args: argparse.Namespace) -> ModelOptions:

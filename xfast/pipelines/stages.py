@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from xfast.errors import XfastError
+from xfast.errors import ParameterError, XfastError, msg
 from xfast.io.columns import LabelTypes, TokenColumns
 from xfast.pipelines.cache import CacheStats, run_stage, stage_tick
 from xfast.pipelines.runner import (PROJECTION_METHODS, Models, ProjectionConfig, RunReport, project_batch,
@@ -202,26 +202,51 @@ def methods_valid(methods: Sequence[str]) -> None:
 
 def receiving_ner(models: Models, ner_model, words: list[list[str]], *, cache: Path, shard_size: int,
                   cache_stats: CacheStats, report: RunReport, progress: bool,
-                  truncate: bool = False) -> tuple[list[list[Entity]], str]:
+                  truncate: bool = False, remote=None) -> tuple[list[list[Entity]], str]:
     """The NER model's entities on the receiving words (stage ``ner-receiving``): the
     model-transfer prediction and the ``ner`` candidates. ``truncate``: docs/compat.md (part
-    of the cache key). Returns ``(entities, cache key)``."""
+    of the cache key). ``remote``: missing shards worked on Ray
+    (:class:`~xfast.pipelines.ray_engine.RemoteStages`). Returns ``(entities, cache key)``."""
     fields = {"words": words_key(words), "tagger": models.tagger_fields(ner_model, truncate=truncate)}
 
     def compute(lo: int, hi: int):
-        tagger = models.tagger(ner_model, truncate=truncate)
-        tagger.on_batch = stage_tick
-        with report.stage("ner-receiving.model"):
-            ents, counts = tagged(tagger, words[lo:hi])
-        return [{"entities": [list(e) for e in es]} for es in ents], {"tagger": counts}
+        return tag_shard(models, ner_model, words[lo:hi], truncate=truncate, report=report)
+
+    def task(lo: int, hi: int):
+        return tag_shard, {"ner_model": _remote_spec(ner_model), "words": words[lo:hi], "truncate": truncate}
 
     records, shard_stats, key = run_stage(cache, "ner-receiving", fields, len(words), compute,
                                           shard_size=shard_size, stats=cache_stats, report=report,
-                                          progress=progress)
+                                          progress=progress, task=task, remote=remote)
     counts = tagger_counts(shard_stats)  # several languages (translate-train) add up
     prev = report.encoder.get("ner-receiving", {})
     report.encoder["ner-receiving"] = {k: prev.get(k, 0) + v for k, v in counts.items()}
     return [[tuple(e) for e in r["entities"]] for r in records], key
+
+
+def tag_shard(models: Models, ner_model, words: list[list[str]], *, truncate: bool,
+              report: RunReport | None = None) -> tuple[list, dict]:
+    """One shard of ``ner-receiving``: ``(records, stats)``."""
+    tagger = models.tagger(ner_model, truncate=truncate)
+    tagger.on_batch = stage_tick
+    with _timed(report, "ner-receiving.model"):
+        ents, counts = tagged(tagger, words)
+    return [{"entities": [list(e) for e in es]} for es in ents], {"tagger": counts}
+
+
+def _timed(report: RunReport | None, name: str):
+    from contextlib import nullcontext
+
+    return report.stage(name) if report is not None else nullcontext()
+
+
+def _remote_spec(spec):
+    """A model spec another process can load: a registry name or a directory, not a loaded object."""
+    if isinstance(spec, (str, Path)):
+        return spec
+    directory = getattr(spec, "model_dir", None) or getattr(getattr(spec, "encoder", None), "model_dir", None)
+    raise ParameterError(msg("E202", name="model", expected="a registry name or a directory with --engine ray "
+                             "(a loaded model cannot be sent to other processes)", value=directory or spec))
 
 
 _TAGGER_COUNTS = ("sentences", "words", "words_without_subwords", "windowed_sentences", "truncated_sentences",
@@ -291,7 +316,7 @@ def fail_empty(report: RunReport, where: str, sources: list, outputs: list, star
 
 def translate_stage(models: Models, translator, texts_of, n: int, src: str, tgt: str, upstream: str, *,
                     cache: Path, shard_size: int, cache_stats: CacheStats, report: RunReport,
-                    progress: bool, stage: str = "translate") -> tuple[list[str], dict, str]:
+                    progress: bool, stage: str = "translate", remote=None) -> tuple[list[str], dict, str]:
     """NLLB translation of ``texts_of(lo, hi)`` (greedy, ``max_length`` 200), cached.
 
     Returns ``(translations, translator counts, cache key)``.
@@ -305,23 +330,35 @@ def translate_stage(models: Models, translator, texts_of, n: int, src: str, tgt:
         from xfast.text import prefetch_nltk, wait_nltk
 
         prefetch_nltk()  # the source texts are detokenized with NLTK: import it while the model loads
-        tr = models.translator(translator)
-        tr.on_batch = stage_tick
+        models.translator(translator)
         with report.stage("import nltk"):
             wait_nltk()
-        texts = texts_of(lo, hi)
-        with report.stage(f"{stage}.model"):
-            out, delta = _translate(tr, texts, src, tgt, FORWARD_MAX_LENGTH, lo)
-        return [{"text": t} for t in out], {"translator": delta}
+        return translate_shard(models, translator, texts_of(lo, hi), src=src, tgt=tgt, start=lo, stage=stage,
+                               report=report)
+
+    def task(lo: int, hi: int):
+        return translate_shard, {"translator": _remote_spec(translator), "texts": texts_of(lo, hi), "src": src,
+                                 "tgt": tgt, "start": lo, "stage": stage}
 
     records, shard_stats, key = run_stage(cache, stage, fields, n, compute, shard_size=shard_size,
-                                          stats=cache_stats, report=report, progress=progress)
+                                          stats=cache_stats, report=report, progress=progress, task=task,
+                                          remote=remote)
     return [r["text"] for r in records], translator_stats([s["translator"] for s in shard_stats]), key
+
+
+def translate_shard(models: Models, translator, texts: list[str], *, src: str, tgt: str, start: int, stage: str,
+                    report: RunReport | None = None) -> tuple[list, dict]:
+    """One shard of a translate stage (``texts`` from sentence ``start`` on): ``(records, stats)``."""
+    tr = models.translator(translator)
+    tr.on_batch = stage_tick
+    with _timed(report, f"{stage}.model"):
+        out, delta = _translate(tr, texts, src, tgt, FORWARD_MAX_LENGTH, start)
+    return [{"text": t} for t in out], {"translator": delta}
 
 
 def english_ner_stage(models: Models, ner_model, texts: list[str], upstream: str, *, cache: Path,
                       shard_size: int, cache_stats: CacheStats, report: RunReport, progress: bool,
-                      truncate: bool = False) -> tuple[list[list[str]], list[list[Entity]], str, str]:
+                      truncate: bool = False, remote=None) -> tuple[list[list[str]], list[list[Entity]], str, str]:
     """Split English MT (docs/translation.md, ``side="mt"``) and tag it; ``truncate``: docs/compat.md (part
     of the cache key). Returns ``(words, entities, splitter name, cache key)``."""
     from xfast.text import get_splitter
@@ -331,69 +368,62 @@ def english_ner_stage(models: Models, ner_model, texts: list[str], upstream: str
               "tagger": models.tagger_fields(ner_model, truncate=truncate)}
 
     def compute(lo: int, hi: int):
-        from xfast.text import prefetch_nltk, wait_nltk
+        return english_ner_shard(models, ner_model, texts[lo:hi], truncate=truncate, report=report)
 
-        prefetch_nltk()
-        tagger = models.tagger(ner_model, truncate=truncate)
-        tagger.on_batch = stage_tick
-        with report.stage("import nltk"):
-            wait_nltk()
-        words = [split(t) for t in texts[lo:hi]]
-        with report.stage("ner-en.model"):
-            ents, counts = tagged(tagger, words)
-        return ([{"words": w, "entities": [list(e) for e in es]} for w, es in zip(words, ents)],
-                {"tagger": counts})
+    def task(lo: int, hi: int):
+        return english_ner_shard, {"ner_model": _remote_spec(ner_model), "texts": texts[lo:hi], "truncate": truncate}
 
     records, shard_stats, key = run_stage(cache, "ner-en", fields, len(texts), compute, shard_size=shard_size,
-                                          stats=cache_stats, report=report, progress=progress)
+                                          stats=cache_stats, report=report, progress=progress, task=task,
+                                          remote=remote)
     report.encoder["ner-en"] = tagger_counts(shard_stats)
     return ([r["words"] for r in records], [[tuple(e) for e in r["entities"]] for r in records],
             split.name, key)
 
 
+def english_ner_shard(models: Models, ner_model, texts: list[str], *, truncate: bool,
+                      report: RunReport | None = None) -> tuple[list, dict]:
+    """One shard of ``ner-en``: English MT split into words and tagged; ``(records, stats)``."""
+    from xfast.text import get_splitter, prefetch_nltk, wait_nltk
+
+    prefetch_nltk()
+    tagger = models.tagger(ner_model, truncate=truncate)
+    tagger.on_batch = stage_tick
+    with _timed(report, "import nltk"):
+        wait_nltk()
+    split = get_splitter("en", side="mt")
+    words = [split(t) for t in texts]
+    with _timed(report, "ner-en.model"):
+        ents, counts = tagged(tagger, words)
+    return ([{"words": w, "entities": [list(e) for e in es]} for w, es in zip(words, ents)], {"tagger": counts})
+
+
 def backtranslate_stage(models: Models, translator, words: list[list[str]], entities: list[list[Entity]],
                         lang: str, upstream: str, *, threshold: float, compat: bool, cache: Path,
                         shard_size: int, cache_stats: CacheStats, report: RunReport, progress: bool,
-                        src: str = "en", stage: str = "backtranslate"):
+                        src: str = "en", stage: str = "backtranslate", remote=None):
     """EasyProject marker translation of labeled sentences into ``lang`` (docs/translation.md), cached.
 
     Returns ``(words, entities, easyproject counts, translator counts, splitter name, key)``.
     """
-    from dataclasses import asdict
-
     from xfast.models.flores import flores_code
-    from xfast.text import EasyProjectStats, back_translate_batch, get_splitter
-    from xfast.text.easyproject import SENTENCE_MAX_LENGTH
+    from xfast.text import get_splitter
 
     splitter = get_splitter(lang, side="back", compat=compat).name
     fields = {"upstream": upstream, "src": flores_code(src), "lang": flores_code(lang), "threshold": threshold,
               "compat": compat, "splitter": splitter, "translator": models.translator_fields(translator)}
+    kw = dict(src=src, lang=lang, threshold=threshold, compat=compat, stage=stage)
 
     def compute(lo: int, hi: int):
-        from xfast.text import prefetch_nltk, wait_nltk
+        return backtranslate_shard(models, translator, words[lo:hi], entities[lo:hi], start=lo, report=report, **kw)
 
-        prefetch_nltk()
-        tr = models.translator(translator)
-        with report.stage("import nltk"):
-            wait_nltk()
-        deltas: list[dict] = []
-
-        def translate(texts: list[str], max_length: int) -> list[str]:
-            out, delta = _translate(tr, texts, src, lang, max_length, lo)
-            if max_length != SENTENCE_MAX_LENGTH:  # entity texts: no sentence index to flag
-                delta["flagged"] = []
-            deltas.append(delta)
-            return out
-
-        eps = EasyProjectStats()
-        with report.stage(f"{stage}.model"):
-            res = back_translate_batch(words[lo:hi], entities[lo:hi], translate, lang=lang, threshold=threshold,
-                                       compat=compat, stats=eps)
-        return ([{"words": w, "entities": [list(e) for e in es]} for w, es in res],
-                {"easyproject": asdict(eps), "translator": translator_stats(deltas)})
+    def task(lo: int, hi: int):
+        return backtranslate_shard, {"translator": _remote_spec(translator), "words": words[lo:hi],
+                                     "entities": entities[lo:hi], "start": lo, **kw}
 
     records, shard_stats, key = run_stage(cache, stage, fields, len(words), compute, shard_size=shard_size,
-                                          stats=cache_stats, report=report, progress=progress)
+                                          stats=cache_stats, report=report, progress=progress, task=task,
+                                          remote=remote)
     ep = Counter()
     for s in shard_stats:
         ep.update(s["easyproject"])
@@ -401,18 +431,48 @@ def backtranslate_stage(models: Models, translator, words: list[list[str]], enti
             dict(ep), translator_stats([s["translator"] for s in shard_stats]), splitter, key)
 
 
+def backtranslate_shard(models: Models, translator, words: list[list[str]], entities: list[list[Entity]], *,
+                        src: str, lang: str, threshold: float, compat: bool, start: int, stage: str,
+                        report: RunReport | None = None) -> tuple[list, dict]:
+    """One shard of a marker translation stage (sentences from ``start`` on): ``(records, stats)``."""
+    from dataclasses import asdict
+
+    from xfast.text import EasyProjectStats, back_translate_batch, prefetch_nltk, wait_nltk
+    from xfast.text.easyproject import SENTENCE_MAX_LENGTH
+
+    prefetch_nltk()
+    tr = models.translator(translator)
+    with _timed(report, "import nltk"):
+        wait_nltk()
+    deltas: list[dict] = []
+
+    def translate(texts: list[str], max_length: int) -> list[str]:
+        out, delta = _translate(tr, texts, src, lang, max_length, start)
+        if max_length != SENTENCE_MAX_LENGTH:  # entity texts: no sentence index to flag
+            delta["flagged"] = []
+        deltas.append(delta)
+        return out
+
+    eps = EasyProjectStats()
+    with _timed(report, f"{stage}.model"):
+        res = back_translate_batch(words, entities, translate, lang=lang, threshold=threshold, compat=compat,
+                                   stats=eps)
+    return ([{"words": w, "entities": [list(e) for e in es]} for w, es in res],
+            {"easyproject": asdict(eps), "translator": translator_stats(deltas)})
+
+
 def align_stage(models: Models, aligner, labeled: list[list[str]], receiving: list[list[str]],
                 methods: tuple[str, ...], upstream: dict, *, compat: bool, cache: Path, shard_size: int,
                 cache_stats: CacheStats, report: RunReport, progress: bool,
-                stage: str = "align") -> tuple[dict[str, list[np.ndarray]], dict[str, str]]:
+                stage: str = "align", remote=None) -> tuple[dict[str, list[np.ndarray]], dict[str, str]]:
     """Word alignments ``(labeled, receiving)`` for each extraction method, cached per method.
 
     Each shard's sentences are encoded once for all methods whose shard is missing. A pair
-    with an empty side has no pairs. Returns ``({method: alignments}, {method: cache key})``.
+    with an empty side has no pairs. ``remote``: missing shards worked on Ray. Returns
+    ``({method: alignments}, {method: cache key})``.
     """
     from tqdm.auto import tqdm
 
-    from xfast.align import align_states_batch
     from xfast.pipelines.cache import StageCache, shard_ranges
 
     base = models.aligner_fields(aligner)
@@ -422,31 +482,56 @@ def align_stage(models: Models, aligner, labeled: list[list[str]], receiving: li
                             shard_size=shard_size, stats=cache_stats) for m in methods}
     result: dict[str, list[np.ndarray]] = {m: [] for m in methods}
     n = len(labeled)
+    ranges = shard_ranges(n, shard_size)
     with report.stage(stage), tqdm(total=n, desc=stage, unit="sent", disable=not progress, leave=False) as bar:
-        for k, (lo, hi) in enumerate(shard_ranges(n, shard_size)):
-            got = {m: c.load(k, lo, hi - lo) for m, c in caches.items()}
-            missing = [m for m in methods if got[m] is None]
-            if missing:
-                al = models.aligner(aligner, method=missing[0], compat=compat)
-                idx = [i for i in range(lo, hi) if labeled[i] and receiving[i]]
-                with report.stage(f"{stage}.model"):
-                    lab = al.encode([labeled[i] for i in idx])
-                    rec = al.encode([receiving[i] for i in idx])
-                kw = {key: al.settings[key] for key in ("token_type", "distortion", "max_count", "alpha",
-                                                        "threshold")}
-                for m in missing:
-                    with report.stage(f"{stage}.extract"):
-                        pairs = align_states_batch([e.states for e in lab], [e.states for e in rec],
-                                                   [e.word_ids for e in lab], [e.word_ids for e in rec],
-                                                   method=m, compat_awesome=compat and m == "softmax",
-                                                   **{**kw, "distortion": 0.0 if m == "softmax" else kw["distortion"]})
-                    by_index = dict(zip(idx, pairs))
-                    records = [{"pairs": by_index[i].tolist() if i in by_index else []} for i in range(lo, hi)]
-                    got[m] = caches[m].save(k, lo, records, {}), {}
+        loaded = [{m: c.load(k, lo, hi - lo) for m, c in caches.items()} for k, (lo, hi) in enumerate(ranges)]
+        missing = {k: [m for m in methods if got[m] is None] for k, got in enumerate(loaded)}
+        remote_results = iter(())
+        if remote is not None and any(missing.values()):
+            remote_results = remote.map([
+                (align_shard, {"aligner": _remote_spec(aligner), "labeled": labeled[lo:hi],
+                               "receiving": receiving[lo:hi], "methods": missing[k], "compat": compat})
+                for k, (lo, hi) in enumerate(ranges) if missing[k]])
+        for k, (lo, hi) in enumerate(ranges):
+            got = loaded[k]
+            if missing[k]:
+                if remote is not None:
+                    computed = next(remote_results)
+                else:
+                    computed = align_shard(models, aligner, labeled[lo:hi], receiving[lo:hi], missing[k],
+                                           compat=compat, report=report, stage=stage)
+                for m in missing[k]:
+                    got[m] = caches[m].save(k, lo, computed[m], {}), {}
             for m in methods:
                 result[m].extend(np.asarray(r["pairs"], dtype=np.int32).reshape(-1, 2) for r in got[m][0])
+            loaded[k] = None
             bar.update(hi - lo)
     return result, {m: c.key for m, c in caches.items()}
+
+
+def align_shard(models: Models, aligner, labeled: list[list[str]], receiving: list[list[str]],
+                methods: Sequence[str], *, compat: bool, report: RunReport | None = None,
+                stage: str = "align") -> dict[str, list[dict]]:
+    """One shard of an align stage: each method's records (``{"pairs": [[i, j], ...]}`` per
+    pair; none where a side is empty), the sentences encoded once for all methods."""
+    from xfast.align import align_states_batch
+
+    al = models.aligner(aligner, method=methods[0], compat=compat)
+    idx = [i for i in range(len(labeled)) if labeled[i] and receiving[i]]
+    with _timed(report, f"{stage}.model"):
+        lab = al.encode([labeled[i] for i in idx])
+        rec = al.encode([receiving[i] for i in idx])
+    kw = {key: al.settings[key] for key in ("token_type", "distortion", "max_count", "alpha", "threshold")}
+    out = {}
+    for m in methods:
+        with _timed(report, f"{stage}.extract"):
+            pairs = align_states_batch([e.states for e in lab], [e.states for e in rec],
+                                       [e.word_ids for e in lab], [e.word_ids for e in rec],
+                                       method=m, compat_awesome=compat and m == "softmax",
+                                       **{**kw, "distortion": 0.0 if m == "softmax" else kw["distortion"]})
+        by_index = dict(zip(idx, pairs))
+        out[m] = [{"pairs": by_index[i].tolist() if i in by_index else []} for i in range(len(labeled))]
+    return out
 
 
 def project_variants(mode: str, entities: list[list[Entity]], alignments: dict[str, list[np.ndarray]],

@@ -21,10 +21,11 @@ import time
 from pathlib import Path
 
 from xfast.errors import ParameterError, msg
+from xfast.pipelines.ray_engine import RaySettings
 from xfast.pipelines.runner import (MODES, ModelOptions, ProjectionConfig, add_common_arguments,
                                     add_projection_arguments, check_methods, config_of, default_ignore, describe,
                                     describe_model,
-                                    file_sha256, map_label_set, metrics_row, options_of, print_result, start_run,
+                                    file_sha256, map_label_set, metrics_row, options_of, ray_settings_of, print_result, start_run,
                                     versions, words_key, write_json, write_labels)
 from xfast.pipelines.stages import (align_stage, backtranslate_stage, english_ner_stage, fail_empty,
                                     project_variants, receiving_ner, translate_stage)
@@ -43,7 +44,8 @@ def translate_test(input: str | Path, lang: str, out_dir: str | Path, *, modes: 
                    threshold: float = 0.5, baseline: bool = False, cache: str | Path | None = None,
                    shard_size: int = 256, dataset: str = "", label_set: set[str] | None = None,
                    ignore: tuple[str, ...] | None = None, label_names: list[str] | None = None,
-                   limit: int | None = None, progress: bool = True, overwrite: bool = False) -> dict:
+                   limit: int | None = None, progress: bool = True, overwrite: bool = False,
+                   ray: RaySettings | None = None) -> dict:
     """Run translate-test on a test set in language ``lang`` (ISO or FLORES-200 code).
 
     Models are registry names, local directories or loaded objects (``Translator``,
@@ -73,7 +75,7 @@ def translate_test(input: str | Path, lang: str, out_dir: str | Path, *, modes: 
                               "models": [describe_model(m) for m in (translator, easyproject_translator, ner_model)],
                               "aligner": getattr(aligner, "settings", describe_model(aligner)), "config": cfg,
                               "threshold": threshold, "baseline": baseline, "dataset": dataset, "ignore": ignore},
-                    overwrite=overwrite)
+                    overwrite=overwrite, ray=ray)
     out, report, models, common = run.out, run.report, run.models, run.common
     words, gold, keep = run.words, run.gold, run.keep
     ignore = default_ignore(dataset) if ignore is None else tuple(ignore)
@@ -153,6 +155,7 @@ def translate_test(input: str | Path, lang: str, out_dir: str | Path, *, modes: 
     report.timings["total"] = time.perf_counter() - t0
     report.encoder.update(models.runtime_stats())
     qa = report.summary()
+    qa["engine"] = run.engine()
     qa.update(qa_extra)
     qa["splitters"] = splitters
     qa["cache"] = run.cache_stats.as_dict()
@@ -202,5 +205,5 @@ def main(args: argparse.Namespace) -> int:
                          label_set=set(args.label_set) if args.label_set is not None else None,
                          ignore=tuple(args.ignore) if args.ignore is not None else None,
                          label_names=args.label_names, limit=args.limit, progress=not args.quiet,
-                         overwrite=args.overwrite)
+                         overwrite=args.overwrite, ray=ray_settings_of(args))
     return print_result(res, args)

@@ -25,8 +25,9 @@ import sys
 from pathlib import Path
 
 from xfast.errors import DataError, ParameterError, check_choice, msg
+from xfast.pipelines.ray_engine import RaySettings
 from xfast.pipelines.runner import (ModelOptions, ProjectionConfig, add_common_arguments, add_projection_arguments,
-                                    check_methods, config_of, describe_model, file_sha256, map_label_set, options_of, start_run,
+                                    check_methods, config_of, describe_model, file_sha256, map_label_set, options_of, ray_settings_of, start_run,
                                     versions, words_key, write_json, write_labels)
 from xfast.pipelines.stages import align_stage, backtranslate_stage, fail_empty, project_variants, translate_stage
 
@@ -53,7 +54,8 @@ def translate_train(input: str | Path, langs: tuple[str, ...] | list[str], out_d
                     options: ModelOptions | None = None, config: ProjectionConfig | None = None,
                     threshold: float = 0.5, cache: str | Path | None = None, shard_size: int = 256,
                     label_set: set[str] | None = None, label_names: list[str] | None = None,
-                    limit: int | None = None, progress: bool = True, overwrite: bool = False) -> dict:
+                    limit: int | None = None, progress: bool = True, overwrite: bool = False,
+                    ray: RaySettings | None = None) -> dict:
     """Translate labeled English data into each of ``langs`` and label it (see the module doc).
     ``overwrite`` replaces another run's outputs in ``out_dir`` (else that is an error).
     Languages NLLB-200 does not cover are skipped and listed in QA (``skipped_languages``);
@@ -93,7 +95,7 @@ def translate_train(input: str | Path, langs: tuple[str, ...] | list[str], out_d
                     settings={"langs": langs, "modes": modes, "methods": methods, "align_methods": align_methods,
                               "models": [describe_model(m) for m in (translator, easyproject_translator, ner_model)],
                               "aligner": getattr(aligner, "settings", describe_model(aligner)), "config": cfg,
-                              "threshold": threshold}, overwrite=overwrite)
+                              "threshold": threshold}, overwrite=overwrite, ray=ray)
     if run.gold is None:
         raise DataError(input, None, msg("E513", path=input, what="translate-train"))
     from xfast.io import entities_of
@@ -159,6 +161,7 @@ def translate_train(input: str | Path, langs: tuple[str, ...] | list[str], out_d
     report.timings["total"] = time.perf_counter() - t0
     report.encoder.update(models.runtime_stats())
     qa = report.summary()
+    qa["engine"] = run.engine()
     qa.update(qa_extra)
     qa["splitters"] = splitters
     qa["skipped_languages"] = skipped
@@ -214,7 +217,7 @@ def main(args: argparse.Namespace) -> int:
                           cache=args.cache, shard_size=args.shard_size,
                           label_set=set(args.label_set) if args.label_set is not None else None,
                           label_names=args.label_names, limit=args.limit, progress=not args.quiet,
-                          overwrite=args.overwrite)
+                          overwrite=args.overwrite, ray=ray_settings_of(args))
     if args.json:
         print(json.dumps({k: res[k] for k in ("results", "timings", "qa", "outputs")}, default=str))
     else:

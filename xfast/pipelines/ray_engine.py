@@ -1,0 +1,242 @@
+"""The Ray engine: a run's shards mapped over a Ray Data actor pool, on one machine or many.
+
+A pipeline that runs on Ray cuts its input into the same shards the local engine commits
+(:class:`~xfast.pipelines.run.RunDir`), writes each pending shard's input into the run folder,
+and hands :func:`map_shards` one small task per shard. Ray Data maps them with
+``map_batches`` over the pipeline's worker class in an actor pool (``ActorPoolStrategy``): each
+actor loads its models once and works whole shards, one GPU per actor where the cluster has
+GPUs. Results come back in shard order (``preserve_order``), so the caller commits shard
+after shard exactly as the local engine does and the outputs are byte-identical.
+
+The model and the host stages of a shard run in the same actor: the encoder's states are
+about 100 KB per sentence pair, more than the host work costs to do where they are, so they
+never cross the object store; only a shard's input and its finished outputs do.
+
+When xfast starts the cluster itself it binds it to 127.0.0.1, turns Ray's usage statistics
+off and starts no dashboard. A job that finishes no shard for ``stall_timeout_s`` seconds
+(an actor pool that cannot be scheduled, say) stops with an error instead of waiting forever;
+a crashed actor is restarted at most ``max_restarts`` times.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from xfast.errors import ParameterError, PipelineError, msg
+
+__all__ = ["RaySettings", "require", "connect", "pool_size", "map_shards", "shutdown", "RemoteStages",
+           "StageWorker", "ENGINES"]
+
+ENGINES = ("local", "ray")
+
+
+@dataclass(frozen=True)
+class RaySettings:
+    """How a run uses Ray. ``address``: None starts a local cluster on 127.0.0.1 (stopped when
+    the run ends); ``"auto"`` or ``"HOST:PORT"`` joins a running one. ``actors``: the pool's
+    size (None: one per GPU, else the cluster's CPUs less one, at least 1, so that Ray's own
+    tasks keep a CPU). ``cpus_per_actor`` / ``gpus_per_actor``: what each actor reserves
+    (``gpus_per_actor`` None: 1 where the cluster has GPUs, else 0)."""
+
+    address: str | None = None
+    actors: int | None = None
+    cpus_per_actor: float = 1.0
+    gpus_per_actor: float | None = None
+    stall_timeout_s: float = 1800.0
+    max_restarts: int = 2
+
+    def check(self) -> None:
+        """:class:`ParameterError` [E202] for a value out of range."""
+        rules = (("actors", self.actors is None or (isinstance(self.actors, int) and self.actors >= 1), "an int >= 1"),
+                 ("cpus_per_actor", self.cpus_per_actor > 0, "a number > 0"),
+                 ("gpus_per_actor", self.gpus_per_actor is None or self.gpus_per_actor >= 0, "a number >= 0"),
+                 ("stall_timeout_s", self.stall_timeout_s > 0, "a number > 0"),
+                 ("max_restarts", self.max_restarts >= 0, "an int >= 0"))
+        for name, ok, expected in rules:
+            if not ok:
+                raise ParameterError(msg("E202", name=name, expected=expected, value=getattr(self, name)))
+
+
+def require():
+    """The ``ray`` module, or :class:`ParameterError` [E204] saying how to install it."""
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # before ray is imported
+    try:
+        import ray
+        import ray.data  # noqa: F401 - the Data library, with pyarrow
+    except ImportError as err:
+        raise ParameterError(msg("E204", what="--engine ray", extra="ray",
+                                 missing=getattr(err, "name", None) or "ray")) from None
+    return ray
+
+
+def connect(settings: RaySettings) -> dict:
+    """Start or join the cluster; returns what the run records: the node's address, the
+    cluster's CPUs and GPUs, and whether xfast started it."""
+    ray = require()
+    started = False
+    if not ray.is_initialized():
+        common = dict(include_dashboard=False, logging_level=logging.ERROR, log_to_driver=True,
+                      configure_logging=True)
+        if settings.address is None:
+            ray.init(num_cpus=os.cpu_count() or 1, _node_ip_address="127.0.0.1", **common)
+            started = True
+        else:
+            try:
+                ray.init(address=settings.address, **common)
+            except (ConnectionError, RuntimeError, ValueError) as err:
+                raise ParameterError(msg("E206", address=settings.address, reason=err)) from None
+    logging.getLogger("ray.data").setLevel(logging.ERROR)
+    ctx = ray.data.DataContext.get_current()
+    ctx.execution_options.preserve_order = True  # shards come back in order: commits stay sequential
+    ctx.enable_progress_bars = False  # xfast's own bar counts pairs
+    ctx.print_on_execution_start = False
+    res = ray.cluster_resources()
+    return {"address": settings.address or "local", "started": started,
+            "node_address": ray.util.get_node_ip_address(),
+            "cpus": float(res.get("CPU", 0)), "gpus": float(res.get("GPU", 0))}
+
+
+def pool_size(settings: RaySettings, cluster: dict) -> tuple[int, float, float]:
+    """``(actors, cpus, gpus)`` per actor for this cluster."""
+    gpus = settings.gpus_per_actor if settings.gpus_per_actor is not None else (1.0 if cluster["gpus"] else 0.0)
+    if settings.actors is not None:
+        return settings.actors, settings.cpus_per_actor, gpus
+    if gpus:
+        return max(1, int(cluster["gpus"] // gpus)), settings.cpus_per_actor, gpus
+    # one CPU stays free: with every CPU reserved by actors Ray's other tasks cannot run and the
+    # job stalls (seen on a 2-CPU cluster with a pool of 2)
+    return max(1, int((cluster["cpus"] - 1) // max(settings.cpus_per_actor, 1e-9))), settings.cpus_per_actor, gpus
+
+
+def map_shards(tasks: list[dict], worker: type, kwargs: dict, settings: RaySettings,
+               cluster: dict) -> Iterator[dict]:
+    """Each task (a dict of scalars, one per shard) through ``worker(**kwargs)(batch)`` on an
+    actor pool; yields ``{"shard", "result"}`` in task order.
+
+    Raises :class:`PipelineError` [E531] when no result arrives for ``stall_timeout_s``, and
+    [E501] when a worker fails beyond its restarts.
+    """
+    ray = require()
+    from ray.data import ActorPoolStrategy
+
+    if not tasks:
+        return
+    actors, cpus, gpus = pool_size(settings, cluster)
+    actors = min(actors, len(tasks))
+    ds = ray.data.from_items(tasks, override_num_blocks=len(tasks))
+    with warnings.catch_warnings():
+        # restarts can only be capped through ray_remote_args, deprecated from Ray 2.61 on (xfast
+        # pins 2.60); without the cap Ray restarts a crashing actor forever
+        warnings.simplefilter("ignore", DeprecationWarning)
+        ds = ds.map_batches(worker, fn_constructor_kwargs=kwargs, batch_size=1, batch_format="numpy",
+                            compute=ActorPoolStrategy(min_size=1, max_size=actors), num_cpus=cpus, num_gpus=gpus,
+                            max_restarts=settings.max_restarts, max_task_retries=settings.max_restarts)
+    got: queue.Queue = queue.Queue()
+    stop = threading.Event()
+
+    def pump() -> None:
+        try:
+            for row in ds.iter_rows():
+                if stop.is_set():
+                    return
+                got.put(("row", row))
+            got.put(("end", None))
+        except BaseException as err:  # noqa: BLE001 - handed to the caller's thread
+            got.put(("error", err))
+
+    thread = threading.Thread(target=pump, name="xfast-ray", daemon=True)
+    thread.start()
+    try:
+        while True:
+            try:
+                kind, item = got.get(timeout=settings.stall_timeout_s)
+            except queue.Empty:
+                raise PipelineError(msg("E531", seconds=settings.stall_timeout_s, actors=actors, cpus=cpus,
+                                        gpus=gpus, have=f"{cluster['cpus']:g} CPUs, {cluster['gpus']:g} GPUs"))
+            if kind == "end":
+                return
+            if kind == "error":
+                raise PipelineError(msg("E501", stage="a Ray worker", reason=_first_line(item))) from None
+            yield item
+    finally:
+        stop.set()
+
+
+def shutdown(cluster: dict) -> None:
+    """Stop the cluster if this run started it."""
+    if cluster.get("started"):
+        require().shutdown()
+
+
+class RemoteStages:
+    """The missing shards of the NLLB pipelines' cached stages, worked on Ray.
+
+    A stage hands :meth:`map` one task per missing shard, ``(fn, kwargs)``: ``fn`` a
+    module-level function called as ``fn(models, **kwargs)`` in a :class:`StageWorker` actor
+    (which loads each model once), returning the shard's ``(records, stats)`` exactly as the
+    stage computes them locally. The cluster starts on the first call, so a run whose shards
+    are all cached never starts one.
+    """
+
+    def __init__(self, settings: RaySettings, options) -> None:
+        settings.check()
+        require()
+        self.settings, self.options = settings, options
+        self.cluster: dict | None = None
+
+    def map(self, tasks: list[tuple]) -> Iterator[tuple[list, dict]]:
+        """Each task's ``(records, stats)``, in task order."""
+        import pickle
+
+        if self.cluster is None:
+            self.cluster = connect(self.settings)
+        items = [{"shard": i, "task": pickle.dumps(t, protocol=5)} for i, t in enumerate(tasks)]
+        for row in map_shards(items, StageWorker, {"options": self.options}, self.settings, self.cluster):
+            yield pickle.loads(row["result"])
+
+    def describe(self) -> dict:
+        """What the run records about the cluster (empty when none was needed)."""
+        if self.cluster is None:
+            return {}
+        actors, cpus, gpus = pool_size(self.settings, self.cluster)
+        return {**self.cluster, "actors": actors, "cpus_per_actor": cpus, "gpus_per_actor": gpus}
+
+    def close(self) -> None:
+        """Stop the cluster if this run started it."""
+        if self.cluster is not None:
+            shutdown(self.cluster)
+
+
+class StageWorker:
+    """A Ray Data actor that works cached-stage shards (:class:`RemoteStages`) with its own
+    models, each loaded on first use and kept for the shards after it."""
+
+    def __init__(self, options) -> None:
+        from xfast.pipelines.runner import Models
+
+        self.models = Models(options)
+
+    def __call__(self, batch: dict) -> dict:
+        import pickle
+
+        import numpy as np
+
+        out = []
+        for blob in batch["task"]:
+            fn, kwargs = pickle.loads(blob)
+            out.append(pickle.dumps(fn(self.models, **kwargs), protocol=5))
+        return {"shard": batch["shard"], "result": np.array(out, dtype=object)}
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    for line in reversed(text.splitlines()):  # Ray wraps the worker's traceback; its last line says what
+        if line.strip():
+            return line.strip()[:500]
+    return type(err).__name__
