@@ -57,7 +57,8 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from xfast.pipelines.demo import run_demo
 
-    return run_demo(json_out=args.json, quantize=args.quantize, limit=args.limit, quiet=args.quiet)
+    return run_demo(json_out=args.json, quantize=args.quantize, limit=args.limit, quiet=args.quiet,
+                    device=args.device)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -74,8 +75,10 @@ def _serve(args: argparse.Namespace) -> int:
         if getattr(args, name) <= 0:
             raise ParameterError(msg("E202", name="--" + name.replace("_", "-"), expected="a number > 0",
                                      value=getattr(args, name)))
+    from xfast.models.encoder import providers_for
+
     aligner = dict(model=args.aligner, layer=args.layer, method=args.align_method, quantize=args.quantize,
-                   threads=args.threads)
+                   threads=args.threads, providers=providers_for(args.device))
     settings = ServeSettings(max_wait_ms=args.max_wait_ms, max_batch_tokens=args.max_batch_tokens,
                              max_queue=args.max_queue, max_request_bytes=args.max_request_bytes,
                              methods=tuple(args.methods), aligner=aligner)
@@ -160,7 +163,10 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="project Europarl-NER English entities onto de/es/it with the embedded aligner",
                        epilog="example: xfast demo --limit 100")
     d.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
-    d.add_argument("--quantize", choices=["int8"], default=None, help="use the int8 encoder")
+    d.add_argument("--quantize", choices=["int8", "float16"], default=None,
+                   help="use the int8 encoder (CPU) or the float16 one (GPU)")
+    d.add_argument("--device", choices=["cpu", "cuda", "auto"], default="auto",
+                   help="where the encoder runs (auto: CUDA when ONNX Runtime has it)")
     d.add_argument("--limit", type=int, default=None, help="only the first N sentences (default: all 799)")
     d.add_argument("--quiet", action="store_true", help="no progress bars or notices, only the result")
     d.set_defaults(func=_demo)
@@ -186,7 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="what the model is used as")
     mx.add_argument("--layer", type=int, default=8, help="encoder: cut after this layer")
     mx.add_argument("--out", default=None, help="output directory (default: the cache)")
-    mx.add_argument("--quantize", choices=["int8", "float16", "float32"], default=None)
+    mx.add_argument("--quantize", choices=["int8", "float16", "float32"], default=None,
+                    help="encoder: int8 or float16; tagger: int8; translator: int8, float16 or float32")
     m.set_defaults(func=_models)
 
     sv = sub.add_parser("serve", help="serve projection and alignment over HTTP (JSON), batching concurrent requests",
@@ -198,7 +205,10 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--layer", type=int, default=None, help="encoder layer (default: the registry's, else 8)")
     sv.add_argument("--align-method", default="itermax", choices=["itermax", "inter", "fwd", "rev", "mwmf", "softmax"],
                     help="alignment extraction")
-    sv.add_argument("--quantize", choices=["int8"], default=None, help="run the int8 encoder")
+    sv.add_argument("--quantize", choices=["int8", "float16"], default=None,
+                    help="run the int8 encoder (CPU) or the float16 one (GPU)")
+    sv.add_argument("--device", choices=["cpu", "cuda", "auto"], default="auto",
+                    help="where the encoder runs (auto: CUDA when ONNX Runtime has it)")
     sv.add_argument("--threads", type=int, default=None, help="encoder threads (default: the runtime's)")
     sv.add_argument("--methods", nargs="+", default=["heuristic", "ngram-greedy", "ngram-bipartite"],
                     choices=["heuristic", "ngram-greedy", "ngram-bipartite"], help="projection methods offered")

@@ -75,6 +75,9 @@ E = {
     "E204": "{what} needs the package {missing!r}: pip install \"xfast[{extra}]\"",
     "E205": "cannot listen on {host}:{port}: {reason}",
     "E206": "cannot join the Ray cluster at {address!r}: {reason}",
+    "E207": "--device cuda: this onnxruntime has no CUDA provider (it has {available}); install the GPU "
+            "runtime (README, 'GPUs'): pip install \"xfast[gpu]\" && pip uninstall -y onnxruntime && "
+            "pip install --force-reinstall --no-deps onnxruntime-gpu",
     # kernels' inputs (3xx)
     "E301": "{name} must be a 2-D array, got shape {shape}",
     "E302": "{name} contains NaN or infinite values",

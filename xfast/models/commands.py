@@ -31,7 +31,7 @@ def cmd_export(src: str, kind: str, layer: int | None = None, out: str | None = 
     """Export ``src`` (a local HF directory, or a registry name / hub id available offline)
     as ``kind`` (``encoder``: ONNX cut after ``layer``; ``tagger``: ONNX token classifier;
     ``translator``: CTranslate2). Prints the export directory. ``quantize``: None or
-    ``int8`` (encoder, tagger); ``int8``, ``float16`` or ``float32`` (translator).
+    ``int8`` or ``float16`` (encoder), ``int8`` (tagger); ``int8``, ``float16`` or ``float32`` (translator).
     """
     check_choice("kind", kind, ("encoder", "tagger", "translator"))
     hf_dir = resolve(src, progress=sys.stderr.isatty())
@@ -39,7 +39,7 @@ def cmd_export(src: str, kind: str, layer: int | None = None, out: str | None = 
         from xfast.models.encoder import export_encoder
 
         q = None if quantize == "float32" else quantize
-        check_choice("quantize", q, (None, "int8"))
+        check_choice("quantize", q, (None, "int8", "float16"))
         path = export_encoder(hf_dir, 8 if layer is None else layer, out, quantize=q)
     elif kind == "tagger":
         from xfast.models.tagger import export_tagger

@@ -37,13 +37,16 @@ from xfast.errors import ModelError, ParameterError, check_choice, msg
 from xfast.models.cache import atomic_dir, cache_dir, content_hash, quiet
 from xfast.models.registry import resolve
 
-__all__ = ["Encoded", "Encoder", "States", "Subwords", "export_encoder", "load_tokenizer"]
+__all__ = ["Encoded", "Encoder", "States", "Subwords", "export_encoder", "load_tokenizer", "providers_for",
+           "DEVICES"]
 
 _EXPORTER = 2  # bump when the exported graph changes
 _QUANTIZER = 2  # bump when the int8 recipe changes
 _META = "xfast-encoder.json"
 _ROBERTA_LIKE = ("roberta", "xlm-roberta", "camembert", "xlm-roberta-xl")
-_QUANTIZE = (None, "int8")
+_QUANTIZE = (None, "int8", "float16")
+_FLOAT16 = 1  # bump when the float16 recipe changes
+DEVICES = ("cpu", "cuda", "auto")
 _BACKENDS = ("onnx", "torch")
 # files that define a model; anything else in a hub snapshot (README, .gitattributes,
 # other formats) must not change the export's key
@@ -358,6 +361,68 @@ def _quantize_int8(src: Path, dst: Path, reduce_range: bool) -> None:
                      weight_type=QuantType.QInt8, per_channel=True, reduce_range=reduce_range)
 
 
+def _convert_float16(src: Path, dst: Path) -> None:
+    """``src`` with its matrix products in float16: every MatMul and Gemm takes float16
+    weights (converted once) and float16 activations (a Cast before it, shared by the products
+    that read the same tensor), and its result is cast back to float32. Everything else (layer
+    norms, softmax, GELU, residual sums, the attention mask's large negative bias) stays
+    float32, so that half precision only touches what tensor cores accelerate. Inputs and the
+    output keep their types (int64 ids in, float32 states out)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    model = onnx.load(str(src))
+    g = model.graph
+    inits = {t.name: t for t in g.initializer}
+    halves: dict[str, str] = {}  # float32 initializer or tensor -> its float16 twin
+    nodes = []
+
+    def half(name: str, owner: str) -> str:
+        if name not in halves:
+            if name in inits and inits[name].data_type == TensorProto.FLOAT:
+                arr = numpy_helper.to_array(inits[name]).astype(np.float16)
+                g.initializer.append(numpy_helper.from_array(arr, f"{name}::fp16"))
+            else:
+                nodes.append(helper.make_node("Cast", [name], [f"{name}::fp16"], to=TensorProto.FLOAT16,
+                                              name=f"{owner}::cast16::{len(halves)}"))
+            halves[name] = f"{name}::fp16"
+        return halves[name]
+
+    for node in g.node:
+        if node.op_type not in ("MatMul", "Gemm"):
+            nodes.append(node)
+            continue
+        node.input[:] = [half(i, node.name) if i else i for i in node.input]
+        out = node.output[0]
+        node.output[0] = f"{out}::fp16"
+        nodes.append(node)
+        nodes.append(helper.make_node("Cast", [node.output[0]], [out], to=TensorProto.FLOAT,
+                                      name=f"{node.name}::cast32"))
+    used = {i for n in nodes for i in n.input}
+    kept = [t for t in g.initializer if t.name in used]
+    del g.initializer[:]
+    g.initializer.extend(kept)
+    del g.node[:]
+    g.node.extend(nodes)
+    del g.value_info[:]  # types changed; the runtime infers them again
+    onnx.save(model, str(dst))
+
+
+def providers_for(device: str) -> list[str]:
+    """ONNX Runtime providers for a device: ``cpu`` keeps to the CPU even where a GPU is,
+    ``cuda`` needs ONNX Runtime's CUDA provider ([E207] when this onnxruntime lacks it),
+    ``auto`` takes CUDA when present."""
+    import onnxruntime as ort
+
+    check_choice("device", device, DEVICES)
+    has_cuda = "CUDAExecutionProvider" in ort.get_available_providers()
+    if device == "cuda" and not has_cuda:
+        raise ParameterError(msg("E207", available=ort.get_available_providers()))
+    if device == "cpu" or not has_cuda:
+        return ["CPUExecutionProvider"]
+    return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+
+
 def export_encoder(hf_dir: str | os.PathLike, layer: int, out_dir: str | os.PathLike | None = None, *,
                    quantize: str | None = None) -> Path:
     """Export the encoder of the Hugging Face directory ``hf_dir`` cut after ``layer`` to ONNX.
@@ -370,7 +435,8 @@ def export_encoder(hf_dir: str | os.PathLike, layer: int, out_dir: str | os.Path
     float32 ``(n_tokens, hidden)``. Other architectures: ``input_ids`` and ``attention_mask``
     ``(batch, seq)`` in, ``(batch, seq, hidden)`` out. Either way the states equal
     transformers' ``hidden_states[layer]``; :class:`Encoder` drives both. ``quantize``:
-    None (float32) or ``"int8"`` (dynamic quantization of the MatMul weights). Without
+    None (float32), ``"int8"`` (dynamic quantization of the MatMul weights) or ``"float16"``
+    (for GPUs: matrix products in half precision, everything else in float32). Without
     ``out_dir`` the export is cached under :func:`~xfast.models.cache.cache_dir` by content
     hash and reused.
     """
@@ -383,7 +449,8 @@ def export_encoder(hf_dir: str | os.PathLike, layer: int, out_dir: str | os.Path
     reduce_range = quantize == "int8" and not _has_vnni()
     key = content_hash(_model_files(hf_dir), extra={
         "layer": layer, "quantize": quantize, "exporter": _EXPORTER,
-        "quantizer": [_QUANTIZER, reduce_range] if quantize else None})
+        "quantizer": [_QUANTIZER, reduce_range] if quantize == "int8" else
+        ([_FLOAT16] if quantize == "float16" else None)})
     final = Path(out_dir) if out_dir is not None else cache_dir() / "encoders" / key
     meta_path = final / _META
     if meta_path.is_file() and json.loads(meta_path.read_text()).get("key") == key:
@@ -393,14 +460,17 @@ def export_encoder(hf_dir: str | os.PathLike, layer: int, out_dir: str | os.Path
             raise ModelError(msg("E414", what=f"encoder to {final}",
                                  reason="the directory exists and is not an xfast export; choose another --out"))
         shutil.rmtree(final)
-    # int8 is made from the (cached) float32 export
+    # int8 and float16 are made from the (cached) float32 export
     fp32 = export_encoder(hf_dir, layer) if quantize else None
     if not quiet():
         print(f"xfast: exporting {hf_dir.name} cut after layer {layer} to ONNX"
-              f"{' (int8)' if quantize else ''}, once; cached in {final}", file=sys.stderr)
+              f"{f' ({quantize})' if quantize else ''}, once; cached in {final}", file=sys.stderr)
     with atomic_dir(final) as tmp:
         if quantize == "int8":
             _quantize_int8(fp32 / "model.onnx", tmp / "model.onnx", reduce_range)
+            packed = json.loads((fp32 / _META).read_text())["packed"]
+        elif quantize == "float16":
+            _convert_float16(fp32 / "model.onnx", tmp / "model.onnx")
             packed = json.loads((fp32 / _META).read_text())["packed"]
         else:
             packed = _export_onnx(hf_dir, layer, tmp)
@@ -462,16 +532,23 @@ def _export_config(export: Path) -> dict:
 
 
 def _default_max_tokens(cfg: dict, run: object) -> int:
-    """Tokens per batch: 8,192 on GPU; on CPU about 6 MB of feed-forward activations."""
+    """Tokens per batch: on GPU about 1 GB of feed-forward activations (float32; 65,536
+    tokens for e5-small, 21,845 for mBERT), on CPU about 6 MB (what fits the cores' caches)."""
     session = getattr(run, "session", None)
+    width = 4 * int(cfg.get("intermediate_size") or 4 * cfg["hidden_size"])
     if session is not None and session.get_providers()[0] != "CPUExecutionProvider":
-        return 8192
-    return max(256, (6 << 20) // (4 * int(cfg.get("intermediate_size") or 4 * cfg["hidden_size"])))
+        return max(4096, min(65536, (1 << 30) // width))
+    return max(256, (6 << 20) // width)
 
 
 # ----------------------------------------------------------------------------- backends
 class _OnnxBackend:
-    def __init__(self, export: Path, threads: int | None, providers: Sequence[str] | None) -> None:
+    """ONNX Runtime on an export. ``io_binding``: feed the inputs and take the output through
+    an I/O binding (None: where the first provider is not the CPU), so that on a GPU each
+    input is copied to the device once and the output lands straight in a host array."""
+
+    def __init__(self, export: Path, threads: int | None, providers: Sequence[str] | None,
+                 io_binding: bool | None = None) -> None:
         import onnxruntime as ort
 
         so = ort.SessionOptions()
@@ -493,6 +570,9 @@ class _OnnxBackend:
             if unknown:
                 raise ParameterError(msg("E201", name="providers", options=available, value=unknown))
         self.session = ort.InferenceSession(str(export / "model.onnx"), so, providers=list(providers))
+        self.provider = self.session.get_providers()[0]
+        self.io_binding = self.provider != "CPUExecutionProvider" if io_binding is None else bool(io_binding)
+        self._output = self.session.get_outputs()[0].name
         meta = json.loads((export / _META).read_text())
         self.packed, self.offset = bool(meta.get("packed")), int(meta.get("position_offset", 0))
         self.pad_id = int(meta.get("pad_token_id") or 0)
@@ -513,7 +593,20 @@ class _OnnxBackend:
         gather[unpad] = np.arange(len(unpad))
         feed = {"input_ids": ids, "position_ids": unpad % t + self.offset,
                 "gather_idx": gather, "unpad_idx": unpad, "attention_mask": mask}
-        return self.session.run(None, {k: v for k, v in feed.items() if k in self._inputs})[0]
+        feed = {k: v for k, v in feed.items() if k in self._inputs}
+        if self.io_binding:
+            return self._bound(feed)
+        return self.session.run(None, feed)[0]
+
+    def _bound(self, feed: dict[str, np.ndarray]) -> np.ndarray:
+        """One call through an I/O binding; the output (packed: ``(n_tokens, hidden)``, its
+        shape known in advance) is written by the runtime into an array allocated here."""
+        binding = self.session.io_binding()
+        for name, value in feed.items():
+            binding.bind_cpu_input(name, np.ascontiguousarray(value))
+        binding.bind_output(self._output, "cpu")
+        self.session.run_with_iobinding(binding)
+        return binding.copy_outputs_to_cpu()[0]
 
 
 def _pad(ids: np.ndarray, lengths: np.ndarray, pad_id: int) -> tuple[np.ndarray, np.ndarray]:
@@ -550,12 +643,14 @@ class Encoder:
     ``model``: a registry name (default ``"e5-small"``, the embedded aligner), a hub id, a
     local Hugging Face directory or an xfast ONNX export. ``layer``: None takes the registry's
     layer for a registered model, an export's own, else 8. ``backend``: ``"onnx"`` (ONNX Runtime on the cached export)
-    or ``"torch"`` (transformers, the parity reference). ``quantize``: None or ``"int8"``
-    (ONNX only). ``threads``: intra-op threads (None: the runtime's default).
-    ``providers``: ONNX Runtime providers (default CUDA when present, then CPU).
+    or ``"torch"`` (transformers, the parity reference). ``quantize``: None, ``"int8"`` or
+    ``"float16"`` (ONNX only; float16 is for GPUs, on a CPU it is slow). ``threads``: intra-op
+    threads (None: the runtime's default). ``providers``: ONNX Runtime providers (default CUDA
+    when present, then CPU; :func:`providers_for` maps a device to them). ``io_binding``: see
+    ``_OnnxBackend`` (None: on for GPUs).
     ``max_tokens``: padded tokens per batch; None picks it by device: on CPU a batch whose
     feed-forward activations fit the cores' caches (1,024 tokens for e5-small, 512 for mBERT;
-    measured 24% faster than 8,192 on e5-small), on GPU 8,192. ``window``: longest pass in subwords, special
+    measured 24% faster than 8,192 on e5-small), on GPU about 1 GB of activations. ``window``: longest pass in subwords, special
     tokens included (None: the model's limit); longer sentences are encoded in windows
     overlapping by half and counted in ``stats["windowed"]``. ``truncate=True`` instead keeps
     only the subwords of the first pass, as the paper's code does (docs/compat.md): later
@@ -571,7 +666,7 @@ class Encoder:
                  quantize: str | None = None, threads: int | None = None,
                  providers: Sequence[str] | None = None, max_tokens: int | None = None,
                  window: int | None = None, truncate: bool = False,
-                 word_cache: int = 1 << 20) -> None:
+                 word_cache: int = 1 << 20, io_binding: bool | None = None) -> None:
         check_choice("backend", backend, _BACKENDS)
         check_choice("quantize", quantize, _QUANTIZE)
         if quantize and backend != "onnx":
@@ -591,11 +686,12 @@ class Encoder:
         self.pad_id = int(cfg.get("pad_token_id") or 0)
         if backend == "onnx":
             export = export or export_encoder(self.model_dir, self.layer, quantize=quantize)
-            self._run = _OnnxBackend(export, threads, providers)
+            self._run = _OnnxBackend(export, threads, providers, io_binding)
             self.tokenizer = load_tokenizer(export)
         else:
             self._run = _TorchBackend(self.model_dir, self.layer, threads, self.pad_id)
             self.tokenizer = load_tokenizer(self.model_dir)
+        self.provider = getattr(self._run, "provider", "torch")  # where the model runs
         if max_tokens is None:
             self.max_tokens = _default_max_tokens(cfg, self._run)
         self._prefix, self._suffix = self._specials()

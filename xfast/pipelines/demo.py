@@ -33,6 +33,7 @@ def paper_f1() -> dict:
 
 
 def demo(*, quantize: str | None = None, limit: int | None = None, out_dir: str | Path | None = None,
+         device: str = "auto",
          progress: bool = True) -> dict:
     """Run the demo; return ``{"results": [...], "timings": {...}, "qa": {...}}``."""
     from xfast.aligner import Aligner
@@ -42,7 +43,9 @@ def demo(*, quantize: str | None = None, limit: int | None = None, out_dir: str 
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise ParameterError(msg("E202", name="limit", expected="an int >= 1 (sentences to run on)", value=limit))
     t0 = time.perf_counter()
-    aligner = Aligner("e5-small", quantize=quantize)
+    from xfast.models.encoder import providers_for
+
+    aligner = Aligner("e5-small", quantize=quantize, providers=providers_for(device))
     load = time.perf_counter() - t0
     with tempfile.TemporaryDirectory(prefix="xfast-demo-") as tmp:
         files = {lang: _data(f"europarl/{lang}.conll") for lang in ("en", *DEMO_LANGS)}
@@ -61,11 +64,11 @@ def demo(*, quantize: str | None = None, limit: int | None = None, out_dir: str 
 
 
 def run_demo(*, json_out: bool = False, quantize: str | None = None, limit: int | None = None,
-             quiet: bool = False) -> int:
+             quiet: bool = False, device: str = "auto") -> int:
     """The ``xfast demo`` command: print the table (or one JSON object); return the exit code."""
     from xfast.report import format_table
 
-    res = demo(quantize=quantize, limit=limit, progress=not (json_out or quiet))
+    res = demo(quantize=quantize, limit=limit, progress=not (json_out or quiet), device=device)
     failed = res["qa"]["sentences"]["failed"]
     if json_out:
         print(json.dumps(res))

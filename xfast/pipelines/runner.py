@@ -327,14 +327,10 @@ class Models:
         return self._loaded[key]
 
     def _providers(self) -> list[str]:
-        """ONNX Runtime providers for ``--device``: cpu keeps to the CPU even where a GPU is;
-        auto takes CUDA when this onnxruntime has it."""
-        device = self.options.device
-        if device == "auto":
-            import onnxruntime as ort
+        """ONNX Runtime providers for ``--device`` (:func:`~xfast.models.encoder.providers_for`)."""
+        from xfast.models.encoder import providers_for
 
-            device = "cuda" if "CUDAExecutionProvider" in ort.get_available_providers() else "cpu"
-        return ["CUDAExecutionProvider", "CPUExecutionProvider"] if device == "cuda" else ["CPUExecutionProvider"]
+        return providers_for(self.options.device)
 
     def translator(self, spec):
         """A :class:`~xfast.models.translator.Translator`."""
@@ -690,7 +686,8 @@ def add_projection_arguments(p: argparse.ArgumentParser) -> None:
                    help="aligner layer whose states are compared (default: the registry's for the model, else 8)")
     p.add_argument("--token-type", default="bpe", choices=["bpe", "word"],
                    help="align subwords (bpe) or subword-averaged words")
-    p.add_argument("--quantize", choices=["int8"], default=None, help="int8 aligner encoder")
+    p.add_argument("--quantize", choices=["int8", "float16"], default=None,
+                   help="aligner encoder: int8 (CPU) or float16 (GPU)")
     p.add_argument("--length-ratio", type=float, default=0.8,
                    help="heuristic: keep a span longer than this share of its entity")
     p.add_argument("--merge-distance", type=int, default=1, help="heuristic: merge spans this close (0: never)")
