@@ -14,9 +14,8 @@ from pathlib import Path
 
 from xfast.pipelines.ray_engine import RaySettings
 from xfast.pipelines.runner import (ModelOptions, add_common_arguments, default_ignore, describe, describe_model,
-                                    file_sha256,
-                                    map_label_set, metrics_row, options_of, ray_settings_of, print_result, start_run, versions,
-                                    write_json, write_labels)
+                                    file_sha256, map_label_set, metrics_row, options_of, print_result,
+                                    ray_settings_of, start_run, versions, write_json, write_labels)
 from xfast.pipelines.stages import receiving_ner
 from xfast.report import write_metrics_csv
 
@@ -35,7 +34,7 @@ def model_transfer(input: str | Path, lang: str, out_dir: str | Path, *, ner_mod
     sentences at the model's limit as the reference does (docs/translation.md). ``label_set``: types kept
     in the output (default: the gold data's); ``ignore``: types scored as O (default: DATE for
     MasakhaNER). ``overwrite`` replaces another run's outputs in ``out_dir`` (else that is an
-    error). Returns ``{"results", "timings", "qa", "outputs"}``; ``results`` holds one metrics
+    error). ``ray``: the tagger's missing shards are worked on a Ray cluster (docs/ray.md). Returns ``{"results", "timings", "qa", "outputs"}``; ``results`` holds one metrics
     row when the input has gold labels.
     """
     t0 = time.perf_counter()

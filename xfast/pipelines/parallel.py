@@ -50,7 +50,7 @@ def project_parallel(labeled: str | Path, receiving: dict[str, str | Path], out_
                      label_set: set[str] | None = None, ignore: tuple[str, ...] = (),
                      progress: bool = True, overwrite: bool = False,
                      overlap: bool = True, output_format: str = "conll", engine: str = "local",
-                     ray: RaySettings | None = None) -> dict:
+                     ray: RaySettings | None = None, device: str = "auto") -> dict:
     """Project the labeled side's entities onto every receiving side with every method.
 
     ``receiving`` maps a name (e.g. a language code) to a file; ``candidates`` maps names to
@@ -60,12 +60,16 @@ def project_parallel(labeled: str | Path, receiving: dict[str, str | Path], out_
     sentences go through the stages together; ``shard_size`` (a multiple of it, default 16
     batches) is the unit a killed run resumes from. ``overwrite`` replaces another run's
     outputs in ``out_dir`` (else that is an error). ``overlap=False`` runs the encoder and
-    the host stages one after the other (same outputs). ``output_format``: ``"conll"`` or
+    the host stages one after the other (same outputs). ``device``: where an aligner made from
+    keyword arguments runs (``cpu``, ``cuda``, ``auto``; under Ray each actor resolves it on
+    its own node). ``output_format``: ``"conll"`` or
     ``"parquet"`` (``tokens`` and ``ner_tags`` columns). ``engine="ray"`` works the shards on a
     Ray cluster (:class:`~xfast.pipelines.ray_engine.RaySettings`; same outputs, byte for byte).
     Returns ``{"results": [metrics rows], "timings": {...}, "qa": {...}, "outputs": {...},
     "run": {...}}``; metrics rows exist for receiving sides with gold labels.
     """
+    import time
+
     from tqdm.auto import tqdm
 
     from xfast.evaluate import ScoreCounts
@@ -73,6 +77,7 @@ def project_parallel(labeled: str | Path, receiving: dict[str, str | Path], out_
     from xfast.pipelines import stages
     from xfast.pipelines.run import RunDir, run_key
 
+    t_start = time.perf_counter()
     cfg = config or ProjectionConfig()
     stages.methods_valid(methods)
     check_choice("output_format", output_format, OUTPUT_FORMATS)
@@ -114,9 +119,13 @@ def project_parallel(labeled: str | Path, receiving: dict[str, str | Path], out_
         with report.stage("load aligner"):
             from xfast.aligner import Aligner
 
+            from xfast.models.encoder import providers_for
+
             kwargs = dict(aligner or {})
             if engine == "ray":  # the driver only needs the model's identity: keep it off the GPUs
-                kwargs.setdefault("providers", ["CPUExecutionProvider"])
+                kwargs["providers"] = ["CPUExecutionProvider"]
+            else:
+                kwargs.setdefault("providers", providers_for(device))
             aligner = Aligner(**kwargs)
     from xfast.pipelines.cache import model_fingerprint
 
@@ -172,7 +181,7 @@ def project_parallel(labeled: str | Path, receiving: dict[str, str | Path], out_
             n_shards = _run_local(plan, aligner, read(), types, report, counts, has_gold, ignore, commit, done,
                                   shard_size, overlap, bar)
         else:
-            n_shards = _run_ray(plan, aligner, read(), types, report, counts, has_gold, ignore, commit, done,
+            n_shards = _run_ray(plan, {**aligner.settings, "device": device}, read(), types, report, counts, has_gold, ignore, commit, done,
                                 shard_size, batch_size, overlap, rundir, ray, run, bar)
         bar.n = bar.total  # windows and empty sentences make the encoder's count approximate
         bar.refresh()
@@ -194,11 +203,20 @@ def project_parallel(labeled: str | Path, receiving: dict[str, str | Path], out_
         write_json(out / "qa.json", qa)
         write_json(out / "manifest.json", {
             "command": "project", "run_key": key, "inputs": inputs,
-            "aligner": {**aligner.settings, "model_dir": str(aligner.encoder.model_dir)},
+            "aligner": {**aligner.settings, "model_dir": str(aligner.encoder.model_dir),
+                        "provider": run.get("ray", {}).get("provider", aligner.encoder.provider),
+                        "dtype": aligner.settings["quantize"] or "float32"},
             **settings, "versions": versions(), "outputs": {k: v.name for k, v in outputs.items()}})
     cache = aligner.encoder.word_cache
+    wall = time.perf_counter() - t_start
+    if engine == "local":
+        busy = report.timings.get("encode", 0.0) / max(wall, 1e-9)
+    else:
+        r = run["ray"]
+        busy = run.get("worker_timings_s", {}).get("encode", 0.0) / max(r.get("map_s", 0.0) * r["actors"], 1e-9)
     run.update({"timings_s": {k: round(v, 3) for k, v in report.timings.items()}, "resumed_shards": done,
-                "shards": n_shards, "overlap": overlap})
+                "shards": n_shards, "overlap": overlap, "wall_s": round(wall, 3),
+                "model_busy_share": round(min(1.0, busy), 4)})
     if engine == "local":  # under Ray the encoder ran in the actors
         run["encoder_batches"] = aligner.encoder.stats["batches"]
         run["word_cache"] = {"hits": int(cache.hits), "misses": int(cache.misses),
@@ -349,13 +367,15 @@ def _run_local(plan: _Plan, aligner, rows, types, report, counts, has_gold, igno
     return shard["index"]
 
 
-def _run_ray(plan: _Plan, aligner, rows, types, report, counts, has_gold, ignore, commit, done: int,
+def _run_ray(plan: _Plan, aligner: dict, rows, types, report, counts, has_gold, ignore, commit, done: int,
              shard_size: int, batch_size: int, overlap: bool, rundir, settings: RaySettings, run: dict,
              bar) -> int:
     """The pending shards' inputs written into the run folder, then worked by
     :class:`ShardProjector` actors on Ray; results committed in shard order, as the local
-    engine commits them. Returns the number of shards."""
+    engine commits them. ``aligner``: the actors' Aligner arguments and ``device``. Returns the
+    number of shards."""
     import pickle
+    import time
 
     from xfast.pipelines import ray_engine
 
@@ -375,9 +395,10 @@ def _run_ray(plan: _Plan, aligner, rows, types, report, counts, has_gold, ignore
     actors, cpus, gpus = ray_engine.pool_size(settings, cluster)
     run["ray"] = {**cluster, "actors": min(actors, max(1, len(tasks))), "cpus_per_actor": cpus,
                   "gpus_per_actor": gpus}
-    kwargs = {"aligner": dict(aligner.settings), "plan": plan,
+    kwargs = {"aligner": aligner, "plan": plan,
               "batch_size": batch_size, "overlap": overlap}
     worker_timings: dict[str, float] = {}
+    t_map, t_wall = time.perf_counter(), time.time()
     try:
         for item in ray_engine.map_shards(tasks, ShardProjector, kwargs, settings, cluster):
             with report.stage("merge"):
@@ -389,10 +410,15 @@ def _run_ray(plan: _Plan, aligner, rows, types, report, counts, has_gold, ignore
                         counts[(name, m)].add(gold, pred, off, res["names"], ignore=ignore)
                 for k, v in res["timings"].items():
                     worker_timings[k] = worker_timings.get(k, 0.0) + v
+                run["ray"].setdefault("shard_wall_s", []).append(round(res["wall_s"], 3))
+                run["ray"]["provider"] = res["provider"]
+                ready = round(res["ready_at"] - t_wall, 3)  # the pool's first actor ready, from the job's start
+                run["ray"]["actor_ready_s"] = min(run["ray"].get("actor_ready_s", ready), ready)
             commit(int(item["shard"]), res["parts"])
             rundir.drop_input(int(item["shard"]))
             bar.update(res["qa"]["sentences"]["in"])
     finally:
+        run["ray"]["map_s"] = round(time.perf_counter() - t_map, 3)
         ray_engine.shutdown(cluster)
     run["worker_timings_s"] = {k: round(v, 3) for k, v in worker_timings.items()}
     return index
@@ -429,9 +455,14 @@ class ShardProjector:
 
         from xfast.aligner import Aligner
 
+        from xfast.models.encoder import providers_for
+
         t = time.perf_counter()
-        self.aligner = Aligner(**aligner)
+        kwargs = dict(aligner)
+        kwargs["providers"] = providers_for(kwargs.pop("device"))  # this node's runtime decides
+        self.aligner = Aligner(**kwargs)
         self.load_s = time.perf_counter() - t  # reported with the first shard
+        self.ready_at = time.time()  # when this actor could take work (wall clock, for the driver)
         self.plan, self.batch_size, self.overlap = plan, batch_size, overlap
 
     def __call__(self, batch: dict) -> dict:
@@ -445,7 +476,11 @@ class ShardProjector:
     def shard(self, path: str, start: int) -> dict:
         """Project the shard whose input is ``path`` (its first sentence is number ``start`` of
         the corpus): its output chunks, the codes to score, and its counts."""
+        import time
+
         import numpy as np
+
+        t0 = time.perf_counter()
 
         from xfast.io.columns import LabelTypes, TokenColumns
         from xfast.pipelines.engine import overlapped
@@ -475,7 +510,9 @@ class ShardProjector:
         overlapped(rows, work.prepare, work.model, host, report=report, overlap=self.overlap, model_stage="encode")
         report.encoder = dict(work.enc_counts)
         return {"parts": parts, "qa": report.state(), "has_gold": work.has_gold, "names": types.names,
-                "scored": {k: _concat_scored(v) for k, v in scored.items()}, "timings": dict(report.timings)}
+                "scored": {k: _concat_scored(v) for k, v in scored.items()}, "timings": dict(report.timings),
+                "wall_s": time.perf_counter() - t0, "ready_at": self.ready_at,
+                "provider": self.aligner.encoder.provider}
 
 
 def _concat_scored(batches: list) -> tuple:
@@ -542,7 +579,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="alignment extraction (SimAlign itermax/inter/fwd/rev/mwmf, AWESoME softmax)")
     p.add_argument("--token-type", default="bpe", choices=["bpe", "word"],
                    help="align subwords (bpe) or subword-averaged words")
-    p.add_argument("--quantize", choices=["int8"], default=None, help="run the int8 encoder")
+    p.add_argument("--quantize", choices=["int8", "float16"], default=None,
+                   help="run the int8 encoder (CPU) or the float16 one (GPU)")
+    p.add_argument("--device", choices=["cpu", "cuda", "auto"], default="auto",
+                   help="where the encoder runs (auto: CUDA when ONNX Runtime has it)")
     p.add_argument("--threads", type=int, default=None, help="encoder threads (default: the runtime's)")
     p.add_argument("--batch-size", type=int, default=512, help="sentences per batch through the stages")
     p.add_argument("--shard-size", type=int, default=None,
@@ -583,7 +623,8 @@ def main(args: argparse.Namespace) -> int:
                            write_alignments=args.write_alignments,
                            label_set=set(args.label_set) if args.label_set else None,
                            ignore=tuple(args.ignore), progress=not args.quiet,
-                           output_format=args.output_format, engine=args.engine, ray=ray_settings_of(args))
+                           output_format=args.output_format, engine=args.engine, ray=ray_settings_of(args),
+                           device=args.device)
     if args.json:
         print(json.dumps({k: res[k] for k in ("results", "timings", "qa", "outputs")}))
     else:

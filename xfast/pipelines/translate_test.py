@@ -24,9 +24,8 @@ from xfast.errors import ParameterError, msg
 from xfast.pipelines.ray_engine import RaySettings
 from xfast.pipelines.runner import (MODES, ModelOptions, ProjectionConfig, add_common_arguments,
                                     add_projection_arguments, check_methods, config_of, default_ignore, describe,
-                                    describe_model,
-                                    file_sha256, map_label_set, metrics_row, options_of, ray_settings_of, print_result, start_run,
-                                    versions, words_key, write_json, write_labels)
+                                    describe_model, file_sha256, map_label_set, metrics_row, options_of, print_result,
+                                    ray_settings_of, start_run, versions, words_key, write_json, write_labels)
 from xfast.pipelines.stages import (align_stage, backtranslate_stage, english_ner_stage, fail_empty,
                                     project_variants, receiving_ner, translate_stage)
 from xfast.report import write_metrics_csv
@@ -53,8 +52,10 @@ def translate_test(input: str | Path, lang: str, out_dir: str | Path, *, modes: 
     the given Aligner's method, else ``itermax``; ``softmax`` is AWESoME). ``baseline`` adds the
     model-transfer row. ``label_set``: types kept in outputs (default: the gold data's);
     ``ignore``: types scored as O (default: DATE for MasakhaNER). ``overwrite`` replaces another
-    run's outputs in ``out_dir`` (else that is an error). Returns ``{"results", "timings", "qa",
-    "outputs"}``; ``results`` holds one metrics row per variant when the input has gold labels.
+    run's outputs in ``out_dir`` (else that is an error). ``ray``: the model stages' missing
+    shards are worked on a Ray cluster (docs/ray.md; same outputs). Returns ``{"results",
+    "timings", "qa", "outputs"}``; ``results`` holds one metrics row per variant when the input
+    has gold labels.
     """
     from xfast.models.flores import flores_code
     from xfast.text import detokenize

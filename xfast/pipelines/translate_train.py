@@ -27,8 +27,8 @@ from pathlib import Path
 from xfast.errors import DataError, ParameterError, check_choice, msg
 from xfast.pipelines.ray_engine import RaySettings
 from xfast.pipelines.runner import (ModelOptions, ProjectionConfig, add_common_arguments, add_projection_arguments,
-                                    check_methods, config_of, describe_model, file_sha256, map_label_set, options_of, ray_settings_of, start_run,
-                                    versions, words_key, write_json, write_labels)
+                                    check_methods, config_of, describe_model, file_sha256, map_label_set, options_of,
+                                    ray_settings_of, start_run, versions, words_key, write_json, write_labels)
 from xfast.pipelines.stages import align_stage, backtranslate_stage, fail_empty, project_variants, translate_stage
 
 __all__ = ["TRAIN_MODES", "translate_train", "entity_ratio", "add_arguments", "main"]
@@ -58,6 +58,7 @@ def translate_train(input: str | Path, langs: tuple[str, ...] | list[str], out_d
                     ray: RaySettings | None = None) -> dict:
     """Translate labeled English data into each of ``langs`` and label it (see the module doc).
     ``overwrite`` replaces another run's outputs in ``out_dir`` (else that is an error).
+    ``ray``: the model stages' missing shards are worked on a Ray cluster (docs/ray.md).
     Languages NLLB-200 does not cover are skipped and listed in QA (``skipped_languages``);
     only when none is covered is that an error [E402].
 
