@@ -74,6 +74,10 @@ PARQUET = ["pyarrow>=14"]
 # --engine ray: Ray Data (brings pyarrow); pinned to the tested minor release (2.61 drops the
 # map_batches arguments that cap actor restarts)
 RAY = ["ray[data]>=2.60,<2.61"]
+# the float16 encoder export (any machine); the GPU runtime (onnxruntime-gpu installs the same
+# module as onnxruntime: README says how to switch)
+FP16 = ["onnxconverter-common>=1.14"]
+GPU = ["onnxruntime-gpu>=1.18", *FP16]
 
 setup(
     name="xfast",
@@ -113,7 +117,9 @@ setup(
         # Parquet input and output (the Hugging Face datasets layout)
         "parquet": PARQUET,
         "ray": RAY,
+        "gpu": GPU,
         "test": [
+            *FP16,
             *SERVE,
             *PARQUET,
             *RAY,

@@ -216,3 +216,13 @@ def mini_e5(out: Path, *, hidden: int = 16, seed: int = 0) -> Path:
         for name in ("tokenizer.json", "tokenizer_config.json"):
             shutil.copy(src / name, tmp / name)
     return out
+
+
+def mbert_shape(out: Path) -> Path:
+    """A BERT at mBERT's shape (12 layers, 768 wide, 119,547 subwords), random weights, with a
+    WordPiece vocabulary built from the Europarl-NER sentences (``bench_encoder``'s recipe)."""
+    from bench_encoder import _mbert_like, _sentences
+
+    if (Path(out) / "config.json").is_file():
+        return Path(out)
+    return _mbert_like(Path(out), _sentences())
