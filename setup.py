@@ -74,10 +74,8 @@ PARQUET = ["pyarrow>=14"]
 # --engine ray: Ray Data (brings pyarrow); pinned to the tested minor release (2.61 drops the
 # map_batches arguments that cap actor restarts)
 RAY = ["ray[data]>=2.60,<2.61"]
-# the float16 encoder export (any machine); the GPU runtime (onnxruntime-gpu installs the same
-# module as onnxruntime: README says how to switch)
-FP16 = ["onnxconverter-common>=1.14"]
-GPU = ["onnxruntime-gpu>=1.18", *FP16]
+# the GPU runtime (onnxruntime-gpu installs the same module as onnxruntime: README says how to switch)
+GPU = ["onnxruntime-gpu>=1.18"]
 
 setup(
     name="xfast",
@@ -119,7 +117,6 @@ setup(
         "ray": RAY,
         "gpu": GPU,
         "test": [
-            *FP16,
             *SERVE,
             *PARQUET,
             *RAY,

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The GPU path measured in one command (issue 15): a fresh virtualenv with xfast's GPU extra,
-# the build, then benchmarks/bench_gpu.py. On a machine without a GPU it says so and runs the
-# CPU parts. Usage: bash benchmarks/gpu.sh   (XFAST_GPU_VENV: where the virtualenv goes;
+# The GPU path measured in one command (issue 15): a fresh virtualenv with xfast's GPU extra
+# (pip builds the kernels), then benchmarks/bench_gpu.py. On a machine without a GPU it says so
+# and runs the CPU parts. Usage: bash benchmarks/gpu.sh   (XFAST_GPU_VENV: where the virtualenv goes;
 # XFAST_GPU_PAIRS / XFAST_CPU_PAIRS: pairs for the end-to-end runs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,14 +20,13 @@ python3 -m venv "$venv"
 . "$venv/bin/activate"
 pip install -q torch==2.13.0   # the pinned CPU build; it only exports models here
 if [ "$gpu" = 1 ]; then
-  pip install -q -e ".[gpu,test]"
+  pip install -q -e ".[gpu]" pytest
   # onnxruntime and onnxruntime-gpu install the same module: keep only the GPU one
   pip uninstall -q -y onnxruntime
   pip install -q --force-reinstall --no-deps "$(pip show onnxruntime-gpu | awk '/^Version/ {print "onnxruntime-gpu==" $2}')"
 else
-  pip install -q -e ".[test]"   # the CPU runtime, and the float16 converter
+  pip install -q -e . pytest   # the CPU runtime
 fi
-python setup.py -q build_ext --inplace
 echo "gpu.sh: environment ready in $(( $(date +%s) - start )) s"
 export OMP_WAIT_POLICY=PASSIVE HF_HUB_OFFLINE=${HF_HUB_OFFLINE:-1}
 python benchmarks/bench_gpu.py
