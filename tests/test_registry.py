@@ -102,8 +102,10 @@ def test_cmd_export_encoder(monkeypatch, tmp_path, capsys):
     assert commands.cmd_export(str(src), "encoder", 2, str(tmp_path / "enc"), None) == 0
     out = capsys.readouterr().out.strip()
     assert out == str(tmp_path / "enc") and (tmp_path / "enc" / "model.onnx").is_file()
+    assert commands.cmd_export(str(src), "encoder", 2, str(tmp_path / "enc16"), "float16") == 0  # for GPUs
+    assert json.loads((tmp_path / "enc16" / "xfast-encoder.json").read_text())["quantize"] == "float16"
     with pytest.raises(ParameterError, match=r"\[E201\].*quantize"):
-        commands.cmd_export(str(src), "encoder", 2, None, "float16")
+        commands.cmd_export(str(src), "encoder", 2, None, "int4")
     with pytest.raises(ParameterError, match=r"\[E201\].*kind"):
         commands.cmd_export(str(src), "aligner", 2, None, None)
 
