@@ -76,9 +76,9 @@ def _serve(args: argparse.Namespace) -> int:
             raise ParameterError(msg("E202", name="--" + name.replace("_", "-"), expected="a number > 0",
                                      value=getattr(args, name)))
     from xfast.models.encoder import providers_for
+    from xfast.pipelines.runner import aligner_kwargs_of
 
-    aligner = dict(model=args.aligner, layer=args.layer, method=args.align_method, quantize=args.quantize,
-                   threads=args.threads, providers=providers_for(args.device))
+    aligner = dict(aligner_kwargs_of(args), providers=providers_for(args.device))
     settings = ServeSettings(max_wait_ms=args.max_wait_ms, max_batch_tokens=args.max_batch_tokens,
                              max_queue=args.max_queue, max_request_bytes=args.max_request_bytes,
                              methods=tuple(args.methods), aligner=aligner)
@@ -153,6 +153,9 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
+    from xfast.pipelines.runner import add_device_argument, add_encoder_arguments
+    from xfast.serve.projector import SERVE_METHODS
+
     p = _Parser(
         prog="xfast",
         description="High-throughput annotation projection for cross-lingual NER.",
@@ -165,8 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     d.add_argument("--quantize", choices=["int8", "float16"], default=None,
                    help="use the int8 encoder (CPU) or the float16 one (GPU)")
-    d.add_argument("--device", choices=["cpu", "cuda", "auto"], default="auto",
-                   help="where the encoder runs (auto: CUDA when ONNX Runtime has it)")
+    add_device_argument(d, default="auto", where="where the encoder runs")
     d.add_argument("--limit", type=int, default=None, help="only the first N sentences (default: all 799)")
     d.add_argument("--quiet", action="store_true", help="no progress bars or notices, only the result")
     d.set_defaults(func=_demo)
@@ -201,17 +203,9 @@ def build_parser() -> argparse.ArgumentParser:
                         epilog="example: xfast serve --port 8080 --aligner e5-small --max-wait-ms 5")
     sv.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1: this machine only)")
     sv.add_argument("--port", type=int, default=8080, help="port (0: any free one, printed at start)")
-    sv.add_argument("--aligner", default="e5-small", help="registry name, local HF directory or ONNX export")
-    sv.add_argument("--layer", type=int, default=None, help="encoder layer (default: the registry's, else 8)")
-    sv.add_argument("--align-method", default="itermax", choices=["itermax", "inter", "fwd", "rev", "mwmf", "softmax"],
-                    help="alignment extraction")
-    sv.add_argument("--quantize", choices=["int8", "float16"], default=None,
-                    help="run the int8 encoder (CPU) or the float16 one (GPU)")
-    sv.add_argument("--device", choices=["cpu", "cuda", "auto"], default="auto",
-                    help="where the encoder runs (auto: CUDA when ONNX Runtime has it)")
-    sv.add_argument("--threads", type=int, default=None, help="encoder threads (default: the runtime's)")
-    sv.add_argument("--methods", nargs="+", default=["heuristic", "ngram-greedy", "ngram-bipartite"],
-                    choices=["heuristic", "ngram-greedy", "ngram-bipartite"], help="projection methods offered")
+    add_encoder_arguments(sv)
+    sv.add_argument("--methods", nargs="+", default=list(SERVE_METHODS), choices=SERVE_METHODS,
+                    help="projection methods offered")
     sv.add_argument("--max-wait-ms", type=float, default=5.0,
                     help="longest a request waits for others being received at the same moment to share "
                          "its encoder call (a lone request goes at once)")

@@ -118,7 +118,6 @@ def project_parallel(labeled: str | Path, receiving: dict[str, str | Path], out_
     if aligner is None or isinstance(aligner, dict):  # made after the inputs are checked
         with report.stage("load aligner"):
             from xfast.aligner import Aligner
-
             from xfast.models.encoder import providers_for
 
             kwargs = dict(aligner or {})
@@ -181,7 +180,8 @@ def project_parallel(labeled: str | Path, receiving: dict[str, str | Path], out_
             n_shards = _run_local(plan, aligner, read(), types, report, counts, has_gold, ignore, commit, done,
                                   shard_size, overlap, bar)
         else:
-            n_shards = _run_ray(plan, {**aligner.settings, "device": device}, read(), types, report, counts, has_gold, ignore, commit, done,
+            actors = {**aligner.settings, "device": device}
+            n_shards = _run_ray(plan, actors, read(), types, report, counts, has_gold, ignore, commit, done,
                                 shard_size, batch_size, overlap, rundir, ray, run, bar)
         bar.n = bar.total  # windows and empty sentences make the encoder's count approximate
         bar.refresh()
@@ -242,10 +242,14 @@ class _Plan:
 
     def join(self, key: str, chunks: list[bytes]) -> bytes:
         """One shard's part of output ``key`` from its batches' chunks."""
-        if self.output_format == "parquet" and not key.endswith("/alignment"):
-            from xfast.io.parquet import join_parquet
+        if self.output_format == "parquet" and not key.endswith("/alignment") and len(chunks) > 1:
+            import io
 
-            return join_parquet(chunks)
+            from xfast.io.parquet import append_parquet
+
+            buf = io.BytesIO()
+            append_parquet(chunks, buf)
+            return buf.getvalue()
         return b"".join(chunks)
 
 
@@ -395,8 +399,7 @@ def _run_ray(plan: _Plan, aligner: dict, rows, types, report, counts, has_gold, 
     actors, cpus, gpus = ray_engine.pool_size(settings, cluster)
     run["ray"] = {**cluster, "actors": min(actors, max(1, len(tasks))), "cpus_per_actor": cpus,
                   "gpus_per_actor": gpus}
-    kwargs = {"aligner": aligner, "plan": plan,
-              "batch_size": batch_size, "overlap": overlap}
+    kwargs = {"aligner": aligner, "plan": plan, "batch_size": batch_size, "overlap": overlap}
     worker_timings: dict[str, float] = {}
     t_map, t_wall = time.perf_counter(), time.time()
     try:
@@ -405,8 +408,8 @@ def _run_ray(plan: _Plan, aligner: dict, rows, types, report, counts, has_gold, 
                 res = pickle.loads(item["result"])
                 report.merge(res["qa"])
                 has_gold.update({k: False for k, g in res["has_gold"].items() if not g})
-                for (name, m), (gold, pred, off) in res["scored"].items():
-                    if has_gold[name]:
+                for (name, m), batches in res["scored"].items():  # batch by batch, as the local engine
+                    for gold, pred, off in batches if has_gold[name] else ():
                         counts[(name, m)].add(gold, pred, off, res["names"], ignore=ignore)
                 for k, v in res["timings"].items():
                     worker_timings[k] = worker_timings.get(k, 0.0) + v
@@ -454,7 +457,6 @@ class ShardProjector:
         import time
 
         from xfast.aligner import Aligner
-
         from xfast.models.encoder import providers_for
 
         t = time.perf_counter()
@@ -480,11 +482,10 @@ class ShardProjector:
 
         import numpy as np
 
-        t0 = time.perf_counter()
-
         from xfast.io.columns import LabelTypes, TokenColumns
         from xfast.pipelines.engine import overlapped
 
+        t0 = time.perf_counter()
         with np.load(path, allow_pickle=False) as z:
             types = LabelTypes(z["names"].tolist())
             sides = []
@@ -510,22 +511,9 @@ class ShardProjector:
         overlapped(rows, work.prepare, work.model, host, report=report, overlap=self.overlap, model_stage="encode")
         report.encoder = dict(work.enc_counts)
         return {"parts": parts, "qa": report.state(), "has_gold": work.has_gold, "names": types.names,
-                "scored": {k: _concat_scored(v) for k, v in scored.items()}, "timings": dict(report.timings),
+                "scored": scored, "timings": dict(report.timings),
                 "wall_s": time.perf_counter() - t0, "ready_at": self.ready_at,
                 "provider": self.aligner.encoder.provider}
-
-
-def _concat_scored(batches: list) -> tuple:
-    """The gold codes, predicted codes and sentence offsets of several batches as one batch."""
-    import numpy as np
-
-    gold = np.concatenate([b[0] for b in batches])
-    pred = np.concatenate([b[1] for b in batches])
-    offs, base = [np.zeros(1, np.int64)], 0
-    for b in batches:
-        offs.append(np.asarray(b[2][1:], np.int64) + base)
-        base += int(b[2][-1])
-    return gold, pred, np.concatenate(offs)
 
 
 def _pharaoh(aligner, lab_sub, lab_states, rec_sub, rec_states, aln) -> bytes:
@@ -557,8 +545,7 @@ def _named(items: list[str], what: str) -> dict[str, str]:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The ``xfast project`` options."""
-    from xfast.aligner import METHODS as ALIGN_METHODS
-    from xfast.pipelines.runner import PROJECTION_METHODS, add_engine_arguments
+    from xfast.pipelines.runner import PROJECTION_METHODS, add_encoder_arguments, add_engine_arguments
 
     p.formatter_class = argparse.ArgumentDefaultsHelpFormatter
     p.epilog = ("example: xfast project --labeled en.conll --receiving de=de.conll es=es.txt "
@@ -572,18 +559,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="projection methods, each written to NAME.METHOD.conll")
     p.add_argument("--candidates", nargs="*", default=[], metavar="[NAME=]PATH",
                    help="CoNLL files with NER entities of the receiving sides (ner-* methods)")
-    p.add_argument("--aligner", default="e5-small", help="registry name or local Hugging Face directory")
-    p.add_argument("--layer", type=int, default=None,
-                   help="encoder layer whose states are compared (default: the registry's for the model, else 8)")
-    p.add_argument("--align-method", default="itermax", choices=ALIGN_METHODS,
-                   help="alignment extraction (SimAlign itermax/inter/fwd/rev/mwmf, AWESoME softmax)")
+    add_encoder_arguments(p)
     p.add_argument("--token-type", default="bpe", choices=["bpe", "word"],
                    help="align subwords (bpe) or subword-averaged words")
-    p.add_argument("--quantize", choices=["int8", "float16"], default=None,
-                   help="run the int8 encoder (CPU) or the float16 one (GPU)")
-    p.add_argument("--device", choices=["cpu", "cuda", "auto"], default="auto",
-                   help="where the encoder runs (auto: CUDA when ONNX Runtime has it)")
-    p.add_argument("--threads", type=int, default=None, help="encoder threads (default: the runtime's)")
     p.add_argument("--batch-size", type=int, default=512, help="sentences per batch through the stages")
     p.add_argument("--shard-size", type=int, default=None,
                    help="sentences per output shard, the unit a killed run resumes from "
@@ -609,11 +587,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """Run ``xfast project``; 1 when some sentences failed, else 0."""
-    from xfast.pipelines.runner import ray_settings_of
+    from xfast.pipelines.runner import aligner_kwargs_of, ray_settings_of
     from xfast.report import format_table
 
-    aligner = dict(model=args.aligner, layer=args.layer, method=args.align_method, token_type=args.token_type,
-                   quantize=args.quantize, threads=args.threads, compat=args.compat)
+    aligner = dict(aligner_kwargs_of(args), token_type=args.token_type, compat=args.compat)
     cfg = ProjectionConfig(length_ratio=args.length_ratio, merge_distance=args.merge_distance,
                            min_words=args.min_words, max_words=args.max_words, compat=args.compat)
     res = project_parallel(args.labeled, _named(args.receiving, "receiving"), args.out, aligner=aligner,

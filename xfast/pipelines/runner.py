@@ -34,7 +34,8 @@ __all__ = ["PROJECTION_METHODS", "ProjectionConfig", "RunReport", "project_batch
            "file_sha256", "write_json", "chunks", "versions", "ModelOptions", "Models", "Run", "start_run",
            "read_test_set", "words_key", "label_set_of", "default_ignore", "describe", "metrics_row",
            "write_labels", "add_common_arguments", "add_projection_arguments", "options_of", "config_of",
-           "print_result", "check_methods", "MODES", "ALIGN_METHODS"]
+           "print_result", "check_methods", "MODES", "ALIGN_METHODS", "add_device_argument",
+           "add_encoder_arguments", "aligner_kwargs_of"]
 
 PROJECTION_METHODS = ("heuristic", "ngram-greedy", "ngram-bipartite", "ner-greedy", "ner-bipartite")
 
@@ -591,8 +592,7 @@ def add_common_arguments(p: argparse.ArgumentParser, *, train: bool = False) -> 
     p.add_argument("--label-names", nargs="*", default=None, metavar="LABEL",
                    help="JSONL integer tag names in id order, e.g. O B-PER I-PER ...")
     p.add_argument("--limit", type=int, default=None, help="only the first N sentences")
-    p.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"],
-                   help="where the models run (auto: CUDA when present)")
+    add_device_argument(p, default="cpu", where="where the models run")
     p.add_argument("--compute-type", default=None,
                    help="CTranslate2 compute type (default: int8 on CPU, float16 on CUDA)")
     p.add_argument("--threads", type=int, default=None, help="threads per model (default: the runtime's)")
@@ -601,6 +601,35 @@ def add_common_arguments(p: argparse.ArgumentParser, *, train: bool = False) -> 
     add_engine_arguments(p)
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def add_device_argument(p: argparse.ArgumentParser, *, default: str, where: str) -> None:
+    """``--device cpu|cuda|auto``; ``where`` begins its help, e.g. "where the encoder runs"."""
+    p.add_argument("--device", default=default, choices=["cpu", "cuda", "auto"],
+                   help=f"{where} (auto: CUDA when ONNX Runtime has it)")
+
+
+def add_encoder_arguments(p: argparse.ArgumentParser) -> None:
+    """The aligner's model options of the commands that align with one encoder (``project``,
+    ``serve``): ``--aligner``, ``--layer``, ``--align-method``, ``--quantize``, ``--device``,
+    ``--threads``; :func:`aligner_kwargs_of` turns them into :class:`~xfast.aligner.Aligner`
+    arguments."""
+    p.add_argument("--aligner", default="e5-small", help="registry name, local Hugging Face directory or ONNX export")
+    p.add_argument("--layer", type=int, default=None,
+                   help="encoder layer whose states are compared (default: the registry's for the model, else 8)")
+    p.add_argument("--align-method", default="itermax", choices=ALIGN_METHODS,
+                   help="alignment extraction (SimAlign itermax/inter/fwd/rev/mwmf, AWESoME softmax)")
+    p.add_argument("--quantize", choices=["int8", "float16"], default=None,
+                   help="run the int8 encoder (CPU) or the float16 one (GPU)")
+    add_device_argument(p, default="auto", where="where the encoder runs")
+    p.add_argument("--threads", type=int, default=None, help="encoder threads (default: the runtime's)")
+
+
+def aligner_kwargs_of(args: argparse.Namespace) -> dict:
+    """:class:`~xfast.aligner.Aligner` arguments of :func:`add_encoder_arguments`' options
+    (``--device`` stays with the caller: under Ray each actor resolves it)."""
+    return dict(model=args.aligner, layer=args.layer, method=args.align_method, quantize=args.quantize,
+                threads=args.threads)
 
 
 def add_engine_arguments(p: argparse.ArgumentParser) -> None:
