@@ -20,7 +20,7 @@ import numpy as np
 from xfast.errors import DataError, ParameterError, msg
 from xfast.io.conll import to_iob2
 
-__all__ = ["count_parquet", "read_parquet_pieces", "parquet_bytes", "join_parquet", "append_parquet", "label_names"]
+__all__ = ["count_parquet", "read_parquet_pieces", "parquet_bytes", "append_parquet", "label_names"]
 
 
 def _pq():
@@ -141,21 +141,10 @@ def _schema(pa):
     return pa.schema([("tokens", pa.list_(pa.string())), ("ner_tags", pa.list_(pa.string()))])
 
 
-def join_parquet(chunks: Sequence[bytes]) -> bytes:
-    """One Parquet file of the rows of several Parquet files' bytes, in order."""
-    pa, pq = _pq()
-    if len(chunks) == 1:
-        return chunks[0]
-    buf = io.BytesIO()
-    with pq.ParquetWriter(buf, _schema(pa)) as writer:
-        for c in chunks:
-            writer.write_table(pq.read_table(pa.BufferReader(c)))
-    return buf.getvalue()
-
-
-def append_parquet(parts: Sequence[Path], out: BinaryIO) -> None:
-    """Write the rows of the Parquet ``parts``, in order, as one Parquet file to ``out``."""
+def append_parquet(parts: Sequence[Path | bytes], out: BinaryIO) -> None:
+    """Write the rows of the Parquet files ``parts`` (paths, or a file's bytes), in order, as
+    one Parquet file to ``out``."""
     pa, pq = _pq()
     with pq.ParquetWriter(out, _schema(pa)) as writer:
         for part in parts:
-            writer.write_table(pq.read_table(str(part)))
+            writer.write_table(pq.read_table(pa.BufferReader(part) if isinstance(part, bytes) else str(part)))

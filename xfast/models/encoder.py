@@ -576,6 +576,7 @@ class _OnnxBackend:
         meta = json.loads((export / _META).read_text())
         self.packed, self.offset = bool(meta.get("packed")), int(meta.get("position_offset", 0))
         self.pad_id = int(meta.get("pad_token_id") or 0)
+        self.hidden = int(meta["hidden_size"])
         # layer 0 (embeddings only) reads no mask, and the exporter drops unused inputs
         self._inputs = {i.name for i in self.session.get_inputs()}
 
@@ -604,9 +605,10 @@ class _OnnxBackend:
         binding = self.session.io_binding()
         for name, value in feed.items():
             binding.bind_cpu_input(name, np.ascontiguousarray(value))
-        binding.bind_output(self._output, "cpu")
+        out = np.empty((len(feed["input_ids"]), self.hidden), np.float32)
+        binding.bind_output(self._output, "cpu", 0, np.float32, list(out.shape), out.ctypes.data)
         self.session.run_with_iobinding(binding)
-        return binding.copy_outputs_to_cpu()[0]
+        return out
 
 
 def _pad(ids: np.ndarray, lengths: np.ndarray, pad_id: int) -> tuple[np.ndarray, np.ndarray]:

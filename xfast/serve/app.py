@@ -167,10 +167,11 @@ def _edge(app, max_bytes: int, metrics: _Metrics, batcher: _Batcher):
         if project:
             batcher.arriving += 1
             scope.setdefault("state", {})["xfast_arriving"] = True
+        too_large = f"the request body is over {max_bytes} bytes"
         try:
             declared = dict(scope.get("headers") or {}).get(b"content-length")
             if declared is not None and declared.isdigit() and int(declared) > max_bytes:
-                return await _plain(counted_send, 413, f"the request body is over {max_bytes} bytes")
+                return await _plain(counted_send, 413, too_large)
             seen = 0
 
             async def limited():
@@ -185,19 +186,19 @@ def _edge(app, max_bytes: int, metrics: _Metrics, batcher: _Batcher):
             try:
                 return await app(scope, limited, counted_send)
             except _TooLarge:
-                return await _plain(counted_send, 413, f"the request body is over {max_bytes} bytes")
+                return await _plain(counted_send, 413, too_large)
         finally:
-            if project and scope["state"].pop("xfast_arriving", False):
-                batcher.arriving -= 1
+            if project:
+                _arrived(scope, batcher)
             metrics.requests.labels(path, str(status[0])).inc()
             metrics.latency.labels(path).observe(time.perf_counter() - start)
 
     return middleware
 
 
-def _arrived(request, batcher: _Batcher) -> None:
-    """The request is queued or refused: the batcher no longer waits for it."""
-    if request.scope.get("state", {}).pop("xfast_arriving", False):
+def _arrived(scope: dict, batcher: _Batcher) -> None:
+    """The request is queued, refused or over: the batcher no longer waits for it (once)."""
+    if scope.get("state", {}).pop("xfast_arriving", False):
         batcher.arriving -= 1
 
 
@@ -309,7 +310,7 @@ def create_app(settings: ServeSettings | None = None, projector=None):
     @app.post("/v1/project")
     async def project(req: ProjectRequest, request: Request):
         """Project each pair's entities; ``results`` in request order."""
-        _arrived(request, batcher)
+        _arrived(request.scope, batcher)
         if batcher.projector is None:
             return _unready()
         pairs = [(p.labeled, [tuple(e) for e in p.entities], p.receiving) for p in req.pairs]

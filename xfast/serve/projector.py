@@ -11,7 +11,7 @@ thread-safe).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -174,7 +174,7 @@ class Projector:
         for key in groups:  # one projection call per (method, config) in the batch
             method, config = key
             idx = [i for i, k in enumerate(keys) if k == key]
-            e, a = (ents, aln) if len(groups) == 1 else (_subset(ents, idx), _subset_aln(aln, idx))
+            e, a = (ents, aln) if len(groups) == 1 else (_subset(ents, idx), _subset(aln, idx))
             cands = None
             if method != "heuristic":
                 if rec_cols is None:
@@ -207,22 +207,15 @@ def _words(words: object, field: str) -> list[str]:
     return list(words)
 
 
-def _subset(ents, idx: list[int]):
-    from xfast.pipelines.stages import Entities
-
-    rows = [np.arange(ents.offsets[i], ents.offsets[i + 1]) for i in idx]
+def _subset(ragged, idx: list[int]):
+    """Sentences ``idx`` of a ragged batch (``Entities`` or ``Alignment``: ``offsets`` then
+    per-item arrays), in that order, as a batch of the same type."""
+    off = ragged.offsets
+    rows = [np.arange(off[i], off[i + 1]) for i in idx]
     take = np.concatenate(rows) if rows else np.zeros(0, np.int64)
-    off = np.concatenate([[0], np.cumsum([len(r) for r in rows])]).astype(np.int64)
-    return Entities(off, ents.spans[take].reshape(-1, 2), ents.types[take])
-
-
-def _subset_aln(aln, idx: list[int]):
-    from xfast.pipelines.stages import Alignment
-
-    rows = [np.arange(aln.offsets[i], aln.offsets[i + 1]) for i in idx]
-    take = np.concatenate(rows) if rows else np.zeros(0, np.int64)
-    off = np.concatenate([[0], np.cumsum([len(r) for r in rows])]).astype(np.int64)
-    return Alignment(off, aln.pairs[take].reshape(-1, 2))
+    new_off = np.concatenate([[0], np.cumsum([len(r) for r in rows])]).astype(np.int64)
+    items = [getattr(ragged, f.name) for f in fields(ragged)][1:]
+    return type(ragged)(new_off, *(a[take] for a in items))
 
 
 def _scored_spans(codes: np.ndarray, entities: list[Entity], pairs: np.ndarray, types) -> list[ProjectedSpan]:
