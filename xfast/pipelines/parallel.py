@@ -50,7 +50,7 @@ def project_parallel(labeled: str | Path, receiving: dict[str, str | Path], out_
                      label_set: set[str] | None = None, ignore: tuple[str, ...] = (),
                      progress: bool = True, overwrite: bool = False,
                      overlap: bool = True, output_format: str = "conll", engine: str = "local",
-                     ray: RaySettings | None = None, device: str = "auto") -> dict:
+                     ray: RaySettings | None = None, device: str = "auto", dataset: str = "") -> dict:
     """Project the labeled side's entities onto every receiving side with every method.
 
     ``receiving`` maps a name (e.g. a language code) to a file; ``candidates`` maps names to
@@ -65,6 +65,7 @@ def project_parallel(labeled: str | Path, receiving: dict[str, str | Path], out_
     its own node). ``output_format``: ``"conll"`` or
     ``"parquet"`` (``tokens`` and ``ner_tags`` columns). ``engine="ray"`` works the shards on a
     Ray cluster (:class:`~xfast.pipelines.ray_engine.RaySettings`; same outputs, byte for byte).
+    ``dataset`` names the data in ``metrics.csv`` (the paper's results layout, docs/qa.md).
     Returns ``{"results": [metrics rows], "timings": {...}, "qa": {...}, "outputs": {...},
     "run": {...}}``; metrics rows exist for receiving sides with gold labels.
     """
@@ -185,20 +186,30 @@ def project_parallel(labeled: str | Path, receiving: dict[str, str | Path], out_
                                 shard_size, batch_size, overlap, rundir, ray, run, bar)
         bar.n = bar.total  # windows and empty sentences make the encoder's count approximate
         bar.refresh()
-    results = []
+    results, csv_rows = [], []
     with report.stage("evaluate"):
+        from xfast.pipelines.runner import describe
+
         for name in names:
             if not has_gold[name]:
                 continue
             for m in methods:
                 row = counts[(name, m)].result()
+                csv_rows.append({**row, "lang": name, "task": "pipeline_eval", "eval_type": "compare_to_original",
+                                 "dataset": dataset, **describe("src2tgt", aligner.method, m),
+                                 "xfast_align_method": aligner.method, "xfast_method": m,
+                                 "xfast_aligner_model": aligner.settings["model"],
+                                 "xfast_layer": aligner.settings["layer"], "xfast_compat": cfg.compat})
                 row.update({"lang": name, "method": m, "aligner": aligner.settings["model"],
                             "align_method": aligner.method})
                 results.append(row)
     with report.stage("commit"):
         rundir.finish(n_shards)
         if results:
+            from xfast.report import write_metrics_csv
+
             write_json(out / "metrics.json", results)
+            write_metrics_csv(out / "metrics.csv", csv_rows, dataset=dataset)
         qa = report.state()
         write_json(out / "qa.json", qa)
         write_json(out / "manifest.json", {
@@ -576,6 +587,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--label-set", nargs="+", default=None, metavar="TYPE",
                    help="entity types written out; others become O (default: all)")
     p.add_argument("--ignore", nargs="*", default=[], metavar="TYPE", help="types scored as O (e.g. DATE)")
+    p.add_argument("--dataset", default="", help="dataset name in metrics.csv (the paper's results layout)")
     p.add_argument("--write-alignments", action="store_true", help="also write NAME.align.txt (Pharaoh, scored)")
     p.add_argument("--compat", action="store_true", help="reproduce the paper's code's quirks (see docs)")
     p.add_argument("--output-format", default="conll", choices=OUTPUT_FORMATS,
@@ -601,7 +613,7 @@ def main(args: argparse.Namespace) -> int:
                            label_set=set(args.label_set) if args.label_set else None,
                            ignore=tuple(args.ignore), progress=not args.quiet,
                            output_format=args.output_format, engine=args.engine, ray=ray_settings_of(args),
-                           device=args.device)
+                           device=args.device, dataset=args.dataset)
     if args.json:
         print(json.dumps({k: res[k] for k in ("results", "timings", "qa", "outputs")}))
     else:
