@@ -76,6 +76,8 @@ PARQUET = ["pyarrow>=14"]
 RAY = ["ray[data]>=2.60,<2.61"]
 # the GPU runtime (onnxruntime-gpu installs the same module as onnxruntime: README says how to switch)
 GPU = ["onnxruntime-gpu>=1.18"]
+# xfast compare's figure (compare.png)
+PLOT = ["matplotlib>=3.8"]
 
 setup(
     name="xfast",
@@ -116,10 +118,12 @@ setup(
         "parquet": PARQUET,
         "ray": RAY,
         "gpu": GPU,
+        "plot": PLOT,
         "test": [
             *SERVE,
             *PARQUET,
             *RAY,
+            *PLOT,
             "pytest>=8",
             "hypothesis>=6.100",
             "pytest-benchmark>=4",

@@ -58,7 +58,7 @@ def _demo(args: argparse.Namespace) -> int:
     from xfast.pipelines.demo import run_demo
 
     return run_demo(json_out=args.json, quantize=args.quantize, limit=args.limit, quiet=args.quiet,
-                    device=args.device)
+                    device=args.device, out_dir=args.out, overwrite=args.overwrite)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -164,13 +164,17 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     d = sub.add_parser("demo", help="project Europarl-NER English entities onto de/es/it with the embedded aligner",
-                       epilog="example: xfast demo --limit 100")
+                       epilog="example: xfast demo --limit 100 --out runs/demo")
     d.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     d.add_argument("--quantize", choices=["int8", "float16"], default=None,
                    help="use the int8 encoder (CPU) or the float16 one (GPU)")
     add_device_argument(d, default="auto", where="where the encoder runs")
     d.add_argument("--limit", type=int, default=None, help="only the first N sentences (default: all 799)")
     d.add_argument("--quiet", action="store_true", help="no progress bars or notices, only the result")
+    d.add_argument("--out", default=None, metavar="DIR",
+                   help="keep the run folder here (outputs, metrics.csv, qa.json) for xfast compare "
+                        "(default: a temporary folder, removed)")
+    d.add_argument("--overwrite", action="store_true", help="replace another run's outputs in --out")
     d.set_defaults(func=_demo)
 
     e = sub.add_parser("evaluate", help="score predicted CoNLL/JSONL labels against gold (seqeval default mode)")

@@ -3,7 +3,8 @@
 Projects the gold entities of the bundled Europarl-NER English test set onto German, Spanish
 and Italian with the embedded e5-small aligner (layer 8, SimAlign itermax on subwords), with the
 heuristic and the n-gram greedy projections, and prints F1 beside the paper's mBERT SimAlign
-figures, plus the wall time of each stage.
+figures, plus the wall time of each stage. With ``out_dir`` the run folder is kept (outputs,
+``metrics.csv`` with dataset ``europarl``, ``qa.json``), ready for ``xfast compare``.
 """
 
 from __future__ import annotations
@@ -33,9 +34,10 @@ def paper_f1() -> dict:
 
 
 def demo(*, quantize: str | None = None, limit: int | None = None, out_dir: str | Path | None = None,
-         device: str = "auto",
-         progress: bool = True) -> dict:
-    """Run the demo; return ``{"results": [...], "timings": {...}, "qa": {...}}``."""
+         device: str = "auto", progress: bool = True, overwrite: bool = False) -> dict:
+    """Run the demo; return ``{"results": [...], "timings": {...}, "qa": {...}}``, plus
+    ``"outputs"`` (file paths) when ``out_dir`` keeps the run folder (a temporary one otherwise);
+    ``overwrite`` replaces another run's outputs there."""
     from xfast.aligner import Aligner
     from xfast.io import read_conll, write_conll
     from xfast.pipelines.parallel import project_parallel
@@ -55,20 +57,23 @@ def demo(*, quantize: str | None = None, limit: int | None = None, out_dir: str 
                 write_conll(files[lang], (s for i, s in zip(range(limit), read_conll(path))))
         res = project_parallel(files["en"], {lang: files[lang] for lang in DEMO_LANGS},
                                out_dir or Path(tmp) / "out", aligner=aligner, methods=DEMO_METHODS,
-                               progress=progress)
+                               progress=progress, overwrite=overwrite, dataset="europarl")
     paper = paper_f1()["simalign"]
     for row in res["results"]:
         row["paper_mbert_f1"] = paper[row["lang"]][row["method"]]
     timings = {"load aligner": load, **res["timings"], "total": time.perf_counter() - t0}
-    return {"results": res["results"], "timings": timings, "qa": res["qa"]}
+    kept = {"outputs": res["outputs"]} if out_dir is not None else {}
+    return {"results": res["results"], "timings": timings, "qa": res["qa"], **kept}
 
 
 def run_demo(*, json_out: bool = False, quantize: str | None = None, limit: int | None = None,
-             quiet: bool = False, device: str = "auto") -> int:
+             quiet: bool = False, device: str = "auto", out_dir: str | Path | None = None,
+             overwrite: bool = False) -> int:
     """The ``xfast demo`` command: print the table (or one JSON object); return the exit code."""
     from xfast.report import format_table
 
-    res = demo(quantize=quantize, limit=limit, progress=not (json_out or quiet), device=device)
+    res = demo(quantize=quantize, limit=limit, progress=not (json_out or quiet), device=device, out_dir=out_dir,
+               overwrite=overwrite)
     failed = res["qa"]["sentences"]["failed"]
     if json_out:
         print(json.dumps(res))
@@ -81,6 +86,9 @@ def run_demo(*, json_out: bool = False, quantize: str | None = None, limit: int 
     print(format_table(["lang", "method", "precision", "recall", "f1", "paper mBERT f1"], rows))
     print("\nwall time per stage (s):")
     print(format_table(["stage", "seconds"], [[k, float(v)] for k, v in res["timings"].items()]))
+    if out_dir is not None:
+        print(f"\nrun folder: {out_dir} (metrics.csv, qa.json, the projected files); set it beside the paper "
+              "with: xfast compare " + f"{out_dir} --reference europarlner_metrics.csv --out DIR")
     if failed:
         print(f"\n{failed} sentences failed: see the QA summary", file=sys.stderr)
     return 1 if failed else 0
