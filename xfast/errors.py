@@ -68,6 +68,14 @@ E = {
     "E110": "no such file",
     "E111": "cannot read the file: {reason}",
     "E112": "Parquet: {problem}",
+    # xfast compare (113-119)
+    "E113": "no such run folder or metrics CSV",
+    "E114": "holds no metrics.csv: it is written by xfast project, translate-test, model-transfer and "
+            "demo --out when the input has gold labels",
+    "E115": "{what} CSV lacks the column(s) {missing}; it needs {required} (the paper's results layout, "
+            "docs/qa.md)",
+    "E116": "{column} must be a number, got {value!r}",
+    "E117": "not a {what} CSV: {reason}",
     # parameters (2xx)
     "E201": "The {name!r} parameter must be one of {options}. Got {value!r} instead.",
     "E202": "The {name!r} parameter must be {expected}. Got {value!r} instead.",
