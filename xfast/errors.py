@@ -86,6 +86,10 @@ E = {
     "E207": "--device cuda: this onnxruntime has no CUDA provider (it has {available}); install the GPU "
             "runtime (README, 'GPUs'): pip install \"xfast[gpu]\" && pip uninstall -y onnxruntime && "
             "pip install --force-reinstall --no-deps onnxruntime-gpu",
+    "E208": "The 'filter' parameter must be 'none' alone, or one or more of 'drop-partial', 'drop-unprojected' "
+            "and 'min-score=X', each at most once (policies: {options}). Got {value!r} instead.",
+    "E209": "The 'filter' policy min-score=X needs X to be a number in [0, 1] (a span's alignment score, "
+            "docs/projection.md). Got {value!r} instead.",
     # kernels' inputs (3xx)
     "E301": "{name} must be a 2-D array, got shape {shape}",
     "E302": "{name} contains NaN or infinite values",

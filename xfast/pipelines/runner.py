@@ -75,6 +75,7 @@ class RunReport:
     entities: dict = field(default_factory=lambda: defaultdict(Counter))
     projection: dict = field(default_factory=lambda: defaultdict(Counter))
     encoder: dict = field(default_factory=dict)
+    filter: dict = field(default_factory=lambda: defaultdict(Counter))
     timings: dict = field(default_factory=lambda: defaultdict(float))
     _open: threading.local = field(default_factory=threading.local, repr=False, compare=False)
 
@@ -114,8 +115,18 @@ class RunReport:
             "entities": {k: _every_count(v) for k, v in sorted(self.entities.items())},
             "projection": {k: dict(sorted(v.items())) for k, v in sorted(self.projection.items())},
             "encoder": self.encoder,
+            **({"filter": {k: _filter_counts(v) for k, v in sorted(self.filter.items())}} if self.filter else {}),
             "timings_s": {k: round(v, 3) for k, v in self.timings.items()},
         }
+
+    def filtered(self, key: str, kept: int, dropped: dict[str, int], spans_removed: int) -> None:
+        """Count one batch of output ``key`` through ``--filter``: sentences ``kept``, sentences
+        ``dropped`` per reason, spans that ``min-score`` removed (docs/qa.md)."""
+        counter = self.filter[key]
+        counter["kept"] += kept
+        for reason, n in dropped.items():
+            counter[f"dropped:{reason}"] += n
+        counter["spans_removed_by_min_score"] += spans_removed
 
     def state(self) -> dict:
         """The counts as plain JSON (no timings)."""
@@ -132,7 +143,7 @@ class RunReport:
         self.entities = defaultdict(Counter, {k: Counter(v) for k, v in state["entities"].items()})
         self.projection = defaultdict(Counter, {k: Counter(v) for k, v in state["projection"].items()})
         self.encoder = dict(state["encoder"])
-
+        self.filter = defaultdict(Counter, {k: _filter_state(v) for k, v in state.get("filter", {}).items()})
 
     def merge(self, state: dict) -> None:
         """Add the counts of another report's :meth:`state` (a shard worked in another
@@ -149,6 +160,24 @@ class RunReport:
             self.projection[k].update(v)
         for k, v in state["encoder"].items():
             self.encoder[k] = self.encoder.get(k, 0) + v
+        for k, v in state.get("filter", {}).items():
+            self.filter[k].update(_filter_state(v))
+
+
+def _filter_counts(counts: Counter) -> dict:
+    """One output's ``--filter`` counts as ``qa.json`` shows them (every reason present)."""
+    from xfast.project.filtering import REASONS
+
+    by_reason = {r: counts.get(f"dropped:{r}", 0) for r in REASONS[1:]}
+    return {"kept": counts.get("kept", 0), "dropped": sum(by_reason.values()), "dropped_by_reason": by_reason,
+            "spans_removed_by_min_score": counts.get("spans_removed_by_min_score", 0)}
+
+
+def _filter_state(shown: dict) -> Counter:
+    """The counter behind :func:`_filter_counts`' form."""
+    out = Counter({"kept": shown["kept"], "spans_removed_by_min_score": shown["spans_removed_by_min_score"]})
+    out.update({f"dropped:{r}": n for r, n in shown["dropped_by_reason"].items()})
+    return out
 
 
 def _every_count(counts: Counter) -> dict:
@@ -647,6 +676,16 @@ def add_engine_arguments(p: argparse.ArgumentParser) -> None:
                    help="ray: GPUs each actor reserves (default: 1 where the cluster has GPUs, else 0)")
     p.add_argument("--stall-timeout", type=float, default=1800.0,
                    help="ray: fail when no shard finishes for this many seconds (must exceed one shard's time)")
+
+
+def add_filter_argument(p: argparse.ArgumentParser) -> None:
+    """``--filter POLICY ...``, shared by ``project`` and ``translate-train`` (docs/projection.md,
+    *Filtering*); :meth:`~xfast.project.filtering.FilterPolicy.parse` checks the values."""
+    p.add_argument("--filter", nargs="+", default=["none"], metavar="POLICY",
+                   help="filter noisy projections: 'none', or any of 'min-score=X' (remove spans whose alignment "
+                        "score is below X, 0..1), 'drop-partial' (drop sentences where some labeled entity was not "
+                        "projected), 'drop-unprojected' (drop sentences where none was); dropped sentences go to "
+                        "OUTPUT.rejects.jsonl with their reason")
 
 
 def ray_settings_of(args: argparse.Namespace) -> RaySettings | None:

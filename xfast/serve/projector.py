@@ -28,7 +28,8 @@ class ProjectedSpan:
     """A projected entity: receiving words ``[start, end)`` with ``label``; ``score`` in [0, 1]
     says how well it is aligned: ``2k / (entity words + span words)``, ``k`` the word pairs
     linking it to the labeled entity of that type it is best linked to (capped at 1: a word may
-    have several links)."""
+    have several links; :func:`xfast.project.filtering.span_scores`, which ``--filter min-score``
+    uses too)."""
 
     start: int
     end: int
@@ -159,6 +160,7 @@ class Projector:
     def _project(self, checked: list[tuple], keys: list[tuple], aln) -> list[Projection]:
         from xfast.io.columns import LabelTypes, from_sentences
         from xfast.pipelines import stages
+        from xfast.project.filtering import span_scores
 
         types = LabelTypes()
         n_rec = np.array([len(c[2]) for c in checked], np.int64)
@@ -181,12 +183,14 @@ class Projector:
                     rec_cols = from_sentences([c[2] for c in checked])
                 cands = stages.candidates("ngram", rec_cols if len(groups) == 1 else rec_cols.take(idx), config)
             codes, _ = stages.project(method, e, a, n_rec[idx], config, cands)
-            lab_off = np.concatenate([[0], np.cumsum(n_rec[idx])]).tolist()
+            lab_off = np.concatenate([[0], np.cumsum(n_rec[idx])]).astype(np.int64)
+            sc = span_scores(codes, lab_off, e.offsets, e.spans, e.types, a.offsets, a.pairs)
+            names, off, lab_off = types.names, sc.offsets.tolist(), lab_off.tolist()
             for k, i in enumerate(idx):
                 own = codes[lab_off[k]:lab_off[k + 1]]
-                out[i] = Projection([table[c] for c in own.tolist()],
-                                    _scored_spans(own, checked[i][1], aln.pairs[aln.offsets[i]:aln.offsets[i + 1]],
-                                                  types))
+                spans = [ProjectedSpan(int(sc.spans[r, 0]), int(sc.spans[r, 1]), names[int(sc.types[r])],
+                                       round(float(sc.scores[r]), 6)) for r in range(off[k], off[k + 1])]
+                out[i] = Projection([table[c] for c in own.tolist()], spans)
         return out
 
 
@@ -217,23 +221,3 @@ def _subset(ragged, idx: list[int]):
     items = [getattr(ragged, f.name) for f in fields(ragged)][1:]
     return type(ragged)(new_off, *(a[take] for a in items))
 
-
-def _scored_spans(codes: np.ndarray, entities: list[Entity], pairs: np.ndarray, types) -> list[ProjectedSpan]:
-    """The spans of one sentence's label codes, each scored against its best-linked entity."""
-    names = types.names
-    out, k, c = [], 0, codes.tolist()
-    while k < len(c):
-        if c[k] % 2 == 1:
-            t, end = (c[k] - 1) // 2, k + 1
-            while end < len(c) and c[end] == c[k] + 1:
-                end += 1
-            best = 0.0
-            for a, b, label in entities:
-                if label == names[t]:
-                    links = int(np.sum((pairs[:, 0] >= a) & (pairs[:, 0] < b) & (pairs[:, 1] >= k) & (pairs[:, 1] < end)))
-                    best = max(best, 2 * links / ((b - a) + (end - k)))
-            out.append(ProjectedSpan(k, end, names[t], round(min(best, 1.0), 6)))
-            k = end
-        else:
-            k += 1
-    return out
