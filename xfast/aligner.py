@@ -37,18 +37,26 @@ class Aligner:
     the model's limit (later words get no pairs; the default encodes them in windows) and
     AWESoME pairs come in the reference's order.
 
+    ``model`` may also be an NLLB-200 translation checkpoint (a registry name such as
+    ``"nllb-600m"``, its Hugging Face directory, or xfast's CTranslate2 export of it): its
+    encoder aligns (docs/alignment.md), by default at its last layer with ``softmax``
+    (``method=None`` picks ``softmax`` for a translator's encoder, ``itermax`` otherwise), and
+    each side is read with its language (``langs`` of :meth:`align_batch`, ``lang`` of
+    :meth:`encode`).
+
     >>> aligner = Aligner()                                   # doctest: +SKIP
     >>> aligner.align_batch([["Hello", "world"]], [["Hallo", "Welt"]])   # doctest: +SKIP
     [array([[0, 0], [1, 1]], dtype=int32)]
     """
 
     def __init__(self, model: str | os.PathLike = "e5-small", *, layer: int | None = None,
-                 method: str = "itermax", token_type: str = "bpe", distortion: float = 0.0,
+                 method: str | None = None, token_type: str = "bpe", distortion: float = 0.0,
                  max_count: int = 2, alpha: float = 0.9, threshold: float = 1e-3,
                  quantize: str | None = None, threads: int | None = None,
                  providers: Sequence[str] | None = None, backend: str = "onnx",
                  compat: bool = False) -> None:
-        check_choice("method", method, METHODS)
+        if method is not None:
+            check_choice("method", method, METHODS)
         check_choice("token_type", token_type, TOKEN_TYPES)
         if method == "softmax" and token_type != "bpe":
             raise ParameterError(msg("E202", name="token_type", expected="'bpe' with method='softmax'",
@@ -57,6 +65,11 @@ class Aligner:
 
         self.encoder = Encoder(model, layer=layer, backend=backend, quantize=quantize,
                                threads=threads, providers=providers, truncate=compat)
+        if method is None:
+            method = "softmax" if self.encoder.takes_language else "itermax"
+            if method == "softmax" and token_type != "bpe":
+                raise ParameterError(msg("E202", name="token_type", expected="'bpe' with a translator's encoder "
+                                         "(its default method is softmax)", value=token_type))
         self.method, self.token_type, self.compat = method, token_type, compat
         self._kw = dict(method=method, token_type=token_type, distortion=distortion,
                         max_count=max_count, alpha=alpha, threshold=threshold)
@@ -72,9 +85,15 @@ class Aligner:
         """The encoder's counts: sentences, subwords, windowed sentences, batches."""
         return self.encoder.stats
 
-    def encode(self, sentences: Sequence[Sequence[str]]) -> list:
-        """Encode word-split sentences once, to reuse with :meth:`align_encoded`."""
-        return self.encoder.encode(sentences)
+    @property
+    def takes_language(self) -> bool:
+        """True when the encoder reads each sentence's language (a translator's encoder)."""
+        return self.encoder.takes_language
+
+    def encode(self, sentences: Sequence[Sequence[str]], *, lang: str | Sequence[str] | None = None) -> list:
+        """Encode word-split sentences once, to reuse with :meth:`align_encoded`; ``lang``:
+        their language, read by a translator's encoder only."""
+        return self.encoder.encode(sentences, lang=lang)
 
     def align_encoded(self, labeled: Sequence, receiving: Sequence) -> list[np.ndarray]:
         """Word pairs ``(labeled, receiving)`` per pair of :meth:`encode` results."""
@@ -125,11 +144,20 @@ class Aligner:
         return offsets, flat.reshape(-1, 2)
 
     def align_batch(self, labeled_sentences: Sequence[Sequence[str]],
-                    receiving_sentences: Sequence[Sequence[str]]) -> list[np.ndarray]:
-        """Align word-split sentence pairs: one int32 (k, 2) array of sorted pairs per pair."""
+                    receiving_sentences: Sequence[Sequence[str]], *,
+                    langs: tuple[str, str] | None = None) -> list[np.ndarray]:
+        """Align word-split sentence pairs: one int32 (k, 2) array of sorted pairs per pair.
+        ``langs``: the languages of the labeled and the receiving side (ISO 639 or
+        FLORES-200 codes), needed by a translator's encoder and ignored by other encoders."""
         n = len(labeled_sentences)
+        lang = None
+        if langs is not None:
+            if isinstance(langs, str) or len(langs) != 2:
+                raise ParameterError(msg("E202", name="langs", expected="(labeled language, receiving language)",
+                                         value=langs))
+            lang = [langs[0]] * n + [langs[1]] * len(receiving_sentences)
         # one encoder call for both sides: one pool to sort by length, fuller batches
-        both = self.encode([*labeled_sentences, *receiving_sentences])
+        both = self.encode([*labeled_sentences, *receiving_sentences], lang=lang)
         return self.align_encoded(both[:n], both[n:])
 
     def link_scores(self, labeled: Sequence, receiving: Sequence,

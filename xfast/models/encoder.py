@@ -14,6 +14,10 @@ Two pieces:
   batches under a token budget, and the states come back per sentence with special
   tokens dropped. A transformers backend behind the same object is the parity reference.
 
+The encoder of an NLLB-200 (M2M100) translation checkpoint aligns too (docs/alignment.md, "The
+translator's encoder"): it is exported the same way, and each sentence is fed as the translator
+feeds it, ``[language code] subwords </s>``, with the code of the sentence's own language.
+
 For BERT and XLM-R layouts the exported graph is *packed*: the token-wise work (embeddings,
 projections, FFN, layer norms; about 85% of the time) runs on the real tokens only and only
 attention sees the padded ``(batch, seq)`` layout, so padding costs attention, not matmuls.
@@ -38,12 +42,15 @@ from xfast.models.cache import atomic_dir, cache_dir, content_hash, quiet
 from xfast.models.registry import resolve
 
 __all__ = ["Encoded", "Encoder", "States", "Subwords", "export_encoder", "load_tokenizer", "providers_for",
-           "DEVICES"]
+           "takes_language", "DEVICES"]
 
 _EXPORTER = 2  # bump when the exported graph changes
 _QUANTIZER = 2  # bump when the int8 recipe changes
 _META = "xfast-encoder.json"
 _ROBERTA_LIKE = ("roberta", "xlm-roberta", "camembert", "xlm-roberta-xl")
+#: encoder-decoder translators whose encoder xfast aligns with (NLLB-200's dense checkpoints);
+#: their sentences start with a language code
+_TRANSLATORS = ("m2m_100",)
 _QUANTIZE = (None, "int8", "float16")
 _FLOAT16 = 1  # bump when the float16 recipe changes
 DEVICES = ("cpu", "cuda", "auto")
@@ -153,10 +160,33 @@ def _word_cache(max_words: int):
 
 # ----------------------------------------------------------------------------- model files
 def _config(hf_dir: Path) -> dict:
+    """A model's config.json; a translator's encoder sizes under the names encoders use."""
     cfg = hf_dir / "config.json"
     if not cfg.is_file():
         raise ModelError(msg("E411", path=hf_dir, reason="no config.json"))
-    return json.loads(cfg.read_text(encoding="utf-8"))
+    cfg = json.loads(cfg.read_text(encoding="utf-8"))
+    if cfg.get("model_type") in _TRANSLATORS:
+        cfg = {**cfg, "hidden_size": cfg["d_model"], "num_hidden_layers": cfg["encoder_layers"],
+               "intermediate_size": cfg.get("encoder_ffn_dim")}
+    return cfg
+
+
+def _encoder_source(model_dir: Path) -> Path:
+    """The Hugging Face directory behind a CTranslate2 translator export (the checkpoint it
+    was converted from, which holds the encoder's weights); any other directory as it is."""
+    from xfast.models.cache import EXPORT_MANIFEST
+
+    manifest = model_dir / EXPORT_MANIFEST
+    if manifest.is_file() and not (model_dir / _META).is_file():
+        data = json.loads(manifest.read_text(encoding="utf-8"))
+        if data.get("kind") == "translator":
+            source = Path(data.get("source", ""))
+            if not (source / "config.json").is_file():
+                raise ModelError(msg("E411", path=model_dir, reason=(
+                    f"a CTranslate2 export whose source checkpoint {source} is gone; the encoder's weights "
+                    "are only in the Hugging Face checkpoint: pass that directory")))
+            return source
+    return model_dir
 
 
 def _max_length(cfg: dict) -> int:
@@ -214,6 +244,8 @@ def _load_cut_model(hf_dir: Path, layer: int, attn: str | None = None):
     from transformers import AutoModel
 
     kw = {"attn_implementation": attn} if attn else {}
+    if _config(hf_dir).get("model_type") in _TRANSLATORS:
+        return _load_cut_translator(hf_dir, layer, kw)
     try:
         try:
             model = AutoModel.from_pretrained(str(hf_dir), add_pooling_layer=False, **kw)
@@ -231,6 +263,25 @@ def _load_cut_model(hf_dir: Path, layer: int, attn: str | None = None):
     return model.eval()
 
 
+def _load_cut_translator(hf_dir: Path, layer: int, kw: dict):
+    """The encoder of a translation checkpoint cut after ``layer`` (its final layer norm kept
+    only when every layer is), in eval mode: its output equals ``hidden_states[layer]`` of
+    transformers' encoder, the last one being its ``last_hidden_state``."""
+    import torch
+    from transformers import AutoModelForSeq2SeqLM
+
+    try:
+        model = AutoModelForSeq2SeqLM.from_pretrained(str(hf_dir), **kw)
+    except Exception as e:  # noqa: BLE001
+        raise ModelError(msg("E411", path=hf_dir, reason=f"transformers cannot load it ({e})")) from e
+    enc = model.get_encoder()
+    del model  # the decoder goes; the encoder keeps what it shares (the embedding table)
+    if layer < len(enc.layers):
+        enc.layer_norm = torch.nn.Identity()
+    enc.layers = enc.layers[:layer]
+    return enc.eval()
+
+
 def _model_files(hf_dir: Path) -> list[Path]:
     files = [hf_dir / f for f in _MODEL_FILES if (hf_dir / f).is_file()]
     files += sorted(hf_dir.glob("model-*.safetensors")) + sorted(hf_dir.glob("pytorch_model-*.bin"))
@@ -244,9 +295,10 @@ _PACKED_INPUTS = ["input_ids", "position_ids", "gather_idx", "unpad_idx", "atten
 
 def _packable(model) -> bool:
     """A BERT-layout model (absolute positions, post-LN layers) that the packed graph can run."""
-    cfg, emb = model.config, model.embeddings
+    cfg = model.config
     if cfg.model_type not in _PACKABLE or getattr(cfg, "position_embedding_type", "absolute") != "absolute":
         return False
+    emb = model.embeddings
     if not all(hasattr(emb, n) for n in ("word_embeddings", "position_embeddings", "LayerNorm")):
         return False
     return all(hasattr(lay, "attention") and hasattr(lay.attention, "self") and hasattr(lay, "intermediate")
@@ -480,18 +532,44 @@ def export_encoder(hf_dir: str | os.PathLike, layer: int, out_dir: str | os.Path
             "model_type": cfg.get("model_type"), "hidden_size": cfg.get("hidden_size"),
             "max_length": _max_length(cfg), "pad_token_id": cfg.get("pad_token_id") or 0,
             "packed": packed, "position_offset": _position_offset(cfg),
-            "num_hidden_layers": cfg.get("num_hidden_layers"),
+            "num_hidden_layers": cfg.get("num_hidden_layers"), "intermediate_size": cfg.get("intermediate_size"),
         }
         (tmp / _META).write_text(json.dumps(meta, indent=2))
     return final
 
 
+def takes_language(model: object) -> bool:
+    """Whether ``model`` (an :class:`Encoder` or Aligner, a registry name or a directory) is a
+    translator's encoder, which reads each sentence's language; told from the registry or the
+    config, without loading the model."""
+    if hasattr(model, "takes_language"):
+        return bool(model.takes_language)
+    path = Path(model).expanduser()
+    if not path.is_dir():
+        from xfast.models.registry import get
+
+        try:
+            return get(str(model)).kind == "translator"
+        except ParameterError:
+            path = resolve(model)
+    path = _encoder_source(path)
+    if (path / "config.json").is_file():
+        return _config(path).get("model_type") in _TRANSLATORS
+    meta = path / _META
+    return meta.is_file() and json.loads(meta.read_text(encoding="utf-8")).get("model_type") in _TRANSLATORS
+
+
 def _default_layer(model: str | os.PathLike, model_dir: Path) -> int:
     """The layer an encoder's states come from when none is asked for: an export's own
-    layer, the registry's for a registered model, else 8 (SimAlign's)."""
+    layer, a translator's last (after its final layer norm), the registry's for a registered
+    model, else 8 (SimAlign's)."""
     meta = model_dir / _META
     if meta.is_file() and not (model_dir / "config.json").is_file():
         return int(json.loads(meta.read_text(encoding="utf-8"))["layer"])
+    if (model_dir / "config.json").is_file():
+        cfg = _config(model_dir)
+        if cfg.get("model_type") in _TRANSLATORS:
+            return int(cfg["num_hidden_layers"])
     if isinstance(model, str) and not Path(model).expanduser().is_dir():
         from xfast.models.registry import get
 
@@ -528,7 +606,7 @@ def _export_config(export: Path) -> dict:
     return {"hidden_size": meta["hidden_size"], "pad_token_id": meta.get("pad_token_id"),
             "num_hidden_layers": meta.get("num_hidden_layers") or meta["layer"],
             "max_position_embeddings": int(meta["max_length"]) + offset,
-            "model_type": meta.get("model_type")}
+            "model_type": meta.get("model_type"), "intermediate_size": meta.get("intermediate_size")}
 
 
 def _default_max_tokens(cfg: dict, run: object) -> int:
@@ -660,6 +738,12 @@ class Encoder:
     ``word_cache``: most words whose subword ids are kept (each word is tokenized on its
     own, so a cached word's ids equal the tokenizer's; ``stats`` reports hits and misses).
 
+    An NLLB-200 checkpoint (a registry name such as ``"nllb-600m"``, a Hugging Face
+    directory, or xfast's CTranslate2 export of one) gives its encoder; ``layer`` None takes
+    the last, after the final layer norm. Such an encoder reads each sentence's language
+    (:attr:`takes_language`): the ``lang`` argument of :meth:`encode` and
+    :meth:`encode_subwords`, an ISO 639 or FLORES-200 code.
+
     The columnar path: :meth:`subwords` (a :class:`~xfast.io.columns.TokenColumns` batch to
     :class:`Subwords`) then :meth:`encode_subwords` (states of every subword, back to back).
     """
@@ -677,7 +761,7 @@ class Encoder:
                                 ("word_cache", word_cache, 1)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < lo):
                 raise ParameterError(msg("E202", name=name, expected=f"an int >= {lo}", value=value))
-        self.model_dir = resolve(model)
+        self.model_dir = _encoder_source(resolve(model))
         if layer is None:
             layer = _default_layer(model, self.model_dir)
         export = _as_export(self.model_dir, layer, backend, quantize)
@@ -696,7 +780,16 @@ class Encoder:
         self.provider = getattr(self._run, "provider", "torch")  # where the model runs
         if max_tokens is None:
             self.max_tokens = _default_max_tokens(cfg, self._run)
-        self._prefix, self._suffix = self._specials()
+        #: True for a translator's encoder: each sentence starts with its language's code
+        self.takes_language = cfg.get("model_type") in _TRANSLATORS
+        if self.takes_language:  # as the translator reads a source: [code] subwords </s>
+            eos = self.tokenizer.token_to_id("</s>")
+            if eos is None:
+                raise ModelError(msg("E411", path=self.model_dir, reason="the tokenizer has no </s>"))
+            self._prefix, self._suffix = [eos], [eos]  # the code's slot, written per sentence
+            self._codes: dict[str, int] = {}
+        else:
+            self._prefix, self._suffix = self._specials()
         limit = _max_length(cfg)
         self.max_length = limit if window is None else min(window, limit)
         self._content = self.max_length - len(self._prefix) - len(self._suffix)
@@ -735,8 +828,34 @@ class Encoder:
             out.append((s, s + size, own_a, own_b))
         return out
 
-    def encode(self, sentences: Sequence[Sequence[str]]) -> list[Encoded]:
-        """Encode word-split sentences; returns one :class:`Encoded` per sentence, in order."""
+    def language_ids(self, lang: str | Sequence[str] | None, n: int) -> np.ndarray | None:
+        """Vocabulary ids of the language codes of ``n`` sentences (``lang``: one code for all,
+        or one per sentence); None for an encoder that takes no language. Raises
+        :class:`~xfast.errors.ParameterError` [E415] when a translator's encoder gets no
+        language, [E402] for a language NLLB-200 lacks, and [E434] for a code missing from
+        the vocabulary."""
+        if not self.takes_language:
+            return None
+        if lang is None:
+            raise ParameterError(msg("E415", model=self.model_dir))
+        from xfast.models.flores import flores_code
+
+        langs = [lang] * n if isinstance(lang, str) else list(lang)
+        if len(langs) != n:
+            raise ParameterError(msg("E202", name="lang", expected=f"one language or {n}",
+                                     value=f"{len(langs)} languages"))
+        for code in set(langs) - set(self._codes):
+            flores = flores_code(code)
+            i = self.tokenizer.token_to_id(flores)
+            if i is None:
+                raise ModelError(msg("E434", code=flores, lang=code, path=str(self.model_dir)))
+            self._codes[code] = i
+        return np.array([self._codes[c] for c in langs], np.int64)
+
+    def encode(self, sentences: Sequence[Sequence[str]], *, lang: str | Sequence[str] | None = None) -> list[Encoded]:
+        """Encode word-split sentences; returns one :class:`Encoded` per sentence, in order.
+        ``lang``: the sentences' language (one code, or one per sentence), read only by a
+        translator's encoder (:attr:`takes_language`)."""
         if isinstance(sentences, (str, bytes)) or any(isinstance(s, (str, bytes)) for s in sentences):
             raise ParameterError(msg("E202", name="sentences", expected="a list of word lists", value=type(sentences).__name__))
         sentences = [list(s) for s in sentences]
@@ -746,7 +865,7 @@ class Encoder:
         from xfast.io.columns import from_sentences
 
         sub = self.subwords(from_sentences(sentences))
-        states = self.encode_subwords(sub).sentences()
+        states = self.encode_subwords(sub, lang=lang).sentences()
         off = sub.offsets.tolist()
         return [Encoded(st, sub.word_ids[off[i]:off[i + 1]]) for i, st in enumerate(states)]
 
@@ -777,7 +896,8 @@ class Encoder:
         # equal to whole pre-split sentences)
         return [e.ids for e in self.tokenizer.encode_batch(words, add_special_tokens=False)]
 
-    def encode_subwords(self, sub: Subwords, *, transform=None, on_batch=None) -> States:
+    def encode_subwords(self, sub: Subwords, *, lang: str | Sequence[str] | None = None, transform=None,
+                        on_batch=None) -> States:
         """Layer-L states of every subword of ``sub`` (special tokens dropped; over-long
         sentences through windows), left where the model wrote them (:class:`States`).
 
@@ -785,7 +905,9 @@ class Encoder:
         it is written (while it is in the CPU's caches; it may work in place), e.g.
         :func:`xfast.align.unit_rows_inplace`; the result then holds the transformed states
         (``States.transform`` names it). ``on_batch(n)`` is called after each model call with
-        the number of passes it ran (about one per sentence), for progress bars."""
+        the number of passes it ran (about one per sentence), for progress bars. ``lang``: as
+        in :meth:`encode`."""
+        codes = self.language_ids(lang, len(sub))
         offsets = sub.offsets
         lengths = np.diff(offsets)
         # passes: (sentence, start, end, own_start, own_end)
@@ -803,7 +925,7 @@ class Encoder:
                     self.stats["windowed"] += len(w) > 1
                     rows.extend((i, *p) for p in w)
             passes = np.array(rows, np.int64).reshape(-1, 5)
-        blocks, at = self._run_passes(sub.ids, offsets, passes, transform, on_batch)
+        blocks, at = self._run_passes(sub.ids, offsets, passes, transform, on_batch, codes)
         where = np.zeros((len(lengths), 2), np.int64)
         single = np.ones(len(passes), bool)
         if long:  # a windowed sentence's rows, stitched from its passes' own ranges
@@ -825,9 +947,10 @@ class Encoder:
         return States(blocks, where, offsets, transform)
 
     def _run_passes(self, ids: np.ndarray, offsets: np.ndarray, passes: np.ndarray,
-                    transform=None, on_batch=None) -> tuple[list[np.ndarray], np.ndarray]:
+                    transform=None, on_batch=None, codes: np.ndarray | None = None) -> tuple[list[np.ndarray], np.ndarray]:
         """Run every pass; returns the model's outputs and, per pass, (output, row of its
-        first subword)."""
+        first subword). ``codes``: each sentence's first token (its language code), written
+        over the prefix."""
         pre, suf = np.asarray(self._prefix, np.int64), np.asarray(self._suffix, np.int64)
         extra = len(pre) + len(suf)
         lengths = passes[:, 2] - passes[:, 1] + extra
@@ -845,6 +968,8 @@ class Encoder:
             rows = order[k:j]
             row_len = lengths[rows]
             batch, first = _pack.pack(ids, starts[rows], row_len - extra, pre, suf)
+            if codes is not None:
+                batch[first - 1] = codes[passes[rows, 0]]
             at[rows, 0] = len(blocks)
             at[rows, 1] = first
             out = self._run(batch, row_len)

@@ -35,7 +35,8 @@ __all__ = ["PROJECTION_METHODS", "ProjectionConfig", "RunReport", "project_batch
            "read_test_set", "words_key", "label_set_of", "default_ignore", "describe", "metrics_row",
            "write_labels", "add_common_arguments", "add_projection_arguments", "options_of", "config_of",
            "print_result", "check_methods", "MODES", "ALIGN_METHODS", "add_device_argument",
-           "add_encoder_arguments", "aligner_kwargs_of"]
+           "add_encoder_arguments", "aligner_kwargs_of", "pipeline_aligner", "default_align_methods",
+           "align_languages"]
 
 PROJECTION_METHODS = ("heuristic", "ngram-greedy", "ngram-bipartite", "ner-greedy", "ner-bipartite")
 
@@ -638,16 +639,45 @@ def add_device_argument(p: argparse.ArgumentParser, *, default: str, where: str)
                    help=f"{where} (auto: CUDA when ONNX Runtime has it)")
 
 
+def pipeline_aligner(aligner, translator):
+    """The aligner a translating pipeline uses: ``"translator"`` names the translating
+    checkpoint itself, whose encoder then aligns (docs/alignment.md); anything else as given."""
+    return translator if isinstance(aligner, str) and aligner == "translator" else aligner
+
+
+def default_align_methods(aligner) -> tuple[str, ...]:
+    """Extraction methods when none are asked for: a loaded Aligner's own, ``softmax`` for a
+    translator's encoder, else ``itermax``."""
+    from xfast.models.encoder import takes_language
+
+    if hasattr(aligner, "method"):
+        return (aligner.method,)
+    return ("softmax",) if takes_language(aligner) else ("itermax",)
+
+
+def align_languages(aligner, labeled: str, receiving: str) -> tuple[str, str] | None:
+    """The two sides' languages for an aligner that reads them (a translator's encoder), else None."""
+    from xfast.models.encoder import takes_language
+
+    return (labeled, receiving) if takes_language(aligner) else None
+
+
+_ALIGNER_HELP = ("registry name, local Hugging Face directory or ONNX export; an NLLB-200 checkpoint aligns "
+                 "with its encoder")
+_ALIGN_METHOD_HELP = ("alignment extraction: SimAlign itermax/inter/fwd/rev/mwmf, AWESoME softmax (default: softmax "
+                      "for an NLLB encoder, else itermax)")
+
+
 def add_encoder_arguments(p: argparse.ArgumentParser) -> None:
     """The aligner's model options of the commands that align with one encoder (``project``,
     ``serve``): ``--aligner``, ``--layer``, ``--align-method``, ``--quantize``, ``--device``,
     ``--threads``; :func:`aligner_kwargs_of` turns them into :class:`~xfast.aligner.Aligner`
     arguments."""
-    p.add_argument("--aligner", default="e5-small", help="registry name, local Hugging Face directory or ONNX export")
+    p.add_argument("--aligner", default="e5-small", help=_ALIGNER_HELP)
     p.add_argument("--layer", type=int, default=None,
-                   help="encoder layer whose states are compared (default: the registry's for the model, else 8)")
-    p.add_argument("--align-method", default="itermax", choices=ALIGN_METHODS,
-                   help="alignment extraction (SimAlign itermax/inter/fwd/rev/mwmf, AWESoME softmax)")
+                   help="encoder layer whose states are compared (default: the registry's for the model, an NLLB "
+                        "encoder's last, else 8)")
+    p.add_argument("--align-method", default=None, choices=ALIGN_METHODS, help=_ALIGN_METHOD_HELP)
     p.add_argument("--quantize", choices=["int8", "float16"], default=None,
                    help="run the int8 encoder (CPU) or the float16 one (GPU)")
     add_device_argument(p, default="auto", where="where the encoder runs")
@@ -747,11 +777,13 @@ def add_projection_arguments(p: argparse.ArgumentParser) -> None:
     """Aligner and projection options shared with translate-train."""
     p.add_argument("--method", nargs="+", default=["heuristic", "ngram-greedy"], choices=PROJECTION_METHODS,
                    help="projection methods, one output file each")
-    p.add_argument("--aligner", default="e5-small", help="registry name, local HF directory or ONNX export")
-    p.add_argument("--align-method", nargs="+", default=["itermax"], choices=ALIGN_METHODS,
-                   help="extraction methods, all on one encoding (softmax = AWESoME)")
+    p.add_argument("--aligner", default="e5-small",
+                   help=_ALIGNER_HELP + "; 'translator': the encoder of --translator itself (no second model)")
+    p.add_argument("--align-method", nargs="+", default=None, choices=ALIGN_METHODS,
+                   help=_ALIGN_METHOD_HELP + "; several run on one encoding")
     p.add_argument("--layer", type=int, default=None,
-                   help="aligner layer whose states are compared (default: the registry's for the model, else 8)")
+                   help="aligner layer whose states are compared (default: the registry's for the model, an NLLB "
+                        "encoder's last, else 8)")
     p.add_argument("--token-type", default="bpe", choices=["bpe", "word"],
                    help="align subwords (bpe) or subword-averaged words")
     p.add_argument("--quantize", choices=["int8", "float16"], default=None,

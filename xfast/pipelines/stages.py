@@ -61,11 +61,11 @@ def tokenize(cols: TokenColumns, encoder):
     return encoder.subwords(cols)
 
 
-def encode(sub, encoder, transform=None, on_batch=None):
+def encode(sub, encoder, transform=None, on_batch=None, lang: str | None = None):
     """Layer-L states of every subword (:class:`~xfast.models.encoder.States`): the model
     forward, then ``transform`` on each output while it is in cache; ``on_batch(n)`` after
-    each model call."""
-    return encoder.encode_subwords(sub, transform=transform, on_batch=on_batch)
+    each model call. ``lang``: the side's language, for a translator's encoder."""
+    return encoder.encode_subwords(sub, lang=lang, transform=transform, on_batch=on_batch)
 
 
 def align(labeled: tuple, receiving: tuple, aligner) -> Alignment:
@@ -464,12 +464,15 @@ def backtranslate_shard(models: Models, translator, words: list[list[str]], enti
 def align_stage(models: Models, aligner, labeled: list[list[str]], receiving: list[list[str]],
                 methods: tuple[str, ...], upstream: dict, *, compat: bool, cache: Path, shard_size: int,
                 cache_stats: CacheStats, report: RunReport, progress: bool,
-                stage: str = "align", remote=None) -> tuple[dict[str, list[np.ndarray]], dict[str, str]]:
+                stage: str = "align", remote=None,
+                langs: tuple[str, str] | None = None) -> tuple[dict[str, list[np.ndarray]], dict[str, str]]:
     """Word alignments ``(labeled, receiving)`` for each extraction method, cached per method.
 
     Each shard's sentences are encoded once for all methods whose shard is missing. A pair
-    with an empty side has no pairs. ``remote``: missing shards worked on Ray. Returns
-    ``({method: alignments}, {method: cache key})``.
+    with an empty side has no pairs. ``remote``: missing shards worked on Ray. ``langs``: the
+    two sides' languages, for an aligner that reads them (a translator's encoder; None for
+    others, whose cache keys stay as they were). Returns ``({method: alignments}, {method:
+    cache key})``.
     """
     from tqdm.auto import tqdm
 
@@ -478,7 +481,8 @@ def align_stage(models: Models, aligner, labeled: list[list[str]], receiving: li
     base = models.aligner_fields(aligner)
     # compat changes every method (the aligner truncates at the model's limit, docs/alignment.md), not
     # only softmax's pair order
-    caches = {m: StageCache(cache, stage, {**upstream, "aligner": base, "method": m, "compat": compat},
+    key = {**upstream, "aligner": base, **({"langs": list(langs)} if langs else {})}
+    caches = {m: StageCache(cache, stage, {**key, "method": m, "compat": compat},
                             shard_size=shard_size, stats=cache_stats) for m in methods}
     result: dict[str, list[np.ndarray]] = {m: [] for m in methods}
     n = len(labeled)
@@ -490,7 +494,8 @@ def align_stage(models: Models, aligner, labeled: list[list[str]], receiving: li
         if remote is not None and any(missing.values()):
             remote_results = remote.map([
                 (align_shard, {"aligner": _remote_spec(aligner), "labeled": labeled[lo:hi],
-                               "receiving": receiving[lo:hi], "methods": missing[k], "compat": compat})
+                               "receiving": receiving[lo:hi], "methods": missing[k], "compat": compat,
+                               "langs": langs})
                 for k, (lo, hi) in enumerate(ranges) if missing[k]])
         for k, (lo, hi) in enumerate(ranges):
             got = loaded[k]
@@ -499,7 +504,7 @@ def align_stage(models: Models, aligner, labeled: list[list[str]], receiving: li
                     computed = next(remote_results)
                 else:
                     computed = align_shard(models, aligner, labeled[lo:hi], receiving[lo:hi], missing[k],
-                                           compat=compat, report=report, stage=stage)
+                                           compat=compat, report=report, stage=stage, langs=langs)
                 for m in missing[k]:
                     got[m] = caches[m].save(k, lo, computed[m], {}), {}
             for m in methods:
@@ -511,16 +516,17 @@ def align_stage(models: Models, aligner, labeled: list[list[str]], receiving: li
 
 def align_shard(models: Models, aligner, labeled: list[list[str]], receiving: list[list[str]],
                 methods: Sequence[str], *, compat: bool, report: RunReport | None = None,
-                stage: str = "align") -> dict[str, list[dict]]:
+                stage: str = "align", langs: tuple[str, str] | None = None) -> dict[str, list[dict]]:
     """One shard of an align stage: each method's records (``{"pairs": [[i, j], ...]}`` per
-    pair; none where a side is empty), the sentences encoded once for all methods."""
+    pair; none where a side is empty), the sentences encoded once for all methods
+    (``langs``: the sides' languages, for a translator's encoder)."""
     from xfast.align import align_states_batch
 
     al = models.aligner(aligner, method=methods[0], compat=compat)
     idx = [i for i in range(len(labeled)) if labeled[i] and receiving[i]]
     with _timed(report, f"{stage}.model"):
-        lab = al.encode([labeled[i] for i in idx])
-        rec = al.encode([receiving[i] for i in idx])
+        lab = al.encode([labeled[i] for i in idx], lang=langs[0] if langs else None)
+        rec = al.encode([receiving[i] for i in idx], lang=langs[1] if langs else None)
     kw = {key: al.settings[key] for key in ("token_type", "distortion", "max_count", "alpha", "threshold")}
     out = {}
     for m in methods:

@@ -23,7 +23,8 @@ from pathlib import Path
 from xfast.errors import ParameterError, msg
 from xfast.pipelines.ray_engine import RaySettings
 from xfast.pipelines.runner import (MODES, ModelOptions, ProjectionConfig, add_common_arguments,
-                                    add_projection_arguments, check_methods, config_of, default_ignore, describe,
+                                    add_projection_arguments, align_languages, check_methods, config_of,
+                                    default_align_methods, default_ignore, describe, pipeline_aligner,
                                     describe_model, file_sha256, map_label_set, metrics_row, options_of, print_result,
                                     ray_settings_of, start_run, versions, words_key, write_json, write_labels)
 from xfast.pipelines.stages import (align_stage, backtranslate_stage, english_ner_stage, fail_empty,
@@ -48,8 +49,10 @@ def translate_test(input: str | Path, lang: str, out_dir: str | Path, *, modes: 
     """Run translate-test on a test set in language ``lang`` (ISO or FLORES-200 code).
 
     Models are registry names, local directories or loaded objects (``Translator``,
-    ``Tagger``, ``Aligner``). ``align_methods``: extraction methods run on one encoding (default:
-    the given Aligner's method, else ``itermax``; ``softmax`` is AWESoME). ``baseline`` adds the
+    ``Tagger``, ``Aligner``); ``aligner="translator"`` aligns with the encoder of ``translator``
+    itself (docs/alignment.md). ``align_methods``: extraction methods run on one encoding
+    (default: the given Aligner's method, else ``softmax`` for a translator's encoder and
+    ``itermax`` for others; ``softmax`` is AWESoME's). ``baseline`` adds the
     model-transfer row. ``label_set``: types kept in outputs (default: the gold data's);
     ``ignore``: types scored as O (default: DATE for MasakhaNER). ``overwrite`` replaces another
     run's outputs in ``out_dir`` (else that is an error). ``ray``: the model stages' missing
@@ -63,8 +66,9 @@ def translate_test(input: str | Path, lang: str, out_dir: str | Path, *, modes: 
     t0 = time.perf_counter()
     cfg = config or ProjectionConfig()
     options = options or ModelOptions()
+    aligner = pipeline_aligner(aligner, translator)
     if align_methods is None:
-        align_methods = (getattr(aligner, "method", "itermax"),)
+        align_methods = default_align_methods(aligner)
     modes, methods, align_methods = tuple(modes), tuple(methods), tuple(align_methods)
     check_methods(methods, align_methods, modes, getattr(aligner, "token_type", options.token_type))
     flores = flores_code(lang)  # E402 before any work
@@ -113,8 +117,9 @@ def translate_test(input: str | Path, lang: str, out_dir: str | Path, *, modes: 
 
     preds: dict[tuple[str, str, str], list[list[str]]] = {}
     for mode, (lab_words, lab_ents, up) in labeled.items():
+        langs = align_languages(aligner, "en" if mode == "src2tgt" else lang, lang)
         alns, keys = align_stage(models, aligner, lab_words, words, align_methods, {"labeled": up, "receiving": wkey},
-                                 compat=cfg.compat, stage="align", **common)
+                                 compat=cfg.compat, stage="align", langs=langs, **common)
         for am, key in keys.items():
             stages[f"align/{mode}/{am}"] = key
         for (am, m), labels in project_variants(mode, lab_ents, alns, words, methods, cfg, report, lang=lang,
@@ -200,7 +205,8 @@ def main(args: argparse.Namespace) -> int:
     """Run ``xfast translate-test``; 1 when some sentences failed, else 0."""
     res = translate_test(args.input, args.lang, args.out, modes=tuple(args.mode), methods=tuple(args.method),
                          translator=args.translator, easyproject_translator=args.easyproject_translator,
-                         ner_model=args.ner_model, aligner=args.aligner, align_methods=tuple(args.align_method),
+                         ner_model=args.ner_model, aligner=args.aligner,
+                         align_methods=tuple(args.align_method) if args.align_method else None,
                          options=options_of(args), config=config_of(args), threshold=args.threshold,
                          baseline=args.baseline, cache=args.cache, shard_size=args.shard_size, dataset=args.dataset,
                          label_set=set(args.label_set) if args.label_set is not None else None,

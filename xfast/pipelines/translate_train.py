@@ -27,7 +27,8 @@ from pathlib import Path
 from xfast.errors import DataError, ParameterError, check_choice, msg
 from xfast.pipelines.ray_engine import RaySettings
 from xfast.pipelines.runner import (ModelOptions, ProjectionConfig, add_common_arguments, add_projection_arguments,
-                                    check_methods, config_of, describe_model, file_sha256, map_label_set, options_of,
+                                    align_languages, check_methods, config_of, default_align_methods,
+                                    pipeline_aligner, describe_model, file_sha256, map_label_set, options_of,
                                     ray_settings_of, start_run, versions, words_key, write_json, write_labels)
 from xfast.pipelines.stages import align_stage, backtranslate_stage, fail_empty, project_variants, translate_stage
 
@@ -62,6 +63,7 @@ def translate_train(input: str | Path, langs: tuple[str, ...] | list[str], out_d
     Languages NLLB-200 does not cover are skipped and listed in QA (``skipped_languages``);
     only when none is covered is that an error [E402].
 
+    ``aligner="translator"`` aligns with the encoder of ``translator`` itself (docs/alignment.md).
     ``ner_model`` is only loaded for ``ner-*`` methods (candidates on the translation).
     ``label_set``: types kept (default: those of the English gold). Returns ``{"results",
     "timings", "qa", "outputs"}``; ``results`` holds one QA row per output file.
@@ -83,8 +85,9 @@ def translate_train(input: str | Path, langs: tuple[str, ...] | list[str], out_d
         raise ParameterError(msg("E202", name="modes", expected=f"one or more of {list(TRAIN_MODES)}", value=modes))
     for m in modes:
         check_choice("modes", m, TRAIN_MODES)
+    aligner = pipeline_aligner(aligner, translator)
     if align_methods is None:
-        align_methods = (getattr(aligner, "method", "itermax"),)
+        align_methods = default_align_methods(aligner)
     modes, methods, align_methods = tuple(modes), tuple(methods), tuple(align_methods)
     check_methods(methods, align_methods, ("src2tgt",), getattr(aligner, "token_type", options.token_type))
     floreses, skipped = partition(list(langs))  # before any work
@@ -150,7 +153,8 @@ def translate_train(input: str | Path, langs: tuple[str, ...] | list[str], out_d
                                                                             truncate=cfg.compat, **common)
             alns, keys = align_stage(models, aligner, words, tgt_words, align_methods,
                                      {"labeled": wkey, "receiving": stages[f"translate/{lang}"],
-                                      "splitter": split.name}, compat=cfg.compat, **common)
+                                      "splitter": split.name}, compat=cfg.compat,
+                                     langs=align_languages(aligner, "en", lang), **common)
             stages.update({f"align/{lang}/{am}": k for am, k in keys.items()})
             for (am, m), labels in project_variants("plain", ents, alns, tgt_words, methods, cfg, report,
                                                     lang=lang, candidates=candidates, shard_size=shard_size,
@@ -213,7 +217,8 @@ def main(args: argparse.Namespace) -> int:
         print(f"xfast: running {', '.join(ok)}", file=sys.stderr)
     res = translate_train(args.input, args.lang, args.out, modes=tuple(args.mode), methods=tuple(args.method),
                           translator=args.translator, easyproject_translator=args.easyproject_translator,
-                          ner_model=args.ner_model, aligner=args.aligner, align_methods=tuple(args.align_method),
+                          ner_model=args.ner_model, aligner=args.aligner,
+                          align_methods=tuple(args.align_method) if args.align_method else None,
                           options=options_of(args), config=config_of(args), threshold=args.threshold,
                           cache=args.cache, shard_size=args.shard_size,
                           label_set=set(args.label_set) if args.label_set is not None else None,
