@@ -163,3 +163,163 @@ def test_policy_parse():
     assert p == FilterPolicy(drop_partial=True, min_score=0.5) == FilterPolicy.parse("min-score=0.5 drop-partial")
     assert p.names() == ["min-score=0.5", "drop-partial"] and str(p) == "min-score=0.5 drop-partial"
     assert FilterPolicy.parse(p) is p
+
+
+# --------------------------------------------------------------------------- xfast project
+
+N = 40
+POLICIES = [(("drop-partial",), None), (("drop-unprojected",), None), (("min-score=0.9",), None),
+            (("min-score=0.8", "drop-partial"), None), (("drop-partial", "drop-unprojected"), {"PER", "LOC"})]
+
+
+@pytest.fixture(scope="module")
+def aligner(tiny_models):
+    from xfast.aligner import Aligner
+
+    return Aligner(tiny_models["xlmr"], layer=2)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    d = tmp_path_factory.mktemp("corpus")
+    return (head_conll(EUROPARL / "en-europarl.test.conll02", N, d / "en.conll"),
+            head_conll(EUROPARL / "de-europarl.test.conll02", N, d / "de.conll"))
+
+
+@pytest.fixture(scope="module")
+def unfiltered(tmp_path_factory, corpus, aligner):
+    """A run without a filter: its labels and alignments are what the filter starts from."""
+    from xfast.pipelines.parallel import project_parallel
+
+    out = tmp_path_factory.mktemp("none")
+    project_parallel(*corpus[:1], {"de": corpus[1]}, out, aligner=aligner, methods=("heuristic", "ngram-greedy"),
+                     write_alignments=True, progress=False)
+    return out
+
+
+def _files(out):
+    return {p.name: p.read_bytes() for p in sorted(out.iterdir()) if p.is_file() and p.name != "run.json"}
+
+
+def _pharaoh(path):
+    return [[tuple(int(x) for x in link.split(":")[0].split("-")) for link in line.split()]
+            for line in path.read_text().splitlines()]
+
+
+def test_none_is_byte_identical(tmp_path, corpus, aligner, unfiltered):
+    from xfast.pipelines.parallel import project_parallel
+
+    for value in ("none", ("none",), FilterPolicy()):
+        out = tmp_path / str(len(str(value)))
+        project_parallel(corpus[0], {"de": corpus[1]}, out, aligner=aligner, methods=("heuristic", "ngram-greedy"),
+                         write_alignments=True, progress=False, filters=value)
+        assert _files(out) == _files(unfiltered)  # manifest (run key) and qa.json included
+
+
+@pytest.mark.parametrize("policy,label_set", POLICIES, ids=lambda v: " ".join(sorted(v)) if v else "all")
+def test_project_keeps_and_rejects_by_the_definitions(tmp_path, corpus, aligner, unfiltered, policy, label_set):
+    """Each output's kept sentences and rejects equal the oracle applied to the unfiltered run's
+    labels and alignments; QA and metrics count them."""
+    from collections import Counter
+
+    from xfast.evaluate import proj_ratio, scores
+    from xfast.pipelines.parallel import project_parallel
+
+    out = tmp_path / "out"
+    res = project_parallel(corpus[0], {"de": corpus[1]}, out, aligner=aligner, methods=("heuristic", "ngram-greedy"),
+                           write_alignments=True, progress=False, filters=policy, shard_size=16, batch_size=8,
+                           label_set=label_set)
+    p = FilterPolicy.parse(policy)
+    en, de = list(read_conll(corpus[0])), list(read_conll(corpus[1]))
+    pairs = _pharaoh(unfiltered / "de.align.txt")
+    types = sorted({e[2] for s in en for e in entities_of(s.labels)})
+    tid = {t: i for i, t in enumerate(types)}
+    code = {"O": 0, **{f"{b}-{t}": 2 * i + 1 + (b == "I") for t, i in tid.items() for b in "BI"}}
+    counted = None if label_set is None else [t in label_set for t in types]
+    qa = json.loads((out / "qa.json").read_text())
+    for m in ("heuristic", "ngram-greedy"):
+        before = [[x if x == "O" or label_set is None or x[2:] in label_set else "O" for x in s.labels]
+                  for s in read_conll(unfiltered / f"de.{m}.conll")]
+        want_kept, want_rejects = [], []
+        for i, (s, labels) in enumerate(zip(en, before)):
+            ents = [(a, b, tid[t]) for a, b, t in entities_of(s.labels)]
+            codes, _, _, _, state, dropped = oracle_sentence([code[x] for x in labels], ents, pairs[i], p, counted)
+            after = [([x for x in code if code[x] == c] or ["O"])[0] for c in codes]
+            (want_rejects if dropped else want_kept).append((i, after, ("", "partial", "unprojected")[state]))
+        kept = [(s.tokens, s.labels) for s in read_conll(out / f"de.{m}.conll")]
+        assert kept == [(de[i].tokens, labels) for i, labels, _ in want_kept]
+        rejects_path = out / f"de.{m}.rejects.jsonl"
+        assert rejects_path.is_file() == p.drops
+        rejects = [json.loads(line) for line in rejects_path.read_text().splitlines()] if p.drops else []
+        assert [(r["sentence"], r["labels"], r["reason"]) for r in rejects] == want_rejects
+        for r in rejects:
+            i = r["sentence"]
+            assert r["tokens"] == de[i].tokens and r["labeled_line"] == en[i].line
+            assert r["entities"] == [list(e) for e in entities_of(en[i].labels) if counted is None or e[2] in label_set]
+            assert r["projected"] + len(r["unprojected"]) == len(r["entities"])
+            assert all(s < p.min_score for *_, s in r["removed_spans"])
+        assert len(kept) + len(rejects) == N
+        counts = qa["filter"][f"de/{m}"]
+        assert counts["kept"] == len(kept) and counts["dropped"] == len(rejects)
+        assert counts["dropped_by_reason"] == {"partial": 0, "unprojected": 0, **Counter(r["reason"] for r in rejects)}
+        if not p.drop_partial:
+            assert counts["dropped_by_reason"]["partial"] == 0
+        # metrics score the kept sentences
+        row = next(r for r in res["results"] if r["method"] == m)
+        gold = [de[i].labels for i, _, _ in want_kept]
+        pred = [labels for _, labels, _ in want_kept]
+        want = scores(gold, pred)
+        assert {k: row[k] for k in want} == want and row["proj_ratio"] == proj_ratio(gold, pred)
+        assert row["sentences_kept"] == len(kept) and row["filter"] == str(p)
+    assert qa["sentences"]["in"] == N
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["filter"] == p.names()
+    if p.min_score is not None:  # the tiny model aligns poorly: some spans go
+        assert sum(c["spans_removed_by_min_score"] for c in qa["filter"].values()) > 0
+
+
+def test_resume_and_parquet(tmp_path, corpus, aligner, monkeypatch):
+    """A run stopped after two committed shards, resumed, writes the bytes of one never stopped;
+    the rejects file stays JSON Lines beside Parquet outputs."""
+    from xfast.pipelines import run as run_mod
+    from xfast.pipelines.parallel import project_parallel
+
+    kw = dict(aligner=aligner, methods=("heuristic",), progress=False, filters=("min-score=0.5", "drop-partial"),
+              batch_size=4, shard_size=8, output_format="parquet")
+    ref = tmp_path / "ref"
+    project_parallel(corpus[0], {"de": corpus[1]}, ref, **kw)
+    commit, calls = run_mod.RunDir.commit, []
+
+    def stop_after_two(self, index, parts, state):
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        calls.append(index)
+        commit(self, index, parts, state)
+
+    out = tmp_path / "out"
+    monkeypatch.setattr(run_mod.RunDir, "commit", stop_after_two)
+    with pytest.raises(KeyboardInterrupt):
+        project_parallel(corpus[0], {"de": corpus[1]}, out, **kw)
+    monkeypatch.setattr(run_mod.RunDir, "commit", commit)
+    res = project_parallel(corpus[0], {"de": corpus[1]}, out, **kw)
+    assert res["run"]["resumed_shards"] == 2
+    assert _files(out) == _files(ref)
+    assert (out / "de.heuristic.rejects.jsonl").read_bytes().startswith(b'{"sentence": ')
+
+
+def test_cli_filter_and_bad_values(tmp_path, corpus, tiny_models, capsys):
+    from xfast.cli import main
+
+    base = ["project", "--labeled", str(corpus[0]), "--receiving", f"de={corpus[1]}", "--aligner",
+            str(tiny_models["xlmr"]), "--layer", "2", "--method", "heuristic", "--quiet"]
+    for bad, code in ((["drop-everything"], "E208"), (["none", "drop-partial"], "E208"), (["min-score=abc"], "E209"),
+                      (["min-score=2"], "E209")):
+        assert main([*base, "--out", str(tmp_path / "bad"), "--filter", *bad]) == 2
+        err = capsys.readouterr().err
+        assert f"[{code}]" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+        assert not (tmp_path / "bad").exists()
+    assert main([*base, "--out", str(tmp_path / "o"), "--filter", "drop-unprojected", "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert set(res["outputs"]) == {"de/heuristic", "de/heuristic/rejects"}
+    assert sum(res["qa"]["filter"]["de/heuristic"]["dropped_by_reason"].values()) + \
+        res["qa"]["filter"]["de/heuristic"]["kept"] == N

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from xfast.errors import ParameterError, check_choice, msg
 from xfast.pipelines.ray_engine import ENGINES, RaySettings
 from xfast.pipelines.runner import ProjectionConfig, RunReport, file_sha256, versions, write_json
+from xfast.project.filtering import FilterPolicy
 
 __all__ = ["project_parallel", "labeled_entities", "add_arguments", "main", "ShardProjector", "OUTPUT_FORMATS"]
 
@@ -49,6 +50,7 @@ def project_parallel(labeled: str | Path, receiving: dict[str, str | Path], out_
                      batch_size: int = 512, shard_size: int | None = None, write_alignments: bool = False,
                      label_set: set[str] | None = None, ignore: tuple[str, ...] = (),
                      progress: bool = True, overwrite: bool = False,
+                     filters: str | tuple[str, ...] | FilterPolicy = "none",
                      overlap: bool = True, output_format: str = "conll", engine: str = "local",
                      ray: RaySettings | None = None, device: str = "auto", dataset: str = "") -> dict:
     """Project the labeled side's entities onto every receiving side with every method.
@@ -66,6 +68,9 @@ def project_parallel(labeled: str | Path, receiving: dict[str, str | Path], out_
     ``"parquet"`` (``tokens`` and ``ner_tags`` columns). ``engine="ray"`` works the shards on a
     Ray cluster (:class:`~xfast.pipelines.ray_engine.RaySettings`; same outputs, byte for byte).
     ``dataset`` names the data in ``metrics.csv`` (the paper's results layout, docs/qa.md).
+    ``filters``: ``--filter`` policies (:meth:`~xfast.project.filtering.FilterPolicy.parse`,
+    docs/projection.md): removed spans and dropped sentences leave each output, dropped ones go
+    to ``NAME.METHOD.rejects.jsonl``, and metrics score the kept sentences only.
     Returns ``{"results": [metrics rows], "timings": {...}, "qa": {...}, "outputs": {...},
     "run": {...}}``; metrics rows exist for receiving sides with gold labels.
     """
@@ -83,6 +88,7 @@ def project_parallel(labeled: str | Path, receiving: dict[str, str | Path], out_
     stages.methods_valid(methods)
     check_choice("output_format", output_format, OUTPUT_FORMATS)
     check_choice("engine", engine, ENGINES)
+    policy = FilterPolicy.parse(filters)
     ray = ray or RaySettings()
     if engine == "ray":
         ray.check()
@@ -133,12 +139,16 @@ def project_parallel(labeled: str | Path, receiving: dict[str, str | Path], out_
     outputs = {f"{n}/{m}": out / f"{n}.{m}{suffix}" for n in names for m in methods}
     if write_alignments:
         outputs.update({f"{n}/alignment": out / f"{n}.align.txt" for n in names})
+    if policy.drops:
+        outputs.update({f"{n}/{m}/rejects": out / f"{n}.{m}.rejects.jsonl" for n in names for m in methods})
     inputs = {str(p): file_sha256(p) for p in paths}
     settings = {"receiving": names, "candidates": cand_names, "methods": list(methods), "config": cfg,
                 "batch_size": batch_size, "shard_size": shard_size, "write_alignments": write_alignments,
                 "label_set": sorted(label_set) if label_set else None, "ignore": list(ignore)}
     if output_format != "conll":  # keeps the key of a CoNLL run as it was
         settings["output_format"] = output_format
+    if policy.active:  # likewise: a run without a filter keeps its key
+        settings["filter"] = policy.names()
     key = run_key({"inputs": list(inputs.values()), **settings, "aligner": aligner.settings,
                    "model": model_fingerprint(aligner.encoder), "versions": versions()})
     rundir = RunDir(out, key, outputs, overwrite=overwrite)
@@ -151,7 +161,8 @@ def project_parallel(labeled: str | Path, receiving: dict[str, str | Path], out_
         report.load_state(state["qa"])
         counts.update({tuple(k.split("/", 1)): ScoreCounts.from_dict(v) for k, v in state["scores"].items()})
         has_gold.update(state["has_gold"])
-    plan = _Plan(names, cand_names, tuple(methods), cfg, label_set, write_alignments, output_format, tuple(outputs))
+    plan = _Plan(names, cand_names, tuple(methods), cfg, label_set, write_alignments, output_format, tuple(outputs),
+                 filter=policy)
     chunks_in = read_parallel_columns(paths, labels=[True] + [None] * len(names) + [True] * len(cand_names),
                                       chunk_size=batch_size, types=types)
     bar = tqdm(total=n_total, initial=done * shard_size, unit="pair", desc="project", disable=not progress,
@@ -195,12 +206,15 @@ def project_parallel(labeled: str | Path, receiving: dict[str, str | Path], out_
                 continue
             for m in methods:
                 row = counts[(name, m)].result()
+                # with a filter the scores are those of the kept sentences
+                kept = {"filter": str(policy), "sentences_kept": counts[(name, m)].sentences} if policy.active else {}
                 csv_rows.append({**row, "lang": name, "task": "pipeline_eval", "eval_type": "compare_to_original",
                                  "dataset": dataset, **describe("src2tgt", aligner.method, m),
                                  "xfast_align_method": aligner.method, "xfast_method": m,
                                  "xfast_aligner_model": aligner.settings["model"],
-                                 "xfast_layer": aligner.settings["layer"], "xfast_compat": cfg.compat})
-                row.update({"lang": name, "method": m, "aligner": aligner.settings["model"],
+                                 "xfast_layer": aligner.settings["layer"], "xfast_compat": cfg.compat,
+                                 **{f"xfast_{k}": v for k, v in kept.items()}})
+                row.update({**kept, "lang": name, "method": m, "aligner": aligner.settings["model"],
                             "align_method": aligner.method})
                 results.append(row)
     with report.stage("commit"):
@@ -251,9 +265,11 @@ class _Plan:
     output_format: str
     outputs: tuple[str, ...]
 
+    filter: FilterPolicy = FilterPolicy()
+
     def join(self, key: str, chunks: list[bytes]) -> bytes:
         """One shard's part of output ``key`` from its batches' chunks."""
-        if self.output_format == "parquet" and not key.endswith("/alignment") and len(chunks) > 1:
+        if self.output_format == "parquet" and not key.endswith(("/alignment", "/rejects")) and len(chunks) > 1:
             import io
 
             from xfast.io.parquet import append_parquet
@@ -329,11 +345,50 @@ class _Work:
                                                    offset=start, cands=cands.get(kind))
                     written = stages.keep_types(codes, types, plan.label_set)
                     stages.count_entities(report, f"{name}/{m}", ents, codes, written, types)
+                out_cols = rec_cols
+                if plan.filter.active:
+                    with report.stage("filter"):
+                        out_cols, written, rejects = _filtered(plan, f"{name}/{m}", ents, aln, row[0], rec_cols,
+                                                               written, types, start, report)
+                    if plan.filter.drops:
+                        parts[f"{name}/{m}/rejects"].append(rejects)
                 with report.stage("write"):
-                    parts[f"{name}/{m}"].append(_output_bytes(plan.output_format, rec_cols, written, types))
+                    parts[f"{name}/{m}"].append(_output_bytes(plan.output_format, out_cols, written, types))
                 if self.has_gold[name]:
-                    scored(name, m, rec_cols.codes, written, rec_cols.sent_off)
+                    scored(name, m, out_cols.codes, written, out_cols.sent_off)
         report.sentences_out += len(lab_cols)
+
+
+def _filtered(plan: _Plan, key: str, ents, aln, lab_cols, rec_cols, codes, types, start: int,
+              report: RunReport) -> tuple:
+    """``plan.filter`` on one output's batch (``codes``: its labels after the label set; the
+    first sentence is number ``start``): ``(kept sentences, their codes, rejects JSONL bytes)``,
+    counted in ``report``."""
+    import numpy as np
+
+    from xfast.project.filtering import REASONS, filter_batch, keep_rows, reject_line
+
+    names = types.names
+    counted = None if plan.label_set is None else np.array([n in plan.label_set for n in names], bool)
+    f = filter_batch(codes, rec_cols.sent_off, ents.offsets, ents.spans, ents.types, aln.offsets, aln.pairs,
+                     plan.filter, counted=counted)
+    kept, tok = keep_rows(rec_cols, ~f.dropped)
+    dropped = np.flatnonzero(f.dropped).tolist()
+    report.filtered(key, len(rec_cols) - len(dropped),
+                    {r: int(np.sum(f.states[dropped] == s)) for s, r in enumerate(REASONS) if s},
+                    int(f.removed.sum()))
+    lines, table = [], types.table()
+    so, eo, po = rec_cols.sent_off.tolist(), ents.offsets.tolist(), f.spans.offsets.tolist()
+    for i in dropped:
+        own = [e for e in range(eo[i], eo[i + 1]) if counted is None or counted[ents.types[e]]]
+        lines.append(reject_line(
+            start + i, REASONS[f.states[i]], rec_cols.words(i), [table[c] for c in f.codes[so[i]:so[i + 1]].tolist()],
+            [(int(ents.spans[e, 0]), int(ents.spans[e, 1]), names[ents.types[e]]) for e in own],
+            [bool(f.entity_projected[e]) for e in own],
+            [(int(f.spans.spans[k, 0]), int(f.spans.spans[k, 1]), names[f.spans.types[k]], f.spans.scores[k])
+             for k in range(po[i], po[i + 1]) if f.removed[k]],
+            labeled_line=int(lab_cols.lines[i]), receiving_line=int(rec_cols.lines[i])))
+    return kept, f.codes[tok], b"".join(lines)
 
 
 def _output_bytes(form: str, cols, codes, types) -> bytes:
@@ -556,7 +611,8 @@ def _named(items: list[str], what: str) -> dict[str, str]:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The ``xfast project`` options."""
-    from xfast.pipelines.runner import PROJECTION_METHODS, add_encoder_arguments, add_engine_arguments
+    from xfast.pipelines.runner import (PROJECTION_METHODS, add_encoder_arguments, add_engine_arguments,
+                                        add_filter_argument)
 
     p.formatter_class = argparse.ArgumentDefaultsHelpFormatter
     p.epilog = ("example: xfast project --labeled en.conll --receiving de=de.conll es=es.txt "
@@ -592,6 +648,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--compat", action="store_true", help="reproduce the paper's code's quirks (see docs)")
     p.add_argument("--output-format", default="conll", choices=OUTPUT_FORMATS,
                    help="labeled outputs as CoNLL, or as Parquet with tokens and ner_tags columns")
+    add_filter_argument(p)
     add_engine_arguments(p)
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -613,6 +670,7 @@ def main(args: argparse.Namespace) -> int:
                            label_set=set(args.label_set) if args.label_set else None,
                            ignore=tuple(args.ignore), progress=not args.quiet,
                            output_format=args.output_format, engine=args.engine, ray=ray_settings_of(args),
+                           filters=tuple(args.filter),
                            device=args.device, dataset=args.dataset)
     if args.json:
         print(json.dumps({k: res[k] for k in ("results", "timings", "qa", "outputs")}))
