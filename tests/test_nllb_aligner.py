@@ -206,3 +206,38 @@ def test_translate_test_and_train_align_with_the_translator(tiny_models, tmp_pat
         for m in ("heuristic", "ngram-greedy"):
             labeled = list(read_conll(out2 / f"{lang}.plain.softmax.{m}.conll"))
             assert len(labeled) == 6
+
+
+def test_translator_and_its_encoder_are_not_held_together(tiny_models):
+    """``--aligner translator``: loading the encoder releases the translator of the same
+    checkpoint and the other way round; the released aligner's counts stay in the QA."""
+    from xfast.pipelines.runner import Models
+
+    models, spec = Models(), str(tiny_models["nllb_ct2"])
+    models.translator(spec)
+    models.aligner(spec, method="softmax").encode([["Ja"]], lang="en")
+    assert [k[0] for k in models._loaded] == ["aligner"]
+    models.translator(spec)
+    assert [k[0] for k in models._loaded] == ["translator"]
+    models.aligner(spec, method="softmax").encode([["Ja"], ["Nein"]], lang="de")
+    assert models.runtime_stats()[f"aligner:{spec}"]["sentences"] == 3
+
+
+def test_projector_reads_both_languages(tiny_models, capsys):
+    """The warm API (and so ``xfast serve``) with an NLLB encoder: fixed languages per side,
+    labels equal the heuristic over the Aligner's alignments; without languages, E415."""
+    from xfast.aligner import Aligner
+    from xfast.project import heuristic
+    from xfast.serve.projector import Projector
+
+    aligner = Aligner(tiny_models["nllb"])
+    projector = Projector(aligner, langs=("en", "de"))
+    lab, rec = ["Angela", "Merkel", "spoke", "in", "Berlin"], ["Angela", "Merkel", "sprach", "in", "Berlin"]
+    ents = [(0, 2, "PER"), (4, 5, "LOC")]
+    got = projector.project(lab, ents, rec)
+    want = heuristic(ents, aligner.align_batch([lab], [rec], langs=("en", "de"))[0], len(rec))
+    assert got.labels == want
+    with pytest.raises(ParameterError, match="E415"):
+        Projector(aligner)
+    rc = main(["serve", "--aligner", str(tiny_models["nllb"]), "--port", "0"])
+    assert rc == 2 and "--receiving-lang" in capsys.readouterr().err

@@ -95,10 +95,15 @@ def _serve(args: argparse.Namespace) -> int:
     from xfast.models.encoder import providers_for
     from xfast.pipelines.runner import aligner_kwargs_of
 
+    from xfast.models.encoder import takes_language
+
+    if takes_language(args.aligner) and not args.receiving_lang:  # before the server starts
+        raise ParameterError(msg("E415", model=args.aligner).replace("pass lang=", "pass --receiving-lang"))
     aligner = dict(aligner_kwargs_of(args), providers=providers_for(args.device))
     settings = ServeSettings(max_wait_ms=args.max_wait_ms, max_batch_tokens=args.max_batch_tokens,
                              max_queue=args.max_queue, max_request_bytes=args.max_request_bytes,
-                             methods=tuple(args.methods), aligner=aligner)
+                             methods=tuple(args.methods), aligner=aligner,
+                             langs=(args.labeled_lang, args.receiving_lang) if args.receiving_lang else None)
     return serve(settings, host=args.host, port=args.port, log_level=args.log_level)
 
 
@@ -245,6 +250,9 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1: this machine only)")
     sv.add_argument("--port", type=int, default=8080, help="port (0: any free one, printed at start)")
     add_encoder_arguments(sv)
+    sv.add_argument("--labeled-lang", default="en", help="language of the labeled side (read by NLLB encoders)")
+    sv.add_argument("--receiving-lang", default=None,
+                    help="language of the receiving side; needed by an NLLB encoder (e.g. de, yor_Latn)")
     sv.add_argument("--methods", nargs="+", default=list(SERVE_METHODS), choices=SERVE_METHODS,
                     help="projection methods offered")
     sv.add_argument("--max-wait-ms", type=float, default=5.0,

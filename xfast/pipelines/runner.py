@@ -337,12 +337,17 @@ class Models:
 
     ``*_fields`` describe a model for cache keys without loading it. A loaded object keeps its
     own settings (a Tagger's ``truncate``, an Aligner's ``compat``).
+
+    One checkpoint named both as translator and as aligner (``--aligner translator``) is held
+    once at a time: loading one of the two releases the other (the stages that use them run
+    one after the other).
     """
 
     def __init__(self, options: ModelOptions | None = None, report: RunReport | None = None) -> None:
         self.options = options or ModelOptions()
         self.report = report
         self._loaded: dict[tuple, object] = {}
+        self._released: dict[str, dict] = {}  # counts of released aligners, for runtime_stats
 
     def _get(self, kind: str, spec: object, build, variant: str = ""):
         if not isinstance(spec, (str, Path)):
@@ -350,6 +355,7 @@ class Models:
             return spec
         key = (kind, str(spec) + variant)
         if key not in self._loaded:
+            self._release_twin(kind, str(spec))
             if self.report is None:
                 self._loaded[key] = build()
             else:
@@ -423,18 +429,34 @@ class Models:
             fields["truncate"] = True
         return fields
 
+    def _release_twin(self, kind: str, spec: str) -> None:
+        """Drop the translator when its checkpoint's encoder is about to load as aligner, and the
+        other way round (keeping the released aligner's counts)."""
+        if kind not in ("translator", "aligner"):
+            return
+        for key in [k for k in self._loaded if k[0] != kind and k[0] in ("translator", "aligner")
+                    and k[1].split(" (")[0] == spec]:
+            obj = self._loaded.pop(key)
+            if key[0] == "aligner":
+                _add_counts(self._released.setdefault(f"aligner:{key[1]}", {}), obj.stats)
+
     def runtime_stats(self) -> dict:
         """Counts of the models this run loaded (encoder, tagger), for the QA summary."""
-        out = {}
+        out = {k: dict(v) for k, v in self._released.items()}
         for (kind, name), obj in self._loaded.items():
             st = obj.stats
             if kind != "translator":  # translator counts come from the cache shards
-                out[f"{kind}:{name}"] = st.as_dict() if hasattr(st, "as_dict") else dict(st)
+                _add_counts(out.setdefault(f"{kind}:{name}", {}), st.as_dict() if hasattr(st, "as_dict") else st)
         return out
 
     def describe(self, spec) -> str:
         """A model's name for reports: the registry name or the directory."""
         return describe_model(spec)
+
+
+def _add_counts(into: dict, counts) -> None:
+    for k, v in dict(counts).items():
+        into[k] = into[k] + v if k in into and isinstance(v, (int, float)) else v
 
 
 def read_test_set(path: str | Path, *, label_names: list[str] | None = None, limit: int | None = None) -> list:

@@ -38,6 +38,7 @@ class ServeSettings:
     max_request_bytes: int = 1 << 20
     methods: tuple[str, ...] = ("heuristic", "ngram-greedy", "ngram-bipartite")
     aligner: dict = field(default_factory=dict)
+    langs: tuple[str, str] | None = None  # the sides' languages, for an NLLB encoder
 
 
 @dataclass
@@ -266,7 +267,8 @@ def create_app(settings: ServeSettings | None = None, projector=None):
             async def load():
                 try:
                     batcher.projector = await loop.run_in_executor(
-                        batcher.pool, lambda: Projector(settings.aligner, methods=settings.methods))
+                        batcher.pool, lambda: Projector(settings.aligner, methods=settings.methods,
+                                                            langs=settings.langs))
                 except Exception as err:  # noqa: BLE001 - /readyz reports it; the process stays to say so
                     batcher.failed = str(err)
                     print(f"xfast: error: cannot load the models: {err}", file=sys.stderr, flush=True)

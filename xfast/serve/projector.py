@@ -54,14 +54,17 @@ class Projector:
     ``aligner``: an :class:`xfast.Aligner`, or keyword arguments for one (default: the
     embedded e5-small, layer 8, itermax). ``methods``: the projection methods callers may ask
     for (a subset of :data:`SERVE_METHODS`). ``config``: projection settings
-    (:class:`~xfast.pipelines.runner.ProjectionConfig`).
+    (:class:`~xfast.pipelines.runner.ProjectionConfig`). ``langs``: the languages of the
+    labeled and the receiving side, needed by an aligner that reads them (an NLLB encoder,
+    docs/alignment.md) and ignored by others.
 
     >>> p = Projector()                                                      # doctest: +SKIP
     >>> p.project(["Angela", "Merkel", "spoke"], [(0, 2, "PER")], ["Angela", "Merkel", "sprach"])
     Projection(labels=['B-PER', 'I-PER', 'O'], spans=[ProjectedSpan(start=0, end=2, label='PER', score=1.0)])
     """
 
-    def __init__(self, aligner=None, *, methods: Sequence[str] = SERVE_METHODS, config=None) -> None:
+    def __init__(self, aligner=None, *, methods: Sequence[str] = SERVE_METHODS, config=None,
+                 langs: tuple[str, str] | None = None) -> None:
         from xfast.aligner import Aligner
         from xfast.pipelines.runner import ProjectionConfig
 
@@ -72,6 +75,11 @@ class Projector:
         if not methods:
             raise ParameterError(msg("E202", name="methods", expected="one or more methods", value=methods))
         self.aligner = aligner if isinstance(aligner, Aligner) else Aligner(**(aligner or {}))
+        if self.aligner.takes_language:
+            if langs is None or isinstance(langs, str) or len(langs) != 2:
+                raise ParameterError(msg("E415", model=self.aligner.encoder.model_dir))
+            self.aligner.encoder.language_ids(list(langs), 2)  # E402 / E434 now, not at the first request
+        self.langs = tuple(langs) if langs is not None and self.aligner.takes_language else None
         self.methods = methods
         self.config = config or ProjectionConfig()
 
@@ -109,7 +117,7 @@ class Projector:
             rec.append(_words(pair[1], f"pairs[{i}].receiving"))
         if not pairs:
             return []
-        both = self.aligner.encode([*lab, *rec])  # one encoder call for both sides
+        both = self.aligner.encode([*lab, *rec], lang=self._sides(len(lab), len(rec)))  # one call for both sides
         lab_enc, rec_enc = both[:len(lab)], both[len(lab):]
         alns = self.aligner.align_encoded(lab_enc, rec_enc)
         scores = self.aligner.link_scores(lab_enc, rec_enc, alns)
@@ -149,13 +157,19 @@ class Projector:
         # sentence's states are found through ``where``, so each side keeps its own rows
         enc, n = self.aligner.encoder, len(labeled)
         sub = enc.subwords(from_sentences([*labeled, *receiving]))
-        st = enc.encode_subwords(sub, transform=self.aligner.state_transform)
+        st = enc.encode_subwords(sub, lang=self._sides(n, len(receiving)), transform=self.aligner.state_transform)
         cut, off = int(sub.offsets[n]), sub.offsets
         lab_sub = Subwords(sub.ids[:cut], sub.word_ids[:cut], off[:n + 1])
         rec_sub = Subwords(sub.ids[cut:], sub.word_ids[cut:], off[n:] - cut)
         lab_st = States(st.blocks, st.where[:n], lab_sub.offsets, st.transform)
         rec_st = States(st.blocks, st.where[n:], rec_sub.offsets, st.transform)
         return stages.align((lab_sub, lab_st), (rec_sub, rec_st), self.aligner)
+
+    def _sides(self, n_labeled: int, n_receiving: int) -> list[str] | None:
+        """Each sentence's language when the encoder reads it: the labeled ones, then the receiving ones."""
+        if self.langs is None:
+            return None
+        return [self.langs[0]] * n_labeled + [self.langs[1]] * n_receiving
 
     def _project(self, checked: list[tuple], keys: list[tuple], aln) -> list[Projection]:
         from xfast.io.columns import LabelTypes, from_sentences
