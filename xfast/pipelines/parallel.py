@@ -52,7 +52,8 @@ def project_parallel(labeled: str | Path, receiving: dict[str, str | Path], out_
                      progress: bool = True, overwrite: bool = False,
                      filters: str | tuple[str, ...] | FilterPolicy = "none",
                      overlap: bool = True, output_format: str = "conll", engine: str = "local",
-                     ray: RaySettings | None = None, device: str = "auto", dataset: str = "") -> dict:
+                     ray: RaySettings | None = None, device: str = "auto", dataset: str = "",
+                     labeled_lang: str = "en") -> dict:
     """Project the labeled side's entities onto every receiving side with every method.
 
     ``receiving`` maps a name (e.g. a language code) to a file; ``candidates`` maps names to
@@ -71,6 +72,9 @@ def project_parallel(labeled: str | Path, receiving: dict[str, str | Path], out_
     ``filters``: ``--filter`` policies (:meth:`~xfast.project.filtering.FilterPolicy.parse`,
     docs/projection.md): removed spans and dropped sentences leave each output, dropped ones go
     to ``NAME.METHOD.rejects.jsonl``, and metrics score the kept sentences only.
+    An aligner that reads each side's language (an NLLB encoder, docs/alignment.md) takes the
+    labeled side's from ``labeled_lang`` and each receiving side's from its name (``de``,
+    ``hau``, ``yor_Latn``: ISO 639 or FLORES-200 codes).
     Returns ``{"results": [metrics rows], "timings": {...}, "qa": {...}, "outputs": {...},
     "run": {...}}``; metrics rows exist for receiving sides with gold labels.
     """
@@ -135,6 +139,7 @@ def project_parallel(labeled: str | Path, receiving: dict[str, str | Path], out_
             aligner = Aligner(**kwargs)
     from xfast.pipelines.cache import model_fingerprint
 
+    langs = _side_languages(labeled_lang, names) if aligner.takes_language else None
     suffix = ".parquet" if output_format == "parquet" else ".conll"
     outputs = {f"{n}/{m}": out / f"{n}.{m}{suffix}" for n in names for m in methods}
     if write_alignments:
@@ -149,6 +154,8 @@ def project_parallel(labeled: str | Path, receiving: dict[str, str | Path], out_
         settings["output_format"] = output_format
     if policy.active:  # likewise: a run without a filter keeps its key
         settings["filter"] = policy.names()
+    if langs is not None:
+        settings["langs"] = list(langs)
     key = run_key({"inputs": list(inputs.values()), **settings, "aligner": aligner.settings,
                    "model": model_fingerprint(aligner.encoder), "versions": versions()})
     rundir = RunDir(out, key, outputs, overwrite=overwrite)
@@ -162,7 +169,7 @@ def project_parallel(labeled: str | Path, receiving: dict[str, str | Path], out_
         counts.update({tuple(k.split("/", 1)): ScoreCounts.from_dict(v) for k, v in state["scores"].items()})
         has_gold.update(state["has_gold"])
     plan = _Plan(names, cand_names, tuple(methods), cfg, label_set, write_alignments, output_format, tuple(outputs),
-                 filter=policy)
+                 langs, filter=policy)
     chunks_in = read_parallel_columns(paths, labels=[True] + [None] * len(names) + [True] * len(cand_names),
                                       chunk_size=batch_size, types=types)
     bar = tqdm(total=n_total, initial=done * shard_size, unit="pair", desc="project", disable=not progress,
@@ -264,6 +271,7 @@ class _Plan:
     write_alignments: bool
     output_format: str
     outputs: tuple[str, ...]
+    langs: tuple[str, ...] | None = None  # the labeled side's and each receiving side's language (NLLB encoders)
 
     filter: FilterPolicy = FilterPolicy()
 
@@ -307,7 +315,9 @@ class _Work:
 
         stats = self.encoder.stats
         before = {k: stats[k] for k in ("windowed", "windows")}
-        states = [stages.encode(sub, self.encoder, self.transform, self.tick) for sub in prep[0]]
+        langs = self.plan.langs or [None] * len(prep[0])
+        states = [stages.encode(sub, self.encoder, self.transform, self.tick, lang)
+                  for sub, lang in zip(prep[0], langs)]
         return states, {k: stats[k] - v for k, v in before.items()}
 
     def host(self, row, prep, model_out, *, start: int, parts: dict[str, list[bytes]], scored) -> None:
@@ -597,6 +607,20 @@ def _pharaoh(aligner, lab_sub, lab_states, rec_sub, rec_states, aln) -> bytes:
     return "".join(format_pharaoh(a, sc) + "\n" for a, sc in zip(alns, link)).encode("utf-8")
 
 
+def _side_languages(labeled_lang: str, names: list[str]) -> tuple[str, ...]:
+    """The languages of the labeled side and of each receiving side (named by its language),
+    checked against NLLB-200's before anything runs."""
+    from xfast.errors import XfastError
+    from xfast.models.flores import flores_code
+
+    for what, lang in (("labeled_lang", labeled_lang), *(("receiving", n) for n in names)):
+        try:
+            flores_code(lang)
+        except XfastError as err:
+            raise ParameterError(msg("E416", what=what, value=lang, reason=err)) from None
+    return (labeled_lang, *names)
+
+
 def _named(items: list[str], what: str) -> dict[str, str]:
     out = {}
     for item in items:
@@ -627,6 +651,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--candidates", nargs="*", default=[], metavar="[NAME=]PATH",
                    help="CoNLL files with NER entities of the receiving sides (ner-* methods)")
     add_encoder_arguments(p)
+    p.add_argument("--labeled-lang", default="en",
+                   help="language of the labeled side, read by NLLB encoders (receiving sides: their NAME)")
     p.add_argument("--token-type", default="bpe", choices=["bpe", "word"],
                    help="align subwords (bpe) or subword-averaged words")
     p.add_argument("--batch-size", type=int, default=512, help="sentences per batch through the stages")
@@ -671,7 +697,7 @@ def main(args: argparse.Namespace) -> int:
                            ignore=tuple(args.ignore), progress=not args.quiet,
                            output_format=args.output_format, engine=args.engine, ray=ray_settings_of(args),
                            filters=tuple(args.filter),
-                           device=args.device, dataset=args.dataset)
+                           device=args.device, dataset=args.dataset, labeled_lang=args.labeled_lang)
     if args.json:
         print(json.dumps({k: res[k] for k in ("results", "timings", "qa", "outputs")}))
     else:
