@@ -323,3 +323,61 @@ def test_cli_filter_and_bad_values(tmp_path, corpus, tiny_models, capsys):
     assert set(res["outputs"]) == {"de/heuristic", "de/heuristic/rejects"}
     assert sum(res["qa"]["filter"]["de/heuristic"]["dropped_by_reason"].values()) + \
         res["qa"]["filter"]["de/heuristic"]["kept"] == N
+
+
+# --------------------------------------------------------------------------- translate-train
+
+
+def test_translate_train_filters_each_output(tmp_path, tiny_models):
+    """drop-partial keeps the unfiltered run's sentences that pass, in order; the rest are
+    rejected with their reason (marker mode too, by per-type counts); min-score only removes spans."""
+    from collections import Counter
+
+    from xfast.aligner import Aligner
+    from xfast.models.translator import Translator
+    from xfast.pipelines.translate_train import translate_train
+
+    english = head_conll(EUROPARL / "en-europarl.test.conll02", 12, tmp_path / "en.conll")
+    tr = Translator(tiny_models["nllb_ct2"])
+    aligner = Aligner(tiny_models["xlmr"], layer=8)
+    kw = dict(modes=("plain", "marker"), methods=("heuristic",), translator=tr, easyproject_translator=tr,
+              aligner=aligner, shard_size=5, progress=False, cache=tmp_path / "cache")
+    ref = translate_train(english, ["de"], tmp_path / "ref", **kw)
+    res = translate_train(english, ["de"], tmp_path / "out", filters=("drop-partial",), **kw)
+    qa = json.loads((tmp_path / "out" / "qa.json").read_text())
+    en = list(read_conll(english))
+    for key in ("de/plain/itermax/heuristic", "de/marker"):
+        before = list(read_conll(ref["outputs"][key]))
+        kept = list(read_conll(res["outputs"][key]))
+        rejects = [json.loads(x) for x in open(res["outputs"][f"{key}/rejects"], encoding="utf-8")]
+        dropped = [r["sentence"] for r in rejects]
+        assert [(s.tokens, s.labels) for s in kept] == [(s.tokens, s.labels) for i, s in enumerate(before)
+                                                        if i not in dropped]
+        assert len(kept) + len(rejects) == 12
+        for r in rejects:
+            s = before[r["sentence"]]
+            assert (r["tokens"], r["labels"]) == (s.tokens, s.labels) and r["labeled_line"] == en[r["sentence"]].line
+            assert r["reason"] == ("unprojected" if r["projected"] == 0 else "partial")
+            assert 0 <= r["projected"] < len(r["entities"]) and ("unprojected" in r) == key.endswith("heuristic")
+        assert qa["filter"][key]["kept"] == len(kept)
+        assert qa["filter"][key]["dropped_by_reason"] == {"partial": 0, "unprojected": 0,
+                                                         **Counter(r["reason"] for r in rejects)}
+        row = next(r for r in res["results"] if r["mode"] == key.split("/")[1])
+        assert row["sentences_kept"] == len(kept) and row["sentences"] == 12
+    assert "filter" not in json.loads((tmp_path / "ref" / "qa.json").read_text())
+    assert sum(c["dropped"] for c in qa["filter"].values()) > 0  # the tiny models project badly
+    res = translate_train(english, ["de"], tmp_path / "ms", filters="min-score=1", **kw)
+    assert set(res["outputs"]) == set(ref["outputs"])  # nothing dropped, no rejects file
+    counts = json.loads((tmp_path / "ms" / "qa.json").read_text())["filter"]
+    assert counts["de/marker"]["spans_removed_by_min_score"] == 0 and counts["de/marker"]["kept"] == 12
+    assert counts["de/plain/itermax/heuristic"]["kept"] == 12
+
+
+def test_translate_train_cli_bad_filter(tmp_path, capsys):
+    from xfast.cli import main
+
+    english = head_conll(EUROPARL / "en-europarl.test.conll02", 2, tmp_path / "en.conll")
+    assert main(["translate-train", "--input", str(english), "--lang", "de", "--out", str(tmp_path / "o"),
+                 "--filter", "min-score=x"]) == 2
+    err = capsys.readouterr().err
+    assert "[E209]" in err and len(err.strip().splitlines()) == 1 and not (tmp_path / "o").exists()

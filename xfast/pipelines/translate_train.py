@@ -31,6 +31,7 @@ from xfast.pipelines.runner import (ModelOptions, ProjectionConfig, add_common_a
                                     pipeline_aligner, describe_model, file_sha256, map_label_set, options_of,
                                     ray_settings_of, start_run, versions, words_key, write_json, write_labels)
 from xfast.pipelines.stages import align_stage, backtranslate_stage, fail_empty, project_variants, translate_stage
+from xfast.project.filtering import FilterPolicy
 
 __all__ = ["TRAIN_MODES", "translate_train", "entity_ratio", "add_arguments", "main"]
 
@@ -56,10 +57,14 @@ def translate_train(input: str | Path, langs: tuple[str, ...] | list[str], out_d
                     threshold: float = 0.5, cache: str | Path | None = None, shard_size: int = 256,
                     label_set: set[str] | None = None, label_names: list[str] | None = None,
                     limit: int | None = None, progress: bool = True, overwrite: bool = False,
+                    filters: str | tuple[str, ...] | FilterPolicy = "none",
                     ray: RaySettings | None = None) -> dict:
     """Translate labeled English data into each of ``langs`` and label it (see the module doc).
     ``overwrite`` replaces another run's outputs in ``out_dir`` (else that is an error).
     ``ray``: the model stages' missing shards are worked on a Ray cluster (docs/ray.md).
+    ``filters``: ``--filter`` policies (docs/projection.md, *Filtering*): each output keeps
+    the sentences that pass, dropped ones go to ``OUTPUT.rejects.jsonl``; in ``marker`` mode
+    ``min-score`` does not apply (no alignment).
     Languages NLLB-200 does not cover are skipped and listed in QA (``skipped_languages``);
     only when none is covered is that an error [E402].
 
@@ -85,6 +90,7 @@ def translate_train(input: str | Path, langs: tuple[str, ...] | list[str], out_d
         raise ParameterError(msg("E202", name="modes", expected=f"one or more of {list(TRAIN_MODES)}", value=modes))
     for m in modes:
         check_choice("modes", m, TRAIN_MODES)
+    policy = FilterPolicy.parse(filters)
     aligner = pipeline_aligner(aligner, translator)
     if align_methods is None:
         align_methods = default_align_methods(aligner)
@@ -99,7 +105,8 @@ def translate_train(input: str | Path, langs: tuple[str, ...] | list[str], out_d
                     settings={"langs": langs, "modes": modes, "methods": methods, "align_methods": align_methods,
                               "models": [describe_model(m) for m in (translator, easyproject_translator, ner_model)],
                               "aligner": getattr(aligner, "settings", describe_model(aligner)), "config": cfg,
-                              "threshold": threshold}, overwrite=overwrite, ray=ray)
+                              "threshold": threshold, **({"filter": policy.names()} if policy.active else {})},
+                    overwrite=overwrite, ray=ray)
     if run.gold is None:
         raise DataError(input, None, msg("E513", path=input, what="translate-train"))
     from xfast.io import entities_of
@@ -115,14 +122,24 @@ def translate_train(input: str | Path, langs: tuple[str, ...] | list[str], out_d
     outputs: dict[str, Path] = {}
     results: list[dict] = []
 
-    def emit(name: str, path: Path, tgt_words: list[list[str]], labels: list[list[str]], lang: str, **desc) -> None:
+    def emit(name: str, path: Path, tgt_words: list[list[str]], labels: list[list[str]], lang: str, *,
+             alignments: list | None = None, **desc) -> None:
         labels = map_label_set(labels, keep)
+        kept, extra = ents, {}
+        if policy.active:  # alignments None: marker mode
+            with report.stage("filter"):
+                idx, tgt_words, labels, rejects = _filter_lists(policy, name, tgt_words, labels, ents, alignments,
+                                                                keep, [s.line for s in sents], report)
+            if policy.drops:
+                write_rejects(path.with_suffix(".rejects.jsonl"), rejects)
+                outputs[f"{name}/rejects"] = path.with_suffix(".rejects.jsonl")
+            kept, extra = [ents[i] for i in idx], {"filter": str(policy), "sentences_kept": len(idx)}
         with report.stage("write"):
             write_labels(path, tgt_words, labels)
         outputs[name] = path
         entities_out = sum(1 for s in labels for lab in s if lab.startswith("B-"))
-        results.append({"lang": lang, **desc, "sentences": n, "entities_in": sum(map(len, ents)),
-                        "entities_out": entities_out, "entity_ratio": entity_ratio(ents, labels)})
+        results.append({"lang": lang, **desc, "sentences": n, "entities_in": sum(map(len, kept)),
+                        "entities_out": entities_out, "entity_ratio": entity_ratio(kept, labels), **extra})
 
     for lang in langs:
         if "marker" in modes:
@@ -160,7 +177,7 @@ def translate_train(input: str | Path, langs: tuple[str, ...] | list[str], out_d
                                                     lang=lang, candidates=candidates, shard_size=shard_size,
                                                     keep=keep).items():
                 emit(f"{lang}/plain/{am}/{m}", out / f"{lang}.plain.{am}.{m}.conll", tgt_words, labels, lang,
-                     mode="plain", align_method=am, method=m)
+                     mode="plain", align_method=am, method=m, alignments=alns[am])
     report.sentences_out = n
 
     report.timings["total"] = time.perf_counter() - t0
@@ -181,12 +198,79 @@ def translate_train(input: str | Path, langs: tuple[str, ...] | list[str], out_d
                    "ner": models.describe(ner_model) if any(m.startswith("ner-") for m in methods) else None,
                    "aligner": models.describe(aligner) if "plain" in modes else None},
         "options": options, "config": cfg, "threshold": threshold,
+        **({"filter": policy.names()} if policy.active else {}),
         "label_set": sorted(keep) if keep is not None else None, "splitters": splitters,
         "cache": {"dir": str(run.cache), "stages": stages}, "shard_size": shard_size, "versions": versions(),
         "run_key": run.key, "outputs": {k: str(v) for k, v in outputs.items()}})
     run.finish()
     return {"results": results, "timings": dict(report.timings), "qa": qa,
             "outputs": {k: str(v) for k, v in outputs.items()}}
+
+
+def _filter_lists(policy: FilterPolicy, key: str, words: list[list[str]], labels: list[list[str]],
+                  entities: list[list], alignments: list | None, keep: set[str] | None, lines: list[int],
+                  report) -> tuple[list[int], list[list[str]], list[list[str]], list[bytes]]:
+    """``policy`` on one output (``labels`` after the label set; ``alignments`` None in marker
+    mode, where an entity type's projected entities are as many as its matched entities, at
+    most as many as the English ones): ``(kept indices, their words, their labels, rejects)``,
+    counted in ``report`` under ``key``."""
+    from collections import Counter
+
+    import numpy as np
+
+    from xfast.io.columns import LabelTypes, from_sentences
+    from xfast.project.filtering import REASONS, filter_batch, reject_line, sentence_states
+
+    types = LabelTypes(sorted({e[2] for es in entities for e in es} | {x[2:] for s in labels for x in s if x != "O"}))
+    cols = from_sentences(words, types, labels)
+    table = types.table()
+    names = types.names
+    counted = np.array([keep is None or t in keep for t in names], bool)
+    own = [[e for e in es if counted[types.add(e[2])]] for es in entities]
+    codes, removed, flags = cols.codes, [[] for _ in words], None
+    if alignments is None:  # marker mode: no alignment, counts per type
+        n_ent = [len(es) for es in own]
+        n_proj = []
+        for es, labs in zip(own, labels):
+            out = Counter(x[2:] for x in labs if x.startswith("B-"))
+            n_proj.append(sum(min(k, out[t]) for t, k in Counter(e[2] for e in es).items()))
+        states, dropped = sentence_states(np.array(n_ent), np.array(n_proj), policy)
+    else:
+        def off(sizes):
+            return np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+
+        flat = [e for es in entities for e in es]
+        flat_types = np.array([types.add(e[2]) for e in flat], np.int64)
+        pairs = np.concatenate([np.asarray(a, np.int64).reshape(-1, 2) for a in alignments]) if alignments \
+            else np.zeros((0, 2), np.int64)
+        f = filter_batch(cols.codes, cols.sent_off, off([len(es) for es in entities]),
+                         np.array([e[:2] for e in flat], np.int64).reshape(-1, 2),
+                         flat_types, off([len(a) for a in alignments]),
+                         pairs, policy, counted=counted)
+        codes, states, dropped = f.codes, f.states, f.dropped
+        so, eo = f.spans.offsets.tolist(), off([len(es) for es in entities]).tolist()
+        sp, sc, st = f.spans.spans.tolist(), f.spans.scores.tolist(), f.spans.types.tolist()
+        removed = [[(*sp[k], names[st[k]], sc[k]) for k in range(so[i], so[i + 1]) if f.removed[k]]
+                   for i in range(len(words))]
+        flags = [[bool(f.entity_projected[e]) for e in range(eo[i], eo[i + 1]) if counted[flat_types[e]]]
+                 for i in range(len(words))]
+    sent_off = cols.sent_off.tolist()
+    out = [[table[c] for c in codes[sent_off[i]:sent_off[i + 1]].tolist()] for i in range(len(words))]
+    idx = [i for i in range(len(words)) if not dropped[i]]
+    rejects = [reject_line(i, REASONS[states[i]], words[i], out[i], own[i],
+                           flags[i] if flags is not None else int(n_proj[i]), removed[i], labeled_line=lines[i])
+               for i in range(len(words)) if dropped[i]]
+    report.filtered(key, len(idx), Counter(REASONS[states[i]] for i in range(len(words)) if dropped[i]),
+                    sum(map(len, removed)))
+    return idx, [words[i] for i in idx], [out[i] for i in idx], rejects
+
+
+def write_rejects(path: Path, lines: list[bytes]) -> None:
+    """A rejects file (docs/formats.md), atomically."""
+    from xfast.io.files import atomic_open
+
+    with atomic_open(path, "wb") as fh:
+        fh.write(b"".join(lines))
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -201,6 +285,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="marker translator (registry name or local directory)")
     p.add_argument("--threshold", type=float, default=0.5, help="EasyProject match threshold")
     add_projection_arguments(p)
+    from xfast.pipelines.runner import add_filter_argument
+
+    add_filter_argument(p)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -223,7 +310,7 @@ def main(args: argparse.Namespace) -> int:
                           cache=args.cache, shard_size=args.shard_size,
                           label_set=set(args.label_set) if args.label_set is not None else None,
                           label_names=args.label_names, limit=args.limit, progress=not args.quiet,
-                          overwrite=args.overwrite, ray=ray_settings_of(args))
+                          overwrite=args.overwrite, ray=ray_settings_of(args), filters=tuple(args.filter))
     if args.json:
         print(json.dumps({k: res[k] for k in ("results", "timings", "qa", "outputs")}, default=str))
     else:
