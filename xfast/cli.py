@@ -218,7 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
     mx.add_argument("src", help="local HF model directory")
     mx.add_argument("--kind", choices=["encoder", "tagger", "translator"], required=True,
                     help="what the model is used as")
-    mx.add_argument("--layer", type=int, default=8, help="encoder: cut after this layer")
+    mx.add_argument("--layer", type=int, default=None,
+                    help="encoder: cut after this layer (default: 8; an NLLB checkpoint's encoder: its last)")
     mx.add_argument("--out", default=None, help="output directory (default: the cache)")
     mx.add_argument("--quantize", choices=["int8", "float16", "float32"], default=None,
                     help="encoder: int8 or float16; tagger: int8; translator: int8, float16 or float32")

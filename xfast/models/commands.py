@@ -29,18 +29,20 @@ def cmd_list(json: bool = False) -> int:
 def cmd_export(src: str, kind: str, layer: int | None = None, out: str | None = None,
                quantize: str | None = None) -> int:
     """Export ``src`` (a local HF directory, or a registry name / hub id available offline)
-    as ``kind`` (``encoder``: ONNX cut after ``layer``; ``tagger``: ONNX token classifier;
+    as ``kind`` (``encoder``: ONNX cut after ``layer``, by default the registry's, an NLLB
+    encoder's last, else 8; ``tagger``: ONNX token classifier;
     ``translator``: CTranslate2). Prints the export directory. ``quantize``: None or
     ``int8`` or ``float16`` (encoder), ``int8`` (tagger); ``int8``, ``float16`` or ``float32`` (translator).
     """
     check_choice("kind", kind, ("encoder", "tagger", "translator"))
     hf_dir = resolve(src, progress=sys.stderr.isatty())
     if kind == "encoder":
-        from xfast.models.encoder import export_encoder
+        from xfast.models.encoder import _default_layer, _encoder_source, export_encoder
 
         q = None if quantize == "float32" else quantize
         check_choice("quantize", q, (None, "int8", "float16"))
-        path = export_encoder(hf_dir, 8 if layer is None else layer, out, quantize=q)
+        hf_dir = _encoder_source(hf_dir)  # a translator's CTranslate2 export: its checkpoint
+        path = export_encoder(hf_dir, _default_layer(src, hf_dir) if layer is None else layer, out, quantize=q)
     elif kind == "tagger":
         from xfast.models.tagger import export_tagger
 
