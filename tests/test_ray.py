@@ -196,9 +196,30 @@ def test_report_merge_equals_one_report():
     assert json.dumps(merged.state()) == json.dumps(whole.state())  # key order too
 
 
+@needs_ray
+def test_project_with_an_nllb_encoder_on_ray_equals_local(tmp_path, corpus, tiny_models):
+    """Each actor reads the sides' languages from the plan: the same bytes as locally."""
+    args = ["project", "--labeled", str(corpus["en"]), "--receiving", f"de={corpus['de']}", f"es={corpus['es']}",
+            "--method", "heuristic", "ngram-greedy", "--aligner", str(tiny_models["nllb"]), "--batch-size", "8",
+            "--shard-size", "16", "--write-alignments", "--quiet"]
+    local, on_ray = tmp_path / "local", tmp_path / "ray"
+    ref = subprocess.run([sys.executable, "-m", "xfast", *args, "--out", str(local)], env=_env(),
+                         capture_output=True, text=True, timeout=600)
+    assert ref.returncode == 0, ref.stderr[-2000:]
+    got = subprocess.run(_netns_cmd([*args, "--out", str(on_ray), "--engine", "ray", "--stall-timeout", "300"]),
+                         env=_env(), capture_output=True, text=True, timeout=600)
+    assert got.returncode == 0, got.stderr[-2000:]
+    a, b = _outputs(local), _outputs(on_ray)
+    assert len(a) >= 6 and a == b
+    assert json.loads((on_ray / "manifest.json").read_text())["langs"] == ["en", "de", "es"]
+
+
 def _nllb_args(kind: str, t: dict, hau: Path, en: Path, out: Path) -> list[str]:
     models = ["--translator", str(t["nllb_ct2"]), "--easyproject-translator", str(t["nllb_ct2"]),
               "--ner-model", str(t["ner_onnx"]), "--aligner", str(t["xlmr"])]
+    if kind == "translate-train/translator":  # the translator's encoder aligns, in its actors too
+        return ["translate-train", "--input", str(en), "--lang", "hau", "de", "--out", str(out), *models[:-1],
+                "translator", "--method", "heuristic", "ngram-greedy", "--shard-size", "8", "--quiet"]
     if kind == "translate-test":
         return ["translate-test", "--input", str(hau), "--lang", "hau", "--out", str(out), *models,
                 "--mode", "src2tgt", "tgt2tgt", "--align-method", "itermax", "softmax", "--method", "heuristic",
@@ -211,7 +232,7 @@ def _nllb_args(kind: str, t: dict, hau: Path, en: Path, out: Path) -> list[str]:
 
 
 @needs_ray
-@pytest.mark.parametrize("kind", ["translate-test", "translate-train", "model-transfer"])
+@pytest.mark.parametrize("kind", ["translate-test", "translate-train", "model-transfer", "translate-train/translator"])
 def test_nllb_pipelines_on_ray_equal_local(tmp_path, tiny_models, kind):
     """Every cached stage's missing shards worked by Ray actors: the labeled outputs and the
     metrics are the bytes the local engine writes, and a rerun loads every shard from the cache
