@@ -36,7 +36,7 @@ __all__ = ["PROJECTION_METHODS", "ProjectionConfig", "RunReport", "project_batch
            "write_labels", "add_common_arguments", "add_projection_arguments", "options_of", "config_of",
            "print_result", "check_methods", "MODES", "ALIGN_METHODS", "add_device_argument",
            "add_encoder_arguments", "aligner_kwargs_of", "pipeline_aligner", "default_align_methods",
-           "align_languages"]
+           "align_languages", "add_filter_argument"]
 
 PROJECTION_METHODS = ("heuristic", "ngram-greedy", "ngram-bipartite", "ner-greedy", "ner-bipartite")
 
