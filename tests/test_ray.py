@@ -110,6 +110,23 @@ def test_ray_engine_equals_local_byte_for_byte(tmp_path, corpus, tiny_models):
 
 
 @needs_ray
+def test_filtered_project_on_ray_equals_local(tmp_path, corpus, tiny_models):
+    """--filter runs in the actors' host stage and its counts go through the report merge:
+    kept outputs, rejects files and the QA filter counts are the local engine's bytes."""
+    extra = ("--filter", "min-score=0.3", "drop-partial")
+    local, on_ray = tmp_path / "local", tmp_path / "ray"
+    subprocess.run([sys.executable, "-m", "xfast", *_args(corpus, local, tiny_models, *extra)], env=_env(),
+                   check=False, capture_output=True)
+    got = subprocess.run(_netns_cmd(_args(corpus, on_ray, tiny_models, *extra, "--engine", "ray",
+                                          "--stall-timeout", "300")), env=_env(), capture_output=True, text=True,
+                         timeout=600)
+    assert got.returncode == 1, got.stderr[-2000:]
+    a, b = _outputs(local), _outputs(on_ray)
+    assert any(k.endswith(".rejects.jsonl") for k in a) and a == b
+    assert json.loads((on_ray / "qa.json").read_text())["filter"]
+
+
+@needs_ray
 def test_ray_engine_resumes_after_sigkill(tmp_path, corpus, tiny_models):
     """The driver and its cluster killed once a shard is committed; the same command again
     skips that shard and ends with the bytes of an uninterrupted local run."""
