@@ -164,6 +164,11 @@ def test_policy_parse():
     assert p == FilterPolicy(drop_partial=True, min_score=0.5) == FilterPolicy.parse("min-score=0.5 drop-partial")
     assert p.names() == ["min-score=0.5", "drop-partial"] and str(p) == "min-score=0.5 drop-partial"
     assert FilterPolicy.parse(p) is p
+    assert FilterPolicy.parse(("min-score=0.5 drop-partial",)) == p  # one quoted argument on the command line
+    assert FilterPolicy.parse(["min-score=0.12345671"]) != FilterPolicy.parse(["min-score=0.12345674"])
+    assert FilterPolicy.parse(["min-score=0.12345671"]).names() != FilterPolicy.parse(["min-score=0.12345674"]).names()
+    with pytest.raises(ParameterError, match="E208"):
+        FilterPolicy.parse(None)
 
 
 # --------------------------------------------------------------------------- xfast project

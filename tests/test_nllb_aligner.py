@@ -159,7 +159,7 @@ def test_project_with_the_nllb_encoder(tiny_models, europarl, tmp_path, capsys):
                "--write-alignments"])
     assert rc == 0
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["aligner"]["method"] == "softmax" and manifest["langs"] == ["en", "de"]
+    assert manifest["aligner"]["method"] == "softmax" and manifest["langs"] == ["eng_Latn", "deu_Latn"]
     en = list(read_conll(europarl["en"]))
     de = list(read_conll(europarl["de"]))
     alns = Aligner(tiny_models["nllb"]).align_batch([s.tokens for s in en], [s.tokens for s in de], langs=("en", "de"))
@@ -196,7 +196,8 @@ def test_translate_test_and_train_align_with_the_translator(tiny_models, tmp_pat
         {("src2tgt", "softmax", "awesome"), ("tgt2tgt", "softmax", "awesome")}
     assert {r["xfast_aligner_model"] for r in rows} == {str(tiny_models["nllb_ct2"])}
     keys = [json.loads(p.read_text()) for p in (out / "cache").rglob("key.json")]
-    assert sorted({tuple(k["langs"]) for k in keys if "langs" in k}) == [("en", "hau"), ("hau", "hau")]
+    assert sorted({tuple(k["langs"]) for k in keys if "langs" in k}) == [("eng_Latn", "hau_Latn"),
+                                                                          ("hau_Latn", "hau_Latn")]
 
     en = head_conll(DATA / "europarl-ner" / "en-europarl.test.conll02", 6, tmp_path / "en.conll")
     out2 = tmp_path / "train"
@@ -241,3 +242,15 @@ def test_projector_reads_both_languages(tiny_models, capsys):
         Projector(aligner)
     rc = main(["serve", "--aligner", str(tiny_models["nllb"]), "--port", "0"])
     assert rc == 2 and "--receiving-lang" in capsys.readouterr().err
+
+
+def test_translator_object_as_aligner(tiny_models, tmp_path):
+    """The Python API with a loaded Translator and aligner="translator": its checkpoint's encoder
+    aligns (the Translator's own model stays as it is)."""
+    from xfast.models.translator import Translator
+    from xfast.pipelines.translate_train import translate_train
+
+    en = head_conll(DATA / "europarl-ner" / "en-europarl.test.conll02", 4, tmp_path / "en.conll")
+    res = translate_train(en, ["de"], tmp_path / "out", translator=Translator(tiny_models["nllb_ct2"]),
+                          aligner="translator", methods=("heuristic",), progress=False)
+    assert [r["align_method"] for r in res["results"]] == ["softmax"]

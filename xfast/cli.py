@@ -97,8 +97,12 @@ def _serve(args: argparse.Namespace) -> int:
 
     from xfast.models.encoder import takes_language
 
-    if takes_language(args.aligner) and not args.receiving_lang:  # before the server starts
-        raise ParameterError(msg("E415", model=args.aligner).replace("pass lang=", "pass --receiving-lang"))
+    if takes_language(args.aligner):  # the languages are checked before the server starts
+        if not args.receiving_lang:
+            raise ParameterError(msg("E415", model=args.aligner).replace("pass lang=", "pass --receiving-lang"))
+        from xfast.models.flores import flores_code
+
+        flores_code(args.labeled_lang), flores_code(args.receiving_lang)  # E402 for one NLLB-200 lacks
     aligner = dict(aligner_kwargs_of(args), providers=providers_for(args.device))
     settings = ServeSettings(max_wait_ms=args.max_wait_ms, max_batch_tokens=args.max_batch_tokens,
                              max_queue=args.max_queue, max_request_bytes=args.max_request_bytes,

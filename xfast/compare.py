@@ -182,9 +182,16 @@ def compare(runs: Sequence[str | Path], references: Sequence[str | Path], *, lan
         if not partners and lang_match == "flores":
             how, partners = "flores", normal.get(r.key(_norm_lang(r.values["lang"])), [])
         note = ""
+        if r.values.get("xfast_filter"):  # scored on the sentences a filter kept, unlike the reference
+            note = (f"filtered run (--filter {r.values['xfast_filter']}): scored on the "
+                    f"{r.values.get('xfast_sentences_kept', '?')} sentences kept, the reference on all")
+            line = f"{r.values['dataset']} {r.values['lang']} {_method(r.values)}: {note}"
+            if line not in out.notes:
+                out.notes.append(line)
         if len(partners) > 1:
             where = ", ".join(f"{p.file}:{p.line}" for p in partners)
-            note = f"{len(partners)} reference rows share this key ({where}): one compare row each"
+            note = "; ".join(filter(None, [note, f"{len(partners)} reference rows share this key ({where}): "
+                                                  "one compare row each"]))
             line = f"{r.values['dataset']} {r.values['lang']} {_method(r.values)}: {note}"
             if line not in out.notes:
                 out.notes.append(line)
@@ -352,5 +359,7 @@ def write_comparison(out_dir: str | Path, comparison: Comparison, *, figure: str
         skipped = "no row found a partner, so there is nothing to draw"
     else:
         drawn = plot_comparison(out / "compare.png", comparison)
+    if drawn is None:  # an earlier comparison's figure would not match this compare.csv
+        (out / "compare.png").unlink(missing_ok=True)
     return {"outputs": {"csv": str(out / "compare.csv"), "png": drawn["path"] if drawn else None},
             "figure": drawn, "figure_skipped": skipped}

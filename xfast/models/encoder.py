@@ -178,7 +178,10 @@ def _encoder_source(model_dir: Path) -> Path:
 
     manifest = model_dir / EXPORT_MANIFEST
     if manifest.is_file() and not (model_dir / _META).is_file():
-        data = json.loads(manifest.read_text(encoding="utf-8"))
+        try:
+            data = json.loads(manifest.read_text(encoding="utf-8"))
+        except ValueError as e:
+            raise ModelError(msg("E411", path=model_dir, reason=f"its {EXPORT_MANIFEST} is not JSON ({e})")) from e
         if data.get("kind") == "translator":
             source = Path(data.get("source", ""))
             if not (source / "config.json").is_file():
@@ -544,6 +547,8 @@ def takes_language(model: object) -> bool:
     config, without loading the model."""
     if hasattr(model, "takes_language"):
         return bool(model.takes_language)
+    if not isinstance(model, (str, os.PathLike)):
+        return False
     path = Path(model).expanduser()
     if not path.is_dir():
         from xfast.models.registry import get
@@ -832,8 +837,8 @@ class Encoder:
         """Vocabulary ids of the language codes of ``n`` sentences (``lang``: one code for all,
         or one per sentence); None for an encoder that takes no language. Raises
         :class:`~xfast.errors.ParameterError` [E415] when a translator's encoder gets no
-        language, [E402] for a language NLLB-200 lacks, and [E434] for a code missing from
-        the vocabulary."""
+        language and [E402] for a language NLLB-200 lacks, and
+        :class:`~xfast.errors.ModelError` [E434] for a code missing from the vocabulary."""
         if not self.takes_language:
             return None
         if lang is None:

@@ -126,6 +126,10 @@ def project_parallel(labeled: str | Path, receiving: dict[str, str | Path], out_
 
         with report.stage("start ray"):
             ray_engine.require()  # a missing extra is a usage error before any model loads
+    from xfast.models.encoder import takes_language
+
+    langs = _side_languages(labeled_lang, names) if takes_language(
+        (aligner or {}).get("model", "e5-small") if aligner is None or isinstance(aligner, dict) else aligner) else None
     if aligner is None or isinstance(aligner, dict):  # made after the inputs are checked
         with report.stage("load aligner"):
             from xfast.aligner import Aligner
@@ -139,7 +143,6 @@ def project_parallel(labeled: str | Path, receiving: dict[str, str | Path], out_
             aligner = Aligner(**kwargs)
     from xfast.pipelines.cache import model_fingerprint
 
-    langs = _side_languages(labeled_lang, names) if aligner.takes_language else None
     suffix = ".parquet" if output_format == "parquet" else ".conll"
     outputs = {f"{n}/{m}": out / f"{n}.{m}{suffix}" for n in names for m in methods}
     if write_alignments:
@@ -608,17 +611,18 @@ def _pharaoh(aligner, lab_sub, lab_states, rec_sub, rec_states, aln) -> bytes:
 
 
 def _side_languages(labeled_lang: str, names: list[str]) -> tuple[str, ...]:
-    """The languages of the labeled side and of each receiving side (named by its language),
-    checked against NLLB-200's before anything runs."""
+    """The FLORES-200 codes of the labeled side and of each receiving side (named by its
+    language), checked before any model loads."""
     from xfast.errors import XfastError
     from xfast.models.flores import flores_code
 
+    codes = []
     for what, lang in (("labeled_lang", labeled_lang), *(("receiving", n) for n in names)):
         try:
-            flores_code(lang)
+            codes.append(flores_code(lang))
         except XfastError as err:
             raise ParameterError(msg("E416", what=what, value=lang, reason=err)) from None
-    return (labeled_lang, *names)
+    return tuple(codes)
 
 
 def _named(items: list[str], what: str) -> dict[str, str]:
@@ -668,7 +672,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-words", type=int, default=0, help="n-gram candidates: most words (0: the sentence)")
     p.add_argument("--label-set", nargs="+", default=None, metavar="TYPE",
                    help="entity types written out; others become O (default: all)")
-    p.add_argument("--ignore", nargs="*", default=[], metavar="TYPE", help="types scored as O (e.g. DATE)")
+    p.add_argument("--ignore", nargs="*", default=None, metavar="TYPE",
+                   help="types scored as O (default: DATE when --dataset names masakhaner*, else none)")
     p.add_argument("--dataset", default="", help="dataset name in metrics.csv (the paper's results layout)")
     p.add_argument("--write-alignments", action="store_true", help="also write NAME.align.txt (Pharaoh, scored)")
     p.add_argument("--compat", action="store_true", help="reproduce the paper's code's quirks (see docs)")
@@ -682,7 +687,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """Run ``xfast project``; 1 when some sentences failed, else 0."""
-    from xfast.pipelines.runner import aligner_kwargs_of, ray_settings_of
+    from xfast.pipelines.runner import aligner_kwargs_of, default_ignore, ray_settings_of
     from xfast.report import format_table
 
     aligner = dict(aligner_kwargs_of(args), token_type=args.token_type, compat=args.compat)
@@ -694,7 +699,8 @@ def main(args: argparse.Namespace) -> int:
                            shard_size=args.shard_size, overwrite=args.overwrite,
                            write_alignments=args.write_alignments,
                            label_set=set(args.label_set) if args.label_set else None,
-                           ignore=tuple(args.ignore), progress=not args.quiet,
+                           ignore=tuple(args.ignore) if args.ignore is not None else default_ignore(args.dataset),
+                           progress=not args.quiet,
                            output_format=args.output_format, engine=args.engine, ray=ray_settings_of(args),
                            filters=tuple(args.filter),
                            device=args.device, dataset=args.dataset, labeled_lang=args.labeled_lang)

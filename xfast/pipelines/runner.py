@@ -663,8 +663,16 @@ def add_device_argument(p: argparse.ArgumentParser, *, default: str, where: str)
 
 def pipeline_aligner(aligner, translator):
     """The aligner a translating pipeline uses: ``"translator"`` names the translating
-    checkpoint itself, whose encoder then aligns (docs/alignment.md); anything else as given."""
-    return translator if isinstance(aligner, str) and aligner == "translator" else aligner
+    checkpoint itself (a loaded Translator: its model directory), whose encoder then aligns
+    (docs/alignment.md); anything else as given."""
+    if not (isinstance(aligner, str) and aligner == "translator"):
+        return aligner
+    if isinstance(translator, (str, Path)):
+        return translator
+    if getattr(translator, "model_dir", None) is None:
+        raise ParameterError(msg("E202", name="aligner", expected="'translator' with a translator name, directory "
+                                 "or Translator", value=type(translator).__name__))
+    return translator.model_dir
 
 
 def default_align_methods(aligner) -> tuple[str, ...]:
@@ -678,10 +686,12 @@ def default_align_methods(aligner) -> tuple[str, ...]:
 
 
 def align_languages(aligner, labeled: str, receiving: str) -> tuple[str, str] | None:
-    """The two sides' languages for an aligner that reads them (a translator's encoder), else None."""
+    """The two sides' FLORES-200 codes for an aligner that reads them (a translator's encoder),
+    else None."""
     from xfast.models.encoder import takes_language
+    from xfast.models.flores import flores_code
 
-    return (labeled, receiving) if takes_language(aligner) else None
+    return (flores_code(labeled), flores_code(receiving)) if takes_language(aligner) else None
 
 
 _ALIGNER_HELP = ("registry name, local Hugging Face directory or ONNX export; an NLLB-200 checkpoint aligns "

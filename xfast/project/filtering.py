@@ -50,9 +50,13 @@ class FilterPolicy:
         policy list, [E209] for an ``X`` that is not a number in [0, 1]."""
         if isinstance(value, FilterPolicy):
             return value
-        items = value.split() if isinstance(value, str) else list(value)
         options = list(FILTER_POLICIES)
-        if not items or not all(isinstance(v, str) for v in items):
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+            raise ParameterError(msg("E208", options=options, value=value))
+        items = [part for v in value for part in v.split()]  # "min-score=0.5 drop-partial" quoted as one
+        if not items:
             raise ParameterError(msg("E208", options=options, value=value))
         if items == ["none"]:
             return cls()
@@ -88,7 +92,7 @@ class FilterPolicy:
 
     def names(self) -> list[str]:
         """The policies in their canonical form and order, e.g. ``["min-score=0.5", "drop-partial"]``."""
-        out = [] if self.min_score is None else [f"min-score={self.min_score:g}"]
+        out = [] if self.min_score is None else [f"min-score={self.min_score!r}"]
         return out + [n for n, on in (("drop-partial", self.drop_partial),
                                       ("drop-unprojected", self.drop_unprojected)) if on]
 
