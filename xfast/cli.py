@@ -92,14 +92,12 @@ def _serve(args: argparse.Namespace) -> int:
         if getattr(args, name) <= 0:
             raise ParameterError(msg("E202", name="--" + name.replace("_", "-"), expected="a number > 0",
                                      value=getattr(args, name)))
-    from xfast.models.encoder import providers_for
+    from xfast.models.encoder import providers_for, takes_language
     from xfast.pipelines.runner import aligner_kwargs_of
-
-    from xfast.models.encoder import takes_language
 
     if takes_language(args.aligner):  # the languages are checked before the server starts
         if not args.receiving_lang:
-            raise ParameterError(msg("E415", model=args.aligner).replace("pass lang=", "pass --receiving-lang"))
+            raise ParameterError(msg("E415", model=args.aligner, how="--receiving-lang (and --labeled-lang)"))
         from xfast.models.flores import flores_code
 
         flores_code(args.labeled_lang), flores_code(args.receiving_lang)  # E402 for one NLLB-200 lacks

@@ -113,8 +113,8 @@ E = {
     "E411": "{path} is not a usable Hugging Face model directory: {reason}",
     "E412": "layer {layer!r} is out of range for {name}: it has {n} layers (0 = embeddings, 1..{n})",
     "E414": "cannot export {what}: {reason}",
-    "E415": "the encoder of the translator {model} reads each sentence's language: pass lang= (an ISO 639 or "
-            "FLORES-200 code; on the command line: the side's language, see docs/alignment.md)",
+    "E415": "the encoder of the translator {model} reads each sentence's language: pass {how} (ISO 639 or "
+            "FLORES-200 codes, see docs/alignment.md)",
     "E416": "an NLLB encoder aligns each side in its language, but {what} {value!r} is not one ({reason}); name "
             "each receiving side by its language (--receiving de=PATH) and give --labeled-lang",
     "E431": "cannot build the {what}: {reason}",

@@ -842,7 +842,8 @@ class Encoder:
         if not self.takes_language:
             return None
         if lang is None:
-            raise ParameterError(msg("E415", model=self.model_dir))
+            raise ParameterError(msg("E415", model=self.model_dir,
+                                     how="lang= (on the command line: each side's language)"))
         from xfast.models.flores import flores_code
 
         langs = [lang] * n if isinstance(lang, str) else list(lang)

@@ -77,7 +77,8 @@ class Projector:
         self.aligner = aligner if isinstance(aligner, Aligner) else Aligner(**(aligner or {}))
         if self.aligner.takes_language:
             if langs is None or isinstance(langs, str) or len(langs) != 2:
-                raise ParameterError(msg("E415", model=self.aligner.encoder.model_dir))
+                raise ParameterError(msg("E415", model=self.aligner.encoder.model_dir,
+                                         how="langs=(labeled language, receiving language)"))
             self.aligner.encoder.language_ids(list(langs), 2)  # E402 / E434 now, not at the first request
         self.langs = tuple(langs) if langs is not None and self.aligner.takes_language else None
         self.methods = methods
