@@ -135,17 +135,28 @@ def test_edge_cases():
     assert f.dropped.tolist() == [False, False, False] and f2.dropped.tolist() == [True, False, False]
 
 
-def test_keep_rows_equals_take():
-    from xfast.io.columns import LabelTypes, from_sentences
+def test_keep_rows_and_take_equal_sentence_by_sentence_slices():
+    """``keep_rows`` and the vectorised ``TokenColumns.take`` under it against the plain
+    twin: each chosen sentence sliced on its own and the slices concatenated."""
+    from xfast.io.columns import LabelTypes, TokenColumns, from_sentences
 
     types = LabelTypes()
     cols = from_sentences([["a", "bé"], [], ["ç"], ["d", "e", "f"]], types,
                           [["B-X", "O"], [], ["O"], ["O", "B-Y", "I-Y"]])
+
+    def sliced(rows):
+        return TokenColumns.concat([cols.slice(i, i + 1) for i in rows]) if rows else cols.slice(0, 0)
+
     for mask in ([True, False, True, True], [False] * 4, [True] * 4, [False, True, False, True]):
         got, tok = keep_rows(cols, np.array(mask))
-        want = cols.take([i for i, m in enumerate(mask) if m])
+        want = sliced([i for i, m in enumerate(mask) if m])
         assert got.sentences() == want.sentences() and got.codes.tolist() == want.codes.tolist()
         assert got.lines.tolist() == want.lines.tolist() and tok.sum() == want.n_tokens
+    for rows in ([3, 0, 2], [1], [2, 2], []):  # any order, repeats, nothing
+        got, want = cols.take(rows), sliced(rows)
+        assert got.text == want.text and got.tok_off.tolist() == want.tok_off.tolist()
+        assert got.sent_off.tolist() == want.sent_off.tolist() and got.codes.tolist() == want.codes.tolist()
+        assert got.lines.tolist() == want.lines.tolist()
 
 
 @pytest.mark.parametrize("value,code", [

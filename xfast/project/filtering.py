@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from xfast.errors import ParameterError, msg
+from xfast.io.columns import ragged_range
 
 __all__ = ["FilterPolicy", "SpanScores", "Filtered", "FILTER_POLICIES", "REASONS", "span_scores",
            "sentence_states", "filter_batch", "keep_rows", "reject_line"]
@@ -130,16 +131,6 @@ class Filtered:
     entity_projected: np.ndarray
 
 
-def _ragged(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """``concat(arange(s, s + n) for s, n in zip(starts, lengths))``, int64."""
-    lengths = np.asarray(lengths, np.int64)
-    total = int(lengths.sum())
-    if not total:
-        return np.zeros(0, np.int64)
-    first = np.cumsum(lengths) - lengths
-    return np.repeat(np.asarray(starts, np.int64) - first, lengths) + np.arange(total, dtype=np.int64)
-
-
 def _span_links(codes: np.ndarray, sent_off: np.ndarray, ent_off: np.ndarray, ent_spans: np.ndarray,
                 ent_types: np.ndarray, aln_off: np.ndarray, pairs: np.ndarray) -> tuple:
     """Spans of ``codes`` and the link counts between them and the entities of their type:
@@ -159,7 +150,7 @@ def _span_links(codes: np.ndarray, sent_off: np.ndarray, ent_off: np.ndarray, en
     span_off = np.concatenate([[0], np.cumsum(np.bincount(sid, minlength=n_sent))]).astype(np.int64)
     span_types = typ[starts]
     span_of = np.full(n_tok, -1, np.int64)
-    span_of[_ragged(starts, ends - starts)] = np.repeat(np.arange(len(starts), dtype=np.int64), ends - starts)
+    span_of[ragged_range(starts, ends - starts)] = np.repeat(np.arange(len(starts), dtype=np.int64), ends - starts)
     # every link whose receiving word is in a span, against every entity of its sentence
     pairs = np.asarray(pairs, np.int64).reshape(-1, 2)
     aln_off = np.asarray(aln_off, np.int64)
@@ -172,7 +163,7 @@ def _span_links(codes: np.ndarray, sent_off: np.ndarray, ent_off: np.ndarray, en
     ent_types = np.asarray(ent_types, np.int64)
     n_ent = np.diff(ent_off)[psid]
     rep = np.repeat(np.arange(len(k), dtype=np.int64), n_ent)
-    e = _ragged(ent_off[psid], n_ent)
+    e = ragged_range(ent_off[psid], n_ent)
     i, k = i[rep], k[rep]
     hit = (ent_types[e] == span_types[k]) & (ent_spans[e, 0] <= i) & (i < ent_spans[e, 1])
     width = max(1, len(ent_types))
@@ -229,7 +220,7 @@ def filter_batch(codes: np.ndarray, sent_off: np.ndarray, ent_off: np.ndarray, e
     scores = _scores(starts, ends, ent_spans, ks, es, counts)
     removed = scores < policy.min_score if policy.min_score is not None else np.zeros(len(scores), bool)
     out = codes.copy()
-    out[_ragged(starts[removed], (ends - starts)[removed])] = 0
+    out[ragged_range(starts[removed], (ends - starts)[removed])] = 0
     entity_projected = np.zeros(len(ent_types), bool)
     entity_projected[es[~removed[ks]]] = True
     n_sent = len(sent_off) - 1
@@ -247,19 +238,9 @@ def filter_batch(codes: np.ndarray, sent_off: np.ndarray, ent_off: np.ndarray, e
 def keep_rows(cols, keep: np.ndarray):
     """The sentences of :class:`~xfast.io.columns.TokenColumns` ``cols`` where ``keep`` (bool
     (S,)) is True, in order, as one batch; returns ``(batch, token mask)``."""
-    from xfast.io.columns import TokenColumns
-
     keep = np.asarray(keep, bool)
-    lengths = np.diff(cols.sent_off)
-    tok = np.repeat(keep, lengths)
-    if keep.all():
-        return cols, tok
-    byte = np.repeat(tok, np.diff(cols.tok_off))
-    text = np.frombuffer(cols.text, np.uint8)[byte].tobytes()
-    tok_len = np.diff(cols.tok_off)[tok]
-    return TokenColumns(text, np.concatenate([[0], np.cumsum(tok_len)]).astype(np.int64),
-                        np.concatenate([[0], np.cumsum(lengths[keep])]).astype(np.int64),
-                        None if cols.codes is None else cols.codes[tok], cols.lines[keep], cols.path), tok
+    tok = np.repeat(keep, cols.lengths())
+    return (cols if keep.all() else cols.take(np.flatnonzero(keep))), tok
 
 
 def reject_line(sentence: int, reason: str, tokens: list[str], labels: list[str], entities: list[tuple],
