@@ -846,8 +846,8 @@ class Encoder:
                                      how="lang= (on the command line: each side's language)"))
         from xfast.models.flores import flores_code
 
-        langs = [lang] * n if isinstance(lang, str) else list(lang)
-        if len(langs) != n:
+        langs = [lang] if isinstance(lang, str) else list(lang)
+        if not isinstance(lang, str) and len(langs) != n:
             raise ParameterError(msg("E202", name="lang", expected=f"one language or {n}",
                                      value=f"{len(langs)} languages"))
         for code in set(langs) - set(self._codes):
@@ -856,6 +856,8 @@ class Encoder:
             if i is None:
                 raise ModelError(msg("E434", code=flores, lang=code, path=str(self.model_dir)))
             self._codes[code] = i
+        if isinstance(lang, str):  # one language for the batch (the pipelines' case)
+            return np.full(n, self._codes[lang], np.int64)
         return np.array([self._codes[c] for c in langs], np.int64)
 
     def encode(self, sentences: Sequence[Sequence[str]], *, lang: str | Sequence[str] | None = None) -> list[Encoded]:

@@ -128,8 +128,8 @@ def project_parallel(labeled: str | Path, receiving: dict[str, str | Path], out_
             ray_engine.require()  # a missing extra is a usage error before any model loads
     from xfast.models.encoder import takes_language
 
-    langs = _side_languages(labeled_lang, names) if takes_language(
-        (aligner or {}).get("model", "e5-small") if aligner is None or isinstance(aligner, dict) else aligner) else None
+    model = (aligner or {}).get("model", "e5-small") if aligner is None or isinstance(aligner, dict) else aligner
+    langs = _side_languages(labeled_lang, names) if takes_language(model) else None  # before the model loads
     if aligner is None or isinstance(aligner, dict):  # made after the inputs are checked
         with report.stage("load aligner"):
             from xfast.aligner import Aligner

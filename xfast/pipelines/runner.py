@@ -657,7 +657,9 @@ def add_common_arguments(p: argparse.ArgumentParser, *, train: bool = False) -> 
 
 def add_device_argument(p: argparse.ArgumentParser, *, default: str, where: str) -> None:
     """``--device cpu|cuda|auto``; ``where`` begins its help, e.g. "where the encoder runs"."""
-    p.add_argument("--device", default=default, choices=["cpu", "cuda", "auto"],
+    from xfast.models.encoder import DEVICES
+
+    p.add_argument("--device", default=default, choices=DEVICES,
                    help=f"{where} (auto: CUDA when ONNX Runtime has it)")
 
 
@@ -696,6 +698,8 @@ def align_languages(aligner, labeled: str, receiving: str) -> tuple[str, str] | 
 
 _ALIGNER_HELP = ("registry name, local Hugging Face directory or ONNX export; an NLLB-200 checkpoint aligns "
                  "with its encoder")
+_LAYER_HELP = "encoder layer whose states are compared (default: the registry's for the model, an NLLB encoder's last, " \
+              "else 8)"
 _ALIGN_METHOD_HELP = ("alignment extraction: SimAlign itermax/inter/fwd/rev/mwmf, AWESoME softmax (default: softmax "
                       "for an NLLB encoder, else itermax)")
 
@@ -706,9 +710,7 @@ def add_encoder_arguments(p: argparse.ArgumentParser) -> None:
     ``--threads``; :func:`aligner_kwargs_of` turns them into :class:`~xfast.aligner.Aligner`
     arguments."""
     p.add_argument("--aligner", default="e5-small", help=_ALIGNER_HELP)
-    p.add_argument("--layer", type=int, default=None,
-                   help="encoder layer whose states are compared (default: the registry's for the model, an NLLB "
-                        "encoder's last, else 8)")
+    p.add_argument("--layer", type=int, default=None, help=_LAYER_HELP)
     p.add_argument("--align-method", default=None, choices=ALIGN_METHODS, help=_ALIGN_METHOD_HELP)
     p.add_argument("--quantize", choices=["int8", "float16"], default=None,
                    help="run the int8 encoder (CPU) or the float16 one (GPU)")
@@ -813,9 +815,7 @@ def add_projection_arguments(p: argparse.ArgumentParser) -> None:
                    help=_ALIGNER_HELP + "; 'translator': the encoder of --translator itself (no second model)")
     p.add_argument("--align-method", nargs="+", default=None, choices=ALIGN_METHODS,
                    help=_ALIGN_METHOD_HELP + "; several run on one encoding")
-    p.add_argument("--layer", type=int, default=None,
-                   help="aligner layer whose states are compared (default: the registry's for the model, an NLLB "
-                        "encoder's last, else 8)")
+    p.add_argument("--layer", type=int, default=None, help=_LAYER_HELP)
     p.add_argument("--token-type", default="bpe", choices=["bpe", "word"],
                    help="align subwords (bpe) or subword-averaged words")
     p.add_argument("--quantize", choices=["int8", "float16"], default=None,
