@@ -42,7 +42,7 @@ def _extensions() -> list:
             Extension(
                 f"{OWNERS[stem]}.{stem}",
                 [f"csrc/{pyx.name}"],
-                include_dirs=[np.get_include()],
+                include_dirs=[np.get_include(), "csrc"],  # csrc/_align_simd.h
                 define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
                 extra_compile_args=["-O3"],
             )
