@@ -32,7 +32,7 @@ transformers = pytest.importorskip("transformers")
 from xfast.io import read_conll  # noqa: E402
 from xfast.models.encoder import Encoder, load_tokenizer  # noqa: E402
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "europarl-ner"
+DATA = Path(__file__).resolve().parents[1] / "xfast" / "data" / "europarl"  # the shipped test sets
 N_SENTENCES = int(os.environ.get("XFAST_BENCH_SENTENCES", "400"))
 THREADS = int(os.environ.get("XFAST_BENCH_THREADS", "2"))
 BATCH = 64
@@ -45,7 +45,7 @@ MBERT = dict(vocab_size=119547, hidden_size=768, num_hidden_layers=12, num_atten
 def _sentences() -> list[list[str]]:
     out = []
     for lang in ("en", "de"):
-        out += [s.tokens for s in read_conll(DATA / f"{lang}-europarl.test.conll02")][: N_SENTENCES // 2]
+        out += [s.tokens for s in read_conll(DATA / f"{lang}.conll")][: N_SENTENCES // 2]
     return out
 
 

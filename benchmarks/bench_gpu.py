@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-DATA = HERE.parents[1] / "shared" / "data" / "europarl-ner"
+DATA = Path(__file__).resolve().parents[1] / "xfast" / "data" / "europarl"  # the shipped test sets
 sys.path.insert(0, str(HERE))
 
 
@@ -59,7 +59,7 @@ def _cpu() -> str:
 def _corpus(d: Path, pairs: int) -> tuple[Path, Path]:
     out = []
     for lang in ("en", "de"):
-        blocks = [b for b in (DATA / f"{lang}-europarl.test.conll02").read_text(encoding="utf-8").split("\n\n")
+        blocks = [b for b in (DATA / f"{lang}.conll").read_text(encoding="utf-8").split("\n\n")
                   if b.strip() and not b.startswith("-DOCSTART-")]
         path = d / f"{lang}.{pairs}.conll"
         path.write_text("\n\n".join((blocks * (-(-pairs // len(blocks))))[:pairs]) + "\n\n", encoding="utf-8")
@@ -91,7 +91,7 @@ def encoder_rate(model: str, device: str, quantize: str | None, pairs: int = 200
     from xfast.io import read_conll
     from xfast.models.encoder import Encoder, providers_for
 
-    sents = [s.tokens for s in read_conll(DATA / "en-europarl.test.conll02")]
+    sents = [s.tokens for s in read_conll(DATA / "en.conll")]
     sents = (sents * (-(-pairs // len(sents))))[:pairs]
     enc = Encoder(model, quantize=quantize, providers=providers_for(device))
     enc.encode(sents[:64])
@@ -110,10 +110,10 @@ def fp16_agreement(device: str, langs: tuple[str, ...]) -> list[dict]:
 
     prov = providers_for(device)
     a32, a16 = Aligner(providers=prov), Aligner(quantize="float16", providers=prov)
-    en = list(read_conll(DATA / "en-europarl.test.conll02"))
+    en = list(read_conll(DATA / "en.conll"))
     rows = []
     for lang in langs:
-        tgt = list(read_conll(DATA / f"{lang}-europarl.test.conll02"))
+        tgt = list(read_conll(DATA / f"{lang}.conll"))
         lab, rec = [s.tokens for s in en], [s.tokens for s in tgt]
         gold = [s.labels for s in tgt]
         ents = [entities_of(s.labels) for s in en]
@@ -154,7 +154,7 @@ def translator_rate(device: str, compute_type: str, sentences: int) -> float:
             torch.manual_seed(0)
             M2M100ForConditionalGeneration(M2M100Config(**NLLB_600M)).eval().save_pretrained(str(tmp))
     ct2 = export_translator(hf, quantization="int8" if device == "cpu" else "float16")
-    texts = [" ".join(s.tokens) for s in read_conll(DATA / "en-europarl.test.conll02")][:sentences]
+    texts = [" ".join(s.tokens) for s in read_conll(DATA / "en.conll")][:sentences]
     tr = Translator(ct2, device=device, compute_type=compute_type, max_decoding_length=48)
     tr.translate(texts[:2], "en", "de")
     before = tr.stats.as_dict()["target_tokens"]

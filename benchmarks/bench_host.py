@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _host_baseline import baseline_project  # noqa: E402
 from _random_models import mini_e5  # noqa: E402
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "europarl-ner"
+DATA = Path(__file__).resolve().parents[1] / "xfast" / "data" / "europarl"  # the shipped test sets
 REPEAT = int(os.environ.get("XFAST_BENCH_REPEAT", "26"))
 def _avx512() -> bool:
     info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
@@ -64,8 +64,8 @@ def cpu_line() -> str:
 
 def _corpus(tmp: Path, repeat: int) -> tuple[Path, Path, int]:
     en, de = tmp / "en.conll", tmp / "de.conll"
-    en.write_bytes((DATA / "en-europarl.test.conll02").read_bytes() * repeat)
-    de.write_bytes((DATA / "de-europarl.test.conll02").read_bytes() * repeat)
+    en.write_bytes((DATA / "en.conll").read_bytes() * repeat)
+    de.write_bytes((DATA / "de.conll").read_bytes() * repeat)
     return en, de, 799 * repeat
 
 

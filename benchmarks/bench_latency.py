@@ -34,7 +34,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_host import cpu_line  # noqa: E402
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "europarl-ner"
+DATA = Path(__file__).resolve().parents[1] / "xfast" / "data" / "europarl"  # the shipped test sets
 ROUNDS = int(os.environ.get("XFAST_BENCH_ROUNDS", "400"))
 GAP_MS = float(os.environ.get("XFAST_BENCH_LATENCY_MS", "3.0"))
 TAIL = float(os.environ.get("XFAST_BENCH_TAIL", "1.5"))
@@ -45,8 +45,8 @@ def thirty_word_pair() -> tuple[list[str], list[tuple[int, int, str]], list[str]
     from xfast.io import read_conll
     from xfast.pipelines.parallel import labeled_entities
 
-    en = list(read_conll(DATA / "en-europarl.test.conll02"))
-    de = list(read_conll(DATA / "de-europarl.test.conll02"))
+    en = list(read_conll(DATA / "en.conll"))
+    de = list(read_conll(DATA / "de.conll"))
     k = min(range(len(en)), key=lambda i: (abs(len(en[i].tokens) - 30) + abs(len(de[i].tokens) - 30),
                                            -len(labeled_entities(en[i].labels))))
     return en[k].tokens, labeled_entities(en[k].labels), de[k].tokens

@@ -40,7 +40,8 @@ from xfast.pipelines.translate_test import translate_test  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _random_models import copy_nllb, random_xlmr_tagger  # noqa: E402
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "masakhaner2"
+from tests._pipeline_helpers import full_data  # noqa: E402 - MasakhaNER does not ship
+
 N_SENTENCES = int(os.environ.get("XFAST_BENCH_SENTENCES", "500"))
 THREADS = int(os.environ.get("XFAST_BENCH_THREADS", "2"))
 
@@ -65,7 +66,7 @@ def setup(tiny_models, tmp_path_factory):
                                                      _tagger_labels(tiny_models["ner"]))), threads=THREADS)
     aligner = Aligner("e5-small", threads=THREADS)
     data = tmp_path_factory.mktemp("bench") / "hau.conll"
-    write_conll(data, (s for _, s in zip(range(N_SENTENCES), read_conll(DATA / "hau.test.txt"))))
+    write_conll(data, (s for _, s in zip(range(N_SENTENCES), read_conll(full_data("masakhaner2/hau.test.txt")))))
     print(f"\n[setup] models ready in {time.perf_counter() - t0:.0f}s")
     return translator, tagger, aligner, data
 

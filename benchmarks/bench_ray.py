@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _random_models import mini_e5  # noqa: E402
 from bench_host import cpu_line  # noqa: E402
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "europarl-ner"
+DATA = Path(__file__).resolve().parents[1] / "xfast" / "data" / "europarl"  # the shipped test sets
 PAIRS = int(os.environ.get("XFAST_BENCH_RAY_PAIRS", "20774"))
 E5_PAIRS = int(os.environ.get("XFAST_BENCH_RAY_E5_PAIRS", "20774"))
 RATIO = float(os.environ.get("XFAST_BENCH_RAY_RATIO", "1.5"))
@@ -53,7 +53,7 @@ def _netns_ok() -> bool:
 def _corpus(d: Path, pairs: int) -> tuple[Path, Path]:
     out = []
     for lang in ("en", "de"):
-        blocks = [b for b in (DATA / f"{lang}-europarl.test.conll02").read_text(encoding="utf-8").split("\n\n")
+        blocks = [b for b in (DATA / f"{lang}.conll").read_text(encoding="utf-8").split("\n\n")
                   if b.strip() and not b.startswith("-DOCSTART-")]
         reps = -(-pairs // len(blocks))
         path = d / f"{lang}.{pairs}.conll"

@@ -42,7 +42,7 @@ from bench_host import cpu_line  # noqa: E402
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "europarl-ner"
+DATA = Path(__file__).resolve().parents[1] / "xfast" / "data" / "europarl"  # the shipped test sets
 SECONDS = min(60.0, float(os.environ.get("XFAST_BENCH_SECONDS", "20")))
 REQUESTS = int(os.environ.get("XFAST_BENCH_REQUESTS", "3000"))
 GAP_MS = float(os.environ.get("XFAST_BENCH_SERVE_GAP_MS", "3.0"))
@@ -54,8 +54,8 @@ def _pairs() -> list[dict]:
     from xfast.io import read_conll
     from xfast.pipelines.parallel import labeled_entities
 
-    en = read_conll(DATA / "en-europarl.test.conll02")
-    de = read_conll(DATA / "de-europarl.test.conll02")
+    en = read_conll(DATA / "en.conll")
+    de = read_conll(DATA / "de.conll")
     return [{"labeled": e.tokens, "entities": [list(x) for x in labeled_entities(e.labels)], "receiving": d.tokens}
             for _, e, d in zip(range(N_PAIRS), en, de)]
 

@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _random_models import NLLB_600M, _nllb_tokenizer, mbert_shape  # noqa: E402
 from bench_host import cpu_line  # noqa: E402
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "europarl-ner"
+DATA = Path(__file__).resolve().parents[1] / "xfast" / "data" / "europarl"  # the shipped test sets
 PAIRS = int(os.environ.get("XFAST_BENCH_PAIRS", "400"))
 
 
@@ -58,8 +58,8 @@ def _nllb_encoder_shape(out: Path) -> Path:
 def _pairs() -> tuple[list[list[str]], list[list[str]]]:
     from xfast.io import read_conll
 
-    en = [s.tokens for _, s in zip(range(PAIRS), read_conll(DATA / "en-europarl.test.conll02"))]
-    de = [s.tokens for _, s in zip(range(PAIRS), read_conll(DATA / "de-europarl.test.conll02"))]
+    en = [s.tokens for _, s in zip(range(PAIRS), read_conll(DATA / "en.conll"))]
+    de = [s.tokens for _, s in zip(range(PAIRS), read_conll(DATA / "de.conll"))]
     return en, de
 
 

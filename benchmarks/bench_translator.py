@@ -31,7 +31,7 @@ from xfast.io import read_conll  # noqa: E402
 from xfast.models.cache import atomic_dir, cache_dir  # noqa: E402
 from xfast.models.translator import Translator, export_translator  # noqa: E402
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "europarl-ner"
+DATA = Path(__file__).resolve().parents[1] / "xfast" / "data" / "europarl"  # the shipped test sets
 N_SENTENCES = int(os.environ.get("XFAST_BENCH_SENTENCES", "8"))
 THREADS = int(os.environ.get("XFAST_BENCH_THREADS", "2"))
 DECODE = int(os.environ.get("XFAST_BENCH_DECODE", "48"))
@@ -45,7 +45,7 @@ NLLB_600M = dict(
 
 
 def _sentences() -> list[str]:
-    path = DATA / "en-europarl.test.conll02"
+    path = DATA / "en.conll"
     if path.is_file():
         sents = [" ".join(s.tokens) for s in read_conll(path)]
     else:  # outside the project checkout: the tiny corpus

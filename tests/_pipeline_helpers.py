@@ -1,12 +1,48 @@
-"""What the pipeline tests share: the shared data directory and short slices of its test sets."""
+"""What the pipeline tests share: where their data lives and short slices of it.
+
+Everything the suite reads ships in the repository: the Europarl-NER test sets inside the package
+(``xfast/data/europarl``), MasakhaNER-layout stand-ins and the paper's published results rows under
+``tests/data`` (its README names their sources). Full third-party files that cannot ship are looked
+for by :func:`full_data`, and the tests that need them skip with the reason when they are absent.
+"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+import pytest
 
 from xfast.io import read_conll, write_conll
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+HERE = Path(__file__).resolve().parent
+#: the Europarl-NER test sets (799 parallel sentences), as the package ships them
+EUROPARL_DIR = HERE.parent / "xfast" / "data" / "europarl"
+#: MasakhaNER-layout sentences written for the tests (tests/data/README.md)
+MASAKHANER_DIR = HERE / "data" / "masakhaner2"
+#: rows of the paper's published results files (tests/data/README.md)
+REFERENCE = HERE / "data" / "reference-results"
+
+
+def europarl_path(lang: str) -> Path:
+    """The shipped Europarl-NER test set of ``lang`` (en, de, es or it)."""
+    return EUROPARL_DIR / f"{lang}.conll"
+
+
+def masakhaner_path(lang: str) -> Path:
+    """The MasakhaNER-layout stand-in of ``lang`` (hau or yor)."""
+    return MASAKHANER_DIR / f"{lang}.conll"
+
+
+def full_data(relative: str) -> Path:
+    """A file of the full data sets (``masakhaner2/hau.test.txt``, ...) from ``$XFAST_TEST_DATA``
+    or ``../shared/data`` beside the clone; skips the calling test when neither holds it."""
+    roots = [Path(os.environ["XFAST_TEST_DATA"])] if os.environ.get("XFAST_TEST_DATA") else []
+    roots.append(HERE.parents[1] / "shared" / "data")
+    for root in roots:
+        if (root / relative).is_file():
+            return root / relative
+    pytest.skip(f"{relative} is not shipped (third-party data); set XFAST_TEST_DATA to a folder that holds it")
 
 
 def head_conll(source: Path, n: int, out: Path) -> Path:

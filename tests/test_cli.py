@@ -3,14 +3,12 @@
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
+from tests._pipeline_helpers import full_data, masakhaner_path
 from xfast import __version__
 from xfast.cli import main
-
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 def test_version_and_help(capsys):
@@ -22,11 +20,12 @@ def test_version_and_help(capsys):
     assert main([]) == 2
 
 
-def test_evaluate_identity_prints_f1_one(capsys):
-    hau = str(DATA / "masakhaner2/hau.test.txt")
+@pytest.mark.parametrize("source, dates", [("stand-in", 8), pytest.param("full", 757, marks=pytest.mark.full_data)])
+def test_evaluate_identity_prints_f1_one(capsys, source, dates):
+    hau = str(masakhaner_path("hau") if source == "stand-in" else full_data("masakhaner2/hau.test.txt"))
     assert main(["evaluate", "--gold", hau, "--pred", hau, "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["overall_f1"] == 1.0 and out["DATE_number"] == 757
+    assert out["overall_f1"] == 1.0 and out["DATE_number"] == dates
     assert main(["evaluate", "--gold", hau, "--pred", hau, "--ignore", "DATE", "--json"]) == 0
     assert "DATE_f1" not in json.loads(capsys.readouterr().out)
 

@@ -9,12 +9,11 @@ import struct
 
 import pytest
 
-from tests._pipeline_helpers import DATA, head_conll
+from tests._pipeline_helpers import REFERENCE, head_conll, masakhaner_path
 from xfast.cli import main
 from xfast.compare import COLUMNS, JOIN_KEY, compare, plot_comparison
 from xfast.report import write_metrics_csv
 
-REFERENCE = DATA / "reference-results"
 EUROPARL = REFERENCE / "europarlner_metrics.csv"
 
 
@@ -272,7 +271,7 @@ def test_demo_beside_the_paper_figure_and_csv(demo_run, tmp_path, capsys):
 def test_tiny_translate_test_run_beside_masakhaner(tmp_path, tiny_models, capsys):
     """A translate-test run with an ISO 639-1 code (ha) joins the paper's MasakhaNER rows (hau),
     its two extraction methods told apart; the reference's unnamed index column is read."""
-    hau = head_conll(DATA / "masakhaner2" / "hau.test.txt", 5, tmp_path / "hau.conll")
+    hau = head_conll(masakhaner_path("hau"), 5, tmp_path / "hau.conll")
     t = tiny_models
     assert main(["translate-test", "--input", str(hau), "--lang", "ha", "--out", str(tmp_path / "tt"),
                  "--translator", str(t["nllb_ct2"]), "--easyproject-translator", str(t["nllb_ct2"]),

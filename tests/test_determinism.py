@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from tests._pipeline_helpers import DATA, head_conll
+from tests._pipeline_helpers import europarl_path, head_conll, masakhaner_path
 from xfast.cli import main
 
 COMBOS = list(itertools.product(["1", "2"], ["1", "7", "512"]))
@@ -21,9 +21,9 @@ def _outputs(out):
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory):
     d = tmp_path_factory.mktemp("det")
-    return {"en": head_conll(DATA / "europarl-ner" / "en-europarl.test.conll02", 20, d / "en.conll"),
-            "de": head_conll(DATA / "europarl-ner" / "de-europarl.test.conll02", 20, d / "de.conll"),
-            "hau": head_conll(DATA / "masakhaner2" / "hau.test.txt", 12, d / "hau.conll")}
+    return {"en": head_conll(europarl_path("en"), 20, d / "en.conll"),
+            "de": head_conll(europarl_path("de"), 20, d / "de.conll"),
+            "hau": head_conll(masakhaner_path("hau"), 12, d / "hau.conll")}
 
 
 def _runs(tmp_path, build):

@@ -2,7 +2,6 @@
 
 import random
 import warnings
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -10,12 +9,12 @@ from hypothesis import strategies as st
 
 import xfast._chunks_py as twin
 import xfast.evaluate as ev
+from tests._pipeline_helpers import europarl_path, full_data, masakhaner_path
 from xfast.errors import DataError
 from xfast.io import read_conll
 
 seqeval = pytest.importorskip("seqeval.metrics")
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 TYPES = ["PER", "ORG", "LOC", "DATE", "MISC"]
 WELL = ["O"] + [f"{p}-{t}" for t in TYPES for p in "BI"]
 ILL = WELL + ["E-PER", "S-LOC", "B", "I", "X-ORG", ".-PER", "O-PER", "B-", "Z"]
@@ -94,11 +93,13 @@ def _perturb(seqs, rng, rate):
 
 
 @pytest.mark.parametrize("path", [
-    "europarl-ner/en-europarl.test.conll02", "europarl-ner/de-europarl.test.conll02",
-    "masakhaner2/hau.test.txt", "masakhaner2/yor.test.txt", "masakhaner2/zul.test.txt",
+    "europarl:en", "europarl:de", "masakhaner:hau", "masakhaner:yor",
+    *(pytest.param(f"masakhaner2/{lang}.test.txt", marks=pytest.mark.full_data) for lang in ("hau", "yor", "zul")),
 ])
 def test_real_files_with_perturbed_predictions(path):
-    gold = [s.labels for s in read_conll(DATA / path)]
+    kind, _, lang = path.partition(":")
+    source = {"europarl": europarl_path, "masakhaner": masakhaner_path}[kind](lang) if lang else full_data(path)
+    gold = [s.labels for s in read_conll(source)]
     rng = random.Random(len(path))
     for rate in (0.0, 0.05, 0.3):
         pred = _perturb(gold, rng, rate)
@@ -109,7 +110,7 @@ def test_real_files_with_perturbed_predictions(path):
 
 
 def test_identity_is_perfect():
-    gold = [s.labels for s in read_conll(DATA / "masakhaner2/hau.test.txt")]
+    gold = [s.labels for s in read_conll(masakhaner_path("hau"))]
     r = ev.scores(gold, gold)
     assert r["overall_f1"] == 1.0 and r["overall_accuracy"] == 1.0
     assert "DATE_f1" not in ev.scores(gold, gold, ignore=["DATE"])

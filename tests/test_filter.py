@@ -9,13 +9,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests._pipeline_helpers import DATA, head_conll
+from tests._pipeline_helpers import europarl_path, head_conll
 from tests.test_pipeline_project import aligner  # noqa: F401 - the tiny XLM-R at layer 2, shared
 from xfast.errors import ParameterError
 from xfast.io import entities_of, read_conll
 from xfast.project.filtering import FilterPolicy, filter_batch, keep_rows, span_scores
 
-EUROPARL = DATA / "europarl-ner"
 
 
 # --------------------------------------------------------------------------- the oracle
@@ -192,8 +191,8 @@ POLICIES = [(("drop-partial",), None), (("drop-unprojected",), None), (("min-sco
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     d = tmp_path_factory.mktemp("corpus")
-    return (head_conll(EUROPARL / "en-europarl.test.conll02", N, d / "en.conll"),
-            head_conll(EUROPARL / "de-europarl.test.conll02", N, d / "de.conll"))
+    return (head_conll(europarl_path("en"), N, d / "en.conll"),
+            head_conll(europarl_path("de"), N, d / "de.conll"))
 
 
 @pytest.fixture(scope="module")
@@ -347,7 +346,7 @@ def test_translate_train_filters_each_output(tmp_path, tiny_models):
     from xfast.models.translator import Translator
     from xfast.pipelines.translate_train import translate_train
 
-    english = head_conll(EUROPARL / "en-europarl.test.conll02", 12, tmp_path / "en.conll")
+    english = head_conll(europarl_path("en"), 12, tmp_path / "en.conll")
     tr = Translator(tiny_models["nllb_ct2"])
     aligner = Aligner(tiny_models["xlmr"], layer=8)
     kw = dict(modes=("plain", "marker"), methods=("heuristic",), translator=tr, easyproject_translator=tr,
@@ -386,7 +385,7 @@ def test_translate_train_filters_each_output(tmp_path, tiny_models):
 def test_translate_train_cli_bad_filter(tmp_path, capsys):
     from xfast.cli import main
 
-    english = head_conll(EUROPARL / "en-europarl.test.conll02", 2, tmp_path / "en.conll")
+    english = head_conll(europarl_path("en"), 2, tmp_path / "en.conll")
     assert main(["translate-train", "--input", str(english), "--lang", "de", "--out", str(tmp_path / "o"),
                  "--filter", "min-score=x"]) == 2
     err = capsys.readouterr().err

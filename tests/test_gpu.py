@@ -10,7 +10,7 @@ import json
 import numpy as np
 import pytest
 
-from tests._pipeline_helpers import DATA, head_conll
+from tests._pipeline_helpers import europarl_path, head_conll
 from xfast.errors import ParameterError
 from xfast.io import read_conll
 
@@ -27,8 +27,8 @@ def cuda(test):
     """Marked ``cuda`` (``pytest -m cuda`` selects them) and skipped without a GPU runtime."""
     return pytest.mark.cuda(pytest.mark.skipif(not _cuda(), reason="needs ONNX Runtime's CUDA provider and a GPU")(test))
 
-SENTS = [s.tokens for _, s in zip(range(24), read_conll(DATA / "europarl-ner" / "en-europarl.test.conll02"))]
-DE = [s.tokens for _, s in zip(range(24), read_conll(DATA / "europarl-ner" / "de-europarl.test.conll02"))]
+SENTS = [s.tokens for _, s in zip(range(24), read_conll(europarl_path("en")))]
+DE = [s.tokens for _, s in zip(range(24), read_conll(europarl_path("de")))]
 
 
 @pytest.fixture(scope="module")
@@ -126,8 +126,8 @@ def test_manifest_and_run_record_device_provider_and_dtype(tmp_path, tiny_models
     from xfast.aligner import Aligner
     from xfast.pipelines.parallel import project_parallel
 
-    en = head_conll(DATA / "europarl-ner" / "en-europarl.test.conll02", 8, tmp_path / "en.conll")
-    de = head_conll(DATA / "europarl-ner" / "de-europarl.test.conll02", 8, tmp_path / "de.conll")
+    en = head_conll(europarl_path("en"), 8, tmp_path / "en.conll")
+    de = head_conll(europarl_path("de"), 8, tmp_path / "de.conll")
     res = project_parallel(en, {"de": de}, tmp_path / "out", aligner=Aligner(tiny_models["xlmr"], layer=2),
                            progress=False)
     man = json.loads((tmp_path / "out" / "manifest.json").read_text())

@@ -1,18 +1,16 @@
 """Readers and writers: streaming, IOB1 -> IOB2, empty sentences, and file:line errors."""
 
-from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests._pipeline_helpers import europarl_path, full_data
 from xfast.errors import DataError
 from xfast.io import (Sentence, entities_of, format_pharaoh, labels_of, parse_pharaoh, read_conll,
                       read_jsonl, read_parallel, read_pharaoh, read_text, to_iob2, write_conll,
                       write_jsonl, write_pharaoh)
-
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 def write(tmp_path, name, text, mode="w"):
@@ -26,9 +24,13 @@ def write(tmp_path, name, text, mode="w"):
 
 def test_real_files_counts():
     for lang in "en de es it".split():
-        sents = list(read_conll(DATA / f"europarl-ner/{lang}-europarl.test.conll02"))
+        sents = list(read_conll(europarl_path(lang)))
         assert len(sents) == 799 and all(len(s) > 0 for s in sents)
-    assert len(list(read_conll(DATA / "masakhaner2/hau.test.txt"))) == 1633
+
+
+@pytest.mark.full_data
+def test_full_masakhaner_count():
+    assert len(list(read_conll(full_data("masakhaner2/hau.test.txt")))) == 1633
 
 
 def test_tab_space_docstart_and_iob1(tmp_path):

@@ -10,7 +10,7 @@ import json
 import numpy as np
 import pytest
 
-from tests._pipeline_helpers import DATA, head_conll
+from tests._pipeline_helpers import europarl_path, head_conll, masakhaner_path
 from xfast.cli import main
 from xfast.errors import ParameterError
 from xfast.io import read_conll
@@ -114,8 +114,8 @@ def test_alignments_equal_numpy_over_transformers_states(tiny_models, hf):
     numpy oracle over transformers' states."""
     from xfast.aligner import Aligner
 
-    en = [s.tokens for _, s in zip(range(40), read_conll(DATA / "europarl-ner" / "en-europarl.test.conll02"))]
-    de = [s.tokens for _, s in zip(range(40), read_conll(DATA / "europarl-ner" / "de-europarl.test.conll02"))]
+    en = [s.tokens for _, s in zip(range(40), read_conll(europarl_path("en")))]
+    de = [s.tokens for _, s in zip(range(40), read_conll(europarl_path("de")))]
     aligner = Aligner(tiny_models["nllb_ct2"])  # the CTranslate2 export leads back to its checkpoint
     assert aligner.method == "softmax" and aligner.takes_language
     got = aligner.align_batch(en, de, langs=("en", "de"))
@@ -142,7 +142,7 @@ def test_takes_language_without_loading(tiny_models):
 @pytest.fixture(scope="module")
 def europarl(tmp_path_factory):
     d = tmp_path_factory.mktemp("europarl")
-    return {lang: head_conll(DATA / "europarl-ner" / f"{lang}-europarl.test.conll02", 12, d / f"{lang}.conll")
+    return {lang: head_conll(europarl_path(lang), 12, d / f"{lang}.conll")
             for lang in ("en", "de")}
 
 
@@ -183,7 +183,7 @@ def test_translate_test_and_train_align_with_the_translator(tiny_models, tmp_pat
     """``--aligner translator``: the translating checkpoint's encoder aligns (softmax by
     default), in translate-test (both modes) and translate-train; every output exists and the
     alignment cache is keyed by the sides' languages."""
-    hau = head_conll(DATA / "masakhaner2" / "hau.test.txt", 6, tmp_path / "hau.conll")
+    hau = head_conll(masakhaner_path("hau"), 6, tmp_path / "hau.conll")
     common = ["--translator", str(tiny_models["nllb_ct2"]), "--easyproject-translator", str(tiny_models["nllb_ct2"]),
               "--ner-model", str(tiny_models["ner_onnx"]), "--aligner", "translator", "--quiet",
               "--method", "heuristic", "ngram-greedy"]
@@ -199,7 +199,7 @@ def test_translate_test_and_train_align_with_the_translator(tiny_models, tmp_pat
     assert sorted({tuple(k["langs"]) for k in keys if "langs" in k}) == [("eng_Latn", "hau_Latn"),
                                                                           ("hau_Latn", "hau_Latn")]
 
-    en = head_conll(DATA / "europarl-ner" / "en-europarl.test.conll02", 6, tmp_path / "en.conll")
+    en = head_conll(europarl_path("en"), 6, tmp_path / "en.conll")
     out2 = tmp_path / "train"
     rc = main(["translate-train", "--input", str(en), "--lang", "de", "yo", "--out", str(out2), *common])
     assert rc in (0, 1)
@@ -250,7 +250,7 @@ def test_translator_object_as_aligner(tiny_models, tmp_path):
     from xfast.models.translator import Translator
     from xfast.pipelines.translate_train import translate_train
 
-    en = head_conll(DATA / "europarl-ner" / "en-europarl.test.conll02", 4, tmp_path / "en.conll")
+    en = head_conll(europarl_path("en"), 4, tmp_path / "en.conll")
     res = translate_train(en, ["de"], tmp_path / "out", translator=Translator(tiny_models["nllb_ct2"]),
                           aligner="translator", methods=("heuristic",), progress=False)
     assert [r["align_method"] for r in res["results"]] == ["softmax"]

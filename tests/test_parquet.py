@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests._pipeline_helpers import DATA, head_conll
+from tests._pipeline_helpers import europarl_path, head_conll
 from xfast.errors import DataError
 from xfast.io import read_conll
 from xfast.io.conll import to_iob2
@@ -100,9 +100,8 @@ def test_project_with_parquet_in_and_out_equals_conll(tmp_path, tiny_models):
     from xfast.aligner import Aligner
     from xfast.pipelines.parallel import project_parallel
 
-    europarl = DATA / "europarl-ner"
-    en = head_conll(europarl / "en-europarl.test.conll02", 30, tmp_path / "en.conll")
-    de = head_conll(europarl / "de-europarl.test.conll02", 30, tmp_path / "de.conll")
+    en = head_conll(europarl_path("en"), 30, tmp_path / "en.conll")
+    de = head_conll(europarl_path("de"), 30, tmp_path / "de.conll")
     en_s, de_s = list(read_conll(en)), list(read_conll(de))
     names = sorted({lab for s in en_s for lab in s.labels} | {"O"})
     en_pq = _write(tmp_path / "en.parquet", [s.tokens for s in en_s], [[names.index(t) for t in s.labels]

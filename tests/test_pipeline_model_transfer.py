@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests._pipeline_helpers import DATA, head_conll
+from tests._pipeline_helpers import REFERENCE, head_conll, masakhaner_path
 from xfast.io import labels_of, read_conll
 from xfast.pipelines.model_transfer import model_transfer
 from xfast.pipelines.runner import default_ignore, describe
@@ -17,7 +17,7 @@ def test_model_transfer_on_tiny_tagger(tmp_path, tiny_models):
 
     from xfast.models.tagger import Tagger
 
-    data = head_conll(DATA / "masakhaner2" / "yor.test.txt", 15, tmp_path / "yor.conll")
+    data = head_conll(masakhaner_path("yor"), 15, tmp_path / "yor.conll")
     tagger = Tagger(tiny_models["ner_onnx"])
     res = model_transfer(data, "yor", tmp_path / "out", ner_model=tagger, dataset="masakhaner2", shard_size=4,
                          progress=False)
@@ -56,7 +56,7 @@ def test_describe_matches_the_reference_vocabulary():
     # every xfast variant of a published kind uses the reference CSVs' own values
     seen = set()
     for name in ("masakhaner2_metrics.csv", "xtreme40_metrics.csv", "europarlner_metrics.csv"):
-        with open(DATA / "reference-results" / name, newline="") as fh:
+        with open(REFERENCE / name, newline="") as fh:
             seen |= {(r["pipeline_type"], r["aligner"], r["candidate_matching"], r["candidate_selection"])
                      for r in csv.DictReader(fh)}
     ours = {tuple(describe(mode, am, m).values()) for mode in ("src2tgt", "tgt2tgt") for am in ("itermax", "softmax")
@@ -67,7 +67,7 @@ def test_describe_matches_the_reference_vocabulary():
 def test_model_transfer_compat_has_its_own_cache(tmp_path, tiny_models):
     """--compat truncates at the model's limit (SPEC §7): on sentences that fit, the labels equal
     the default run's, but the NER stage is cached apart so neither run reuses the other's."""
-    data = head_conll(DATA / "masakhaner2" / "yor.test.txt", 6, tmp_path / "yor.conll")
+    data = head_conll(masakhaner_path("yor"), 6, tmp_path / "yor.conll")
     cache = tmp_path / "cache"
     for compat in (False, True, False):
         model_transfer(data, "yor", tmp_path / f"out{compat}", ner_model=str(tiny_models["ner_onnx"]),

@@ -6,13 +6,12 @@ import json
 import numpy as np
 import pytest
 
-from tests._pipeline_helpers import DATA as SHARED_DATA, head_conll
+from tests._pipeline_helpers import europarl_path, head_conll
 from xfast.errors import ParameterError
 from xfast.io import read_conll, read_pharaoh
 from xfast.pipelines.parallel import labeled_entities, project_parallel
 from xfast.pipelines.runner import ProjectionConfig, RunReport, project_batch
 
-DATA = SHARED_DATA / "europarl-ner"
 
 
 def test_labeled_entities_compat_loses_entity_before_b():
@@ -35,11 +34,11 @@ def test_project_batch_counts_a_failing_sentence_and_keeps_the_rest():
 def test_pipeline_on_tiny_encoder(tmp_path, tiny_models):
     from xfast.aligner import Aligner
 
-    en = head_conll(DATA / "en-europarl.test.conll02", 12, tmp_path / "en.conll")
-    de = head_conll(DATA / "de-europarl.test.conll02", 12, tmp_path / "de.conll")
+    en = head_conll(europarl_path("en"), 12, tmp_path / "en.conll")
+    de = head_conll(europarl_path("de"), 12, tmp_path / "de.conll")
     plain = tmp_path / "es.txt"
     plain.write_text("\n".join(" ".join(s.tokens) for _, s in zip(range(12), read_conll(
-        DATA / "es-europarl.test.conll02"))) + "\n", encoding="utf-8")
+        europarl_path("es")))) + "\n", encoding="utf-8")
     aligner = Aligner(tiny_models["xlmr"], layer=2)
     res = project_parallel(en, {"de": de, "es": plain}, tmp_path / "out", aligner=aligner,
                            methods=("heuristic", "ngram-greedy", "ngram-bipartite", "ner-greedy"),
@@ -71,8 +70,8 @@ def test_real_europarl_slice_with_e5_small(tmp_path):
     """50 real sentences, en gold onto de/es: the embedded aligner projects at paper-like F1."""
     from xfast.aligner import Aligner
 
-    en = head_conll(DATA / "en-europarl.test.conll02", 50, tmp_path / "en.conll")
-    sides = {lang: head_conll(DATA / f"{lang}-europarl.test.conll02", 50, tmp_path / f"{lang}.conll")
+    en = head_conll(europarl_path("en"), 50, tmp_path / "en.conll")
+    sides = {lang: head_conll(europarl_path(lang), 50, tmp_path / f"{lang}.conll")
              for lang in ("de", "es")}
     res = project_parallel(en, sides, tmp_path / "out", aligner=Aligner("e5-small"), progress=False)
     f1 = {(r["lang"], r["method"]): r["overall_f1"] for r in res["results"]}

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests._pipeline_helpers import DATA, head_conll
+from tests._pipeline_helpers import europarl_path, head_conll
 from xfast.errors import OutputError, PipelineError
 from xfast.evaluate import ScoreCounts, proj_ratio, scores
 from xfast.io import read_conll, write_conll
@@ -23,7 +23,6 @@ from xfast.pipelines.engine import overlapped
 from xfast.pipelines.parallel import project_parallel
 from xfast.pipelines.runner import RunReport
 
-EUROPARL = DATA / "europarl-ner"
 N = 40
 
 
@@ -37,11 +36,11 @@ def aligner(tiny_models):
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     d = tmp_path_factory.mktemp("corpus")
-    en = head_conll(EUROPARL / "en-europarl.test.conll02", N, d / "en.conll")
-    de = head_conll(EUROPARL / "de-europarl.test.conll02", N, d / "de.conll")
+    en = head_conll(europarl_path("en"), N, d / "en.conll")
+    de = head_conll(europarl_path("de"), N, d / "de.conll")
     es = d / "es.txt"
     es.write_text("\n".join(" ".join(s.tokens) for _, s in zip(range(N), read_conll(
-        EUROPARL / "es-europarl.test.conll02"))) + "\n", encoding="utf-8")
+        europarl_path("es")))) + "\n", encoding="utf-8")
     return en, de, es
 
 
@@ -139,8 +138,8 @@ def test_missing_input_creates_nothing(tmp_path, corpus, aligner):
 def test_resume_after_sigkill_gives_identical_outputs(tmp_path, tiny_models):
     """Five SIGKILLs at random moments, then the same command to the end: byte-identical to
     a run that was never interrupted."""
-    en = head_conll(EUROPARL / "en-europarl.test.conll02", 400, tmp_path / "en.conll")
-    de = head_conll(EUROPARL / "de-europarl.test.conll02", 400, tmp_path / "de.conll")
+    en = head_conll(europarl_path("en"), 400, tmp_path / "en.conll")
+    de = head_conll(europarl_path("de"), 400, tmp_path / "de.conll")
     big_en, big_de = tmp_path / "big_en.conll", tmp_path / "big_de.conll"
     big_en.write_bytes(en.read_bytes() * 6)
     big_de.write_bytes(de.read_bytes() * 6)

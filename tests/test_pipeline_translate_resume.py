@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests._pipeline_helpers import DATA, head_conll
+from tests._pipeline_helpers import head_conll, masakhaner_path
 
 N = 60
 
@@ -27,7 +27,7 @@ def outputs(out: Path) -> dict[str, bytes]:
 
 
 def test_killed_run_resumes_from_the_cache_with_identical_output(tmp_path, tiny_models):
-    data = head_conll(DATA / "masakhaner2" / "hau.test.txt", N, tmp_path / "hau.conll")
+    data = head_conll(masakhaner_path("hau"), N, tmp_path / "hau.conll")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_WAIT_POLICY": "PASSIVE"}
     ref = subprocess.run(cli(tiny_models, data, tmp_path / "ref", tmp_path / "ref-cache"), env=env,
                          capture_output=True, text=True, timeout=300)

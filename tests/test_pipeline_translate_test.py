@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from tests._pipeline_helpers import DATA, head_conll
+from tests._pipeline_helpers import REFERENCE, head_conll, masakhaner_path
 from tests.oracles import project_oracle
 from xfast.errors import ParameterError
 from xfast.io import labels_of, read_conll
@@ -22,7 +22,7 @@ N = 10
 
 @pytest.fixture(scope="module")
 def hau(tmp_path_factory):
-    return head_conll(DATA / "masakhaner2" / "hau.test.txt", N, tmp_path_factory.mktemp("data") / "hau.conll")
+    return head_conll(masakhaner_path("hau"), N, tmp_path_factory.mktemp("data") / "hau.conll")
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +106,7 @@ def test_both_modes_match_the_stage_by_stage_oracle(hau, tmp_path, models, compa
     assert len(res["results"]) == 2 * 2 * 3 + 1
     with open(tmp_path / "out" / "metrics.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
-    with open(DATA / "reference-results" / "masakhaner2_metrics.csv", newline="") as fh:
+    with open(REFERENCE / "masakhaner2_metrics.csv", newline="") as fh:
         ref_cols = csv.DictReader(fh).fieldnames
     with open(tmp_path / "out" / "metrics.csv", newline="") as fh:
         ours = csv.DictReader(fh).fieldnames

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests._pipeline_helpers import DATA, head_conll
+from tests._pipeline_helpers import europarl_path, head_conll
 from tests.oracles import project_oracle
 from xfast.errors import DataError
 from xfast.io import entities_of, labels_of, read_conll
@@ -18,7 +18,7 @@ N = 8
 
 @pytest.fixture(scope="module")
 def english(tmp_path_factory):
-    return head_conll(DATA / "europarl-ner" / "en-europarl.test.conll02", N,
+    return head_conll(europarl_path("en"), N,
                       tmp_path_factory.mktemp("data") / "en.conll")
 
 

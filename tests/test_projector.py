@@ -6,14 +6,13 @@ import threading
 
 import pytest
 
-from tests._pipeline_helpers import DATA, head_conll
+from tests._pipeline_helpers import europarl_path, head_conll
 from xfast.errors import ParameterError
 from xfast.io import read_conll
 from xfast.pipelines.parallel import labeled_entities, project_parallel
 from xfast.pipelines.runner import ProjectionConfig
 from xfast.serve import Projector
 
-EUROPARL = DATA / "europarl-ner"
 METHODS = ("heuristic", "ngram-greedy", "ngram-bipartite")
 
 
@@ -25,8 +24,8 @@ def projector(tiny_models):
 @pytest.fixture(scope="module")
 def europarl(tmp_path_factory):
     d = tmp_path_factory.mktemp("ep")
-    en = head_conll(EUROPARL / "en-europarl.test.conll02", 30, d / "en.conll")
-    de = head_conll(EUROPARL / "de-europarl.test.conll02", 30, d / "de.conll")
+    en = head_conll(europarl_path("en"), 30, d / "en.conll")
+    de = head_conll(europarl_path("de"), 30, d / "de.conll")
     return en, de
 
 

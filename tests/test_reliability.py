@@ -8,18 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from tests._pipeline_helpers import DATA, head_conll
+from tests._pipeline_helpers import europarl_path, head_conll, masakhaner_path
 from xfast.cli import main
 from xfast.io import read_conll
 
-EUROPARL = DATA / "europarl-ner"
 
 
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory):
     d = tmp_path_factory.mktemp("pair")
-    return (head_conll(EUROPARL / "en-europarl.test.conll02", 150, d / "en.conll"),
-            head_conll(EUROPARL / "de-europarl.test.conll02", 150, d / "de.conll"))
+    return (head_conll(europarl_path("en"), 150, d / "en.conll"),
+            head_conll(europarl_path("de"), 150, d / "de.conll"))
 
 
 def _args(pair, out, tiny_models):
@@ -134,14 +133,14 @@ def test_bad_input_leaves_no_output_folder(tmp_path, tiny_models, command, capsy
 
 @pytest.mark.parametrize("limit", ["0", "-5"])
 def test_pipelines_refuse_a_limit_below_one(tmp_path, tiny_models, limit, capsys):
-    args = ["model-transfer", "--input", str(DATA / "masakhaner2" / "hau.test.txt"), "--lang", "hau",
+    args = ["model-transfer", "--input", str(masakhaner_path("hau")), "--lang", "hau",
             "--out", str(tmp_path / "out"), "--ner-model", str(tiny_models["ner_onnx"]), "--limit", limit, "--quiet"]
     assert main(args) == 2
     assert "[E202]" in _error_line(capsys)
 
 
 def test_translate_train_runs_the_languages_it_can_and_lists_the_rest(tmp_path, tiny_models, capsys):
-    src = head_conll(EUROPARL / "en-europarl.test.conll02", 4, tmp_path / "en.conll")
+    src = head_conll(europarl_path("en"), 4, tmp_path / "en.conll")
     out = tmp_path / "out"
     args = ["translate-train", "--input", str(src), "--lang", "hau", "bbj", "--out", str(out), "--translator",
             str(tiny_models["nllb_ct2"]), "--easyproject-translator", str(tiny_models["nllb_ct2"]),
@@ -158,7 +157,7 @@ def test_translate_train_runs_the_languages_it_can_and_lists_the_rest(tmp_path, 
 
 
 def test_model_transfer_warns_on_an_unknown_language(tmp_path, tiny_models, capsys):
-    src = head_conll(DATA / "masakhaner2" / "hau.test.txt", 3, tmp_path / "hau.conll")
+    src = head_conll(masakhaner_path("hau"), 3, tmp_path / "hau.conll")
     args = ["model-transfer", "--input", str(src), "--lang", "xyz", "--out", str(tmp_path / "out"), "--ner-model",
             str(tiny_models["ner_onnx"]), "--quiet"]
     assert main(args) == 0
@@ -205,7 +204,7 @@ def test_model_transfer_reports_compat_truncation(tmp_path, tiny_models):
 
     from xfast.io import write_conll
 
-    sents = list(read_conll(DATA / "masakhaner2" / "hau.test.txt"))[:3]
+    sents = list(read_conll(masakhaner_path("hau")))[:3]
     long_words = ([w for s in sents for w in s.tokens] * 20)[:400]
     path = tmp_path / "long.conll"
     write_conll(path, [(s.tokens, s.labels) for s in sents] + [(long_words, ["O"] * 400)])
@@ -292,7 +291,7 @@ def test_the_registry_layer_is_the_default(tiny_models):
 
 
 def test_translate_pipelines_refuse_another_runs_outputs(tmp_path, tiny_models, capsys):
-    src = head_conll(DATA / "masakhaner2" / "hau.test.txt", 6, tmp_path / "hau.conll")
+    src = head_conll(masakhaner_path("hau"), 6, tmp_path / "hau.conll")
     out = tmp_path / "out"
 
     def args(*extra):

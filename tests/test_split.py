@@ -14,11 +14,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests._pipeline_helpers import europarl_path
 from xfast.errors import ModelError, ParameterError
 from xfast.text import split as split_mod
 from xfast.text.split import get_splitter, split_words
 
-EUROPARL_EN = Path(__file__).resolve().parents[2] / "shared" / "data" / "europarl-ner" / "en-europarl.test.conll02"
+EUROPARL_EN = europarl_path("en")
 
 TRICKY_EN = [
     "Mr. Smith went to Washington. He arrived at 5 p.m. yesterday.",
@@ -74,8 +75,6 @@ def nltk_punkt_tab(tmp_path_factory):
 
 
 def _europarl_sentences(limit: int) -> list[list[str]]:
-    if not EUROPARL_EN.exists():
-        pytest.skip("shared/data/europarl-ner not present")
     sentences, words = [], []
     for line in EUROPARL_EN.read_text(encoding="utf-8").splitlines():
         if line.strip():

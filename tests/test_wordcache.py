@@ -16,7 +16,7 @@ from xfast.io.columns import from_sentences
 from xfast.models import _wordcache_py
 from xfast.models.encoder import load_tokenizer
 
-from tests._pipeline_helpers import DATA
+from tests._pipeline_helpers import europarl_path
 
 try:
     from xfast.models import _wordcache
@@ -50,7 +50,7 @@ def e5_tokenizer():
 def test_shipped_data_ids_equal_the_tokenizer(e5_tokenizer, cache_cls, max_words):
     cache = cache_cls(max_words)
     for lang in ("en", "de", "es", "it"):
-        sents = [s.tokens for s in read_conll(DATA / "europarl-ner" / f"{lang}-europarl.test.conll02")]
+        sents = [s.tokens for s in read_conll(europarl_path(lang))]
         for a in range(0, len(sents), 128):
             chunk = sents[a:a + 128]
             cols = from_sentences(chunk)
@@ -60,7 +60,7 @@ def test_shipped_data_ids_equal_the_tokenizer(e5_tokenizer, cache_cls, max_words
         assert len(cache) <= max_words + 128 * 120
     assert cache.hits + cache.misses == sum(
         len(s.tokens) for lang in ("en", "de", "es", "it")
-        for s in read_conll(DATA / "europarl-ner" / f"{lang}-europarl.test.conll02"))
+        for s in read_conll(europarl_path(lang)))
     if max_words > 1000:  # Zipf: most lookups hit
         assert cache.hits / (cache.hits + cache.misses) > 0.6
     else:
