@@ -20,13 +20,12 @@ from pathlib import Path
 
 import pytest
 
-from tests._pipeline_helpers import DATA, head_conll
+from tests._pipeline_helpers import europarl_path, head_conll, masakhaner_path
 from xfast.errors import ParameterError
 from xfast.io import read_conll
 from xfast.pipelines.ray_engine import RaySettings, pool_size
 from xfast.pipelines.runner import RunReport
 
-EUROPARL = DATA / "europarl-ner"
 N = 48
 
 
@@ -68,9 +67,9 @@ def corpus(tmp_path_factory):
     German candidates' third sentence has two words more than its receiving sentence, so that
     sentence fails to project with ner-greedy (and is counted)."""
     d = tmp_path_factory.mktemp("ray")
-    en = head_conll(EUROPARL / "en-europarl.test.conll02", N, d / "en.conll")
-    de = head_conll(EUROPARL / "de-europarl.test.conll02", N, d / "de.conll")
-    es_sents = [s.tokens for _, s in zip(range(N), read_conll(EUROPARL / "es-europarl.test.conll02"))]
+    en = head_conll(europarl_path("en"), N, d / "en.conll")
+    de = head_conll(europarl_path("de"), N, d / "de.conll")
+    es_sents = [s.tokens for _, s in zip(range(N), read_conll(europarl_path("es")))]
     es = d / "es.txt"
     es.write_text("\n".join(" ".join(t) for t in es_sents) + "\n", encoding="utf-8")
     blocks = de.read_text(encoding="utf-8").split("\n\n")
@@ -169,6 +168,21 @@ def test_a_pool_that_cannot_be_scheduled_stops_with_a_clear_error(tmp_path, corp
     assert time.monotonic() - t < 200
 
 
+@needs_ray
+def test_ray_run_from_the_parent_of_a_clone(tmp_path, corpus, tiny_models):
+    """The ``xfast`` command, run from a folder that holds a clone named ``xfast``: Ray's workers
+    start with that folder first on their path, and must still import the package the driver
+    runs (not the clone's top folder as an empty namespace package)."""
+    (tmp_path / "xfast" / "xfast").mkdir(parents=True)
+    (tmp_path / "xfast" / "setup.py").write_text("", encoding="utf-8")
+    cmd = _netns_cmd(_args(corpus, Path("out"), tiny_models, "--engine", "ray", "--stall-timeout", "300"))
+    i = cmd.index(sys.executable)
+    cmd[i:i + 3] = [str(Path(sys.executable).with_name("xfast"))]  # the console script, not python -m
+    got = subprocess.run(cmd, cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=600)
+    assert got.returncode == 1, got.stderr[-2000:]  # finished, with the corpus' one failing sentence
+    assert "E501" not in got.stderr and (tmp_path / "out" / "de.heuristic.conll").is_file()
+
+
 def test_missing_ray_is_a_usage_error_before_any_output(tmp_path, corpus, monkeypatch):
     from xfast.pipelines.parallel import project_parallel
 
@@ -254,8 +268,8 @@ def test_nllb_pipelines_on_ray_equal_local(tmp_path, tiny_models, kind):
     """Every cached stage's missing shards worked by Ray actors: the labeled outputs and the
     metrics are the bytes the local engine writes, and a rerun loads every shard from the cache
     without starting Ray."""
-    hau = head_conll(DATA / "masakhaner2" / "hau.test.txt", 20, tmp_path / "hau.conll")
-    en = head_conll(EUROPARL / "en-europarl.test.conll02", 20, tmp_path / "en.conll")
+    hau = head_conll(masakhaner_path("hau"), 20, tmp_path / "hau.conll")
+    en = head_conll(europarl_path("en"), 20, tmp_path / "en.conll")
     local, on_ray = tmp_path / "local", tmp_path / "ray"
     ref = subprocess.run([sys.executable, "-m", "xfast", *_nllb_args(kind, tiny_models, hau, en, local)],
                          env=_env(), capture_output=True, text=True, timeout=600)

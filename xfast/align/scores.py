@@ -5,7 +5,7 @@ subword of its receiving word. Only the linked word pairs are computed, not whol
 
 Numba, not Cython, runs this kernel: it is float arithmetic over ragged arrays, parallel over
 sentence pairs with ``prange``, needs no stable C ABI, and is only compiled (once, cached on
-disk) when a user asks for scores, so it adds nothing to start-up or to the build.
+disk under xfast's cache folder) when a user asks for scores, so it adds nothing to start-up or to the build.
 ``link_scores_py`` is its plain-Python twin, selected by ``XFAST_PURE_PYTHON=1``.
 """
 
@@ -16,13 +16,22 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from xfast.models.cache import cache_dir
+
 __all__ = ["link_scores", "link_scores_py"]
 
 _kernel = None
 
 
 def _compile():
+    # Numba caches compiled kernels beside their source by default: inside an installed package
+    # that leaves a __pycache__ folder which outlives an uninstall and then shadows the next
+    # install. xfast's cache folder holds them instead (a NUMBA_CACHE_DIR the user set wins).
+    numba_dir = os.environ.setdefault("NUMBA_CACHE_DIR", str(cache_dir() / "numba"))
     import numba
+    import numba.core.config
+
+    numba.core.config.CACHE_DIR = numba_dir  # read when the kernel is compiled, also if numba was imported first
 
     @numba.njit(parallel=True, cache=True, nogil=True)
     def kernel(xs, xo, xw, ys, yo, yw, pairs, po, out):  # pragma: no cover - compiled

@@ -524,7 +524,7 @@ def _write_shard_input(rundir, index: int, rows: list, types, start: int) -> dic
     path = rundir.input_path(index)
     with atomic_open(path, "wb") as fh:
         np.savez(fh, **arrays)
-    return {"shard": index, "path": str(path), "start": start}
+    return {"shard": index, "path": str(path.resolve()), "start": start}  # workers may start elsewhere
 
 
 class ShardProjector:

@@ -20,6 +20,7 @@ a crashed actor is restarted at most ``max_restarts`` times.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue
@@ -27,6 +28,7 @@ import threading
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 from xfast.errors import ParameterError, PipelineError, msg
 
@@ -75,6 +77,25 @@ def require():
     return ray
 
 
+@contextlib.contextmanager
+def _unshadowed_cwd() -> Iterator[None]:
+    """Ray puts the driver's working folder first on its workers' ``sys.path``. Where that folder
+    holds an ``xfast`` folder that is not this package (the parent of a clone named ``xfast``),
+    the workers would import it as an empty namespace package; ``ray.init`` then runs from the
+    folder that holds the package the driver imported, so the workers import exactly that one
+    (they then also start there: what the driver sends them carries absolute paths)."""
+    here = Path.cwd()
+    root = Path(__file__).resolve().parents[2]
+    shadowed = (here / "xfast").exists() and here.resolve() != root
+    if shadowed:
+        os.chdir(root)
+    try:
+        yield
+    finally:
+        if shadowed:
+            os.chdir(here)
+
+
 def connect(settings: RaySettings) -> dict:
     """Start or join the cluster; returns what the run records: the node's address, the
     cluster's CPUs and GPUs, and whether xfast started it."""
@@ -83,14 +104,15 @@ def connect(settings: RaySettings) -> dict:
     if not ray.is_initialized():
         common = dict(include_dashboard=False, logging_level=logging.ERROR, log_to_driver=True,
                       configure_logging=True)
-        if settings.address is None:
-            ray.init(num_cpus=os.cpu_count() or 1, _node_ip_address="127.0.0.1", **common)
-            started = True
-        else:
-            try:
-                ray.init(address=settings.address, **common)
-            except (ConnectionError, RuntimeError, ValueError) as err:
-                raise ParameterError(msg("E206", address=settings.address, reason=err)) from None
+        with _unshadowed_cwd():
+            if settings.address is None:
+                ray.init(num_cpus=os.cpu_count() or 1, _node_ip_address="127.0.0.1", **common)
+                started = True
+            else:
+                try:
+                    ray.init(address=settings.address, **common)
+                except (ConnectionError, RuntimeError, ValueError) as err:
+                    raise ParameterError(msg("E206", address=settings.address, reason=err)) from None
     logging.getLogger("ray.data").setLevel(logging.ERROR)
     ctx = ray.data.DataContext.get_current()
     ctx.execution_options.preserve_order = True  # shards come back in order: commits stay sequential
