@@ -44,6 +44,29 @@ class ParameterError(XfastError, ValueError):
     """A parameter outside its valid set or range."""
 
 
+class FieldError(ParameterError):
+    """A :class:`ParameterError` about one field of a call's or a request's input.
+
+    ``loc``: the field's path as keys and indexes, e.g. ``("pairs", 0, "entities", 1)``;
+    ``field``: the same path as text, ``pairs[0].entities[1]``, which the message starts with;
+    ``code``: the catalogue entry (its form has a ``{field}``).
+    """
+
+    def __init__(self, loc: Iterable[str | int], code: str, **fields: object) -> None:
+        self.loc = tuple(loc)
+        self.field = field_path(self.loc)
+        self.code = code
+        super().__init__(msg(code, field=self.field, **fields))
+
+
+def field_path(loc: Iterable[str | int]) -> str:
+    """``("pairs", 0, "labeled")`` as ``pairs[0].labeled``."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
 class ModelError(XfastError, RuntimeError):
     """A model that cannot be found, built, exported or loaded."""
 
@@ -90,6 +113,15 @@ E = {
             "and 'min-score=X', each at most once (policies: {options}). Got {value!r} instead.",
     "E209": "The 'filter' policy min-score=X needs X to be a number in [0, 1] (a span's alignment score, "
             "docs/projection.md). Got {value!r} instead.",
+    # xfast serve (210-214)
+    "E210": "refusing to serve on {host} without an API key: anyone who can reach it could use the API; set "
+            "--api-key (or XFAST_API_KEY) and put a TLS proxy in front (docs/serve.md), or pass "
+            "--allow-unauthenticated when your own access control guards it",
+    "E211": "the server is shutting down and did not finish this request within --drain-timeout "
+            "({seconds:g} s); send it again, to this server once it is back or to another one",
+    "E212": "unsupported media type {got!r}: send the body as JSON with 'Content-Type: application/json'",
+    "E213": "this server needs its API key: send 'Authorization: Bearer <key>' ({problem})",
+    "E214": "the request body is over {limit:,} bytes (--max-request-bytes)",
     # kernels' inputs (3xx)
     "E301": "{name} must be a 2-D array, got shape {shape}",
     "E302": "{name} contains NaN or infinite values",
@@ -106,6 +138,10 @@ E = {
     "E317": "pairs must be an int (k, 2) array, got shape {shape} dtype {dtype}",
     "E318": "pairs index a subword outside the word-id maps ({m} labeled, {n} receiving subwords)",
     "E319": "the four per-sentence lists differ in length: {sizes}",
+    # a projection's input and options (320-329)
+    "E320": "{field}: {count:,} {what}, over the limit of {limit:,} ({option})",
+    "E321": "{field} must be {expected}. Got {value!r} instead.",
+    "E322": "{what} failed inside the server ({reason}); other requests were not affected",
     # models (4xx)
     "E401": "model {name!r} not found: {reason}",
     "E402": "language {lang!r} is not supported by NLLB-200 (FLORES-200); {hint}",

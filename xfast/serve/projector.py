@@ -16,6 +16,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from xfast.errors import ParameterError, msg
+from xfast.serve import validation
 
 __all__ = ["Projector", "Projection", "ProjectedSpan", "SERVE_METHODS"]
 
@@ -83,6 +84,7 @@ class Projector:
         self.langs = tuple(langs) if langs is not None and self.aligner.takes_language else None
         self.methods = methods
         self.config = config or ProjectionConfig()
+        validation.check_config(self.config, ("config",))
 
     def __repr__(self) -> str:
         return f"Projector({self.aligner!r}, methods={list(self.methods)})"
@@ -102,6 +104,8 @@ class Projector:
         methods = _per_pair(method, len(pairs), "method", str)
         configs = _per_pair(config if config is not None else self.config, len(pairs), "config", type(self.config))
         checked = [self.check(i, p, m) for i, (p, m) in enumerate(zip(pairs, methods))]
+        for c in dict.fromkeys(c for c in configs if c is not None):
+            validation.check_config(c, ("config",))
         if not checked:
             return []
         aln = self._align([c[0] for c in checked], [c[2] for c in checked])
@@ -110,12 +114,8 @@ class Projector:
     def align_batch(self, pairs: Sequence[tuple[Sequence[str], Sequence[str]]]) -> list[tuple[np.ndarray, np.ndarray]]:
         """Word pairs ``(labeled, receiving)`` of each ``(labeled_words, receiving_words)`` pair
         with a score per pair (the best ``(cos + 1) / 2`` between the two words' subwords)."""
-        lab, rec = [], []
-        for i, pair in enumerate(pairs):
-            if not isinstance(pair, (list, tuple)) or len(pair) != 2:
-                raise ParameterError(msg("E305", field=f"pairs[{i}]", problem="expected (labeled, receiving) words"))
-            lab.append(_words(pair[0], f"pairs[{i}].labeled"))
-            rec.append(_words(pair[1], f"pairs[{i}].receiving"))
+        checked = [validation.check_align_pair(i, pair) for i, pair in enumerate(pairs)]
+        lab, rec = [c[0] for c in checked], [c[1] for c in checked]
         if not pairs:
             return []
         both = self.aligner.encode([*lab, *rec], lang=self._sides(len(lab), len(rec)))  # one call for both sides
@@ -127,27 +127,10 @@ class Projector:
     # ------------------------------------------------------------------ steps
     def check(self, i: int, pair: object, method: str) -> tuple[list[str], list[Entity], list[str]]:
         """Pair ``i`` as ``(labeled words, entities, receiving words)``, or
-        :class:`~xfast.errors.ParameterError` [E305] naming the field that is wrong."""
-        if method not in self.methods:
-            raise ParameterError(msg("E305", field=f"pairs[{i}].method" if not isinstance(method, str) else "method",
-                                     problem=f"unknown method {method!r}; this projector has {list(self.methods)}"))
-        if not isinstance(pair, (list, tuple)) or len(pair) != 3:
-            raise ParameterError(msg("E305", field=f"pairs[{i}]",
-                                     problem="expected (labeled words, entities, receiving words)"))
-        labeled = _words(pair[0], f"pairs[{i}].labeled")
-        receiving = _words(pair[2], f"pairs[{i}].receiving")
-        ents = []
-        for j, e in enumerate(pair[1] if isinstance(pair[1], (list, tuple)) else [None]):
-            field = f"pairs[{i}].entities[{j}]"
-            if (not isinstance(e, (list, tuple)) or len(e) != 3 or not isinstance(e[2], str) or not e[2]
-                    or any(isinstance(x, bool) or not isinstance(x, (int, np.integer)) for x in e[:2])):
-                raise ParameterError(msg("E305", field=field, problem="expected [start, end, \"TYPE\"]"))
-            a, b = int(e[0]), int(e[1])
-            if not 0 <= a < b <= len(labeled):
-                raise ParameterError(msg("E305", field=field, problem=(
-                    f"span [{a}, {b}) is not a non-empty span of the {len(labeled)} labeled words")))
-            ents.append((a, b, e[2]))
-        return labeled, ents, receiving
+        :class:`~xfast.errors.FieldError` (a :class:`~xfast.errors.ParameterError`) [E305]
+        naming the field that is wrong (the rules: :mod:`xfast.serve.validation`)."""
+        validation.check_method(method, self.methods, ("method",) if isinstance(method, str) else ("pairs", i, "method"))
+        return validation.check_pair(i, pair)
 
     def _align(self, labeled: list[list[str]], receiving: list[list[str]]):
         from xfast.io.columns import from_sentences
@@ -216,14 +199,6 @@ def _per_pair(value, n: int, name: str, kind: type) -> list:
     if len(value) != n:
         raise ParameterError(msg("E202", name=name, expected=f"one {name} or {n}", value=f"{len(value)} values"))
     return value
-
-
-def _words(words: object, field: str) -> list[str]:
-    if isinstance(words, str) or not isinstance(words, (list, tuple)) or not all(isinstance(w, str) for w in words):
-        raise ParameterError(msg("E305", field=field, problem="expected a list of words (strings)"))
-    if not words:
-        raise ParameterError(msg("E305", field=field, problem="the sentence is empty"))
-    return list(words)
 
 
 def _subset(ragged, idx: list[int]):
