@@ -129,6 +129,8 @@ setup(
             "pytest-benchmark>=4",
             "seqeval==1.2.2",
             "networkx>=3",
+            "schemathesis>=4",  # xfast serve against its own OpenAPI document (tests/test_serve_tools.py)
+            "openapi-spec-validator>=0.7",
             TORCH,
         ],
     },
