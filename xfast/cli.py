@@ -88,10 +88,13 @@ def _serve(args: argparse.Namespace) -> int:
         raise ParameterError(msg("E204", what="xfast serve", extra="serve", missing=missing))
     from xfast.serve.app import ServeSettings, serve
 
-    for name in ("max_wait_ms", "max_batch_tokens", "max_queue", "max_request_bytes"):
-        if getattr(args, name) <= 0:
+    for name in ("max_wait_ms", "max_batch_tokens", "max_queue", "max_request_bytes", "max_pairs",
+                 "max_sentence_words", "max_word_chars"):
+        if not getattr(args, name) > 0:
             raise ParameterError(msg("E202", name="--" + name.replace("_", "-"), expected="a number > 0",
                                      value=getattr(args, name)))
+    if not args.drain_timeout >= 0:
+        raise ParameterError(msg("E202", name="--drain-timeout", expected="seconds >= 0", value=args.drain_timeout))
     from xfast.models.encoder import providers_for, takes_language
     from xfast.pipelines.runner import aligner_kwargs_of
 
@@ -105,8 +108,12 @@ def _serve(args: argparse.Namespace) -> int:
     settings = ServeSettings(max_wait_ms=args.max_wait_ms, max_batch_tokens=args.max_batch_tokens,
                              max_queue=args.max_queue, max_request_bytes=args.max_request_bytes,
                              methods=tuple(args.methods), aligner=aligner,
-                             langs=(args.labeled_lang, args.receiving_lang) if args.receiving_lang else None)
-    return serve(settings, host=args.host, port=args.port, log_level=args.log_level)
+                             langs=(args.labeled_lang, args.receiving_lang) if args.receiving_lang else None,
+                             max_pairs=args.max_pairs, max_sentence_words=args.max_sentence_words,
+                             max_word_chars=args.max_word_chars, drain_timeout=args.drain_timeout,
+                             api_key=args.api_key or os.environ.get("XFAST_API_KEY") or None)
+    return serve(settings, host=args.host, port=args.port, log_level=args.log_level,
+                 allow_unauthenticated=args.allow_unauthenticated)
 
 
 def _models(args: argparse.Namespace) -> int:
@@ -259,11 +266,21 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--methods", nargs="+", default=list(SERVE_METHODS), choices=SERVE_METHODS,
                     help="projection methods offered")
     sv.add_argument("--max-wait-ms", type=float, default=5.0,
-                    help="longest a request waits for others being received at the same moment to share "
-                         "its encoder call (a lone request goes at once)")
+                    help="longest an encoder call waits for more requests to share it, or a tenth of the last "
+                         "call's time if longer (a lone request goes at once)")
     sv.add_argument("--max-batch-tokens", type=int, default=8192, help="most words (both sides) per encoder call")
     sv.add_argument("--max-queue", type=int, default=256, help="requests waiting beyond this get 503 + Retry-After")
     sv.add_argument("--max-request-bytes", type=int, default=1 << 20, help="larger request bodies get 413")
+    sv.add_argument("--max-pairs", type=int, default=256, help="most sentence pairs in one request (more: 422)")
+    sv.add_argument("--max-sentence-words", type=int, default=500, help="most words in one sentence (more: 422)")
+    sv.add_argument("--max-word-chars", type=int, default=200, help="most characters in one word (more: 422)")
+    sv.add_argument("--drain-timeout", type=float, default=30.0, metavar="SECONDS",
+                    help="on SIGTERM, time to finish the requests in hand; those unfinished then get 503 + Retry-After")
+    sv.add_argument("--api-key", default=None, metavar="KEY",
+                    help="require 'Authorization: Bearer KEY' on every endpoint but /healthz and /readyz (default: "
+                         "$XFAST_API_KEY, else none; prefer the variable: other users can see a command line)")
+    sv.add_argument("--allow-unauthenticated", action="store_true",
+                    help="serve an address other than loopback without an API key (your own access control guards it)")
     sv.add_argument("--log-level", default="warning", choices=["critical", "error", "warning", "info", "debug"],
                     help="uvicorn's log level")
     sv.set_defaults(func=_serve)
