@@ -234,9 +234,9 @@ def _check_tokenizer(q4: dict, tok_path: Path) -> None:
 
 def _build(q4_path: Path, tok_path: Path, out: Path, progress: bool) -> None:
     from safetensors.numpy import save_file
-    from tqdm.auto import tqdm
+    from xfast.progress import progress_bar
 
-    with tqdm(total=4, desc="xfast: building e5-small", unit="step", disable=not progress or quiet()) as bar:
+    with progress_bar("xfast: building e5-small", 4, unit="step", enabled=progress and not quiet()) as bar:
         q4 = read_q4(q4_path)
         bar.update()
         _check_tokenizer(q4, tok_path)

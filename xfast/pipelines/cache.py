@@ -177,13 +177,13 @@ def run_stage(root: str | Path, stage: str, fields: dict, n: int,
     """
     from contextlib import nullcontext
 
-    from tqdm.auto import tqdm
+    from xfast.progress import progress_bar
 
     cache = StageCache(root, stage, fields, shard_size=shard_size, stats=stats)
     records: list = []
     shard_stats: list[dict] = []
     timer = report.stage(stage) if report is not None else nullcontext()
-    with timer, tqdm(total=n, desc=stage, unit="sent", disable=not progress, leave=False) as bar:
+    with timer, progress_bar(stage, n, unit="sent", enabled=progress, transient=True) as bar:
         token = _TICK.set(bar.update)
         try:
             for _, hi, recs, st in cache.run(n, compute, task=task, remote=remote):

@@ -474,9 +474,8 @@ def align_stage(models: Models, aligner, labeled: list[list[str]], receiving: li
     others, whose cache keys stay as they were). Returns ``({method: alignments}, {method:
     cache key})``.
     """
-    from tqdm.auto import tqdm
-
     from xfast.pipelines.cache import StageCache, shard_ranges
+    from xfast.progress import progress_bar
 
     base = models.aligner_fields(aligner)
     # compat changes every method (the aligner truncates at the model's limit, docs/alignment.md), not
@@ -487,7 +486,7 @@ def align_stage(models: Models, aligner, labeled: list[list[str]], receiving: li
     result: dict[str, list[np.ndarray]] = {m: [] for m in methods}
     n = len(labeled)
     ranges = shard_ranges(n, shard_size)
-    with report.stage(stage), tqdm(total=n, desc=stage, unit="sent", disable=not progress, leave=False) as bar:
+    with report.stage(stage), progress_bar(stage, n, unit="sent", enabled=progress, transient=True) as bar:
         loaded = [{m: c.load(k, lo, hi - lo) for m, c in caches.items()} for k, (lo, hi) in enumerate(ranges)]
         missing = {k: [m for m in methods if got[m] is None] for k, got in enumerate(loaded)}
         remote_results = iter(())
