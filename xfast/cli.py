@@ -9,7 +9,7 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 # torch, ONNX Runtime and CTranslate2 may share this process: make OpenMP threads wait
@@ -152,21 +152,27 @@ def _pipeline(name: str):
 @contextmanager
 def _silenced(on: bool) -> Iterator[None]:
     """``--quiet``: only errors and the result; no notices about building models, no
-    transformers progress bars, no library warnings on the root logger (all restored after)."""
+    Hugging Face or transformers progress bars ("Loading weights"), no transformers messages
+    below errors, no library warnings on the root logger, no Ray log lines (ray_engine reads
+    ``XFAST_QUIET``); all restored after."""
     if not on:
         yield
         return
     import logging
 
+    # read by these libraries when they are imported; those imported already are told below
     env = {"XFAST_QUIET": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1", "TRANSFORMERS_VERBOSITY": "error"}
     saved = {k: os.environ.get(k) for k in env}
     root = logging.getLogger()
     level = root.level
     os.environ.update(env)
     root.setLevel(logging.ERROR)
+    undo = _mute_imported()
     try:
         yield
     finally:
+        for restore in reversed(undo):
+            restore()
         root.setLevel(level)
         for k, v in saved.items():
             if v is None:
@@ -175,11 +181,57 @@ def _silenced(on: bool) -> Iterator[None]:
                 os.environ[k] = v
 
 
+def _mute_imported() -> list[Callable[[], object]]:
+    """Turn off the progress bars and info messages of huggingface_hub and transformers where
+    they are imported already (the environment only reaches a later import); returns how to
+    turn them back on."""
+    undo: list[Callable[[], object]] = []
+    if "huggingface_hub" in sys.modules:
+        from huggingface_hub import utils as hub
+
+        if not hub.are_progress_bars_disabled():
+            hub.disable_progress_bars()
+            undo.append(hub.enable_progress_bars)
+    if "transformers" in sys.modules:
+        from transformers.utils import logging as tf_logging
+
+        if tf_logging.is_progress_bar_enabled():
+            tf_logging.disable_progress_bar()
+            undo.append(tf_logging.enable_progress_bar)
+        verbosity = tf_logging.get_verbosity()
+        tf_logging.set_verbosity_error()
+        undo.append(lambda: tf_logging.set_verbosity(verbosity))
+    return undo
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with xfast's error form: one line, exit code 2 (no usage block)."""
 
     def error(self, message: str) -> None:
         self.exit(2, f"xfast: error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """One readable default per option: ``(default: X)`` is added unless the help says its own
+    default, the option is required, or there is no value to show (None, empty, off)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        value = action.default
+        if ("default" in text or action.required or not action.option_strings or value is None
+                or value is False or value in ("", [], argparse.SUPPRESS)):
+            return text
+        shown = " ".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+        return f"{text} (default: {shown.replace('%', '%%')})"
+
+
+def _leaf_parsers(p: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
+    """Every subcommand's parser under ``p`` (``models list`` included)."""
+    for action in p._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sp in dict.fromkeys(action.choices.values()):
+                yield sp
+                yield from _leaf_parsers(sp)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -200,7 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--quantize", choices=["int8", "float16"], default=None,
                    help="use the int8 encoder (CPU) or the float16 one (GPU)")
     add_device_argument(d, default="auto", where="where the encoder runs")
-    d.add_argument("--limit", type=int, default=None, help="only the first N sentences (default: all 799)")
+    d.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N sentences (default: all 799)")
     d.add_argument("--quiet", action="store_true", help="no progress bars or notices, only the result")
     d.add_argument("--out", default=None, metavar="DIR",
                    help="keep the run folder here (outputs, metrics.csv, qa.json) for xfast compare "
@@ -236,7 +288,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("compare", help="set xfast runs' metrics.csv rows beside the paper's results rows (table, "
                                        "compare.csv, compare.png)",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter,
                        epilog="example: xfast compare runs/demo --reference europarlner_metrics.csv --out runs/compare")
     c.add_argument("runs", nargs="+", metavar="RUN_DIR",
                    help="run folders of xfast project, translate-test, model-transfer or demo --out (their "
@@ -299,13 +350,18 @@ def build_parser() -> argparse.ArgumentParser:
         except ImportError:
             sp.description = f"{helptext} (not available in this build)"
         sp.set_defaults(func=_pipeline(name))
+    for sp in _leaf_parsers(p):
+        sp.formatter_class = _HelpFormatter
+        sp.set_defaults(parser_=sp)  # a usage error found after parsing names its subcommand
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        getattr(args, "parser_", parser).error(f"unrecognized arguments: {' '.join(extra)}")
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
