@@ -91,7 +91,7 @@ E = {
     "E110": "no such file",
     "E111": "cannot read the file: {reason}",
     "E112": "Parquet: {problem}",
-    # xfast compare (113-119)
+    # xfast compare (113-117)
     "E113": "no such run folder or metrics CSV",
     "E114": "holds no metrics.csv: it is written by xfast project, translate-test, model-transfer and "
             "demo --out when the input has gold labels",
@@ -99,6 +99,8 @@ E = {
             "docs/qa.md)",
     "E116": "{column} must be a number, got {value!r}",
     "E117": "not a {what} CSV: {reason}",
+    # data, continued (118-119)
+    "E118": "the labeled side needs labels; {path} was read as plain text: {why}",
     # parameters (2xx)
     "E201": "The {name!r} parameter must be one of {options}. Got {value!r} instead.",
     "E202": "The {name!r} parameter must be {expected}. Got {value!r} instead.",
@@ -122,6 +124,9 @@ E = {
     "E212": "unsupported media type {got!r}: send the body as JSON with 'Content-Type: application/json'",
     "E213": "this server needs its API key: send 'Authorization: Bearer <key>' ({problem})",
     "E214": "the request body is over {limit:,} bytes (--max-request-bytes)",
+    "E215": "The {name!r} parameter names an output {value!r}, which is not a plain name: a name becomes "
+            "part of file names inside the output folder, so it is letters, digits, '_', '-' and '.' (not "
+            "first), at most 100 characters, e.g. a language code (de=de.conll)",
     # kernels' inputs (3xx)
     "E301": "{name} must be a 2-D array, got shape {shape}",
     "E302": "{name} contains NaN or infinite values",

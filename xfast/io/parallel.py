@@ -6,11 +6,12 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from xfast.errors import DataError, msg
+from xfast.errors import short as shortened
 from xfast.io.conll import Sentence, read_conll, read_text
 from xfast.io.files import lines
 from xfast.io.jsonl import read_jsonl
 
-__all__ = ["read_any", "read_parallel"]
+__all__ = ["read_any", "read_parallel", "plain_text_error", "plain_text_reason"]
 
 
 def read_any(path: str | Path, *, labels: bool | None = None) -> Iterator[Sentence]:
@@ -26,25 +27,47 @@ def read_any(path: str | Path, *, labels: bool | None = None) -> Iterator[Senten
         return read_jsonl(path, labels=labels is not False)
     if suffix in (".tok", ".text") or (suffix == ".txt" and not _looks_like_conll(path)):
         if labels:
-            raise DataError(path, None, msg("E102", line="(plain text: one sentence per line)"))
+            raise plain_text_error(path)
         return read_text(path)
     return read_conll(path, labels=labels is not False)
 
 
 def _looks_like_conll(path: str | Path, lines_to_check: int = 20) -> bool:
     """True when the first non-blank lines all have two or more columns ending in a label."""
+    return _first_unlabeled(path, lines_to_check) is None
+
+
+def _first_unlabeled(path: str | Path, lines_to_check: int = 20) -> tuple[int, str] | None:
+    """``(line number, text)`` of the first of the first non-blank lines that does not end in
+    a label, ``(0, "")`` for a file with no such line at all; None when they all do."""
     seen = 0
-    for _, text in lines(path):
+    for no, text in lines(path):
         if not text.strip() or text.startswith("-DOCSTART-"):
             continue
         cols = text.split("\t") if "\t" in text else text.split()
         last = cols[-1].strip()
         if len(cols) < 2 or not (last == "O" or (len(last) > 2 and last[0] in "BI" and last[1] == "-")):
-            return False
+            return no, text
         seen += 1
         if seen == lines_to_check:
             break
-    return seen > 0
+    return None if seen else (0, "")
+
+
+def plain_text_error(path: str | Path) -> DataError:
+    """[E118] for a file that must hold labels but is read as plain text, saying why it is."""
+    return DataError(path, None, msg("E118", path=path, why=plain_text_reason(path)))
+
+
+def plain_text_reason(path: str | Path) -> str:
+    """Why ``path`` is read as plain text (one sentence per line), and what to give instead."""
+    suffix = Path(path).suffix.lower()
+    if suffix != ".txt":
+        return f"a {suffix} file holds one sentence per line and no labels; give CoNLL, JSONL or Parquet"
+    no, text = _first_unlabeled(path) or (0, "")
+    first = f"line {no} does not ({shortened(text)!r})" if no else "it has no such line"
+    return (f"a .txt file is read as CoNLL only when its first lines each end in a label (O, B-TYPE or I-TYPE, "
+            f"e.g. B-ORG); {first}")
 
 
 def read_parallel(paths: Sequence[str | Path], *,

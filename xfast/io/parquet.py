@@ -20,7 +20,12 @@ import numpy as np
 from xfast.errors import DataError, ParameterError, msg
 from xfast.io.conll import to_iob2
 
-__all__ = ["count_parquet", "read_parquet_pieces", "parquet_bytes", "append_parquet", "label_names"]
+__all__ = ["require_pyarrow", "count_parquet", "read_parquet_pieces", "parquet_bytes", "append_parquet", "label_names"]
+
+
+def require_pyarrow() -> None:
+    """:class:`ParameterError` [E204] saying how to install pyarrow, unless it is installed."""
+    _pq()
 
 
 def _pq():

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from xfast.pipelines.ray_engine import RaySettings
+from xfast.pipelines.run import check_name
 from xfast.pipelines.runner import (ModelOptions, add_common_arguments, default_ignore, describe, describe_model,
                                     file_sha256, map_label_set, metrics_row, options_of, print_result,
                                     ray_settings_of, start_run, versions, write_json, write_labels)
@@ -38,6 +39,7 @@ def model_transfer(input: str | Path, lang: str, out_dir: str | Path, *, ner_mod
     row when the input has gold labels.
     """
     t0 = time.perf_counter()
+    check_name("lang", lang)  # it names the output
     run = start_run(input, out_dir, options=options, cache=cache, shard_size=shard_size, label_set=label_set,
                     label_names=label_names, limit=limit, progress=progress, command="model-transfer",
                     settings={"lang": lang, "ner_model": describe_model(ner_model), "dataset": dataset,
@@ -92,6 +94,7 @@ def main(args: argparse.Namespace) -> int:
     """Run ``xfast model-transfer``."""
     from xfast.models.flores import is_known
 
+    check_name("lang", args.lang)  # before the warning: a name that is refused needs none
     if not is_known(args.lang):
         print(f"xfast: warning: {args.lang!r} is not a language code xfast knows; it only names the outputs "
               "and metrics rows here", file=sys.stderr)

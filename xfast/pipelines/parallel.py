@@ -53,11 +53,13 @@ def project_parallel(labeled: str | Path, receiving: dict[str, str | Path], out_
                      filters: str | tuple[str, ...] | FilterPolicy = "none",
                      overlap: bool = True, output_format: str = "conll", engine: str = "local",
                      ray: RaySettings | None = None, device: str = "auto", dataset: str = "",
-                     labeled_lang: str = "en") -> dict:
+                     labeled_lang: str = "en", limit: int | None = None) -> dict:
     """Project the labeled side's entities onto every receiving side with every method.
 
     ``receiving`` maps a name (e.g. a language code) to a file; ``candidates`` maps names to
-    CoNLL files whose entities are the receiving side's NER candidates (``ner-*`` methods).
+    CoNLL files whose entities are the receiving side's NER candidates (``ner-*`` methods). A
+    name becomes part of output file names, so it is a plain name (letters, digits, ``_``,
+    ``-``, ``.`` not first). ``limit``: only the first ``limit`` sentences of every file.
     ``aligner``: an :class:`xfast.Aligner`, or the keyword arguments that make one once the
     inputs are checked (default: the embedded e5-small). ``batch_size``
     sentences go through the stages together; ``shard_size`` (a multiple of it, default 16
@@ -77,18 +79,21 @@ def project_parallel(labeled: str | Path, receiving: dict[str, str | Path], out_
     ``hau``, ``yor_Latn``: ISO 639 or FLORES-200 codes).
     Returns ``{"results": [metrics rows], "timings": {...}, "qa": {...}, "outputs": {...},
     "run": {...}}``; metrics rows exist for receiving sides with gold labels.
+
+    Every parameter is checked, and every input read through once (decoding, labels, sentence
+    counts), before ``out_dir`` is created or touched: a run refused for its input leaves
+    nothing behind.
     """
     import time
-
-    from tqdm.auto import tqdm
 
     from xfast.evaluate import ScoreCounts
     from xfast.io.columns import LabelTypes, read_parallel_columns
     from xfast.pipelines import stages
-    from xfast.pipelines.run import RunDir, run_key
+    from xfast.pipelines.run import RunDir, check_name, run_key
+    from xfast.progress import progress_bar
 
     t_start = time.perf_counter()
-    cfg = config or ProjectionConfig()
+    cfg = (config or ProjectionConfig()).check()
     stages.methods_valid(methods)
     check_choice("output_format", output_format, OUTPUT_FORMATS)
     check_choice("engine", engine, ENGINES)
@@ -98,7 +103,7 @@ def project_parallel(labeled: str | Path, receiving: dict[str, str | Path], out_
         ray.check()
     if not receiving:
         raise ParameterError(msg("E202", name="receiving", expected="at least one file", value=receiving))
-    for name, value in (("batch_size", batch_size), ("shard_size", shard_size)):
+    for name, value in (("batch_size", batch_size), ("shard_size", shard_size), ("limit", limit)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             raise ParameterError(msg("E202", name=name, expected="an int >= 1", value=value))
     shard_size = shard_size or 16 * batch_size
@@ -106,6 +111,13 @@ def project_parallel(labeled: str | Path, receiving: dict[str, str | Path], out_
         raise ParameterError(msg("E202", name="shard_size", expected=f"a multiple of batch_size ({batch_size})",
                                  value=shard_size))
     candidates = candidates or {}
+    for what, named in (("receiving", receiving), ("candidates", candidates)):
+        for name in named:
+            check_name(what, name)
+    if output_format == "parquet":  # the writer's pyarrow, before anything is made
+        from xfast.io.parquet import require_pyarrow
+
+        require_pyarrow()
     for m in methods:
         if m.startswith("ner-"):
             missing = [n for n in receiving if n not in candidates]
@@ -119,7 +131,9 @@ def project_parallel(labeled: str | Path, receiving: dict[str, str | Path], out_
     paths = [Path(labeled)] + [Path(receiving[n]) for n in names] + [Path(candidates[n]) for n in cand_names]
     from xfast.io.columns import check_parallel
 
-    n_total = check_parallel(paths)  # missing, empty or unequal inputs stop before anything is made
+    side_labels = [True] + [None] * len(names) + [True] * len(cand_names)
+    # missing, unreadable, empty or unequal inputs stop before anything is made
+    n_total = check_parallel(paths, labels=side_labels, limit=limit)
     report = RunReport()
     if engine == "ray":
         from xfast.pipelines import ray_engine
@@ -159,6 +173,8 @@ def project_parallel(labeled: str | Path, receiving: dict[str, str | Path], out_
         settings["filter"] = policy.names()
     if langs is not None:
         settings["langs"] = list(langs)
+    if limit is not None:
+        settings["limit"] = limit
     key = run_key({"inputs": list(inputs.values()), **settings, "aligner": aligner.settings,
                    "model": model_fingerprint(aligner.encoder), "versions": versions()})
     rundir = RunDir(out, key, outputs, overwrite=overwrite)
@@ -173,10 +189,10 @@ def project_parallel(labeled: str | Path, receiving: dict[str, str | Path], out_
         has_gold.update(state["has_gold"])
     plan = _Plan(names, cand_names, tuple(methods), cfg, label_set, write_alignments, output_format, tuple(outputs),
                  langs, filter=policy)
-    chunks_in = read_parallel_columns(paths, labels=[True] + [None] * len(names) + [True] * len(cand_names),
-                                      chunk_size=batch_size, types=types)
-    bar = tqdm(total=n_total, initial=done * shard_size, unit="pair", desc="project", disable=not progress,
-               bar_format="{l_bar}{bar}| {n:.0f}/{total} pairs [{elapsed}<{remaining}]")
+    chunks_in = read_parallel_columns(paths, labels=side_labels, chunk_size=batch_size, types=types, limit=limit)
+    pairs = len(names)  # each labeled sentence makes one pair with every receiving side
+    bar = progress_bar("project", n_total * pairs, unit="pair", initial=min(done * shard_size, n_total) * pairs,
+                       enabled=progress)
 
     def read():
         skip = done * shard_size
@@ -206,7 +222,6 @@ def project_parallel(labeled: str | Path, receiving: dict[str, str | Path], out_
             n_shards = _run_ray(plan, actors, read(), types, report, counts, has_gold, ignore, commit, done,
                                 shard_size, batch_size, overlap, rundir, ray, run, bar)
         bar.n = bar.total  # windows and empty sentences make the encoder's count approximate
-        bar.refresh()
     results, csv_rows = [], []
     with report.stage("evaluate"):
         from xfast.pipelines.runner import describe
@@ -223,6 +238,7 @@ def project_parallel(labeled: str | Path, receiving: dict[str, str | Path], out_
                                  "xfast_align_method": aligner.method, "xfast_method": m,
                                  "xfast_aligner_model": aligner.settings["model"],
                                  "xfast_layer": aligner.settings["layer"], "xfast_compat": cfg.compat,
+                                 "xfast_sentences": counts[(name, m)].sentences,
                                  **{f"xfast_{k}": v for k, v in kept.items()}})
                 row.update({**kept, "lang": name, "method": m, "aligner": aligner.settings["model"],
                             "align_method": aligner.method})
@@ -422,8 +438,8 @@ def _run_local(plan: _Plan, aligner, rows, types, report, counts, has_gold, igno
 
     work = _Work(plan, aligner, types, report)
     work.enc_counts.update({k: report.encoder.get(k, 0) for k in _ENCODER_COUNTS})
-    sides = 1 + len(plan.names)
-    work.tick = lambda n: bar.update(n / sides)  # the bar moves with the encoder, the slow stage on a CPU
+    per_side = len(plan.names) / (1 + len(plan.names))  # pairs per sentence the encoder reads
+    work.tick = lambda n: bar.update(n * per_side)  # the bar moves with the encoder, the slow stage on a CPU
     shard = {"index": done, "sentences": 0, "parts": {k: [] for k in plan.outputs}}
 
     def scored(name, m, gold, pred, off):
@@ -498,7 +514,7 @@ def _run_ray(plan: _Plan, aligner: dict, rows, types, report, counts, has_gold, 
                 run["ray"]["actor_ready_s"] = min(run["ray"].get("actor_ready_s", ready), ready)
             commit(int(item["shard"]), res["parts"])
             rundir.drop_input(int(item["shard"]))
-            bar.update(res["qa"]["sentences"]["in"])
+            bar.update(res["qa"]["sentences"]["in"] * len(plan.names))
     finally:
         run["ray"]["map_s"] = round(time.perf_counter() - t_map, 3)
         ray_engine.shutdown(cluster)
@@ -642,7 +658,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from xfast.pipelines.runner import (PROJECTION_METHODS, add_encoder_arguments, add_engine_arguments,
                                         add_filter_argument)
 
-    p.formatter_class = argparse.ArgumentDefaultsHelpFormatter
     p.epilog = ("example: xfast project --labeled en.conll --receiving de=de.conll es=es.txt "
                 "--out runs/europarl --method heuristic ngram-greedy")
     p.add_argument("--labeled", required=True,
@@ -665,8 +680,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "(a multiple of --batch-size; default 16 batches)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace another run's outputs in --out (else that is an error)")
+    p.add_argument("--limit", type=int, default=None, metavar="N",
+                   help="only the first N sentences of every file (default: all)")
     p.add_argument("--length-ratio", type=float, default=0.8,
-                   help="heuristic: keep a span longer than this share of its entity")
+                   help="heuristic: keep a span longer than this share of its entity, in (0, 1]")
     p.add_argument("--merge-distance", type=int, default=1, help="heuristic: merge spans this close (0: never)")
     p.add_argument("--min-words", type=int, default=1, help="n-gram candidates: fewest words")
     p.add_argument("--max-words", type=int, default=0, help="n-gram candidates: most words (0: the sentence)")
@@ -674,7 +691,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="entity types written out; others become O (default: all)")
     p.add_argument("--ignore", nargs="*", default=None, metavar="TYPE",
                    help="types scored as O (default: DATE when --dataset names masakhaner*, else none)")
-    p.add_argument("--dataset", default="", help="dataset name in metrics.csv (the paper's results layout)")
+    p.add_argument("--dataset", default="",
+                   help="dataset name in metrics.csv, as the paper's results name it (europarl, masakhaner2, xtreme); "
+                        "xfast compare joins on it (default: empty, which joins no reference row)")
     p.add_argument("--write-alignments", action="store_true", help="also write NAME.align.txt (Pharaoh, scored)")
     p.add_argument("--compat", action="store_true", help="reproduce the paper's code's quirks (see docs)")
     p.add_argument("--output-format", default="conll", choices=OUTPUT_FORMATS,
@@ -703,7 +722,8 @@ def main(args: argparse.Namespace) -> int:
                            progress=not args.quiet,
                            output_format=args.output_format, engine=args.engine, ray=ray_settings_of(args),
                            filters=tuple(args.filter),
-                           device=args.device, dataset=args.dataset, labeled_lang=args.labeled_lang)
+                           device=args.device, dataset=args.dataset, labeled_lang=args.labeled_lang,
+                           limit=args.limit)
     if args.json:
         print(json.dumps({k: res[k] for k in ("results", "timings", "qa", "outputs")}))
     else:

@@ -20,18 +20,32 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
-from xfast.errors import OutputError, PipelineError, msg
+from xfast.errors import OutputError, ParameterError, PipelineError, msg, short
 from xfast.io.files import atomic_open, make_dirs
 from xfast.pipelines.runner import write_json
 
-__all__ = ["RunDir", "run_key", "STATE_DIR"]
+__all__ = ["RunDir", "run_key", "check_name", "STATE_DIR"]
 
 STATE_DIR = ".xfast-run"
 SUMMARY_FILES = ("manifest.json", "metrics.json", "metrics.csv", "qa.json", "run.json")
+
+
+_PLAIN_NAME = re.compile(r"[\w-][\w.-]{0,99}")
+
+
+def check_name(param: str, name: object) -> str:
+    """``name`` when it is a plain name that may become part of a file name inside a run's
+    folder (letters, digits, ``_``, ``-`` and ``.``, not first; at most 100 characters; a
+    language code is one), else :class:`ParameterError` [E215] naming ``param``: a name such as
+    ``../x`` or ``de/../../x`` would write outside the folder, an empty one a hidden file."""
+    if not isinstance(name, str) or not _PLAIN_NAME.fullmatch(name):
+        raise ParameterError(msg("E215", name=param, value=short(name) if isinstance(name, str) else name))
+    return name
 
 
 def run_key(fields: dict) -> str:

@@ -55,6 +55,20 @@ class ProjectionConfig:
     sub_spans: bool = False
     compat: bool = False
 
+    def check(self) -> ProjectionConfig:
+        """This config, or :class:`ParameterError` [E202] for a ``length_ratio`` outside (0, 1]
+        (a span is kept when it covers more than that share of its entity: 0 keeps every span,
+        above 1 none)."""
+        ratio = self.length_ratio
+        try:
+            ok = not isinstance(ratio, bool) and 0 < float(ratio) <= 1
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise ParameterError(msg("E202", name="length_ratio", expected="a number in (0, 1], e.g. 0.8",
+                                     value=ratio))
+        return self
+
 
 _MAX_LISTED = 1000  # failures listed one by one in qa.json; every one is counted
 
@@ -460,8 +474,9 @@ def _add_counts(into: dict, counts) -> None:
 
 
 def read_test_set(path: str | Path, *, label_names: list[str] | None = None, limit: int | None = None) -> list:
-    """Sentences of a CoNLL file (MasakhaNER ``.txt`` included) or Hugging Face-style JSONL
-    (``{"tokens", "ner_tags"}``; integer tags need ``label_names``); labels where present."""
+    """Sentences of a CoNLL file (MasakhaNER ``.txt`` included), Hugging Face-style JSONL
+    (``{"tokens", "ner_tags"}``; integer tags need ``label_names``) or Parquet (the same
+    columns); labels where present."""
     from itertools import islice
 
     from xfast.io import read_any, read_jsonl
@@ -473,6 +488,11 @@ def read_test_set(path: str | Path, *, label_names: list[str] | None = None, lim
         first = next((t for _, t in lines(path) if t.strip()), "")
         has_tags = '"ner_tags"' in first
         sents = read_jsonl(path, label_names=label_names, labels=has_tags)
+    elif path.suffix.lower() == ".parquet":
+        from xfast.io.columns import LabelTypes, read_columns
+
+        types = LabelTypes()
+        sents = (s for cols in read_columns(path, types=types) for s in cols.to_sentences(types))
     else:
         sents = read_any(path)
     out = list(islice(sents, limit)) if limit is not None else list(sents)
@@ -543,8 +563,9 @@ def describe_model(spec) -> str:
 def start_run(input: str | Path, out_dir: str | Path, *, options: ModelOptions | None, cache: str | Path | None,
               shard_size: int, label_set: set[str] | None, label_names: list[str] | None, limit: int | None,
               progress: bool, command: str, settings: dict, overwrite: bool = False,
-              ray: RaySettings | None = None) -> Run:
-    """Read ``input`` (stage ``read``; a bad input stops here, before anything is created),
+              ray: RaySettings | None = None, labels: bool = False) -> Run:
+    """Read ``input`` (stage ``read``; a bad input stops here, before anything is created;
+    with ``labels``, an input without gold labels is one [E513]),
     then claim ``out_dir`` for this run (:class:`~xfast.pipelines.run.RunDir`: another run's
     outputs there are refused unless ``overwrite``) and set up the report, models and stage
     cache (default ``out_dir/cache``); ``keep`` is ``label_set``, else the gold data's types.
@@ -564,6 +585,13 @@ def start_run(input: str | Path, out_dir: str | Path, *, options: ModelOptions |
     report = RunReport()
     with report.stage("read"):
         sents = read_test_set(input, label_names=label_names, limit=limit)
+    if labels and any(s.labels is None for s in sents):
+        from xfast.io.columns import file_form
+        from xfast.io.parallel import plain_text_reason
+
+        why = (f": the labeled side needs labels; {input} was read as plain text: {plain_text_reason(input)}"
+               if file_form(input) == "text" else "")
+        raise DataError(input, None, msg("E513", path=input, what=command) + why)
     key = run_key({"command": command, "input": file_sha256(input), "limit": limit, "label_names": label_names,
                    "label_set": sorted(label_set) if label_set is not None else None, "options": options,
                    "shard_size": shard_size, **settings, "versions": versions()})
@@ -623,13 +651,13 @@ def add_common_arguments(p: argparse.ArgumentParser, *, train: bool = False) -> 
     """Options every pipeline over a labeled file shares; ``train``: the input is English
     training data and ``--lang`` takes several target languages (no evaluation options).
     Every option shows its default in ``--help``."""
-    p.formatter_class = argparse.ArgumentDefaultsHelpFormatter
     if train:
-        p.add_argument("--input", required=True, help="labeled English data: CoNLL or JSONL {tokens, ner_tags}")
+        p.add_argument("--input", required=True,
+                       help="labeled English data: CoNLL, JSONL or Parquet with tokens and ner_tags")
         p.add_argument("--lang", required=True, nargs="+", help="target languages (ISO 639 or FLORES-200 codes)")
     else:
         p.add_argument("--input", required=True,
-                       help="test set: CoNLL (MasakhaNER .txt too) or JSONL {tokens, ner_tags}")
+                       help="test set: CoNLL (MasakhaNER .txt too), JSONL or Parquet with tokens (and ner_tags)")
         p.add_argument("--lang", required=True, help="language of the input (ISO 639 or FLORES-200 code)")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--ner-model", default="xlmr-large-conll03", help="registry name or local HF/ONNX directory")
@@ -638,7 +666,10 @@ def add_common_arguments(p: argparse.ArgumentParser, *, train: bool = False) -> 
     p.add_argument("--label-set", nargs="+", default=None, metavar="TYPE",
                    help="types kept in the output (default: the gold data's)")
     if not train:
-        p.add_argument("--dataset", default="", help="dataset name in the metrics row (masakhaner2 ignores DATE)")
+        p.add_argument("--dataset", default="",
+                       help="dataset name in the metrics rows, as the paper's results name it (europarl, masakhaner2, "
+                            "xtreme; masakhaner* ignores DATE); xfast compare joins on it (default: empty, which joins "
+                            "no reference row)")
         p.add_argument("--ignore", nargs="*", default=None, metavar="TYPE",
                        help="types scored as O (default: DATE for masakhaner*, else none)")
     p.add_argument("--label-names", nargs="*", default=None, metavar="LABEL",
@@ -821,7 +852,7 @@ def add_projection_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quantize", choices=["int8", "float16"], default=None,
                    help="aligner encoder: int8 (CPU) or float16 (GPU)")
     p.add_argument("--length-ratio", type=float, default=0.8,
-                   help="heuristic: keep a span longer than this share of its entity")
+                   help="heuristic: keep a span longer than this share of its entity, in (0, 1]")
     p.add_argument("--merge-distance", type=int, default=1, help="heuristic: merge spans this close (0: never)")
     p.add_argument("--min-words", type=int, default=1, help="n-gram candidates: fewest words")
     p.add_argument("--max-words", type=int, default=0, help="n-gram candidates: most words (0: the sentence)")

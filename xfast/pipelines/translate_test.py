@@ -22,6 +22,7 @@ from pathlib import Path
 
 from xfast.errors import ParameterError, msg
 from xfast.pipelines.ray_engine import RaySettings
+from xfast.pipelines.run import check_name
 from xfast.pipelines.runner import (MODES, ModelOptions, ProjectionConfig, add_common_arguments,
                                     add_projection_arguments, align_languages, check_methods, config_of,
                                     default_align_methods, default_ignore, describe, pipeline_aligner,
@@ -64,7 +65,8 @@ def translate_test(input: str | Path, lang: str, out_dir: str | Path, *, modes: 
     from xfast.text import detokenize
 
     t0 = time.perf_counter()
-    cfg = config or ProjectionConfig()
+    check_name("lang", lang)  # it names the outputs
+    cfg = (config or ProjectionConfig()).check()
     options = options or ModelOptions()
     aligner = pipeline_aligner(aligner, translator)
     if align_methods is None:

@@ -24,8 +24,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from xfast.errors import DataError, ParameterError, check_choice, msg
+from xfast.errors import ParameterError, check_choice, msg
 from xfast.pipelines.ray_engine import RaySettings
+from xfast.pipelines.run import check_name
 from xfast.pipelines.runner import (ModelOptions, ProjectionConfig, add_common_arguments, add_projection_arguments,
                                     align_languages, check_methods, config_of, default_align_methods,
                                     pipeline_aligner, describe_model, file_sha256, map_label_set, options_of,
@@ -80,12 +81,14 @@ def translate_train(input: str | Path, langs: tuple[str, ...] | list[str], out_d
     from xfast.text import detokenize, get_splitter
 
     t0 = time.perf_counter()
-    cfg = config or ProjectionConfig()
+    cfg = (config or ProjectionConfig()).check()
     options = options or ModelOptions()
     if isinstance(langs, str):
         langs = [langs]
     if not langs:
         raise ParameterError(msg("E202", name="langs", expected="one or more language codes", value=langs))
+    for lang in langs:
+        check_name("langs", lang)  # each names outputs
     if not modes:
         raise ParameterError(msg("E202", name="modes", expected=f"one or more of {list(TRAIN_MODES)}", value=modes))
     for m in modes:
@@ -106,9 +109,7 @@ def translate_train(input: str | Path, langs: tuple[str, ...] | list[str], out_d
                               "models": [describe_model(m) for m in (translator, easyproject_translator, ner_model)],
                               "aligner": getattr(aligner, "settings", describe_model(aligner)), "config": cfg,
                               "threshold": threshold, **({"filter": policy.names()} if policy.active else {})},
-                    overwrite=overwrite, ray=ray)
-    if run.gold is None:
-        raise DataError(input, None, msg("E513", path=input, what="translate-train"))
+                    overwrite=overwrite, ray=ray, labels=True)
     from xfast.io import entities_of
 
     out, report, models, common = run.out, run.report, run.models, run.common
