@@ -479,7 +479,7 @@ def providers_for(device: str) -> list[str]:
 
 
 def export_encoder(hf_dir: str | os.PathLike, layer: int, out_dir: str | os.PathLike | None = None, *,
-                   quantize: str | None = None) -> Path:
+                   quantize: str | None = None, name: str | None = None) -> Path:
     """Export the encoder of the Hugging Face directory ``hf_dir`` cut after ``layer`` to ONNX.
 
     Returns a directory holding ``model.onnx``, ``tokenizer.json`` and ``xfast-encoder.json``
@@ -493,7 +493,8 @@ def export_encoder(hf_dir: str | os.PathLike, layer: int, out_dir: str | os.Path
     None (float32), ``"int8"`` (dynamic quantization of the MatMul weights) or ``"float16"``
     (for GPUs: matrix products in half precision, everything else in float32). Without
     ``out_dir`` the export is cached under :func:`~xfast.models.cache.cache_dir` by content
-    hash and reused.
+    hash and reused. ``name``: what the notice of a new export calls the model (default: the
+    directory's name; xfast's own builds live in folders named by a hash).
     """
     check_choice("quantize", quantize, _QUANTIZE)
     hf_dir = Path(hf_dir)
@@ -516,9 +517,9 @@ def export_encoder(hf_dir: str | os.PathLike, layer: int, out_dir: str | os.Path
                                  reason="the directory exists and is not an xfast export; choose another --out"))
         shutil.rmtree(final)
     # int8 and float16 are made from the (cached) float32 export
-    fp32 = export_encoder(hf_dir, layer) if quantize else None
+    fp32 = export_encoder(hf_dir, layer, name=name) if quantize else None
     if not quiet():
-        print(f"xfast: exporting {hf_dir.name} cut after layer {layer} to ONNX"
+        print(f"xfast: exporting {name or hf_dir.name} cut after layer {layer} to ONNX"
               f"{f' ({quantize})' if quantize else ''}, once; cached in {final}", file=sys.stderr)
     with atomic_dir(final) as tmp:
         if quantize == "int8":
@@ -776,7 +777,7 @@ class Encoder:
         self.hidden_size = int(cfg["hidden_size"])
         self.pad_id = int(cfg.get("pad_token_id") or 0)
         if backend == "onnx":
-            export = export or export_encoder(self.model_dir, self.layer, quantize=quantize)
+            export = export or export_encoder(self.model_dir, self.layer, quantize=quantize, name=Path(model).name)
             self._run = _OnnxBackend(export, threads, providers, io_binding)
             self.tokenizer = load_tokenizer(export)
         else:

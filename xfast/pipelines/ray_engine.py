@@ -24,6 +24,9 @@ import contextlib
 import logging
 import os
 import queue
+import re
+import sys
+import tempfile
 import threading
 import warnings
 from collections.abc import Iterator
@@ -31,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from xfast.errors import ParameterError, PipelineError, msg
+from xfast.models.cache import quiet
 
 __all__ = ["RaySettings", "require", "connect", "pool_size", "map_shards", "shutdown", "RemoteStages",
            "StageWorker", "ENGINES"]
@@ -96,15 +100,46 @@ def _unshadowed_cwd() -> Iterator[None]:
             os.chdir(here)
 
 
+#: a line of Ray's C++ log at info or warning level: ``[2026-01-01 12:00:00,000 W 123 456] file.cc:1: ...``
+_RAY_NOTICE = re.compile(r"\[\d{4}-\d\d-\d\d [\d:,.]+ [IW] \d+ \d+\] ")
+
+
+@contextlib.contextmanager
+def _hushed_backend() -> Iterator[None]:
+    """``--quiet`` around ``ray.init``: Ray's C++ core logs only fatal errors in this process and
+    the processes it starts (its warnings, such as core_worker.cc's about ``max_restarts``, come
+    at error level), unless ``RAY_BACKEND_LOG_LEVEL`` says otherwise; what it prints while it
+    starts at info and warning level (among them the line saying it read that setting) is held
+    back, anything else printed meanwhile is passed on."""
+    saved = os.environ.get("RAY_BACKEND_LOG_LEVEL")
+    os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
+    sys.stderr.flush()
+    stderr = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(stderr, 2)
+            os.close(stderr)
+            if saved is None:
+                os.environ.pop("RAY_BACKEND_LOG_LEVEL")
+            held.seek(0)
+            for line in held.read().decode("utf-8", "replace").splitlines(keepends=True):
+                if not _RAY_NOTICE.match(line):
+                    sys.stderr.write(line)
+
+
 def connect(settings: RaySettings) -> dict:
     """Start or join the cluster; returns what the run records: the node's address, the
     cluster's CPUs and GPUs, and whether xfast started it."""
     ray = require()
     started = False
     if not ray.is_initialized():
-        common = dict(include_dashboard=False, logging_level=logging.ERROR, log_to_driver=True,
+        hush = quiet()
+        common = dict(include_dashboard=False, logging_level=logging.ERROR, log_to_driver=not hush,
                       configure_logging=True)
-        with _unshadowed_cwd():
+        with _unshadowed_cwd(), (_hushed_backend() if hush else contextlib.nullcontext()):
             if settings.address is None:
                 ray.init(num_cpus=os.cpu_count() or 1, _node_ip_address="127.0.0.1", **common)
                 started = True
