@@ -1,9 +1,10 @@
 """Entity projection: labeled-side entities to receiving-side IOB2 labels (docs/projection.md).
 
 Two methods. ``heuristic`` walks each entity's word alignments and labels the aligned spans
-(§3). ``match`` scores candidate spans of the receiving sentence against each entity,
-``2k / (len_e + len_c)``, and assigns candidates greedily or by bipartite matching (§4);
-candidates come from :func:`ngram_candidates` or :func:`ner_candidates`.
+(docs/projection.md, *Heuristic projection*). ``match`` scores candidate spans of the receiving
+sentence against each entity, ``2k / (len_e + len_c)``, and assigns candidates greedily or by
+bipartite matching (docs/projection.md, *Candidate projection*); candidates come from
+:func:`ngram_candidates` or :func:`ner_candidates`.
 
 The ``*_batch`` forms convert their inputs once to a columnar batch (flat int64 arrays plus
 per-sentence offsets, labels as int ids) and run compiled kernels over the whole batch; the
@@ -56,7 +57,7 @@ METHODS = ("greedy", "bipartite")
 
 @dataclass
 class HeuristicStats:
-    """Counts from heuristic projection (§3), summed over the batch.
+    """Counts from heuristic projection, summed over the batch.
 
     ``conflicts``: kept spans that overlap words already labeled (dropped by default,
     overwriting in compat mode). ``failed_sentences``: compat-mode sentences turned all ``O``.
@@ -77,7 +78,7 @@ class HeuristicStats:
 
 @dataclass
 class MatchStats:
-    """Counts from candidate matching (§4), summed over the batch.
+    """Counts from candidate matching, summed over the batch.
 
     ``dropped_overlaps``: bipartite assignments skipped because their candidate overlaps labels
     already written. ``failed_sentences``: compat mode, sentences where the reference fails
@@ -272,7 +273,7 @@ def _check_common(length: int, *lists: tuple[str, Sequence[object]]) -> None:
                                      "sentence)", value=f"{len(seq)} items"))
 
 
-# --------------------------------------------------------------------------- heuristic (§3)
+# --------------------------------------------------------------------------- heuristic projection
 
 
 def heuristic_columnar(ent_offsets: np.ndarray, ent_spans: np.ndarray, ent_labels: np.ndarray,
@@ -280,7 +281,7 @@ def heuristic_columnar(ent_offsets: np.ndarray, ent_spans: np.ndarray, ent_label
                        n_labeled: np.ndarray | None = None, length_ratio: float = 0.8,
                        merge_distance: int = 1, compat: bool = False,
                        ) -> tuple[np.ndarray, np.ndarray, HeuristicStats]:
-    """§3 over a columnar batch of S sentences.
+    """Heuristic projection over a columnar batch of S sentences.
 
     Inputs: ``ent_offsets`` (S+1,), ``ent_spans`` (E, 2), ``ent_labels`` (E,) label ids >= 0,
     ``aln_offsets`` (S+1,), ``pairs`` (P, 2) ``(labeled, receiving)``, ``n_receiving`` (S,),
@@ -316,7 +317,7 @@ def heuristic_batch(entities_list: Sequence[Sequence[Entity]],
                     length_ratio: float = 0.8, merge_distance: int = 1, compat: bool = False,
                     n_labeled_list: Sequence[int | None] | None = None,
                     return_stats: bool = False):
-    """§3 for many sentences: one list of IOB2 labels per sentence.
+    """Heuristic projection for many sentences: one list of IOB2 labels per sentence.
 
     ``entities_list[i]``: ``(start, end, label)`` tuples of sentence i's labeled side, in
     projection order; ``alignments[i]``: ``(labeled, receiving)`` pairs or an int (k, 2)
@@ -340,7 +341,7 @@ def heuristic_batch(entities_list: Sequence[Sequence[Entity]],
 def heuristic(entities: Sequence[Entity], alignment: Alignment, n_receiving: int, *,
               length_ratio: float = 0.8, merge_distance: int = 1, compat: bool = False,
               n_labeled: int | None = None, return_stats: bool = False):
-    """§3 for one sentence: IOB2 labels of the ``n_receiving`` receiving words.
+    """Heuristic projection for one sentence: IOB2 labels of the ``n_receiving`` receiving words.
 
     See :func:`heuristic_batch`; errors name this sentence as sentence 0.
     """
@@ -351,12 +352,12 @@ def heuristic(entities: Sequence[Entity], alignment: Alignment, n_receiving: int
     return (res[0][0], res[1]) if return_stats else res[0]
 
 
-# --------------------------------------------------------------------------- candidates (§4)
+# --------------------------------------------------------------------------- candidates
 
 
 def ngram_candidates_batch(words_list: Sequence[Sequence[str]], *, min_words: int = 1,
                            max_words: int = 0, stop_words: Iterable[str] = ("!", "?")) -> Spans:
-    """§4 n-gram candidates of many sentences, as columnar :class:`Spans`."""
+    """N-gram candidates of many sentences, as columnar :class:`Spans`."""
     min_words = _int("min_words", min_words, 1)
     max_words = _int("max_words", max_words, 0)
     stop = set(stop_words)
@@ -369,7 +370,7 @@ def ngram_candidates_batch(words_list: Sequence[Sequence[str]], *, min_words: in
 
 def ngram_spans(stop_mask: np.ndarray, word_offsets: np.ndarray, *, min_words: int = 1,
                 max_words: int = 0) -> Spans:
-    """§4 n-gram candidates of a columnar batch: ``stop_mask`` uint8 (T,) marks stop words,
+    """N-gram candidates of a columnar batch: ``stop_mask`` uint8 (T,) marks stop words,
     ``word_offsets`` int64 (S+1,) each sentence's words. Same spans as
     :func:`ngram_candidates_batch`, without Python strings."""
     min_words = _int("min_words", min_words, 1)
@@ -393,7 +394,7 @@ def _ngrams(mask: np.ndarray, word_off: np.ndarray, min_words: int, max_words: i
 
 def ngram_candidates(words: Sequence[str], *, min_words: int = 1, max_words: int = 0,
                      stop_words: Iterable[str] = ("!", "?")) -> list[tuple[int, int]]:
-    """§4 ``ngram`` candidates: spans of ``min_words..max_words`` words (0: the sentence
+    """``ngram`` candidates: spans of ``min_words..max_words`` words (0: the sentence
     length) with no stop word (whole-token equality), ordered by start, then end."""
     return ngram_candidates_batch([words], min_words=min_words, max_words=max_words,
                                   stop_words=stop_words)[0]
@@ -401,7 +402,7 @@ def ngram_candidates(words: Sequence[str], *, min_words: int = 1, max_words: int
 
 def ner_candidates(entities: Iterable[Sequence[object]], *,
                    sub_spans: bool = False) -> list[tuple[int, int]]:
-    """§4 ``ner`` candidates: the spans of receiving-side NER entities (types ignored).
+    """``ner`` candidates: the spans of receiving-side NER entities (types ignored).
 
     ``entities``: ``(start, end, label)`` or ``(start, end)``; with ``sub_spans=True`` every
     sub-span of each, by start then end, not deduplicated.
@@ -412,7 +413,7 @@ def ner_candidates(entities: Iterable[Sequence[object]], *,
     return [(a, b) for s, u in spans for a in range(s, u) for b in range(a + 1, u + 1)]
 
 
-# --------------------------------------------------------------------------- matching (§4)
+# --------------------------------------------------------------------------- candidate matching
 
 
 def _bipartite(ent_off, ent, ids, cand_off, cand, aln_off, pr, n_rec, lab_off, compat, codes,
@@ -476,7 +477,7 @@ def match_columnar(ent_offsets: np.ndarray, ent_spans: np.ndarray, ent_labels: n
                    n_receiving: np.ndarray, *, method: str = "greedy", compat: bool = False,
                    n_labeled: np.ndarray | None = None,
                    ) -> tuple[np.ndarray, np.ndarray, MatchStats]:
-    """§4 matching over a columnar batch; inputs as :func:`heuristic_columnar` plus
+    """Candidate matching over a columnar batch; inputs as :func:`heuristic_columnar` plus
     ``candidates`` (:class:`Spans`). Returns ``(codes, label_offsets, stats)``."""
     check_choice("method", method, METHODS)
     ent_off = np.ascontiguousarray(ent_offsets, dtype=np.int64)
@@ -517,7 +518,7 @@ def match_batch(entities_list: Sequence[Sequence[Entity]],
                 method: str = "greedy", compat: bool = False,
                 n_labeled_list: Sequence[int | None] | None = None,
                 return_stats: bool = False):
-    """§4 for many sentences: one list of IOB2 labels per sentence.
+    """Candidate matching for many sentences: one list of IOB2 labels per sentence.
 
     ``candidates_list[i]``: ``(start, end)`` receiving spans of sentence i (or a
     :class:`Spans` from :func:`ngram_candidates_batch`); other arguments as
@@ -543,7 +544,7 @@ def match_batch(entities_list: Sequence[Sequence[Entity]],
 def match(entities: Sequence[Entity], candidates: Sequence[tuple[int, int]],
           alignment: Alignment, n_receiving: int, *, method: str = "greedy",
           compat: bool = False, n_labeled: int | None = None, return_stats: bool = False):
-    """§4 for one sentence: IOB2 labels of the ``n_receiving`` receiving words."""
+    """Candidate matching for one sentence: IOB2 labels of the ``n_receiving`` receiving words."""
     res = match_batch([entities], [candidates], [alignment], [n_receiving], method=method,
                       compat=compat, n_labeled_list=None if n_labeled is None else [n_labeled],
                       return_stats=return_stats)
