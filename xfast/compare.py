@@ -22,8 +22,8 @@ __all__ = ["JOIN_KEY", "COLUMNS", "LANG_MATCHES", "FIGURES", "Comparison", "comp
 JOIN_KEY = ("dataset", "lang", "pipeline_type", "aligner", "candidate_matching", "candidate_selection", "eval_type")
 #: the columns of ``compare.csv``, in order
 COLUMNS = ("status", *JOIN_KEY, "method", "variant", "run", "xfast_f1", "paper_f1", "diff", "xfast_precision",
-           "xfast_recall", "paper_precision", "paper_recall", "reference_lang", "lang_match", "run_file",
-           "run_line", "reference_file", "reference_line", "note")
+           "xfast_recall", "paper_precision", "paper_recall", "xfast_entities", "paper_entities", "xfast_sentences",
+           "reference_lang", "lang_match", "run_file", "run_line", "reference_file", "reference_line", "note")
 #: ``exact``: languages join only when spelled alike; ``flores``: exact first, else by FLORES-200 code
 LANG_MATCHES = ("flores", "exact")
 #: compare.png: ``auto`` draws it when matplotlib is installed, ``always`` requires it, ``never`` skips it
@@ -33,6 +33,8 @@ MATCHED, XFAST_ONLY, REFERENCE_ONLY = "matched", "xfast only", "reference only"
 #: the figure's size in inches and its resolution: compare.png is 1100 x 550 pixels
 FIGURE_SIZE = (11.0, 5.5)
 FIGURE_DPI = 100
+#: the difference panel shows at least +-this, so that a difference of 0.01 is a fifth of its half
+DIFF_SPAN = 0.025
 
 
 @dataclass
@@ -47,6 +49,14 @@ class _Row:
 
     def key(self, lang: str | None = None) -> tuple[str, ...]:
         return tuple(lang if (c == "lang" and lang is not None) else self.values[c] for c in JOIN_KEY)
+
+    def entities(self, types: set[str]) -> int | None:
+        """Gold entities the row was scored on: the sum of its ``TYPE_number`` cells over
+        ``types`` (None when a cell is empty or not a number)."""
+        try:
+            return round(sum(float(self.values[f"{t}_number"]) for t in types))
+        except (KeyError, ValueError):
+            return None
 
 
 @dataclass
@@ -177,6 +187,7 @@ def compare(runs: Sequence[str | Path], references: Sequence[str | Path], *, lan
     out = Comparison(runs=[str(run) for run in runs])
     used: set[int] = set()
     matched, alone = [], []
+    part: dict[str, list[_Row]] = {}  # per run, its rows scored on other gold entities than the paper's
     for r in ours:
         how, partners = "exact", exact.get(r.key(), [])
         if not partners and lang_match == "flores":
@@ -188,6 +199,10 @@ def compare(runs: Sequence[str | Path], references: Sequence[str | Path], *, lan
             line = f"{r.values['dataset']} {r.values['lang']} {_method(r.values)}: {note}"
             if line not in out.notes:
                 out.notes.append(line)
+        scored = _scored_note(r, partners[0]) if partners else ""
+        if scored:
+            note = "; ".join(filter(None, [note, scored]))
+            part.setdefault(r.run or r.file, []).append(r)
         if len(partners) > 1:
             where = ", ".join(f"{p.file}:{p.line}" for p in partners)
             note = "; ".join(filter(None, [note, f"{len(partners)} reference rows share this key ({where}): "
@@ -203,22 +218,62 @@ def compare(runs: Sequence[str | Path], references: Sequence[str | Path], *, lan
     rest = sorted((_joined(REFERENCE_ONLY, None, p, "", "", "") for p in theirs if id(p) not in used),
                   key=lambda j: (j["dataset"], j["lang"], j["method"], j["reference_file"], j["reference_line"]))
     out.rows = matched + alone + rest
+    for run, rows in part.items():
+        sentences = {r.values.get("xfast_sentences", "").strip() for r in rows} - {""}
+        on = f" ({', '.join(sorted(sentences))} sentences)" if sentences else ""
+        out.notes.append(f"{run}: {len(rows)} matched rows were scored on other gold entities than the paper's{on}, "
+                         "as a run with --limit is: their F1s are not comparable row for row (the entities column: "
+                         "xfast's of the paper's)")
     if any(not r["dataset"] for r in alone):
         out.notes.append("xfast rows with an empty dataset join no reference row: give the pipeline --dataset "
                          "(the reference's name, e.g. europarl, masakhaner2, xtreme)")
     return out
 
 
+def _types(ours: _Row | None, theirs: _Row | None) -> set[str]:
+    """The entity types whose gold counts (``TYPE_number``) both rows have, or the one row has."""
+    def of(row: _Row) -> set[str]:
+        return {c[:-len("_number")] for c, v in row.values.items() if c.endswith("_number") and v.strip()}
+
+    if ours is None or theirs is None:
+        return of(ours or theirs)
+    return of(ours) & of(theirs)
+
+
+def _count(text: str) -> int | None:
+    try:
+        return round(float(text))
+    except ValueError:
+        return None
+
+
+def _scored_note(ours: _Row, theirs: _Row) -> str:
+    """A note when the xfast row was scored on other gold entities than the paper's row (a run
+    over part of the test set, with ``--limit``, or over another one), else ""."""
+    types = _types(ours, theirs)
+    mine, paper = ours.entities(types), theirs.entities(types)
+    if not types or mine is None or paper is None or mine == paper:
+        return ""
+    sentences = ours.values.get("xfast_sentences", "").strip()
+    on = f" in {sentences} sentences" if sentences else ""
+    return (f"not the paper's test set: xfast scored {mine} gold entities{on}, the paper {paper} (a run with "
+            "--limit covers only part of it): the F1s are not comparable row for row")
+
+
 def _joined(status: str, ours: _Row | None, theirs: _Row | None, variant: str, how: str, note: str) -> dict:
     side = ours or theirs
     assert side is not None
     diff = None if ours is None or theirs is None or None in (ours.f1, theirs.f1) else ours.f1 - theirs.f1
+    types = _types(ours, theirs)
     return {"status": status, **{c: side.values[c] for c in JOIN_KEY}, "method": _method(side.values),
             "variant": variant, "run": ours.run if ours else "",
             "xfast_f1": ours.f1 if ours else None, "paper_f1": theirs.f1 if theirs else None, "diff": diff,
             "xfast_precision": ours.precision if ours else None, "xfast_recall": ours.recall if ours else None,
             "paper_precision": theirs.precision if theirs else None,
             "paper_recall": theirs.recall if theirs else None,
+            "xfast_entities": ours.entities(types) if ours and types else None,
+            "paper_entities": theirs.entities(types) if theirs and types else None,
+            "xfast_sentences": _count(ours.values.get("xfast_sentences", "")) if ours else None,
             "reference_lang": theirs.values["lang"] if theirs else "", "lang_match": how,
             "run_file": ours.file if ours else "", "run_line": ours.line if ours else None,
             "reference_file": theirs.file if theirs else "", "reference_line": theirs.line if theirs else None,
@@ -244,8 +299,17 @@ def format_comparison(comparison: Comparison) -> str:
     def table(rows: list[dict], cols: list[str]) -> str:
         cols = [c for c in cols if c != "run" or len(comparison.runs) > 1]
         cols = [c for c in cols if c != "variant" or any(r["variant"] for r in rows)]
-        cells = [["" if r[c] is None else r[c] for c in cols] for r in rows]
-        return format_table(cols, cells)
+        # gold entities scored, where xfast's differ from the paper's (a part of the test set)
+        part = {id(r): f"{r['xfast_entities']} of {r['paper_entities']}" for r in rows
+                if None not in (r["xfast_entities"], r["paper_entities"]) and r["xfast_entities"] != r["paper_entities"]}
+        if part and "diff" in cols:
+            cols.append("entities")
+
+        def cell(r: dict, c: str) -> object:
+            value = part.get(id(r), "") if c == "entities" else r[c]
+            return "" if value is None else value
+
+        return format_table(cols, [[cell(r, c) for c in cols] for r in rows])
 
     langs = {_norm_lang(r["lang"]) for r in comparison.rows if r["status"] != REFERENCE_ONLY}
     rest = [r for r in comparison.rows if r["status"] == REFERENCE_ONLY]
@@ -266,36 +330,70 @@ def format_comparison(comparison: Comparison) -> str:
     return "\n\n".join(parts)
 
 
+def _xfast_method(values: dict[str, str]) -> str:
+    """A reference row's method in xfast's words (the inverse of the mapping in docs/qa.md):
+    ``heuristic``, ``ngram-greedy``, ``ner-bipartite`` ..., ``tgt2tgt`` before a back-translated
+    variant, then the extraction (``SimAlign`` or ``AWESoME``); ``model-transfer``; a kind xfast
+    does not run keeps the paper's words."""
+    kind = values["pipeline_type"]
+    if kind == "model_transfer":
+        return "model-transfer"
+    if kind in ("align_src", "align_tgt"):
+        name = "heuristic"
+    elif kind in ("candidates", "backtrans_candidates"):
+        selection = {"dummy": "ngram"}.get(values["candidate_selection"], values["candidate_selection"])
+        matching = {"argmax": "greedy"}.get(values["candidate_matching"], values["candidate_matching"])
+        name = f"{selection}-{matching}"
+    else:
+        return _method(values)
+    if kind in ("align_tgt", "backtrans_candidates"):
+        name = f"tgt2tgt {name}"
+    aligner = {"simalign": "SimAlign", "awesome": "AWESoME"}.get(values["aligner"], values["aligner"])
+    return f"{name}, {aligner}" if aligner else name
+
+
 def _series(rows: list[dict], runs: int) -> tuple[list[tuple[str, str]], list[dict]]:
     """Languages (x groups) and bar series of the matched rows: per method, xfast's (one per
-    run and variant), then the paper's (one per reference row of a duplicated key)."""
+    run and variant, with its differences to the paper), then the paper's (one per reference
+    row of a duplicated key). ``label`` names a series in the paper's words, ``legend`` in
+    xfast's (:func:`_xfast_method`)."""
     groups = sorted({(r["dataset"], r["lang"]) for r in rows})
     series: dict[str, dict] = {}
 
-    def put(label: str, source: str, method: str, group: tuple[str, str], value: float | None, line: int) -> None:
-        s = series.setdefault(label, {"label": label, "source": source, "method": method, "values": {}})
+    def put(label: str, legend: str, source: str, r: dict, line: int) -> None:
+        value = r[f"{source}_f1"]
+        s = series.setdefault(label, {"label": label, "legend": legend, "source": source, "method": r["method"],
+                                      "values": {}, **({"diffs": {}} if source == "xfast" else {})})
+        group = (r["dataset"], r["lang"])
         name = "/".join(group) if len({d for d, _ in groups}) > 1 else group[1]
         if s["values"].get(name, value) != value:  # two values for one bar: keep both, apart
-            put(f"{label} (line {line})", source, method, group, value, line)
-        else:
-            s["values"][name] = value
+            put(f"{label} (line {line})", f"{legend} (line {line})", source, r, line)
+            return
+        s["values"][name] = value
+        if source == "xfast":  # against the first reference row of a duplicated key
+            s["diffs"].setdefault(name, r["diff"])
 
     for m in sorted({r["method"] for r in rows}):
         mine = [r for r in rows if r["method"] == m]
+        ours = _xfast_method(mine[0])
         for r in mine:
             extra = (f" [{r['variant']}]" if r["variant"] else "") + (f" ({r['run']})" if runs > 1 else "")
-            put(f"{m}{extra}: xfast", "xfast", m, (r["dataset"], r["lang"]), r["xfast_f1"], r["run_line"])
+            put(f"{m}{extra}: xfast", f"{ours}{extra}: xfast", "xfast", r, r["run_line"])
         for r in mine:
-            put(f"{m}: paper", "paper", m, (r["dataset"], r["lang"]), r["paper_f1"], r["reference_line"])
+            put(f"{m}: paper", f"{ours}: paper", "paper", r, r["reference_line"])
     names = ["/".join(g) if len({d for d, _ in groups}) > 1 else g[1] for g in groups]
     return names, list(series.values())
 
 
 def plot_comparison(path: str | Path, comparison: Comparison) -> dict:
-    """Draw ``compare.png`` (matplotlib's Agg canvas, no global state): overall F1 of the
-    matched rows, grouped by language, xfast's bar (solid) beside the paper's (hatched) per
-    method. Returns ``{"path", "size_px": [w, h], "langs", "series": [{"label", "source",
-    "method", "values": {lang: f1}}]}``, the bars as drawn."""
+    """Draw ``compare.png`` (matplotlib's Agg canvas, no global state): above, overall F1 of the
+    matched rows, grouped by language, each xfast series' bar (solid, a colour of its own)
+    beside the paper's (hatched; in its xfast series' colour when one series has that method,
+    else grey); below, xfast's F1 minus the paper's on an axis of at least +-:data:`DIFF_SPAN`,
+    so that a difference of 0.01 shows. The legend names methods as xfast does. Returns
+    ``{"path", "size_px": [w, h], "langs", "diff_ylim": [lo, hi], "series": [{"label",
+    "legend", "source", "method", "colour", "values": {lang: f1}, "diffs" (xfast series):
+    {lang: xfast - paper}}]}``, the bars as drawn."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -303,34 +401,53 @@ def plot_comparison(path: str | Path, comparison: Comparison) -> dict:
 
     rows = [r for r in comparison.rows if r["status"] == MATCHED]
     langs, series = _series(rows, len(comparison.runs))
+    ours = [s for s in series if s["source"] == "xfast"]
+    for i, s in enumerate(ours):
+        s["colour"] = f"C{i % 10}"
+    for s in series:
+        if s["source"] == "paper":
+            partners = [o for o in ours if o["method"] == s["method"]]
+            s["colour"] = partners[0]["colour"] if len(partners) == 1 else "0.45"
     fig = Figure(figsize=FIGURE_SIZE, dpi=FIGURE_DPI, layout="constrained")
     FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    colours = {m: f"C{i % 10}" for i, m in enumerate(dict.fromkeys(s["method"] for s in series))}
+    ax, dax = fig.subplots(2, 1, sharex=True, height_ratios=[3, 2])
     width = 0.8 / max(len(series), 1)
+
+    def offsets(k: int, values: dict) -> tuple[list[float], list[float]]:
+        xs = [i + (k - (len(series) - 1) / 2) * width for i, lang in enumerate(langs) if values.get(lang) is not None]
+        return xs, [values[lang] for lang in langs if values.get(lang) is not None]
+
+    few = len(langs) * len(series) <= 40  # values on the bars while they fit
+    spread = max((abs(v) for s in ours for v in s["diffs"].values() if v is not None), default=0.0)
+    span = max(DIFF_SPAN, 1.3 * spread)
     for k, s in enumerate(series):
-        xs = [i + (k - (len(series) - 1) / 2) * width for i, lang in enumerate(langs)
-              if s["values"].get(lang) is not None]
-        ys = [s["values"][lang] for lang in langs if s["values"].get(lang) is not None]
         paper = s["source"] == "paper"
-        bars = ax.bar(xs, ys, width, label=s["label"], color=colours[s["method"]], alpha=0.45 if paper else 1.0,
-                      hatch="//" if paper else None, edgecolor=colours[s["method"]], linewidth=0.8)
-        if len(langs) * len(series) <= 40:  # values on the bars while they fit
+        bars = ax.bar(*offsets(k, s["values"]), width, label=s["legend"], color=s["colour"],
+                      alpha=0.45 if paper else 1.0, hatch="//" if paper else None, edgecolor=s["colour"], linewidth=0.8)
+        if few:
             ax.bar_label(bars, fmt="%.3f", fontsize=7, padding=1)
-    ax.set_xticks(range(len(langs)), langs)
+        if not paper:
+            diffs = dax.bar(*offsets(k, s["diffs"]), width, color=s["colour"])
+            if few:
+                dax.bar_label(diffs, fmt="%+.3f", fontsize=7, padding=1)
     ax.set_ylim(0, 1)
     ax.set_ylabel("overall F1")
-    ax.set_xlabel("language")
-    ax.grid(axis="y", alpha=0.3)
-    ax.set_axisbelow(True)
+    dax.set_ylim(-span, span)
+    dax.axhline(0, color="0.3", linewidth=0.8)
+    dax.set_ylabel("xfast - paper")
+    dax.set_xticks(range(len(langs)), langs)
+    dax.set_xlabel("language")
+    for a in (ax, dax):
+        a.grid(axis="y", alpha=0.3)
+        a.set_axisbelow(True)
     ax.set_title(f"overall F1, xfast (solid) beside the paper (hatched): {len(rows)} matched rows\n"
                  f"{comparison.count(XFAST_ONLY)} xfast and {comparison.count(REFERENCE_ONLY)} reference rows "
                  "without a partner are listed in compare.csv", fontsize=10)
-    fig.legend(loc="outside lower center", ncols=2, fontsize=8, frameon=False)
+    fig.legend(loc="outside lower center", ncols=min(4, max(2, len(series))), fontsize=8, frameon=False)
     with atomic_open(path, "wb") as fh:
         fig.savefig(fh, format="png", metadata={"Software": None})
     w, h = (round(v * FIGURE_DPI) for v in FIGURE_SIZE)
-    return {"path": str(path), "size_px": [w, h], "langs": langs, "series": series}
+    return {"path": str(path), "size_px": [w, h], "langs": langs, "diff_ylim": [-span, span], "series": series}
 
 
 def write_comparison(out_dir: str | Path, comparison: Comparison, *, figure: str = "auto") -> dict:
