@@ -7,6 +7,7 @@ Every request goes to 127.0.0.1."""
 import http.client
 import json
 import threading
+import time
 
 import pytest
 
@@ -168,7 +169,7 @@ def test_a_large_request_is_split_and_a_small_one_is_not_held_behind_it():
         first = threading.Thread(target=send, args=(big, "big"))
         first.start()
         while not stand_in.calls:  # the big request's first batch is in the model
-            pass
+            time.sleep(0.001)
         send(small, "small")
         first.join(60)
     assert order == [("small", 200), ("big", 200)]
@@ -190,8 +191,8 @@ def test_align_is_queued_counted_and_bounded_by_max_queue():
         for _ in range(6):
             threads.append(threading.Thread(target=client))
             threads[-1].start()
-            while len(stand_in.calls) < 1:
-                pass
+            while not stand_in.calls:  # the first request is in the model
+                time.sleep(0.001)
         for t in threads:
             t.join(60)
         metrics = s.call("/metrics")[1]
