@@ -93,7 +93,8 @@ expected-statuses = ["400", "401", "403", "404", "405", "406", "409", "413", "41
 
 
 def test_schemathesis_finds_no_failure_with_every_check(tmp_path, tiny_models):
-    """Runs in about 20 s: 25 examples per operation, a fixed seed, a tiny model."""
+    """About 15 s: 25 examples per operation, a fixed seed, a tiny model, small limits (so small
+    bodies); the run is cut at 60 s."""
     if subprocess.run([sys.executable, "-c", "import schemathesis"], capture_output=True).returncode:
         pytest.skip("schemathesis is not installed (pip install -e '.[test]')")
     projector = Projector({"model": str(tiny_models["xlmr"]), "layer": 2})
@@ -107,9 +108,8 @@ def test_schemathesis_finds_no_failure_with_every_check(tmp_path, tiny_models):
             [sys.executable, "-m", "schemathesis.cli", "--config-file", str(tmp_path / "schemathesis.toml"),
              "run", url, "--checks", "all", "--max-examples", "25", "--seed", "7", "--workers", "1",
              "--generation-database", "none", "--request-timeout", "30", "--output-truncate", "true"],
-            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=90)
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
         assert s.call("/healthz")[0] == 200  # still serving
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
     assert "No issues found" in run.stdout or " passed" in run.stdout, run.stdout[-3000:]
-    assert time.monotonic() - t < 90
     print(json.dumps({"schemathesis_seconds": round(time.monotonic() - t, 1)}))
