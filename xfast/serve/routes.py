@@ -40,7 +40,8 @@ router = APIRouter()
 OPTIONS = ("length_ratio", "merge_distance", "min_words", "max_words")
 
 
-def problem(status: int, detail: str | list, *, retry_after: int | None = None, headers: dict | None = None):
+def problem(status: int, detail: str | list, *, retry_after: int | None = None,
+            headers: dict | None = None) -> JSONResponse:
     """The JSON error response every refusal uses: ``{"detail": ...}``."""
     headers = dict(headers or {})
     if retry_after is not None:

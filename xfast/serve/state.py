@@ -66,7 +66,7 @@ class ServerState:
                                on_call=self.metrics.batch.observe, on_depth=self.metrics.queue.set)
 
     def ready(self) -> Projector:
-        """The projector (or the stand-in the app was given), or :class:`~xfast.serve.NotReady`."""
+        """The projector (or the stand-in the app was given), or :class:`NotReady`."""
         if self.projector is not None:
             return self.projector
         if self.failed:
@@ -110,7 +110,8 @@ class ServerState:
             print(f"xfast: error: cannot load the models: {err}", file=sys.stderr, flush=True)
 
     @contextlib.asynccontextmanager
-    async def lifespan(self, app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(self, app: object) -> AsyncIterator[None]:
+        """Start the batcher (and the model load) with the app; stop them with it."""
         tasks = [asyncio.create_task(self.batcher.run())]
         if self.projector is None:
             tasks.append(asyncio.create_task(self._load()))
