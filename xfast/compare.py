@@ -301,7 +301,8 @@ def format_comparison(comparison: Comparison) -> str:
         cols = [c for c in cols if c != "variant" or any(r["variant"] for r in rows)]
         # gold entities scored, where xfast's differ from the paper's (a part of the test set)
         part = {id(r): f"{r['xfast_entities']} of {r['paper_entities']}" for r in rows
-                if None not in (r["xfast_entities"], r["paper_entities"]) and r["xfast_entities"] != r["paper_entities"]}
+                if None not in (r["xfast_entities"], r["paper_entities"])
+                and r["xfast_entities"] != r["paper_entities"]}
         if part and "diff" in cols:
             cols.append("entities")
 
