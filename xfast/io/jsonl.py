@@ -11,10 +11,11 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 from xfast.errors import DataError, msg
-from xfast.io.conll import Sentence, check_label, to_iob2
-from xfast.io.files import atomic_open, lines
+from xfast.io.files import atomic_open, lines, open_input
+from xfast.io.labels import Sentence, check_label, to_iob2
+from xfast.io.tokens import LabelTypes, TokenColumns, from_sentences
 
-__all__ = ["read_jsonl", "write_jsonl"]
+__all__ = ["read_jsonl", "write_jsonl", "read_jsonl_pieces", "count_jsonl"]
 
 
 def read_jsonl(path: str | Path, *, label_names: Sequence[str] | None = None,
@@ -50,6 +51,31 @@ def read_jsonl(path: str | Path, *, label_names: Sequence[str] | None = None,
             check_label(tag, path, no)
             labs.append(tag)
         yield Sentence(toks, to_iob2(labs), no)
+
+
+def read_jsonl_pieces(path: str | Path, labels: bool, types: LabelTypes, size: int) -> Iterator[TokenColumns]:
+    """Batches of up to ``size`` sentences of ``path`` (``labels``: read ``ner_tags``, coded
+    with ``types``)."""
+    buf = []
+    for s in read_jsonl(path, labels=labels):
+        buf.append(s)
+        if len(buf) == size:
+            yield _columns(buf, types, labels, str(path))
+            buf = []
+    if buf:
+        yield _columns(buf, types, labels, str(path))
+
+
+def _columns(sents: list[Sentence], types: LabelTypes, labels: bool, path: str) -> TokenColumns:
+    return from_sentences([s.tokens for s in sents], types,
+                          [s.labels for s in sents] if labels else None, path,
+                          [s.line for s in sents])
+
+
+def count_jsonl(path: str | Path) -> int:
+    """Records (sentences) of ``path``: its lines that are not blank."""
+    with open_input(path) as fh:
+        return sum(1 for raw in fh if raw.strip())
 
 
 def write_jsonl(path: str | Path, sentences: Iterable[Sentence]) -> int:

@@ -17,8 +17,10 @@ from typing import BinaryIO
 
 import numpy as np
 
-from xfast.errors import DataError, ParameterError, msg
-from xfast.io.conll import to_iob2
+from xfast._optional import require
+from xfast.errors import DataError, msg
+from xfast.io.labels import to_iob2
+from xfast.io.tokens import LabelTypes, TokenColumns, from_sentences
 
 __all__ = ["require_pyarrow", "count_parquet", "read_parquet_pieces", "parquet_bytes", "append_parquet", "label_names"]
 
@@ -29,12 +31,9 @@ def require_pyarrow() -> None:
 
 
 def _pq():
-    try:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-    except ImportError:
-        raise ParameterError(msg("E204", what="Parquet files", extra="parquet", missing="pyarrow")) from None
-    return pa, pq
+    """pyarrow and pyarrow.parquet, imported when first needed (an optional extra)."""
+    pa = require("pyarrow", what="Parquet files", extra="parquet")
+    return pa, require("pyarrow.parquet", what="Parquet files", extra="parquet")
 
 
 def _open(path: str | Path):
@@ -65,12 +64,11 @@ def label_names(schema) -> list[str] | None:
     return list(names) if names else None
 
 
-def read_parquet_pieces(path: str | Path, labels: bool | None, types, size: int) -> Iterator:
-    """Batches of up to ``size`` sentences (:class:`~xfast.io.columns.TokenColumns`) of ``path``;
+def read_parquet_pieces(path: str | Path, labels: bool | None, types: LabelTypes,
+                        size: int) -> Iterator[TokenColumns]:
+    """Batches of up to ``size`` sentences (:class:`~xfast.io.tokens.TokenColumns`) of ``path``;
     ``labels``: None reads ``ner_tags`` where present, True requires it, False ignores it.
     Errors name the row (1-based) where :class:`DataError` names a line."""
-    from xfast.io.columns import from_sentences
-
     pf = _open(path)
     fields = pf.schema_arrow.names
     if "tokens" not in fields:
@@ -127,7 +125,7 @@ def _tags(path, line: int, tags, names: list[str] | None) -> list[str]:
     return to_iob2(out)
 
 
-def parquet_bytes(cols, codes: np.ndarray, types) -> bytes:
+def parquet_bytes(cols: TokenColumns, codes: np.ndarray, types: LabelTypes) -> bytes:
     """A Parquet file (``tokens``, ``ner_tags`` as strings) of ``cols`` labelled with ``codes``."""
     pa, pq = _pq()
     table = types.table()

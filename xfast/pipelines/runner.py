@@ -586,8 +586,7 @@ def start_run(input: str | Path, out_dir: str | Path, *, options: ModelOptions |
     with report.stage("read"):
         sents = read_test_set(input, label_names=label_names, limit=limit)
     if labels and any(s.labels is None for s in sents):
-        from xfast.io.columns import file_form
-        from xfast.io.parallel import plain_text_reason
+        from xfast.io.readers import file_form, plain_text_reason
 
         why = (f": the labeled side needs labels; {input} was read as plain text: {plain_text_reason(input)}"
                if file_form(input) == "text" else "")
