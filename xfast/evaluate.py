@@ -7,21 +7,15 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Sequence
 from itertools import chain
 
 import numpy as np
 
+from xfast._native import load
 from xfast.errors import DataError, msg
 
-if os.environ.get("XFAST_PURE_PYTHON") == "1":
-    from xfast import _chunks_py as _kernel
-else:
-    try:
-        from xfast import _chunks as _kernel
-    except ImportError:  # extension not built: the twin computes the same numbers
-        from xfast import _chunks_py as _kernel
+_kernel = load("xfast", "_chunks")
 
 __all__ = ["scores", "proj_ratio", "entity_type", "ignore_types", "ScoreCounts"]
 

@@ -4,7 +4,8 @@ See docs/alignment.md. A similarity matrix has one row per labeled-side token an
 receiving-side token unless a function says otherwise; pairs are int32 ``(k, 2)`` arrays of
 ``(row, col)`` sorted ascending. Inputs are validated here once; the extraction runs in the
 compiled kernel ``_align`` (csrc/_align.pyx) without the GIL, or in its plain-Python twin
-``_align_py`` when ``XFAST_PURE_PYTHON=1`` is set or the extension is not built.
+``_align_py`` when ``XFAST_PURE_PYTHON=1`` is set or the extension is not built (the one rule:
+:mod:`xfast._native`).
 """
 
 from __future__ import annotations
@@ -18,21 +19,13 @@ from numbers import Integral, Real
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
+from xfast._native import load
 from xfast.errors import ParameterError, check_choice, msg
 
 from . import _align_py, _similarity_py
 
-if os.environ.get("XFAST_PURE_PYTHON") == "1":
-    _kernel, _sim = _align_py, _similarity_py
-else:
-    try:
-        from . import _align as _kernel
-    except ImportError:  # extension not built: the twin gives the same results
-        _kernel = _align_py
-    try:
-        from . import _similarity as _sim
-    except ImportError:
-        _sim = _similarity_py
+_kernel = load("xfast.align", "_align")
+_sim = load("xfast.align", "_similarity")
 
 __all__ = [
     "METHODS",

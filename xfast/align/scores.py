@@ -16,11 +16,13 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from xfast._native import use_numba
 from xfast.models.cache import cache_dir
 
 __all__ = ["link_scores", "link_scores_py"]
 
-_kernel = None
+_NUMBA = use_numba("xfast.align.scores.link_scores")  # False under XFAST_PURE_PYTHON=1
+_kernel = None  # compiled on the first call
 
 
 def _compile():
@@ -90,7 +92,7 @@ def link_scores(x_states: Sequence[np.ndarray], x_word_ids: Sequence[np.ndarray]
     ``x_*`` are the labeled side's per-subword states and word ids, ``y_*`` the receiving
     side's; each alignment's pairs must name words that have subwords (as the aligner's do).
     """
-    if os.environ.get("XFAST_PURE_PYTHON") == "1":
+    if not _NUMBA:
         return link_scores_py(x_states, x_word_ids, y_states, y_word_ids, alignments)
     global _kernel
     if _kernel is None:

@@ -37,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
+from xfast._native import load
 from xfast.errors import ModelError, ParameterError, check_choice, msg
 from xfast.models.cache import atomic_dir, cache_dir, content_hash, quiet
 from xfast.models.registry import resolve
@@ -129,33 +130,12 @@ class States:
         return self._mapped[fn]
 
 
-def _kernels():
-    if os.environ.get("XFAST_PURE_PYTHON") != "1":
-        try:
-            from xfast.models import _packing
-
-            return _packing
-        except ImportError:  # extension not built: the twin packs the same
-            pass
-    from xfast.models import _packing_py
-
-    return _packing_py
-
-
-_pack = _kernels()
+_pack = load("xfast.models", "_packing")
+_wordcache = load("xfast.models", "_wordcache")
 
 
 def _word_cache(max_words: int):
-    if os.environ.get("XFAST_PURE_PYTHON") != "1":
-        try:
-            from xfast.models._wordcache import WordCache
-
-            return WordCache(max_words)
-        except ImportError:  # extension not built: the twin caches the same ids
-            pass
-    from xfast.models._wordcache_py import WordCache
-
-    return WordCache(max_words)
+    return _wordcache.WordCache(max_words)
 
 
 # ----------------------------------------------------------------------------- model files

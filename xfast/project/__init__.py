@@ -15,22 +15,16 @@ raises :class:`~xfast.errors.DataError` [E303] naming the sentence.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from itertools import chain
 
 import numpy as np
 
+from xfast._native import load
 from xfast.errors import DataError, ParameterError, check_choice, msg
 
-if os.environ.get("XFAST_PURE_PYTHON") == "1":
-    from xfast.project import _project_py as _K
-else:
-    try:
-        from xfast.project import _project as _K
-    except ImportError:  # extension not built: the plain-Python twin computes the same
-        from xfast.project import _project_py as _K
+_K = load("xfast.project", "_project")
 
 __all__ = [
     "HeuristicStats",
