@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from xfast.errors import ModelError, ParameterError, check_choice, msg
+from xfast.io.labels import labels_of
 from xfast.models.cache import EXPORT_MANIFEST, cached_export
 from xfast.models.registry import locate
 
@@ -140,12 +141,7 @@ def entity_runs(prefixes: list[str], types: list[str], has_subwords: list[bool])
 
 def iob2(entities: list[tuple[int, int, str]], n: int) -> list[str]:
     """IOB2 labels of ``n`` words from ``(start, end, type)`` entities."""
-    tags = ["O"] * n
-    for s, e, t in entities:
-        tags[s] = f"B-{t}"
-        for k in range(s + 1, e):
-            tags[k] = f"I-{t}"
-    return tags
+    return labels_of(entities, n)
 
 
 # --------------------------------------------------------------------------- tagger
