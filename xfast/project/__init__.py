@@ -23,6 +23,7 @@ import numpy as np
 
 from xfast._native import load
 from xfast.errors import DataError, ParameterError, check_choice, msg
+from xfast.io.labels import Entity
 
 _K = load("xfast.project", "_project")
 
@@ -43,7 +44,6 @@ __all__ = [
     "decode_labels",
 ]
 
-Entity = tuple[int, int, str]
 Alignment = "np.ndarray | Iterable[tuple[int, int]]"
 
 METHODS = ("greedy", "bipartite")

@@ -16,6 +16,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from xfast.errors import ParameterError, msg
+from xfast.io.labels import Entity
 from xfast.serve import validation
 
 __all__ = ["Projector", "Projection", "ProjectedSpan", "SERVE_METHODS"]
@@ -44,9 +45,6 @@ class Projection:
 
     labels: list[str]
     spans: list[ProjectedSpan]
-
-
-Entity = tuple[int, int, str]
 
 
 class Projector:

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from xfast.errors import FieldError
+from xfast.io.labels import Entity
 
 __all__ = ["Limits", "TYPE_MAX_CHARS", "TYPE_PATTERN", "WORD_PATTERN", "INT_OPTION_MAX", "check_pair",
            "check_align_pair", "check_pairs", "check_method", "check_config"]
@@ -48,8 +49,6 @@ INT_OPTION_MAX = 2**31 - 1
 _TYPE = re.compile(TYPE_PATTERN)
 _VISIBLE = re.compile(WORD_PATTERN)
 _SURROGATE = re.compile("[\ud800-\udfff]")
-
-Entity = tuple[int, int, str]
 
 
 @dataclass(frozen=True)

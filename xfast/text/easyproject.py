@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from difflib import SequenceMatcher
 
 from xfast.errors import ParameterError, PipelineError, msg
+from xfast.io.labels import Entity
 from xfast.text.detok import treebank_detokenize
 from xfast.text.split import get_splitter
 
@@ -38,8 +39,6 @@ SENTENCE_MAX_LENGTH = 400
 ENTITY_MAX_LENGTH = 200
 
 _SEGMENT = re.compile(r"\[(.*?)\]")
-
-Entity = tuple[int, int, str]
 
 
 @dataclass
