@@ -2,7 +2,7 @@
 """Columnar text kernels for :mod:`xfast.io`: parse CoNLL / plain-text blocks into flat
 token arrays, write CoNLL from them, and read entities off IOB2 label codes.
 
-Private kernels: the caller (``xfast.io.columns``) hands in UTF-8-validated blocks that
+Private kernels: the caller (``xfast.io.conll``) hands in UTF-8-validated blocks that
 start at a line boundary and checks the results; this file assumes valid input.
 Plain-Python twin: ``xfast/io/_text_py.py`` (same signatures and results).
 

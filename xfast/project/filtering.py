@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from xfast.errors import ParameterError, msg
-from xfast.io.columns import ragged_range
+from xfast.io.tokens import ragged_range
 
 __all__ = ["FilterPolicy", "SpanScores", "Filtered", "FILTER_POLICIES", "REASONS", "span_scores",
            "sentence_states", "filter_batch", "keep_rows", "reject_line"]
@@ -236,7 +236,7 @@ def filter_batch(codes: np.ndarray, sent_off: np.ndarray, ent_off: np.ndarray, e
 
 
 def keep_rows(cols, keep: np.ndarray):
-    """The sentences of :class:`~xfast.io.columns.TokenColumns` ``cols`` where ``keep`` (bool
+    """The sentences of :class:`~xfast.io.tokens.TokenColumns` ``cols`` where ``keep`` (bool
     (S,)) is True, in order, as one batch; returns ``(batch, token mask)``."""
     keep = np.asarray(keep, bool)
     tok = np.repeat(keep, cols.lengths())
