@@ -6,6 +6,7 @@ import json as _json
 import sys
 
 from xfast.errors import ParameterError, check_choice, msg
+from xfast.models.modeldir import encoder_source
 from xfast.models.registry import list_models, resolve
 
 __all__ = ["cmd_list", "cmd_export"]
@@ -37,11 +38,11 @@ def cmd_export(src: str, kind: str, layer: int | None = None, out: str | None = 
     check_choice("kind", kind, ("encoder", "tagger", "translator"))
     hf_dir = resolve(src, progress=sys.stderr.isatty())
     if kind == "encoder":
-        from xfast.models.encoder import _default_layer, _encoder_source, export_encoder
+        from xfast.models.encoder import _default_layer, export_encoder
 
         q = None if quantize == "float32" else quantize
         check_choice("quantize", q, (None, "int8", "float16"))
-        hf_dir = _encoder_source(hf_dir)  # a translator's CTranslate2 export: its checkpoint
+        hf_dir = encoder_source(hf_dir)  # a translator's CTranslate2 export: its checkpoint
         path = export_encoder(hf_dir, _default_layer(src, hf_dir) if layer is None else layer, out, quantize=q)
     elif kind == "tagger":
         from xfast.models.tagger import export_tagger

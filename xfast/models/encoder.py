@@ -32,7 +32,6 @@ import shutil
 import sys
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -40,19 +39,19 @@ import numpy as np
 from xfast._native import load
 from xfast.errors import ModelError, ParameterError, check_choice, msg
 from xfast.models.cache import atomic_dir, cache_dir, content_hash, quiet
+from xfast.models.modeldir import ENCODER_META as _META
+from xfast.models.modeldir import ENCODER_QUANTIZE as _QUANTIZE
+from xfast.models.modeldir import TRANSLATORS as _TRANSLATORS
+from xfast.models.modeldir import (check_layer, encoder_source, load_tokenizer, max_length, position_offset,
+                                   read_config)
 from xfast.models.registry import resolve
+from xfast.models.types import Encoded, States, Subwords
 
 __all__ = ["Encoded", "Encoder", "States", "Subwords", "export_encoder", "load_tokenizer", "providers_for",
            "takes_language", "DEVICES"]
 
 _EXPORTER = 2  # bump when the exported graph changes
 _QUANTIZER = 2  # bump when the int8 recipe changes
-_META = "xfast-encoder.json"
-_ROBERTA_LIKE = ("roberta", "xlm-roberta", "camembert", "xlm-roberta-xl")
-#: encoder-decoder translators whose encoder xfast aligns with (NLLB-200's dense checkpoints);
-#: their sentences start with a language code
-_TRANSLATORS = ("m2m_100",)
-_QUANTIZE = (None, "int8", "float16")
 _FLOAT16 = 1  # bump when the float16 recipe changes
 DEVICES = ("cpu", "cuda", "auto")
 _BACKENDS = ("onnx", "torch")
@@ -61,73 +60,6 @@ _BACKENDS = ("onnx", "torch")
 _MODEL_FILES = ("config.json", "model.safetensors", "pytorch_model.bin", "tokenizer.json",
                 "tokenizer_config.json", "special_tokens_map.json", "sentencepiece.bpe.model",
                 "spiece.model", "vocab.txt", "vocab.json", "merges.txt", "added_tokens.json")
-
-
-@dataclass(frozen=True, eq=False)
-class Encoded:
-    """One sentence's encoder output.
-
-    ``states``: float32 ``(n_subwords, hidden)``, layer-L states with special tokens dropped.
-    ``word_ids``: int32 ``(n_subwords,)``, the word index of each subword.
-    """
-
-    states: np.ndarray
-    word_ids: np.ndarray
-
-    def __repr__(self) -> str:
-        n_words = int(self.word_ids.max()) + 1 if len(self.word_ids) else 0
-        return f"Encoded(subwords={self.states.shape[0]}, hidden={self.states.shape[1]}, words>={n_words})"
-
-
-@dataclass(frozen=True, eq=False)
-class Subwords:
-    """The subwords of a batch of S sentences, back to back.
-
-    ``ids``: int64 ``(U,)`` token ids (special tokens not included); ``word_ids``: int32
-    ``(U,)``, each subword's word index in its sentence; ``offsets``: int64 ``(S+1,)``,
-    sentence i owns ``ids[offsets[i]:offsets[i+1]]``.
-    """
-
-    ids: np.ndarray
-    word_ids: np.ndarray
-    offsets: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.offsets) - 1
-
-
-class States:
-    """Subword states of S sentences, left in the arrays the model wrote (no copy).
-
-    ``blocks``: float32 ``(rows, hidden)`` arrays; sentence i's states are the
-    ``offsets[i+1] - offsets[i]`` rows of ``blocks[where[i, 0]]`` from row ``where[i, 1]``.
-    """
-
-    def __init__(self, blocks: list[np.ndarray], where: np.ndarray, offsets: np.ndarray,
-                 transform=None) -> None:
-        self.blocks, self.where, self.offsets = blocks, where, offsets
-        self.transform = transform  # applied to the model's states already (None: raw states)
-        self._mapped: dict = {}
-
-    def __len__(self) -> int:
-        return len(self.offsets) - 1
-
-    def sentence(self, i: int) -> np.ndarray:
-        """Sentence ``i``'s states, a view."""
-        b, r = self.where[i]
-        return self.blocks[b][r:r + self.offsets[i + 1] - self.offsets[i]]
-
-    def sentences(self) -> list[np.ndarray]:
-        """Every sentence's states, views."""
-        w, off = self.where.tolist(), self.offsets.tolist()
-        return [self.blocks[b][r:r + off[i + 1] - off[i]] for i, (b, r) in enumerate(w)]
-
-    def map(self, fn) -> States:
-        """New states with ``fn`` (a row-wise function that leaves its input as it is)
-        applied to every block, computed once per ``fn`` and kept."""
-        if fn not in self._mapped:
-            self._mapped[fn] = States([fn(b) for b in self.blocks], self.where, self.offsets, fn)
-        return self._mapped[fn]
 
 
 _pack = load("xfast.models", "_packing")
@@ -139,95 +71,13 @@ def _word_cache(max_words: int):
 
 
 # ----------------------------------------------------------------------------- model files
-def _config(hf_dir: Path) -> dict:
-    """A model's config.json; a translator's encoder sizes under the names encoders use."""
-    cfg = hf_dir / "config.json"
-    if not cfg.is_file():
-        raise ModelError(msg("E411", path=hf_dir, reason="no config.json"))
-    cfg = json.loads(cfg.read_text(encoding="utf-8"))
-    if cfg.get("model_type") in _TRANSLATORS:
-        cfg = {**cfg, "hidden_size": cfg["d_model"], "num_hidden_layers": cfg["encoder_layers"],
-               "intermediate_size": cfg.get("encoder_ffn_dim")}
-    return cfg
-
-
-def _encoder_source(model_dir: Path) -> Path:
-    """The Hugging Face directory behind a CTranslate2 translator export (the checkpoint it
-    was converted from, which holds the encoder's weights); any other directory as it is."""
-    from xfast.models.cache import EXPORT_MANIFEST
-
-    manifest = model_dir / EXPORT_MANIFEST
-    if manifest.is_file() and not (model_dir / _META).is_file():
-        try:
-            data = json.loads(manifest.read_text(encoding="utf-8"))
-        except ValueError as e:
-            raise ModelError(msg("E411", path=model_dir, reason=f"its {EXPORT_MANIFEST} is not JSON ({e})")) from e
-        if data.get("kind") == "translator":
-            source = Path(data.get("source", ""))
-            if not (source / "config.json").is_file():
-                raise ModelError(msg("E411", path=model_dir, reason=(
-                    f"a CTranslate2 export whose source checkpoint {source} is gone; the encoder's weights "
-                    "are only in the Hugging Face checkpoint: pass that directory")))
-            return source
-    return model_dir
-
-
-def _max_length(cfg: dict) -> int:
-    """Longest input (special tokens included) the position table allows."""
-    return int(cfg.get("max_position_embeddings", 512)) - _position_offset(cfg)
-
-
-def _position_offset(cfg: dict) -> int:
-    """Position id of a sentence's first token (RoBERTa-like models count from pad + 1)."""
-    return int(cfg.get("pad_token_id", 1)) + 1 if cfg.get("model_type") in _ROBERTA_LIKE else 0
-
-
-def _check_layer(layer: object, cfg: dict, where: object) -> int:
-    n = int(cfg.get("num_hidden_layers", 0))
-    if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)) or not 0 <= layer <= n:
-        raise ParameterError(msg("E412", layer=layer, name=where, n=n))
-    return int(layer)
-
-
-def load_tokenizer(model_dir: str | Path):
-    """A ``tokenizers.Tokenizer`` for a model directory, no truncation, no padding.
-
-    Uses ``tokenizer.json`` when present, else converts the directory's slow tokenizer
-    files once through transformers' ``AutoTokenizer``.
-    """
-    from tokenizers import Tokenizer
-
-    model_dir = Path(model_dir)
-    path = model_dir / "tokenizer.json"
-    if path.is_file():
-        tok = Tokenizer.from_file(str(path))
-    else:
-        tok = Tokenizer.from_str(_tokenizer_json_from_hf(model_dir))
-    tok.no_truncation()
-    tok.no_padding()
-    return tok
-
-
-def _tokenizer_json_from_hf(hf_dir: Path) -> str:
-    try:
-        from transformers import AutoTokenizer
-
-        hf_tok = AutoTokenizer.from_pretrained(str(hf_dir))
-    except Exception as e:  # noqa: BLE001 - any loader failure is "no usable tokenizer"
-        raise ModelError(msg("E411", path=hf_dir, reason=f"no tokenizer.json and AutoTokenizer failed ({e})")) from e
-    backend = getattr(hf_tok, "backend_tokenizer", None) or getattr(hf_tok, "_tokenizer", None)
-    if backend is None:
-        raise ModelError(msg("E411", path=hf_dir, reason="the tokenizer has no fast (tokenizers) form"))
-    return backend.to_str()
-
-
 def _load_cut_model(hf_dir: Path, layer: int, attn: str | None = None):
     """transformers base model with ``encoder.layer`` cut after ``layer``, in eval mode."""
     import torch  # noqa: F401 - transformers needs it; imported here to fail clearly
     from transformers import AutoModel
 
     kw = {"attn_implementation": attn} if attn else {}
-    if _config(hf_dir).get("model_type") in _TRANSLATORS:
+    if read_config(hf_dir).get("model_type") in _TRANSLATORS:
         return _load_cut_translator(hf_dir, layer, kw)
     try:
         try:
@@ -480,8 +330,8 @@ def export_encoder(hf_dir: str | os.PathLike, layer: int, out_dir: str | os.Path
     hf_dir = Path(hf_dir)
     if not hf_dir.is_dir():
         raise ModelError(msg("E411", path=hf_dir, reason="not a directory"))
-    cfg = _config(hf_dir)
-    layer = _check_layer(layer, cfg, hf_dir)
+    cfg = read_config(hf_dir)
+    layer = check_layer(layer, cfg, hf_dir)
     reduce_range = quantize == "int8" and not _has_vnni()
     key = content_hash(_model_files(hf_dir), extra={
         "layer": layer, "quantize": quantize, "exporter": _EXPORTER,
@@ -514,8 +364,8 @@ def export_encoder(hf_dir: str | os.PathLike, layer: int, out_dir: str | os.Path
         meta = {
             "key": key, "source": str(hf_dir.resolve()), "layer": layer, "quantize": quantize,
             "model_type": cfg.get("model_type"), "hidden_size": cfg.get("hidden_size"),
-            "max_length": _max_length(cfg), "pad_token_id": cfg.get("pad_token_id") or 0,
-            "packed": packed, "position_offset": _position_offset(cfg),
+            "max_length": max_length(cfg), "pad_token_id": cfg.get("pad_token_id") or 0,
+            "packed": packed, "position_offset": position_offset(cfg),
             "num_hidden_layers": cfg.get("num_hidden_layers"), "intermediate_size": cfg.get("intermediate_size"),
         }
         (tmp / _META).write_text(json.dumps(meta, indent=2))
@@ -538,9 +388,9 @@ def takes_language(model: object) -> bool:
             return get(str(model)).kind == "translator"
         except ParameterError:
             path = resolve(model)
-    path = _encoder_source(path)
+    path = encoder_source(path)
     if (path / "config.json").is_file():
-        return _config(path).get("model_type") in _TRANSLATORS
+        return read_config(path).get("model_type") in _TRANSLATORS
     meta = path / _META
     return meta.is_file() and json.loads(meta.read_text(encoding="utf-8")).get("model_type") in _TRANSLATORS
 
@@ -553,7 +403,7 @@ def _default_layer(model: str | os.PathLike, model_dir: Path) -> int:
     if meta.is_file() and not (model_dir / "config.json").is_file():
         return int(json.loads(meta.read_text(encoding="utf-8"))["layer"])
     if (model_dir / "config.json").is_file():
-        cfg = _config(model_dir)
+        cfg = read_config(model_dir)
         if cfg.get("model_type") in _TRANSLATORS:
             return int(cfg["num_hidden_layers"])
     if isinstance(model, str) and not Path(model).expanduser().is_dir():
@@ -747,12 +597,12 @@ class Encoder:
                                 ("word_cache", word_cache, 1)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < lo):
                 raise ParameterError(msg("E202", name=name, expected=f"an int >= {lo}", value=value))
-        self.model_dir = _encoder_source(resolve(model))
+        self.model_dir = encoder_source(resolve(model))
         if layer is None:
             layer = _default_layer(model, self.model_dir)
         export = _as_export(self.model_dir, layer, backend, quantize)
-        cfg = _config(self.model_dir) if export is None else _export_config(export)
-        self.layer = _check_layer(layer, cfg, model)
+        cfg = read_config(self.model_dir) if export is None else _export_config(export)
+        self.layer = check_layer(layer, cfg, model)
         self.backend, self.quantize, self.max_tokens = backend, quantize, max_tokens
         self.hidden_size = int(cfg["hidden_size"])
         self.pad_id = int(cfg.get("pad_token_id") or 0)
@@ -776,7 +626,7 @@ class Encoder:
             self._codes: dict[str, int] = {}
         else:
             self._prefix, self._suffix = self._specials()
-        limit = _max_length(cfg)
+        limit = max_length(cfg)
         self.max_length = limit if window is None else min(window, limit)
         self._content = self.max_length - len(self._prefix) - len(self._suffix)
         if self._content < 2:

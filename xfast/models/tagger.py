@@ -32,12 +32,12 @@ import numpy as np
 from xfast.errors import ModelError, ParameterError, check_choice, msg
 from xfast.io.labels import labels_of
 from xfast.models.cache import EXPORT_MANIFEST, cached_export
+from xfast.models.modeldir import ROBERTA_LIKE, tokenizer_of
 from xfast.models.registry import locate
 
 __all__ = ["Tagger", "TaggerStats", "export_tagger", "entity_runs", "iob2"]
 
 _ONNX = "model.onnx"
-_ROBERTA_TYPES = ("roberta", "xlm-roberta", "camembert", "xlm-roberta-xl")
 
 
 # --------------------------------------------------------------------------- export
@@ -166,18 +166,6 @@ class TaggerStats:
         return dict(self.__dict__)
 
 
-def _tokenizer(model_dir: Path):
-    """A ``tokenizers.Tokenizer`` for the model (tokenizer.json, else transformers' fast one)."""
-    from tokenizers import Tokenizer
-
-    path = model_dir / "tokenizer.json"
-    if path.is_file():
-        return Tokenizer.from_file(str(path))
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(str(model_dir)).backend_tokenizer
-
-
 def _special_frame(tok) -> tuple[list[int], list[int]]:
     """Ids the tokenizer puts before and after the words of one sequence."""
     with_sp = tok.encode(["x"], is_pretokenized=True, add_special_tokens=True).ids
@@ -246,12 +234,12 @@ class Tagger:
                     p, t = "O", ""
             self._prefix.append(p)
             self._type.append(t)
-        self._tok = _tokenizer(self.model_dir)
+        self._tok = tokenizer_of(self.model_dir)
         self._head, self._tail = _special_frame(self._tok)
         self._pad = config.get("pad_token_id")
         self._pad = 0 if self._pad is None else int(self._pad)
         limit = int(config.get("max_position_embeddings", 512))
-        if config.get("model_type") in _ROBERTA_TYPES:
+        if config.get("model_type") in ROBERTA_LIKE:
             limit -= self._pad + 1
         limit = min(limit, 512) if limit > 0 else 512
         if max_length is not None:

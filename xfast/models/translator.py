@@ -17,8 +17,9 @@ from importlib import metadata
 from pathlib import Path
 
 from xfast.errors import ModelError, ParameterError, check_choice, msg
-from xfast.models.flores import flores_code
 from xfast.models.cache import EXPORT_MANIFEST, cached_export
+from xfast.models.flores import flores_code
+from xfast.models.modeldir import tokenizer_of
 from xfast.models.registry import locate
 
 __all__ = ["Translator", "TranslatorStats", "export_translator", "is_repetition_loop"]
@@ -184,7 +185,7 @@ class Translator:
         self.model_dir = locate(model, backend, kind="translator", marker=_CT2, manifest=EXPORT_MANIFEST,
                                 export=export_translator, described="transformers translator",
                                 export_described="a CTranslate2 export")
-        self._tok = _tokenizer(self.model_dir)
+        self._tok = tokenizer_of(self.model_dir)
         self.max_input_tokens = _max_positions(self.model_dir)
         self._eos = self._tok.token_to_id("</s>")
         self._unk = self._tok.token_to_id("<unk>")
@@ -424,14 +425,3 @@ def _export_source(model_dir: Path) -> Path:
         return Path(json.loads((model_dir / EXPORT_MANIFEST).read_text(encoding="utf-8"))["source"])
     except (OSError, ValueError, KeyError, TypeError):
         return model_dir
-
-
-def _tokenizer(model_dir: Path):
-    from tokenizers import Tokenizer
-
-    path = model_dir / "tokenizer.json"
-    if path.is_file():
-        return Tokenizer.from_file(str(path))
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(str(model_dir)).backend_tokenizer
