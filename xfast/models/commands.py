@@ -1,4 +1,8 @@
-"""``xfast models list`` and ``xfast models export``: thin wrappers over the registry and exporters."""
+"""``xfast models list`` and ``xfast models export``: thin wrappers over the registry and exporters.
+
+The exporters (:mod:`xfast.models.export`) import torch, transformers and ctranslate2 at their
+top, so :func:`cmd_export` imports the one it runs.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import json as _json
 import sys
 
 from xfast.errors import ParameterError, check_choice, msg
+from xfast.models.encoder import _default_layer
 from xfast.models.modeldir import encoder_source
 from xfast.models.registry import list_models, resolve
 
@@ -38,7 +43,7 @@ def cmd_export(src: str, kind: str, layer: int | None = None, out: str | None = 
     check_choice("kind", kind, ("encoder", "tagger", "translator"))
     hf_dir = resolve(src, progress=sys.stderr.isatty())
     if kind == "encoder":
-        from xfast.models.encoder import _default_layer, export_encoder
+        from xfast.models.export.encoder import export_encoder
 
         q = None if quantize == "float32" else quantize
         check_choice("quantize", q, (None, "int8", "float16"))

@@ -2,10 +2,12 @@
 
 Two pieces:
 
-* :func:`export_encoder` writes an ONNX model cut after layer ``L`` (only layers 1..L are
-  computed; its output equals transformers' ``hidden_states[L]``), optionally int8
-  dynamically quantized, into a cache directory keyed by the source files' hashes and the
-  package versions.
+* :func:`xfast.models.export.encoder.export_encoder` writes an ONNX model cut after layer ``L``
+  (only layers 1..L are computed; its output equals transformers' ``hidden_states[L]``),
+  optionally int8 dynamically quantized, into a cache directory keyed by the source files'
+  hashes and the package versions. The exporter imports torch and transformers at its top:
+  it is imported when an export must be built, and ``export_encoder`` stays importable from
+  here, loaded when first asked for.
 * :class:`Encoder` runs it batch-first: each sentence is tokenized once with the fast
   tokenizer (``tokenizers`` on ``tokenizer.json``, words pre-split, ``word_ids()`` giving the
   subword-to-word map), windows of at most the model's limit are cut from over-long
@@ -25,12 +27,8 @@ attention sees the padded ``(batch, seq)`` layout, so padding costs attention, n
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
-import shutil
-import sys
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -38,28 +36,18 @@ import numpy as np
 
 from xfast._native import load
 from xfast.errors import ModelError, ParameterError, check_choice, msg
-from xfast.models.cache import atomic_dir, cache_dir, content_hash, quiet
 from xfast.models.modeldir import ENCODER_META as _META
 from xfast.models.modeldir import ENCODER_QUANTIZE as _QUANTIZE
 from xfast.models.modeldir import TRANSLATORS as _TRANSLATORS
-from xfast.models.modeldir import (check_layer, encoder_source, load_tokenizer, max_length, position_offset,
-                                   read_config)
+from xfast.models.modeldir import check_layer, encoder_source, load_tokenizer, max_length, read_config
 from xfast.models.registry import resolve
 from xfast.models.types import Encoded, States, Subwords
 
-__all__ = ["Encoded", "Encoder", "States", "Subwords", "export_encoder", "load_tokenizer", "providers_for",
-           "takes_language", "DEVICES"]
+__all__ = ["Encoded", "Encoder", "States", "Subwords", "load_tokenizer", "providers_for", "takes_language",
+           "DEVICES"]
 
-_EXPORTER = 2  # bump when the exported graph changes
-_QUANTIZER = 2  # bump when the int8 recipe changes
-_FLOAT16 = 1  # bump when the float16 recipe changes
 DEVICES = ("cpu", "cuda", "auto")
 _BACKENDS = ("onnx", "torch")
-# files that define a model; anything else in a hub snapshot (README, .gitattributes,
-# other formats) must not change the export's key
-_MODEL_FILES = ("config.json", "model.safetensors", "pytorch_model.bin", "tokenizer.json",
-                "tokenizer_config.json", "special_tokens_map.json", "sentencepiece.bpe.model",
-                "spiece.model", "vocab.txt", "vocab.json", "merges.txt", "added_tokens.json")
 
 
 _pack = load("xfast.models", "_packing")
@@ -68,229 +56,6 @@ _wordcache = load("xfast.models", "_wordcache")
 
 def _word_cache(max_words: int):
     return _wordcache.WordCache(max_words)
-
-
-# ----------------------------------------------------------------------------- model files
-def _load_cut_model(hf_dir: Path, layer: int, attn: str | None = None):
-    """transformers base model with ``encoder.layer`` cut after ``layer``, in eval mode."""
-    import torch  # noqa: F401 - transformers needs it; imported here to fail clearly
-    from transformers import AutoModel
-
-    kw = {"attn_implementation": attn} if attn else {}
-    if read_config(hf_dir).get("model_type") in _TRANSLATORS:
-        return _load_cut_translator(hf_dir, layer, kw)
-    try:
-        try:
-            model = AutoModel.from_pretrained(str(hf_dir), add_pooling_layer=False, **kw)
-        except TypeError:
-            model = AutoModel.from_pretrained(str(hf_dir), **kw)
-    except Exception as e:  # noqa: BLE001
-        raise ModelError(msg("E411", path=hf_dir, reason=f"transformers cannot load it ({e})")) from e
-    enc = getattr(model, "encoder", None)
-    if enc is None or not hasattr(enc, "layer"):
-        raise ModelError(msg("E414", what=f"encoder from {hf_dir}",
-                             reason=f"{type(model).__name__} has no encoder.layer stack (BERT-like models only)"))
-    enc.layer = enc.layer[:layer]
-    if getattr(model, "pooler", None) is not None:
-        model.pooler = None
-    return model.eval()
-
-
-def _load_cut_translator(hf_dir: Path, layer: int, kw: dict):
-    """The encoder of a translation checkpoint cut after ``layer`` (its final layer norm kept
-    only when every layer is), in eval mode: its output equals ``hidden_states[layer]`` of
-    transformers' encoder, the last one being its ``last_hidden_state``."""
-    import torch
-    from transformers import AutoModelForSeq2SeqLM
-
-    try:
-        model = AutoModelForSeq2SeqLM.from_pretrained(str(hf_dir), **kw)
-    except Exception as e:  # noqa: BLE001
-        raise ModelError(msg("E411", path=hf_dir, reason=f"transformers cannot load it ({e})")) from e
-    enc = model.get_encoder()
-    del model  # the decoder goes; the encoder keeps what it shares (the embedding table)
-    if layer < len(enc.layers):
-        enc.layer_norm = torch.nn.Identity()
-    enc.layers = enc.layers[:layer]
-    return enc.eval()
-
-
-def _model_files(hf_dir: Path) -> list[Path]:
-    files = [hf_dir / f for f in _MODEL_FILES if (hf_dir / f).is_file()]
-    files += sorted(hf_dir.glob("model-*.safetensors")) + sorted(hf_dir.glob("pytorch_model-*.bin"))
-    return files
-
-
-# ----------------------------------------------------------------------------- export
-_PACKABLE = ("bert", "roberta", "xlm-roberta", "camembert")
-_PACKED_INPUTS = ["input_ids", "position_ids", "gather_idx", "unpad_idx", "attention_mask"]
-
-
-def _packable(model) -> bool:
-    """A BERT-layout model (absolute positions, post-LN layers) that the packed graph can run."""
-    cfg = model.config
-    if cfg.model_type not in _PACKABLE or getattr(cfg, "position_embedding_type", "absolute") != "absolute":
-        return False
-    emb = model.embeddings
-    if not all(hasattr(emb, n) for n in ("word_embeddings", "position_embeddings", "LayerNorm")):
-        return False
-    return all(hasattr(lay, "attention") and hasattr(lay.attention, "self") and hasattr(lay, "intermediate")
-               for lay in model.encoder.layer)
-
-
-def _packed_module(model):
-    """The cut encoder over packed tokens: token-wise ops (embeddings, Q/K/V, output and
-    FFN projections, layer norms) run on the ``(n_tokens, hidden)`` matrix of real tokens
-    only; attention alone is laid out ``(batch, heads, seq, head_dim)`` with a key mask.
-    Same arithmetic as transformers' eager BERT/XLM-R layers, minus the padding rows.
-    """
-    import torch
-    from transformers.activations import ACT2FN
-
-    cfg, emb = model.config, model.embeddings
-    hidden, heads = cfg.hidden_size, cfg.num_attention_heads
-    head_dim = hidden // heads
-    act = ACT2FN[cfg.hidden_act]
-    scaling = head_dim**-0.5
-
-    class _Packed(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.emb, self.layers = emb, model.encoder.layer
-
-        def forward(self, input_ids, position_ids, gather_idx, unpad_idx, attention_mask):
-            b, t = attention_mask.shape[0], attention_mask.shape[1]
-            x = self.emb.word_embeddings(input_ids) + self.emb.position_embeddings(position_ids)
-            if hasattr(self.emb, "token_type_embeddings"):
-                x = x + self.emb.token_type_embeddings.weight[0]
-            x = self.emb.LayerNorm(x)
-            bias = (1.0 - attention_mask[:, None, None, :].to(x.dtype)) * torch.finfo(x.dtype).min
-            zero = x.new_zeros(1, hidden)
-
-            def pad(y):  # (n, hidden) -> (b, heads, t, head_dim); padding slots read the zero row
-                return torch.cat([y, zero])[gather_idx].view(b, t, heads, head_dim).transpose(1, 2)
-
-            for layer in self.layers:
-                att = layer.attention
-                q, k, v = pad(att.self.query(x)), pad(att.self.key(x)), pad(att.self.value(x))
-                probs = torch.softmax(torch.matmul(q, k.transpose(2, 3)) * scaling + bias, dim=-1)
-                ctx = torch.matmul(probs, v).transpose(1, 2).reshape(b * t, hidden)[unpad_idx]
-                x = att.output.LayerNorm(att.output.dense(ctx) + x)
-                x = layer.output.LayerNorm(layer.output.dense(act(layer.intermediate.dense(x))) + x)
-            return x
-
-    return _Packed().eval()
-
-
-def _export_onnx(hf_dir: Path, layer: int, out: Path) -> bool:
-    """Write ``out/model.onnx``; returns whether it is the packed graph."""
-    import torch
-
-    model = _load_cut_model(hf_dir, layer, attn="eager")
-    if _packable(model):
-        wrapper = _packed_module(model)
-        # two rows of 5 and 3 tokens: 8 packed tokens in 10 slots, the padding slots read row 8
-        mask = torch.tensor([[1] * 5, [1] * 3 + [0] * 2])
-        args = (torch.full((8,), 5, dtype=torch.long), torch.tensor([0, 1, 2, 3, 4, 0, 1, 2]),
-                torch.tensor([0, 1, 2, 3, 4, 5, 6, 7, 8, 8]), torch.tensor([0, 1, 2, 3, 4, 5, 6, 7]), mask)
-        names, axes = _PACKED_INPUTS, {"input_ids": {0: "tokens"}, "position_ids": {0: "tokens"},
-                                       "gather_idx": {0: "slots"}, "unpad_idx": {0: "tokens"},
-                                       "attention_mask": {0: "batch", 1: "seq"}, "hidden": {0: "tokens"}}
-    else:
-        takes_types = "token_type_ids" in inspect.signature(model.forward).parameters
-
-        class _Cut(torch.nn.Module):
-            def __init__(self) -> None:
-                super().__init__()
-                self.model = model
-
-            def forward(self, input_ids, attention_mask):
-                kw = {"token_type_ids": torch.zeros_like(input_ids)} if takes_types else {}
-                return self.model(input_ids=input_ids, attention_mask=attention_mask, **kw).last_hidden_state
-
-        wrapper = _Cut().eval()  # the wrapper itself in eval mode, or export keeps dropout
-        ids = torch.full((2, 7), 5, dtype=torch.long)
-        mask = torch.ones_like(ids)
-        mask[1, 5:] = 0
-        args = (ids, mask)
-        names, axes = ["input_ids", "attention_mask"], {"input_ids": {0: "batch", 1: "seq"},
-                                                        "attention_mask": {0: "batch", 1: "seq"},
-                                                        "hidden": {0: "batch", 1: "seq"}}
-    # the tracer's warnings are about branches fixed for any (batch, seq) with a full-length
-    # mask, which is what the runtime always passes
-    with torch.inference_mode(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(wrapper, args, str(out / "model.onnx"), input_names=names, output_names=["hidden"],
-                          dynamic_axes=axes, opset_version=17, dynamo=False, do_constant_folding=True)
-    return wrapper.__class__.__name__ == "_Packed"
-
-
-def _has_vnni() -> bool:
-    """True on x86 CPUs with VNNI int8 dot products (or when the flags cannot be read)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return True
-    return "vnni" in flags or "avx2" not in flags
-
-
-def _quantize_int8(src: Path, dst: Path, reduce_range: bool) -> None:
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    # Linear weights (Gemm/MatMul with a weight) per output channel; the embedding table and
-    # the attention products stay float32. Per channel matters for e5-small, whose weights
-    # carry 4-bit block scales: median per-subword cosine to float32 0.983 vs 0.942 per
-    # tensor on Europarl. reduce_range (7-bit weights) only where u8*s8 products would
-    # saturate: AVX2 without VNNI.
-    quantize_dynamic(str(src), str(dst), op_types_to_quantize=["MatMul", "Gemm"],
-                     weight_type=QuantType.QInt8, per_channel=True, reduce_range=reduce_range)
-
-
-def _convert_float16(src: Path, dst: Path) -> None:
-    """``src`` with its matrix products in float16: every MatMul and Gemm takes float16
-    weights (converted once) and float16 activations (a Cast before it, shared by the products
-    that read the same tensor), and its result is cast back to float32. Everything else (layer
-    norms, softmax, GELU, residual sums, the attention mask's large negative bias) stays
-    float32, so that half precision only touches what tensor cores accelerate. Inputs and the
-    output keep their types (int64 ids in, float32 states out)."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    model = onnx.load(str(src))
-    g = model.graph
-    inits = {t.name: t for t in g.initializer}
-    halves: dict[str, str] = {}  # float32 initializer or tensor -> its float16 twin
-    nodes = []
-
-    def half(name: str, owner: str) -> str:
-        if name not in halves:
-            if name in inits and inits[name].data_type == TensorProto.FLOAT:
-                arr = numpy_helper.to_array(inits[name]).astype(np.float16)
-                g.initializer.append(numpy_helper.from_array(arr, f"{name}::fp16"))
-            else:
-                nodes.append(helper.make_node("Cast", [name], [f"{name}::fp16"], to=TensorProto.FLOAT16,
-                                              name=f"{owner}::cast16::{len(halves)}"))
-            halves[name] = f"{name}::fp16"
-        return halves[name]
-
-    for node in g.node:
-        if node.op_type not in ("MatMul", "Gemm"):
-            nodes.append(node)
-            continue
-        node.input[:] = [half(i, node.name) if i else i for i in node.input]
-        out = node.output[0]
-        node.output[0] = f"{out}::fp16"
-        nodes.append(node)
-        nodes.append(helper.make_node("Cast", [node.output[0]], [out], to=TensorProto.FLOAT,
-                                      name=f"{node.name}::cast32"))
-    used = {i for n in nodes for i in n.input}
-    kept = [t for t in g.initializer if t.name in used]
-    del g.initializer[:]
-    g.initializer.extend(kept)
-    del g.node[:]
-    g.node.extend(nodes)
-    del g.value_info[:]  # types changed; the runtime infers them again
-    onnx.save(model, str(dst))
 
 
 def providers_for(device: str) -> list[str]:
@@ -306,70 +71,6 @@ def providers_for(device: str) -> list[str]:
     if device == "cpu" or not has_cuda:
         return ["CPUExecutionProvider"]
     return ["CUDAExecutionProvider", "CPUExecutionProvider"]
-
-
-def export_encoder(hf_dir: str | os.PathLike, layer: int, out_dir: str | os.PathLike | None = None, *,
-                   quantize: str | None = None, name: str | None = None) -> Path:
-    """Export the encoder of the Hugging Face directory ``hf_dir`` cut after ``layer`` to ONNX.
-
-    Returns a directory holding ``model.onnx``, ``tokenizer.json`` and ``xfast-encoder.json``
-    (layer, limits, graph form). BERT/XLM-R layouts get the *packed* graph: int64 inputs
-    ``input_ids``, ``position_ids`` and ``unpad_idx`` (slot of each real token in the padded
-    batch) of shape ``(n_tokens,)``, ``gather_idx`` ``(batch * seq,)`` (packed row of each
-    slot, ``n_tokens`` for padding) and ``attention_mask`` ``(batch, seq)``; output ``hidden``
-    float32 ``(n_tokens, hidden)``. Other architectures: ``input_ids`` and ``attention_mask``
-    ``(batch, seq)`` in, ``(batch, seq, hidden)`` out. Either way the states equal
-    transformers' ``hidden_states[layer]``; :class:`Encoder` drives both. ``quantize``:
-    None (float32), ``"int8"`` (dynamic quantization of the MatMul weights) or ``"float16"``
-    (for GPUs: matrix products in half precision, everything else in float32). Without
-    ``out_dir`` the export is cached under :func:`~xfast.models.cache.cache_dir` by content
-    hash and reused. ``name``: what the notice of a new export calls the model (default: the
-    directory's name; xfast's own builds live in folders named by a hash).
-    """
-    check_choice("quantize", quantize, _QUANTIZE)
-    hf_dir = Path(hf_dir)
-    if not hf_dir.is_dir():
-        raise ModelError(msg("E411", path=hf_dir, reason="not a directory"))
-    cfg = read_config(hf_dir)
-    layer = check_layer(layer, cfg, hf_dir)
-    reduce_range = quantize == "int8" and not _has_vnni()
-    key = content_hash(_model_files(hf_dir), extra={
-        "layer": layer, "quantize": quantize, "exporter": _EXPORTER,
-        "quantizer": [_QUANTIZER, reduce_range] if quantize == "int8" else
-        ([_FLOAT16] if quantize == "float16" else None)})
-    final = Path(out_dir) if out_dir is not None else cache_dir() / "encoders" / key
-    meta_path = final / _META
-    if meta_path.is_file() and json.loads(meta_path.read_text()).get("key") == key:
-        return final
-    if out_dir is not None and final.exists():
-        if not meta_path.is_file():
-            raise ModelError(msg("E414", what=f"encoder to {final}",
-                                 reason="the directory exists and is not an xfast export; choose another --out"))
-        shutil.rmtree(final)
-    # int8 and float16 are made from the (cached) float32 export
-    fp32 = export_encoder(hf_dir, layer, name=name) if quantize else None
-    if not quiet():
-        print(f"xfast: exporting {name or hf_dir.name} cut after layer {layer} to ONNX"
-              f"{f' ({quantize})' if quantize else ''}, once; cached in {final}", file=sys.stderr)
-    with atomic_dir(final) as tmp:
-        if quantize == "int8":
-            _quantize_int8(fp32 / "model.onnx", tmp / "model.onnx", reduce_range)
-            packed = json.loads((fp32 / _META).read_text())["packed"]
-        elif quantize == "float16":
-            _convert_float16(fp32 / "model.onnx", tmp / "model.onnx")
-            packed = json.loads((fp32 / _META).read_text())["packed"]
-        else:
-            packed = _export_onnx(hf_dir, layer, tmp)
-        (tmp / "tokenizer.json").write_text(load_tokenizer(hf_dir).to_str(), encoding="utf-8")
-        meta = {
-            "key": key, "source": str(hf_dir.resolve()), "layer": layer, "quantize": quantize,
-            "model_type": cfg.get("model_type"), "hidden_size": cfg.get("hidden_size"),
-            "max_length": max_length(cfg), "pad_token_id": cfg.get("pad_token_id") or 0,
-            "packed": packed, "position_offset": position_offset(cfg),
-            "num_hidden_layers": cfg.get("num_hidden_layers"), "intermediate_size": cfg.get("intermediate_size"),
-        }
-        (tmp / _META).write_text(json.dumps(meta, indent=2))
-    return final
 
 
 def takes_language(model: object) -> bool:
@@ -538,10 +239,12 @@ class _TorchBackend:
     def __init__(self, hf_dir: Path, layer: int, threads: int | None, pad_id: int) -> None:
         import torch
 
+        from xfast.models.export.encoder import load_cut_model
+
         if threads:
             torch.set_num_threads(int(threads))
         self.torch = torch
-        self.model = _load_cut_model(hf_dir, layer)
+        self.model = load_cut_model(hf_dir, layer)
         self.pad_id = pad_id
 
     def __call__(self, ids: np.ndarray, lengths: np.ndarray) -> np.ndarray:
@@ -607,7 +310,10 @@ class Encoder:
         self.hidden_size = int(cfg["hidden_size"])
         self.pad_id = int(cfg.get("pad_token_id") or 0)
         if backend == "onnx":
-            export = export or export_encoder(self.model_dir, self.layer, quantize=quantize, name=Path(model).name)
+            if export is None:  # a Hugging Face directory: its export, built once (torch loads only here)
+                from xfast.models.export.encoder import export_encoder
+
+                export = export_encoder(self.model_dir, self.layer, quantize=quantize, name=Path(model).name)
             self._run = _OnnxBackend(export, threads, providers, io_binding)
             self.tokenizer = load_tokenizer(export)
         else:
@@ -818,3 +524,13 @@ class Encoder:
                 on_batch(len(rows))
             k = j
         return blocks, at
+
+
+def __getattr__(name: str):
+    """``export_encoder``, which moved to :mod:`xfast.models.export.encoder` (torch at its top),
+    still importable from here: loaded when first asked for."""
+    if name == "export_encoder":
+        from xfast.models.export.encoder import export_encoder
+
+        return export_encoder
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
