@@ -1,28 +1,27 @@
 """The aligner's encoder: words in, layer-L subword states out (docs/alignment.md).
 
-Two pieces:
+:class:`Encoder` runs a model cut after layer ``L`` batch-first: each sentence is tokenized once
+with the fast tokenizer (``tokenizers`` on ``tokenizer.json``, words pre-split, ``word_ids()``
+giving the subword-to-word map), windows of at most the model's limit are cut from over-long
+sentences (overlapping by half, each subword taken from the window where it sits most
+centrally, so every word gets states), windows are sorted by length and packed into batches
+under a token budget, and the states come back per sentence with special tokens dropped.
 
-* :func:`xfast.models.export.encoder.export_encoder` writes an ONNX model cut after layer ``L``
-  (only layers 1..L are computed; its output equals transformers' ``hidden_states[L]``),
-  optionally int8 dynamically quantized, into a cache directory keyed by the source files'
-  hashes and the package versions. The exporter imports torch and transformers at its top:
-  it is imported when an export must be built, and ``export_encoder`` stays importable from
-  here, loaded when first asked for.
-* :class:`Encoder` runs it batch-first: each sentence is tokenized once with the fast
-  tokenizer (``tokenizers`` on ``tokenizer.json``, words pre-split, ``word_ids()`` giving the
-  subword-to-word map), windows of at most the model's limit are cut from over-long
-  sentences (overlapping by half, each subword taken from the window where it sits most
-  centrally, so every word gets states), windows are sorted by length and packed into
-  batches under a token budget, and the states come back per sentence with special
-  tokens dropped. A transformers backend behind the same object is the parity reference.
+The model runs behind a backend (:mod:`xfast.models.backends`, one module per runtime): ONNX
+Runtime on an export that :func:`xfast.models.export.encoder.export_encoder` writes once into
+the cache (cut after layer ``L``, optionally int8 or float16; packed for BERT and XLM-R
+layouts), or transformers itself, the parity reference. This module holds the runtime only;
+the backend modules and the exporter import onnxruntime, torch and transformers, and are
+imported when an encoder is made (:meth:`Encoder._open_backend`).
 
 The encoder of an NLLB-200 (M2M100) translation checkpoint aligns too (docs/alignment.md, "The
 translator's encoder"): it is exported the same way, and each sentence is fed as the translator
 feeds it, ``[language code] subwords </s>``, with the code of the sentence's own language.
 
-For BERT and XLM-R layouts the exported graph is *packed*: the token-wise work (embeddings,
-projections, FFN, layer norms; about 85% of the time) runs on the real tokens only and only
-attention sees the padded ``(batch, seq)`` layout, so padding costs attention, not matmuls.
+Kept importable from here: the types of :mod:`xfast.models.types`, :func:`load_tokenizer`
+(:mod:`xfast.models.modeldir`), ``DEVICES`` (:mod:`xfast.models.backends`) and, loaded on
+first use, ``export_encoder`` (:mod:`xfast.models.export.encoder`) and ``providers_for``
+(:mod:`xfast.models.backends.onnx`).
 """
 
 from __future__ import annotations
@@ -36,18 +35,18 @@ import numpy as np
 
 from xfast._native import load
 from xfast.errors import ModelError, ParameterError, check_choice, msg
+from xfast.models.backends import DEVICES, Backend
+from xfast.models.backends import NAMES as _BACKENDS
+from xfast.models.flores import flores_code
 from xfast.models.modeldir import ENCODER_META as _META
 from xfast.models.modeldir import ENCODER_QUANTIZE as _QUANTIZE
 from xfast.models.modeldir import TRANSLATORS as _TRANSLATORS
 from xfast.models.modeldir import check_layer, encoder_source, load_tokenizer, max_length, read_config
-from xfast.models.registry import resolve
+from xfast.models.registry import get, resolve
 from xfast.models.types import Encoded, States, Subwords
 
 __all__ = ["Encoded", "Encoder", "States", "Subwords", "load_tokenizer", "providers_for", "takes_language",
            "DEVICES"]
-
-DEVICES = ("cpu", "cuda", "auto")
-_BACKENDS = ("onnx", "torch")
 
 
 _pack = load("xfast.models", "_packing")
@@ -56,21 +55,6 @@ _wordcache = load("xfast.models", "_wordcache")
 
 def _word_cache(max_words: int):
     return _wordcache.WordCache(max_words)
-
-
-def providers_for(device: str) -> list[str]:
-    """ONNX Runtime providers for a device: ``cpu`` keeps to the CPU even where a GPU is,
-    ``cuda`` needs ONNX Runtime's CUDA provider ([E207] when this onnxruntime lacks it),
-    ``auto`` takes CUDA when present."""
-    import onnxruntime as ort
-
-    check_choice("device", device, DEVICES)
-    has_cuda = "CUDAExecutionProvider" in ort.get_available_providers()
-    if device == "cuda" and not has_cuda:
-        raise ParameterError(msg("E207", available=ort.get_available_providers()))
-    if device == "cpu" or not has_cuda:
-        return ["CPUExecutionProvider"]
-    return ["CUDAExecutionProvider", "CPUExecutionProvider"]
 
 
 def takes_language(model: object) -> bool:
@@ -83,8 +67,6 @@ def takes_language(model: object) -> bool:
         return False
     path = Path(model).expanduser()
     if not path.is_dir():
-        from xfast.models.registry import get
-
         try:
             return get(str(model)).kind == "translator"
         except ParameterError:
@@ -108,8 +90,6 @@ def _default_layer(model: str | os.PathLike, model_dir: Path) -> int:
         if cfg.get("model_type") in _TRANSLATORS:
             return int(cfg["num_hidden_layers"])
     if isinstance(model, str) and not Path(model).expanduser().is_dir():
-        from xfast.models.registry import get
-
         try:
             return get(model).default_layer or 8
         except ParameterError:
@@ -156,105 +136,6 @@ def _default_max_tokens(cfg: dict, run: object) -> int:
     return max(256, (6 << 20) // width)
 
 
-# ----------------------------------------------------------------------------- backends
-class _OnnxBackend:
-    """ONNX Runtime on an export. ``io_binding``: feed the inputs and take the output through
-    an I/O binding (None: where the first provider is not the CPU), so that on a GPU each
-    input is copied to the device once and the output lands straight in a host array."""
-
-    def __init__(self, export: Path, threads: int | None, providers: Sequence[str] | None,
-                 io_binding: bool | None = None) -> None:
-        import onnxruntime as ort
-
-        so = ort.SessionOptions()
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # idle threads sleep instead of spinning: ORT shares the cores with torch,
-        # CTranslate2 and the alignment kernels of the same pipeline
-        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        # every batch has its own shape; ONNX Runtime would keep a memory plan per shape
-        # (about 100 MB more after 60k Europarl pairs, growing with the corpus)
-        so.enable_mem_pattern = False
-        if threads:
-            so.intra_op_num_threads = int(threads)
-            so.inter_op_num_threads = 1
-        available = ort.get_available_providers()
-        if providers is None:
-            providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
-        else:
-            unknown = [p for p in providers if p not in available]
-            if unknown:
-                raise ParameterError(msg("E201", name="providers", options=available, value=unknown))
-        self.session = ort.InferenceSession(str(export / "model.onnx"), so, providers=list(providers))
-        self.provider = self.session.get_providers()[0]
-        self.io_binding = self.provider != "CPUExecutionProvider" if io_binding is None else bool(io_binding)
-        self._output = self.session.get_outputs()[0].name
-        meta = json.loads((export / _META).read_text())
-        self.packed, self.offset = bool(meta.get("packed")), int(meta.get("position_offset", 0))
-        self.pad_id = int(meta.get("pad_token_id") or 0)
-        self.hidden = int(meta["hidden_size"])
-        # layer 0 (embeddings only) reads no mask, and the exporter drops unused inputs
-        self._inputs = {i.name for i in self.session.get_inputs()}
-
-    def __call__(self, ids: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-        """Sequences back to back (``ids`` int64 (N,), ``lengths`` int64 (B,)) -> states (N, hidden)."""
-        if not self.packed:
-            batch, mask = _pad(ids, lengths, self.pad_id)
-            feed = {"input_ids": batch, "attention_mask": mask}
-            out = self.session.run(None, {k: v for k, v in feed.items() if k in self._inputs})[0]
-            return out[mask.astype(bool)]
-        b, t = len(lengths), int(lengths.max())
-        mask = (np.arange(t)[None, :] < lengths[:, None]).astype(np.int64)
-        unpad = np.flatnonzero(mask.reshape(-1))
-        gather = np.full(b * t, len(unpad), dtype=np.int64)
-        gather[unpad] = np.arange(len(unpad))
-        feed = {"input_ids": ids, "position_ids": unpad % t + self.offset,
-                "gather_idx": gather, "unpad_idx": unpad, "attention_mask": mask}
-        feed = {k: v for k, v in feed.items() if k in self._inputs}
-        if self.io_binding:
-            return self._bound(feed)
-        return self.session.run(None, feed)[0]
-
-    def _bound(self, feed: dict[str, np.ndarray]) -> np.ndarray:
-        """One call through an I/O binding; the output (packed: ``(n_tokens, hidden)``, its
-        shape known in advance) is written by the runtime into an array allocated here."""
-        binding = self.session.io_binding()
-        for name, value in feed.items():
-            binding.bind_cpu_input(name, np.ascontiguousarray(value))
-        out = np.empty((len(feed["input_ids"]), self.hidden), np.float32)
-        binding.bind_output(self._output, "cpu", 0, np.float32, list(out.shape), out.ctypes.data)
-        self.session.run_with_iobinding(binding)
-        return out
-
-
-def _pad(ids: np.ndarray, lengths: np.ndarray, pad_id: int) -> tuple[np.ndarray, np.ndarray]:
-    """Back-to-back sequences as a padded ``(batch, seq)`` id matrix and its mask."""
-    t = int(lengths.max())
-    mask = (np.arange(t)[None, :] < lengths[:, None]).astype(np.int64)
-    batch = np.full(mask.shape, pad_id, dtype=np.int64)
-    batch[mask.astype(bool)] = ids
-    return batch, mask
-
-
-class _TorchBackend:
-    def __init__(self, hf_dir: Path, layer: int, threads: int | None, pad_id: int) -> None:
-        import torch
-
-        from xfast.models.export.encoder import load_cut_model
-
-        if threads:
-            torch.set_num_threads(int(threads))
-        self.torch = torch
-        self.model = load_cut_model(hf_dir, layer)
-        self.pad_id = pad_id
-
-    def __call__(self, ids: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-        t = self.torch
-        batch, mask = _pad(ids, lengths, self.pad_id)
-        with t.inference_mode():
-            out = self.model(input_ids=t.from_numpy(batch), attention_mask=t.from_numpy(mask))
-        return out.last_hidden_state.float().numpy()[mask.astype(bool)]
-
-
 # ----------------------------------------------------------------------------- Encoder
 class Encoder:
     """Multilingual encoder returning layer-``layer`` subword states per word-split sentence.
@@ -265,8 +146,8 @@ class Encoder:
     or ``"torch"`` (transformers, the parity reference). ``quantize``: None, ``"int8"`` or
     ``"float16"`` (ONNX only; float16 is for GPUs, on a CPU it is slow). ``threads``: intra-op
     threads (None: the runtime's default). ``providers``: ONNX Runtime providers (default CUDA
-    when present, then CPU; :func:`providers_for` maps a device to them). ``io_binding``: see
-    ``_OnnxBackend`` (None: on for GPUs).
+    when present, then CPU; :func:`~xfast.models.backends.onnx.providers_for` maps a device to
+    them). ``io_binding``: see :class:`~xfast.models.backends.onnx.OnnxBackend` (None: on for GPUs).
     ``max_tokens``: padded tokens per batch; None picks it by device: on CPU a batch whose
     feed-forward activations fit the cores' caches (1,024 tokens for e5-small, 512 for mBERT;
     measured 24% faster than 8,192 on e5-small), on GPU about 1 GB of activations. ``window``: longest pass in subwords, special
@@ -309,16 +190,7 @@ class Encoder:
         self.backend, self.quantize, self.max_tokens = backend, quantize, max_tokens
         self.hidden_size = int(cfg["hidden_size"])
         self.pad_id = int(cfg.get("pad_token_id") or 0)
-        if backend == "onnx":
-            if export is None:  # a Hugging Face directory: its export, built once (torch loads only here)
-                from xfast.models.export.encoder import export_encoder
-
-                export = export_encoder(self.model_dir, self.layer, quantize=quantize, name=Path(model).name)
-            self._run = _OnnxBackend(export, threads, providers, io_binding)
-            self.tokenizer = load_tokenizer(export)
-        else:
-            self._run = _TorchBackend(self.model_dir, self.layer, threads, self.pad_id)
-            self.tokenizer = load_tokenizer(self.model_dir)
+        self.tokenizer = load_tokenizer(self._open_backend(export, Path(model).name, threads, providers, io_binding))
         self.provider = getattr(self._run, "provider", "torch")  # where the model runs
         if max_tokens is None:
             self.max_tokens = _default_max_tokens(cfg, self._run)
@@ -346,6 +218,27 @@ class Encoder:
     def __repr__(self) -> str:
         return (f"Encoder({str(self.model_dir)!r}, layer={self.layer}, backend={self.backend!r}, "
                 f"quantize={self.quantize!r}, max_length={self.max_length})")
+
+    def _open_backend(self, export: Path | None, name: str, threads: int | None,
+                      providers: Sequence[str] | None, io_binding: bool | None) -> Path:
+        """Start the runtime the batches go to (``self._run``, a
+        :class:`~xfast.models.backends.Backend`); returns the directory to read the tokenizer
+        from. The one place the runtime and export modules are imported (they import
+        onnxruntime, torch and transformers at their top): when an encoder is made, never by
+        ``import xfast``."""
+        if self.backend == "onnx":
+            if export is None:  # a Hugging Face directory: its export, built once (``name`` for the notice)
+                from xfast.models.export.encoder import export_encoder
+
+                export = export_encoder(self.model_dir, self.layer, quantize=self.quantize, name=name)
+            from xfast.models.backends.onnx import OnnxBackend
+
+            self._run: Backend = OnnxBackend(export, threads, providers, io_binding)
+            return export
+        from xfast.models.backends.torch import TorchBackend
+
+        self._run = TorchBackend(self.model_dir, self.layer, threads, self.pad_id)
+        return self.model_dir
 
     def _specials(self) -> tuple[list[int], list[int]]:
         """Special token ids the post-processor puts before and after a single sentence."""
@@ -381,8 +274,6 @@ class Encoder:
         if lang is None:
             raise ParameterError(msg("E415", model=self.model_dir,
                                      how="lang= (on the command line: each side's language)"))
-        from xfast.models.flores import flores_code
-
         langs = [lang] if isinstance(lang, str) else list(lang)
         if not isinstance(lang, str) and len(langs) != n:
             raise ParameterError(msg("E202", name="lang", expected=f"one language or {n}",
@@ -526,11 +417,16 @@ class Encoder:
         return blocks, at
 
 
+
 def __getattr__(name: str):
-    """``export_encoder``, which moved to :mod:`xfast.models.export.encoder` (torch at its top),
-    still importable from here: loaded when first asked for."""
+    """``export_encoder`` and ``providers_for``, which moved to modules that import torch and
+    onnxruntime at their top, still importable from here: loaded when first asked for."""
     if name == "export_encoder":
         from xfast.models.export.encoder import export_encoder
 
         return export_encoder
+    if name == "providers_for":
+        from xfast.models.backends.onnx import providers_for
+
+        return providers_for
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

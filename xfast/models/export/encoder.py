@@ -3,8 +3,9 @@
 :func:`export_encoder` writes an ONNX graph cut after layer ``L`` (only layers 1..L are computed;
 its output equals transformers' ``hidden_states[L]``), optionally int8 or float16
 (:mod:`xfast.models.export.quantize`), into a cache directory keyed by the model files' hashes and
-the package versions; :class:`~xfast.models.encoder.Encoder` runs it with ONNX Runtime. An
-NLLB-200 (M2M100) checkpoint gives its encoder, cut the same way.
+the package versions; :class:`~xfast.models.encoder.Encoder` runs it through
+:class:`~xfast.models.backends.onnx.OnnxBackend`. An NLLB-200 (M2M100) checkpoint gives its
+encoder, cut the same way.
 
 For BERT and XLM-R layouts the exported graph is *packed*: the token-wise work (embeddings,
 projections, FFN, layer norms; about 85% of the time) runs on the real tokens only and only
