@@ -50,13 +50,13 @@ def cmd_export(src: str, kind: str, layer: int | None = None, out: str | None = 
         hf_dir = encoder_source(hf_dir)  # a translator's CTranslate2 export: its checkpoint
         path = export_encoder(hf_dir, _default_layer(src, hf_dir) if layer is None else layer, out, quantize=q)
     elif kind == "tagger":
-        from xfast.models.tagger import export_tagger
+        from xfast.models.export.tagger import export_tagger
 
         q = None if quantize == "float32" else quantize
         check_choice("quantize", q, (None, "int8"))
         path = export_tagger(hf_dir, out, quantize=q)
     else:
-        from xfast.models.translator import export_translator
+        from xfast.models.export.translator import export_translator
 
         if layer not in (None, 8):
             raise ParameterError(msg("E202", name="layer", expected="unset for a translator", value=layer))

@@ -1,7 +1,9 @@
 """NER tagging of words (docs/translation.md): token classification, first-subword labels, entity runs.
 
-:class:`Tagger` runs a token classifier exported to ONNX (:func:`export_tagger`), or the
-transformers model itself (``backend="torch"``, used by parity tests), over words:
+:class:`Tagger` runs a token classifier exported to ONNX
+(:func:`xfast.models.export.tagger.export_tagger`, built once into the cache when a Hugging Face
+directory is given), or the transformers model itself (``backend="torch"``, used by parity
+tests), over words:
 
 - each word's subwords come from one tokenization of the sentence's words (a fast tokenizer's
   ``word_ids``); a word takes the argmax of its first subword's scores (ties to the lowest
@@ -21,9 +23,7 @@ transformers model itself (``backend="torch"``, used by parity tests), over word
 from __future__ import annotations
 
 import json
-import shutil
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,73 +31,13 @@ import numpy as np
 
 from xfast.errors import ModelError, ParameterError, check_choice, msg
 from xfast.io.labels import labels_of
-from xfast.models.cache import EXPORT_MANIFEST, cached_export
+from xfast.models.cache import EXPORT_MANIFEST
 from xfast.models.modeldir import ROBERTA_LIKE, tokenizer_of
 from xfast.models.registry import locate
 
-__all__ = ["Tagger", "TaggerStats", "export_tagger", "entity_runs", "iob2"]
+__all__ = ["Tagger", "TaggerStats", "entity_runs", "iob2"]
 
 _ONNX = "model.onnx"
-
-
-# --------------------------------------------------------------------------- export
-
-
-def export_tagger(hf_dir: str | Path, out_dir: str | Path | None = None, *, quantize: str | None = None) -> Path:
-    """Export a Hugging Face token classifier to ONNX (``model.onnx`` + tokenizer + config).
-
-    ``out_dir=None`` puts the export in the model cache under a name derived from the source
-    files' hash and the package versions; an existing export with the same key is reused.
-    ``quantize="int8"`` applies ONNX Runtime dynamic int8 quantization. Returns the directory.
-    """
-    check_choice("quantize", quantize, (None, "int8"))
-    return cached_export("tagger", hf_dir, out_dir, marker=_ONNX, settings={"quantize": quantize},
-                         key_extra={"quantize": quantize, "opset": 17},
-                         build=lambda src, tmp: _export_onnx(src, tmp, quantize))
-
-
-def _export_onnx(hf_dir: Path, tmp: Path, quantize: str | None) -> None:
-    import torch
-    from transformers import AutoModelForTokenClassification, AutoTokenizer
-
-    class _Logits(torch.nn.Module):
-        def __init__(self, model):
-            super().__init__()
-            self.model = model
-
-        def forward(self, input_ids, attention_mask):
-            return self.model(input_ids=input_ids, attention_mask=attention_mask).logits
-
-    model = AutoModelForTokenClassification.from_pretrained(str(hf_dir)).eval()
-    wrapper = _Logits(model).eval()  # the wrapper itself in eval(), else dropout is exported
-    ids = torch.tensor([[0, 5, 6, 2], [0, 7, 2, 1]], dtype=torch.long)
-    mask = torch.tensor([[1, 1, 1, 1], [1, 1, 1, 0]], dtype=torch.long)
-    target = tmp / ("model.f32.onnx" if quantize else _ONNX)
-    with torch.inference_mode(), warnings.catch_warnings():
-        # tracing notes about Python bools in masking code: shapes stay dynamic, checked by tests
-        warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        warnings.filterwarnings("ignore", message="Exporting aten::index")
-        torch.onnx.export(
-            wrapper,
-            (ids, mask),
-            str(target),
-            input_names=["input_ids", "attention_mask"],
-            output_names=["logits"],
-            dynamic_axes={
-                "input_ids": {0: "batch", 1: "sequence"},
-                "attention_mask": {0: "batch", 1: "sequence"},
-                "logits": {0: "batch", 1: "sequence"},
-            },
-            opset_version=17,
-            dynamo=False,
-        )
-    if quantize == "int8":
-        from onnxruntime.quantization import QuantType, quantize_dynamic
-
-        quantize_dynamic(str(target), str(tmp / _ONNX), weight_type=QuantType.QInt8)
-        target.unlink()
-    AutoTokenizer.from_pretrained(str(hf_dir)).save_pretrained(str(tmp))
-    shutil.copy2(hf_dir / "config.json", tmp / "config.json")
 
 
 # --------------------------------------------------------------------------- labels
@@ -215,7 +155,7 @@ class Tagger:
         self.truncate = bool(truncate)
         self.stats = TaggerStats()
         self.on_batch = None  # called with the passes of each model batch (progress bars)
-        self.model_dir = locate(model, backend, kind="tagger", marker=_ONNX, manifest=EXPORT_MANIFEST, export=export_tagger,
+        self.model_dir = locate(model, backend, kind="tagger", marker=_ONNX, manifest=EXPORT_MANIFEST, export=_export,
                                 described="transformers token classifier", export_described="an ONNX export")
         config = json.loads((self.model_dir / "config.json").read_text())
         id2label = {int(k): v for k, v in config.get("id2label", {}).items()}
@@ -439,3 +379,21 @@ def _check_sentences(sentences) -> list[list[str]]:
             raise ParameterError(msg("E303", index=i, problem="expected a list of str words"))
         out.append(list(s))
     return out
+
+
+def _export(hf_dir: Path) -> Path:
+    """The cached ONNX export of ``hf_dir``, built first when missing. The exporter imports torch
+    and transformers at its top, so it is imported here, only when an export is needed."""
+    from xfast.models.export.tagger import export_tagger
+
+    return export_tagger(hf_dir)
+
+
+def __getattr__(name: str):
+    """``export_tagger``, which moved to :mod:`xfast.models.export.tagger` (torch at its top),
+    still importable from here: loaded when first asked for."""
+    if name == "export_tagger":
+        from xfast.models.export.tagger import export_tagger
+
+        return export_tagger
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

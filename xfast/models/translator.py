@@ -1,84 +1,32 @@
 """Machine translation with NLLB (docs/translation.md): CTranslate2, or transformers for parity.
 
-:class:`Translator` takes FLORES-200 codes or ISO codes (:func:`~xfast.models.flores.flores_code`),
-tokenizes each stripped text as NLLB does (``[src_code] pieces </s>``), decodes with the
-target code forced as the first token (CTranslate2 ``target_prefix``, transformers
-``forced_bos_token_id``), drops special tokens, and batches sentences sorted by length up to
-``max_batch_tokens`` source tokens. Two guards count, without dropping anything, outputs that
+:class:`Translator` runs a CTranslate2 export (converted once into the cache by
+:func:`xfast.models.export.translator.export_translator` when a Hugging Face directory is
+given), or transformers. It takes FLORES-200 codes or ISO codes
+(:func:`~xfast.models.flores.flores_code`), tokenizes each stripped text as NLLB does
+(``[src_code] pieces </s>``), decodes with the target code forced as the first token
+(CTranslate2 ``target_prefix``, transformers ``forced_bos_token_id``), drops special tokens,
+and batches sentences sorted by length up to ``max_batch_tokens`` source tokens. Two guards count, without dropping anything, outputs that
 are empty and outputs caught in a repetition loop (:attr:`Translator.stats`).
 """
 
 from __future__ import annotations
 
-import shutil
+import json
 import time
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 
 from xfast.errors import ModelError, ParameterError, check_choice, msg
-from xfast.models.cache import EXPORT_MANIFEST, cached_export
+from xfast.models.cache import EXPORT_MANIFEST
 from xfast.models.flores import flores_code
 from xfast.models.modeldir import tokenizer_of
 from xfast.models.registry import locate
 
-__all__ = ["Translator", "TranslatorStats", "export_translator", "is_repetition_loop"]
+__all__ = ["Translator", "TranslatorStats", "is_repetition_loop"]
 
 _CT2 = "model.bin"
 _COMPUTE_TYPES = ("int8", "int8_float32", "int8_float16", "float16", "bfloat16", "float32", "default", "auto")
-_TOKENIZER_FILES = (
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "special_tokens_map.json",
-    "sentencepiece.bpe.model",
-    "generation_config.json",
-)
-
-
-# --------------------------------------------------------------------------- export
-
-
-def export_translator(
-    hf_dir: str | Path, out_dir: str | Path | None = None, *, quantization: str = "int8"
-) -> Path:
-    """Convert a Hugging Face NLLB/M2M100 model to CTranslate2 (with its tokenizer files).
-
-    ``quantization`` is the stored weight type (``"int8"``, ``"float16"``, ``"float32"``);
-    CTranslate2 can still run it in another compute type. ``out_dir=None`` puts the export in
-    the model cache, keyed by the source files' hash and the package versions; an existing
-    export with the same key is reused. Returns the directory.
-    """
-    check_choice("quantization", quantization, ("int8", "float16", "float32"))
-    return cached_export("translator", hf_dir, out_dir, marker=_CT2, settings={"quantization": quantization},
-                         key_extra={"quantization": quantization, "ctranslate2": _version("ctranslate2")},
-                         build=lambda src, tmp: _convert(src, tmp, quantization))
-
-
-def _version(name: str) -> str:
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return "none"
-
-
-def _convert(hf_dir: Path, tmp: Path, quantization: str) -> None:
-    import ctranslate2
-    from transformers import AutoTokenizer
-
-    # the converter writes into a directory it creates itself
-    target = tmp / "ct2"
-    ctranslate2.converters.TransformersConverter(str(hf_dir)).convert(
-        str(target), quantization=quantization, force=True
-    )
-    for f in target.iterdir():
-        f.rename(tmp / f.name)
-    target.rmdir()
-    AutoTokenizer.from_pretrained(str(hf_dir)).save_pretrained(str(tmp))
-    for name in _TOKENIZER_FILES:  # keep the originals (transformers 5 drops the .model)
-        if (hf_dir / name).is_file():
-            shutil.copy2(hf_dir / name, tmp / name)
-    if not (tmp / "tokenizer.json").is_file():
-        raise ModelError(msg("E432", what="translator", path=str(hf_dir), reason="no fast tokenizer (tokenizer.json)"))
 
 
 # --------------------------------------------------------------------------- guards
@@ -183,7 +131,7 @@ class Translator:
         self.stats = TranslatorStats()
         self.on_batch = None  # called with the inputs of each decoded batch (progress bars)
         self.model_dir = locate(model, backend, kind="translator", marker=_CT2, manifest=EXPORT_MANIFEST,
-                                export=export_translator, described="transformers translator",
+                                export=_export, described="transformers translator",
                                 export_described="a CTranslate2 export")
         self._tok = tokenizer_of(self.model_dir)
         self.max_input_tokens = _max_positions(self.model_dir)
@@ -406,8 +354,6 @@ def _pieces(tokens: list[str], size: int) -> list[list[str]]:
 def _max_positions(model_dir: Path) -> int:
     """Longest input the model accepts: ``max_position_embeddings`` of its Hugging Face
     config (the export's source for a CTranslate2 directory); NLLB's 1,024 if unknown."""
-    import json
-
     for cfg in (model_dir / "config.json", _export_source(model_dir) / "config.json"):
         try:
             value = json.loads(cfg.read_text(encoding="utf-8")).get("max_position_embeddings")
@@ -419,9 +365,26 @@ def _max_positions(model_dir: Path) -> int:
 
 
 def _export_source(model_dir: Path) -> Path:
-    import json
-
     try:
         return Path(json.loads((model_dir / EXPORT_MANIFEST).read_text(encoding="utf-8"))["source"])
     except (OSError, ValueError, KeyError, TypeError):
         return model_dir
+
+
+
+def _export(hf_dir: Path) -> Path:
+    """The cached CTranslate2 conversion of ``hf_dir``, made first when missing. The converter
+    imports ctranslate2 and transformers at its top, so it is imported here, only when needed."""
+    from xfast.models.export.translator import export_translator
+
+    return export_translator(hf_dir)
+
+
+def __getattr__(name: str):
+    """``export_translator``, which moved to :mod:`xfast.models.export.translator`
+    (ctranslate2's converter at its top), still importable from here: loaded when first asked for."""
+    if name == "export_translator":
+        from xfast.models.export.translator import export_translator
+
+        return export_translator
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
