@@ -177,7 +177,7 @@ def random_xlmr_tagger(out: Path, labels: dict[int, str], *, entity_rate: float 
 def _bias_outside(model, tok, labels: dict[int, str], entity_rate: float) -> None:
     import torch
 
-    from xfast.models.tiny import tiny_corpus
+    from xfast.testing.tiny import tiny_corpus
 
     o = next(k for k, v in labels.items() if v == "O")
     enc = tok.encode_batch(tiny_corpus(64))

@@ -142,7 +142,7 @@ def translator_rate(device: str, compute_type: str, sentences: int) -> float:
     from bench_translator import NLLB_600M
     from xfast.io import read_conll
     from xfast.models.cache import atomic_dir, cache_dir
-    from xfast.models.tiny import ensure_tiny
+    from xfast.testing.tiny import ensure_tiny
     from xfast.models.translator import Translator, export_translator
 
     hf = cache_dir() / "bench" / "nllb-600m-shape-random-v1"

@@ -7,7 +7,7 @@ scoring, committing shards) decides the throughput. Three measurements:
 * ``test_host_us_per_pair``: heuristic + n-gram greedy on the Europarl-NER en->de test sets
   repeated ``XFAST_BENCH_REPEAT`` times (default 26: 20,774 pairs), the process pinned to one
   CPU and BLAS to one thread. The model forward is a stand-in
-  (:mod:`xfast.models.standin`: float32 states of the real shape, 384 wide, one per real
+  (:mod:`xfast.testing.standin`: float32 states of the real shape, 384 wide, one per real
   subword of the embedded e5-small's tokenizer) whose own time is subtracted. Baseline: the
   loop as it was before the columnar pipeline (``_host_baseline.py``), same process, same
   stand-in, same inputs; both give the same F1 (asserted). Prints microseconds per pair per
@@ -79,7 +79,7 @@ def e5():
 def test_host_us_per_pair(tmp_path, e5):
     from threadpoolctl import threadpool_limits
 
-    from xfast.models.standin import stand_in
+    from xfast.testing.standin import stand_in
     from xfast.pipelines.parallel import project_parallel
 
     en, de, n = _corpus(tmp_path, REPEAT)
@@ -130,7 +130,7 @@ def test_host_us_per_pair(tmp_path, e5):
 def test_overlap(tmp_path, e5):
     """The model stage given a sleep per call so that it takes as long as the host stages:
     overlapped wall time tends to the larger of the two instead of their sum."""
-    from xfast.models.standin import stand_in
+    from xfast.testing.standin import stand_in
     from xfast.pipelines.parallel import project_parallel
 
     en, de, n = _corpus(tmp_path, max(4, REPEAT // 3))

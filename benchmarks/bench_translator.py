@@ -49,7 +49,7 @@ def _sentences() -> list[str]:
     if path.is_file():
         sents = [" ".join(s.tokens) for s in read_conll(path)]
     else:  # outside the project checkout: the tiny corpus
-        from xfast.models.tiny import tiny_corpus
+        from xfast.testing.tiny import tiny_corpus
 
         sents = tiny_corpus()
     return [s for s in sents if 10 <= len(s.split()) <= 30][:N_SENTENCES]

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from xfast.errors import ModelError, ParameterError
 from xfast.models.tagger import Tagger, entity_runs, export_tagger, iob2
-from xfast.models.tiny import tiny_corpus
+from xfast.testing.tiny import tiny_corpus
 
 
 def sentences(n=120, seed=0):

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from xfast.models.flores import FLORES200
-from xfast.models.tiny import NER_LABELS, build_tiny, tiny_key
+from xfast.testing.tiny import NER_LABELS, build_tiny, tiny_key
 
 
 def test_keys_and_manifest(tiny_models):

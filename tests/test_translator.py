@@ -8,7 +8,7 @@ The oracle is transformers itself, driven the documented way (``AutoTokenizer`` 
 import pytest
 
 from xfast.errors import ModelError, ParameterError
-from xfast.models.tiny import tiny_corpus
+from xfast.testing.tiny import tiny_corpus
 from xfast.models.translator import Translator, export_translator, is_repetition_loop
 
 TEXTS = tiny_corpus()[:24] + ["Maria went home", "x", "[ John ] is in Berlin.", "  padded text  ", "Øresund 2025 !"]

@@ -5,8 +5,10 @@ GPU, and it is measured with the model made free: :class:`StandInModel` returns 
 states of the real shape (the real hidden size, one row per real subword) by looking each
 token id up in a fixed random table, so equal subwords get equal states and alignments keep
 a realistic structure, optionally after a fixed ``delay_s`` per call (an artificial model
-time, to show how the engine overlaps the two). :func:`stand_in` puts one into an
-:class:`~xfast.models.encoder.Encoder` (its tokenizer, windows and batching stay real).
+time, to show how the engine overlaps the two). It takes the batch a real backend takes
+(:class:`~xfast.models.backends.Backend`), and :func:`stand_in` puts one into an
+:class:`~xfast.models.encoder.Encoder` in its backend's place (its tokenizer, windows and
+batching stay real).
 """
 
 from __future__ import annotations
