@@ -19,6 +19,8 @@ from collections.abc import Callable, Iterable, Iterator
 from importlib import metadata
 from pathlib import Path
 
+from xfast.errors import ModelError, XfastError, msg
+
 __all__ = ["cache_dir", "content_hash", "package_versions", "atomic_dir"]
 
 #: packages whose versions change what an export contains
@@ -151,8 +153,6 @@ def cached_export(kind: str, hf_dir: str | Path, out_dir: str | Path | None, *, 
     manifest (``settings`` included) and is renamed into place. Failures other than xfast's
     own become :class:`ModelError` [E432].
     """
-    from xfast.errors import ModelError, XfastError, msg
-
     hf_dir = Path(hf_dir)
     if not (hf_dir / "config.json").is_file():
         raise ModelError(msg("E401", name=str(hf_dir), reason="no config.json: not a Hugging Face model directory"))

