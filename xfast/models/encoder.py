@@ -45,8 +45,7 @@ from xfast.models.modeldir import check_layer, encoder_source, load_tokenizer, m
 from xfast.models.registry import get, resolve
 from xfast.models.types import Encoded, States, Subwords
 
-__all__ = ["Encoded", "Encoder", "States", "Subwords", "load_tokenizer", "providers_for", "takes_language",
-           "DEVICES"]
+__all__ = ["Encoded", "Encoder", "States", "Subwords", "load_tokenizer", "takes_language", "DEVICES"]
 
 
 _pack = load("xfast.models", "_packing")
