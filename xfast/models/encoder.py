@@ -19,9 +19,8 @@ translator's encoder"): it is exported the same way, and each sentence is fed as
 feeds it, ``[language code] subwords </s>``, with the code of the sentence's own language.
 
 Kept importable from here: the types of :mod:`xfast.models.types`, :func:`load_tokenizer`
-(:mod:`xfast.models.modeldir`), ``DEVICES`` (:mod:`xfast.models.backends`) and, loaded on
-first use, ``export_encoder`` (:mod:`xfast.models.export.encoder`) and ``providers_for``
-(:mod:`xfast.models.backends.onnx`).
+(:mod:`xfast.models.modeldir`), ``DEVICES`` and ``providers_for`` (:mod:`xfast.models.backends`)
+and, loaded on first use, ``export_encoder`` (:mod:`xfast.models.export.encoder`).
 """
 
 from __future__ import annotations
@@ -35,7 +34,7 @@ import numpy as np
 
 from xfast._native import load
 from xfast.errors import ModelError, ParameterError, check_choice, msg
-from xfast.models.backends import DEVICES, Backend
+from xfast.models.backends import DEVICES, Backend, providers_for
 from xfast.models.backends import NAMES as _BACKENDS
 from xfast.models.flores import flores_code
 from xfast.models.modeldir import ENCODER_META as _META
@@ -45,7 +44,8 @@ from xfast.models.modeldir import check_layer, encoder_source, load_tokenizer, m
 from xfast.models.registry import get, resolve
 from xfast.models.types import Encoded, States, Subwords
 
-__all__ = ["Encoded", "Encoder", "States", "Subwords", "load_tokenizer", "takes_language", "DEVICES"]
+__all__ = ["Encoded", "Encoder", "States", "Subwords", "load_tokenizer", "providers_for", "takes_language",
+           "DEVICES"]
 
 
 _pack = load("xfast.models", "_packing")
@@ -145,7 +145,7 @@ class Encoder:
     or ``"torch"`` (transformers, the parity reference). ``quantize``: None, ``"int8"`` or
     ``"float16"`` (ONNX only; float16 is for GPUs, on a CPU it is slow). ``threads``: intra-op
     threads (None: the runtime's default). ``providers``: ONNX Runtime providers (default CUDA
-    when present, then CPU; :func:`~xfast.models.backends.onnx.providers_for` maps a device to
+    when present, then CPU; :func:`~xfast.models.backends.providers_for` maps a device to
     them). ``io_binding``: see :class:`~xfast.models.backends.onnx.OnnxBackend` (None: on for GPUs).
     ``max_tokens``: padded tokens per batch; None picks it by device: on CPU a batch whose
     feed-forward activations fit the cores' caches (1,024 tokens for e5-small, 512 for mBERT;
@@ -418,14 +418,10 @@ class Encoder:
 
 
 def __getattr__(name: str):
-    """``export_encoder`` and ``providers_for``, which moved to modules that import torch and
-    onnxruntime at their top, still importable from here: loaded when first asked for."""
+    """``export_encoder``, which moved to :mod:`xfast.models.export.encoder` (torch at its top),
+    still importable from here: loaded when first asked for."""
     if name == "export_encoder":
         from xfast.models.export.encoder import export_encoder
 
         return export_encoder
-    if name == "providers_for":
-        from xfast.models.backends.onnx import providers_for
-
-        return providers_for
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -12,6 +12,8 @@ over flat, as text-embeddings-inference does (sequences back to back, no padding
 A runtime lays the batch out as it needs (the packed ONNX graph runs the token-wise work on
 the N real tokens; a padded graph or transformers get ``(B, max(lengths))`` from :func:`pad`).
 ``provider`` names where it runs (ONNX Runtime's first provider, or ``"torch"``).
+:func:`providers_for` maps a device (:data:`DEVICES`) to ONNX Runtime's providers before any
+model loads; it imports onnxruntime only when called.
 
 - :mod:`xfast.models.backends.onnx`: ONNX Runtime on an export (the default);
 - :mod:`xfast.models.backends.torch`: transformers' model, the parity reference.
@@ -27,7 +29,9 @@ from typing import Protocol
 
 import numpy as np
 
-__all__ = ["DEVICES", "NAMES", "Backend", "pad"]
+from xfast.errors import ParameterError, check_choice, msg
+
+__all__ = ["DEVICES", "NAMES", "Backend", "pad", "providers_for"]
 
 #: the backends an :class:`~xfast.models.encoder.Encoder` can run on
 NAMES = ("onnx", "torch")
@@ -45,6 +49,21 @@ class Backend(Protocol):
         """Sequences back to back (``ids`` int64 (N,), ``lengths`` int64 (B,)) -> states
         float32 (N, hidden)."""
         ...
+
+
+def providers_for(device: str) -> list[str]:
+    """ONNX Runtime providers for a device: ``cpu`` keeps to the CPU even where a GPU is,
+    ``cuda`` needs ONNX Runtime's CUDA provider ([E207] when this onnxruntime lacks it),
+    ``auto`` takes CUDA when present."""
+    import onnxruntime as ort  # only when a device is mapped: importing this module stays light
+
+    check_choice("device", device, DEVICES)
+    has_cuda = "CUDAExecutionProvider" in ort.get_available_providers()
+    if device == "cuda" and not has_cuda:
+        raise ParameterError(msg("E207", available=ort.get_available_providers()))
+    if device == "cpu" or not has_cuda:
+        return ["CPUExecutionProvider"]
+    return ["CUDAExecutionProvider", "CPUExecutionProvider"]
 
 
 def pad(ids: np.ndarray, lengths: np.ndarray, pad_id: int) -> tuple[np.ndarray, np.ndarray]:

@@ -1,9 +1,9 @@
 """ONNX Runtime behind the encoder's contract (:mod:`xfast.models.backends`), on an export
 written by :func:`xfast.models.export.encoder.export_encoder`.
 
-Imported only when an encoder runs on ONNX Runtime or a device is mapped to its providers
-(:func:`providers_for`): onnxruntime is imported here, at the top, and nowhere else in the
-encoder's runtime.
+Imported only when an encoder runs on ONNX Runtime: onnxruntime is imported here, at the top
+(:func:`xfast.models.backends.providers_for`, which the command line calls before any model
+loads, imports it only when called).
 """
 
 from __future__ import annotations
@@ -15,24 +15,11 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from xfast.errors import ParameterError, check_choice, msg
-from xfast.models.backends import DEVICES, pad
+from xfast.errors import ParameterError, msg
+from xfast.models.backends import pad
 from xfast.models.modeldir import ENCODER_META
 
-__all__ = ["OnnxBackend", "providers_for"]
-
-
-def providers_for(device: str) -> list[str]:
-    """ONNX Runtime providers for a device: ``cpu`` keeps to the CPU even where a GPU is,
-    ``cuda`` needs ONNX Runtime's CUDA provider ([E207] when this onnxruntime lacks it),
-    ``auto`` takes CUDA when present."""
-    check_choice("device", device, DEVICES)
-    has_cuda = "CUDAExecutionProvider" in ort.get_available_providers()
-    if device == "cuda" and not has_cuda:
-        raise ParameterError(msg("E207", available=ort.get_available_providers()))
-    if device == "cpu" or not has_cuda:
-        return ["CPUExecutionProvider"]
-    return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+__all__ = ["OnnxBackend"]
 
 
 class OnnxBackend:
