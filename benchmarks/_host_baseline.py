@@ -25,6 +25,18 @@ from xfast.models.encoder import Encoded
 __all__ = ["baseline_project"]
 
 
+def chunks(items, size: int):
+    """Consecutive lists of ``size`` items (the last may be shorter)."""
+    buf = []
+    for x in items:
+        buf.append(x)
+        if len(buf) == size:
+            yield buf
+            buf = []
+    if buf:
+        yield buf
+
+
 def _read_conll(path, labels=True):
     tokens, labs, first, after_doc, ncols = [], [], 0, False, None
     for no, text in lines(path):
@@ -108,7 +120,9 @@ def baseline_project(labeled: Path, receiving: dict[str, Path], out: Path, align
     from xfast.evaluate import ignore_types, proj_ratio, scores
     from xfast.io.files import atomic_open
     from xfast.pipelines.parallel import labeled_entities
-    from xfast.pipelines.runner import ProjectionConfig, RunReport, chunks, project_batch
+    from xfast.pipelines.qa import RunReport
+    from xfast.pipelines.stages.projection import project_batch
+    from xfast.project.config import ProjectionConfig
 
     timings: dict[str, float] = defaultdict(float)
     cfg, report = ProjectionConfig(), RunReport()

@@ -37,7 +37,9 @@ def _pair_sets(alignments):
 def _f1(aligner_out, en, de):
     from xfast.evaluate import scores
     from xfast.pipelines.parallel import labeled_entities
-    from xfast.pipelines.runner import ProjectionConfig, RunReport, project_batch
+    from xfast.pipelines.qa import RunReport
+    from xfast.pipelines.stages.projection import project_batch
+    from xfast.project.config import ProjectionConfig
 
     ents = [labeled_entities(s.labels) for s in en]
     gold = [s.labels for s in de]

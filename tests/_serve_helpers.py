@@ -12,7 +12,7 @@ import time
 import numpy as np
 import uvicorn
 
-from xfast.pipelines.runner import ProjectionConfig
+from xfast.project.config import ProjectionConfig
 from xfast.serve.app import ServeSettings, create_app
 from xfast.serve.projector import Projection
 

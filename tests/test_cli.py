@@ -89,8 +89,10 @@ def test_every_error_path_is_one_line_and_exit_2(tmp_path, args, capsys):
 def test_project_checks_its_inputs_before_loading_a_model(tmp_path, capsys, monkeypatch):
     """A missing input is reported at once: no model is built or loaded first."""
     import xfast.aligner
+    import xfast.pipelines.parallel
 
-    monkeypatch.setattr(xfast.aligner, "Aligner", lambda *a, **k: pytest.fail("an aligner was made"))
+    for owner in (xfast.aligner, xfast.pipelines.parallel):  # where it is defined, and where project makes one
+        monkeypatch.setattr(owner, "Aligner", lambda *a, **k: pytest.fail("an aligner was made"))
     code = main(["project", "--labeled", str(tmp_path / "no.conll"), "--receiving", f"de={tmp_path / 'no2.conll'}",
                  "--out", str(tmp_path / "o")])
     assert code == 2 and "[E110]" in capsys.readouterr().err

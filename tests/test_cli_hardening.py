@@ -153,8 +153,10 @@ BAD_NAMES = ["../evil", "de/../../x", "", ".hidden", "a b", "de/x", "x" * 101]
 @pytest.mark.parametrize("option", ["--receiving", "--candidates"])
 def test_a_name_that_is_not_plain_is_refused_before_anything(tmp_path, name, option, capsys, monkeypatch):
     import xfast.aligner
+    import xfast.pipelines.parallel
 
-    monkeypatch.setattr(xfast.aligner, "Aligner", lambda *a, **k: pytest.fail("an aligner was made"))
+    for owner in (xfast.aligner, xfast.pipelines.parallel):  # where it is defined, and where project makes one
+        monkeypatch.setattr(owner, "Aligner", lambda *a, **k: pytest.fail("an aligner was made"))
     work = tmp_path / "work"
     work.mkdir()
     (work / "de.conll").write_text(GOOD, encoding="utf-8")
@@ -189,7 +191,7 @@ def test_the_python_api_checks_names_too(tmp_path):
         with pytest.raises(ParameterError, match=r"\[E215\]"):
             call()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["de.conll"]
-    from xfast.pipelines.run import check_name
+    from xfast.pipelines.rundir import check_name
 
     for ok in ("de", "deu_Latn", "zh-Hans", "en.v2", "x" * 100):
         assert check_name("receiving", ok) == ok
@@ -208,7 +210,7 @@ def test_length_ratio_outside_zero_one_is_refused(tmp_path, ratio, capsys):
 
 def test_length_ratio_is_checked_by_the_python_api(tmp_path):
     from xfast.pipelines.parallel import project_parallel
-    from xfast.pipelines.runner import ProjectionConfig
+    from xfast.project.config import ProjectionConfig
     from xfast.pipelines.translate_test import translate_test
     from xfast.pipelines.translate_train import translate_train
 
@@ -411,7 +413,7 @@ def test_formats_lists_metrics_csv_and_the_readme_says_which_epyc():
 
 
 def test_demo_over_part_of_the_set_says_so_beside_the_paper(monkeypatch, capsys):
-    from xfast.pipelines import demo
+    from xfast.cli import demo
 
     qa = {"sentences": {"in": 50, "failed": 0}}
     rows = [{"lang": "de", "method": "heuristic", "overall_precision": 0.9, "overall_recall": 0.9, "overall_f1": 0.9,

@@ -290,7 +290,7 @@ def test_project_keeps_and_rejects_by_the_definitions(tmp_path, corpus, aligner,
 def test_resume_and_parquet(tmp_path, corpus, aligner, monkeypatch):
     """A run stopped after two committed shards, resumed, writes the bytes of one never stopped;
     the rejects file stays JSON Lines beside Parquet outputs."""
-    from xfast.pipelines import run as run_mod
+    from xfast.pipelines import rundir as run_mod
     from xfast.pipelines.parallel import project_parallel
 
     kw = dict(aligner=aligner, methods=("heuristic",), progress=False, filters=("min-score=0.5", "drop-partial"),

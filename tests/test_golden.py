@@ -4,15 +4,22 @@ server's answers, pinned as digests in ``tests/data/golden.json``.
 A change that only moves code must leave all of them byte-identical. Encoders compute in floating
 point, and their kernels differ between CPU instruction sets and library versions; so the pins
 hold for the machine kind and package versions they were written on (the file's
-``fingerprint``), and elsewhere the test skips and says what differs. To pin again after a
-change that is meant to change outputs: ``XFAST_WRITE_GOLDEN=1 python -m pytest tests/test_golden.py``.
+``fingerprint``), and elsewhere the test skips and says what differs. Run keys and stage-cache
+keys name models by folder, file sizes and times: the pipelines here read the tiny models,
+their exports and the inputs from one fixed folder (``$TMPDIR/xfast-golden``) with fixed file
+times, so the keys are the same on every machine. To pin again after a change that is meant to
+change outputs: ``XFAST_WRITE_GOLDEN=1 python -m pytest tests/test_golden.py``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
+import shutil
+import tempfile
 from importlib import metadata
 from pathlib import Path
 
@@ -86,16 +93,43 @@ def _check(pinned: dict, case: str, got: dict) -> None:
     assert got == pinned["cases"][case]
 
 
+ROOT = Path(tempfile.gettempdir()) / "xfast-golden"
+STAMP = 1_600_000_000  # every file's time under ROOT (model fingerprints read sizes and times)
+
+
+def _stamp(folder: Path) -> None:
+    for p in folder.rglob("*"):
+        os.utime(p, (STAMP, STAMP), follow_symlinks=False)
+
+
 @pytest.fixture(scope="module")
-def inputs(tmp_path_factory):
-    d = tmp_path_factory.mktemp("golden")
-    return {"en": head_conll(europarl_path("en"), 16, d / "en.conll"),
-            "de": head_conll(europarl_path("de"), 16, d / "de.conll"),
-            "es": head_conll(europarl_path("es"), 16, d / "es.conll"),
-            "hau": head_conll(masakhaner_path("hau"), 10, d / "hau.conll")}
+def fixed(tiny_models):
+    """``(inputs, models)`` at fixed paths under :data:`ROOT`, with the aligner's export built in a
+    fixed cache there and every file time set to :data:`STAMP`; the model cache points there
+    while the module runs."""
+    from xfast.aligner import Aligner
+
+    ROOT.mkdir(parents=True, exist_ok=True)
+    with open(ROOT / ".lock", "a") as lock, pytest.MonkeyPatch.context() as mp:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # parallel sessions share the folder
+        for sub in ("inputs", "models", "cache"):
+            shutil.rmtree(ROOT / sub, ignore_errors=True)
+        inputs = {"en": head_conll(europarl_path("en"), 16, ROOT / "inputs" / "en.conll"),
+                  "de": head_conll(europarl_path("de"), 16, ROOT / "inputs" / "de.conll"),
+                  "es": head_conll(europarl_path("es"), 16, ROOT / "inputs" / "es.conll"),
+                  "hau": head_conll(masakhaner_path("hau"), 10, ROOT / "inputs" / "hau.conll")}
+        models = {name: Path(shutil.copytree(tiny_models[name], ROOT / "models" / name))
+                  for name in ("xlmr", "nllb_ct2", "ner_onnx")}
+        mp.setenv("XFAST_CACHE", str(ROOT / "cache"))
+        Aligner(str(models["xlmr"]), layer=2)  # its ONNX export, before the times are set
+        _stamp(ROOT)
+        yield inputs, models
+        with contextlib.suppress(OSError):
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _pipeline_args(name: str, inputs: dict, tiny: dict, out: Path) -> list[str]:
+    """The command line of pipeline ``name`` on the fixed inputs and models."""
     models = {"translator": ["--translator", str(tiny["nllb_ct2"]), "--easyproject-translator", str(tiny["nllb_ct2"])],
               "aligner": ["--aligner", str(tiny["xlmr"]), "--layer", "2"], "ner": ["--ner-model", str(tiny["ner_onnx"])]}
     return {
@@ -113,9 +147,10 @@ def _pipeline_args(name: str, inputs: dict, tiny: dict, out: Path) -> list[str]:
 
 
 @pytest.mark.parametrize("name", ["project", "translate-test", "translate-train", "model-transfer"])
-def test_pipeline_outputs(name, pinned, inputs, tiny_models, tmp_path):
+def test_pipeline_outputs(name, pinned, fixed, tmp_path):
+    inputs, models = fixed
     out = tmp_path / "out"
-    assert main(_pipeline_args(name, inputs, tiny_models, out)) in (0, 1)
+    assert main(_pipeline_args(name, inputs, models, out)) in (0, 1)
     _check(pinned, name, _folder(out))
 
 

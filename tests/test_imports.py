@@ -46,3 +46,13 @@ def test_each_module_imports_alone():
 def test_import_xfast_loads_no_heavy_runtime():
     loaded = json.loads(_run(f"import sys, json, xfast\nprint(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))"))
     assert loaded == []
+
+
+def test_public_names_keep_their_earlier_homes():
+    """Names docs/api.md showed at their earlier paths still import from there, as the same objects."""
+    from xfast.pipelines.engines.ray import RaySettings
+    from xfast.pipelines.ray_engine import RaySettings as OldRaySettings
+    from xfast.pipelines.runner import ProjectionConfig as OldConfig
+    from xfast.project.config import ProjectionConfig
+
+    assert OldConfig is ProjectionConfig and OldRaySettings is RaySettings

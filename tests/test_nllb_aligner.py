@@ -212,7 +212,7 @@ def test_translate_test_and_train_align_with_the_translator(tiny_models, tmp_pat
 def test_translator_and_its_encoder_are_not_held_together(tiny_models):
     """``--aligner translator``: loading the encoder releases the translator of the same
     checkpoint and the other way round; the released aligner's counts stay in the QA."""
-    from xfast.pipelines.runner import Models
+    from xfast.pipelines.loaders import Models
 
     models, spec = Models(), str(tiny_models["nllb_ct2"])
     models.translator(spec)

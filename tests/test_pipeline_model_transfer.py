@@ -9,7 +9,7 @@ import pytest
 from tests._pipeline_helpers import REFERENCE, head_conll, masakhaner_path
 from xfast.io import labels_of, read_conll
 from xfast.pipelines.model_transfer import model_transfer
-from xfast.pipelines.runner import default_ignore, describe
+from xfast.pipelines.manifest import default_ignore, describe
 
 
 def test_model_transfer_on_tiny_tagger(tmp_path, tiny_models):

@@ -10,7 +10,9 @@ from tests._pipeline_helpers import europarl_path, head_conll
 from xfast.errors import ParameterError
 from xfast.io import read_conll, read_pharaoh
 from xfast.pipelines.parallel import labeled_entities, project_parallel
-from xfast.pipelines.runner import ProjectionConfig, RunReport, project_batch
+from xfast.pipelines.qa import RunReport
+from xfast.pipelines.stages.projection import project_batch
+from xfast.project.config import ProjectionConfig
 
 
 

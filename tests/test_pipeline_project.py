@@ -19,9 +19,9 @@ from xfast.errors import OutputError, PipelineError
 from xfast.evaluate import ScoreCounts, proj_ratio, scores
 from xfast.io import read_conll, write_conll
 from xfast.io.columns import from_sentences, LabelTypes
-from xfast.pipelines.engine import overlapped
+from xfast.pipelines.engines.local import overlapped
 from xfast.pipelines.parallel import project_parallel
-from xfast.pipelines.runner import RunReport
+from xfast.pipelines.qa import RunReport
 
 N = 40
 

@@ -13,8 +13,8 @@ from tests._pipeline_helpers import REFERENCE, head_conll, masakhaner_path
 from tests.oracles import project_oracle
 from xfast.errors import ParameterError
 from xfast.io import labels_of, read_conll
-from xfast.pipelines.runner import ModelOptions
-from xfast.pipelines.runner import ProjectionConfig
+from xfast.pipelines.loaders import ModelOptions
+from xfast.project.config import ProjectionConfig
 from xfast.pipelines.translate_test import translate_test
 
 N = 10

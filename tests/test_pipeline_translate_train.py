@@ -10,7 +10,7 @@ from tests._pipeline_helpers import europarl_path, head_conll
 from tests.oracles import project_oracle
 from xfast.errors import DataError
 from xfast.io import entities_of, labels_of, read_conll
-from xfast.pipelines.runner import ProjectionConfig
+from xfast.project.config import ProjectionConfig
 from xfast.pipelines.translate_train import entity_ratio, translate_train
 
 N = 8

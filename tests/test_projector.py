@@ -10,7 +10,7 @@ from tests._pipeline_helpers import europarl_path, head_conll
 from xfast.errors import ParameterError
 from xfast.io import read_conll
 from xfast.pipelines.parallel import labeled_entities, project_parallel
-from xfast.pipelines.runner import ProjectionConfig
+from xfast.project.config import ProjectionConfig
 from xfast.serve import Projector
 
 METHODS = ("heuristic", "ngram-greedy", "ngram-bipartite")

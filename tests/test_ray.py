@@ -23,8 +23,8 @@ import pytest
 from tests._pipeline_helpers import europarl_path, head_conll, masakhaner_path
 from xfast.errors import ParameterError
 from xfast.io import read_conll
-from xfast.pipelines.ray_engine import RaySettings, pool_size
-from xfast.pipelines.runner import RunReport
+from xfast.pipelines.engines.ray import RaySettings, pool_size
+from xfast.pipelines.qa import RunReport
 
 N = 48
 

@@ -270,7 +270,7 @@ def test_an_empty_label_set_is_a_usage_error(tmp_path, pair, tiny_models, capsys
 
 def test_device_cpu_keeps_onnx_runtime_on_the_cpu():
     from xfast.errors import ParameterError
-    from xfast.pipelines.runner import ModelOptions, Models
+    from xfast.pipelines.loaders import ModelOptions, Models
 
     assert Models(ModelOptions(device="cpu"))._providers() == ["CPUExecutionProvider"]
     import onnxruntime as ort

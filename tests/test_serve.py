@@ -93,7 +93,7 @@ def test_project_answers_what_the_projector_answers(server, projector):
 
 
 def test_options_as_keys_equal_the_projector_with_that_config(server, projector):
-    from xfast.pipelines.runner import ProjectionConfig
+    from xfast.project.config import ProjectionConfig
 
     pairs = [(p["labeled"], [tuple(e) for e in p["entities"]], p["receiving"]) for p in PAIRS]
     for options in ({"length_ratio": 0.99, "merge_distance": 0}, {"min_words": 2, "max_words": 2}):

@@ -16,7 +16,7 @@ pytest.importorskip("uvicorn")
 
 from tests._serve_helpers import PAIR, Server, StandIn
 from xfast.errors import FieldError
-from xfast.pipelines.runner import ProjectionConfig
+from xfast.project.config import ProjectionConfig
 from xfast.serve.app import ServeSettings
 from xfast.serve.projector import Projector
 

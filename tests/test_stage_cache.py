@@ -6,7 +6,8 @@ import os
 import pytest
 
 from xfast.errors import ParameterError, PipelineError
-from xfast.pipelines.cache import CacheStats, StageCache, model_fingerprint, run_stage, shard_ranges, stage_key
+from xfast.pipelines.stagecache import (CacheStats, StageCache, StageContext, model_fingerprint, run_stage,
+                                        shard_ranges, stage_key)
 
 
 def test_stage_key_is_stable_and_sensitive():
@@ -52,26 +53,26 @@ def test_run_computes_only_missing_shards(tmp_path):
         return [{"i": i} for i in range(lo, hi)], {"lo": lo}
 
     stats = CacheStats()
-    recs, shard_stats, key = run_stage(tmp_path, "s", {"k": 1}, 5, compute, shard_size=2, stats=stats,
-                                       progress=False)
+    ctx = StageContext(tmp_path, 2, stats, None, progress=False)
+    recs, shard_stats, key = run_stage(ctx, "s", {"k": 1}, 5, compute)
     assert recs == [{"i": i} for i in range(5)] and calls == [(0, 2), (2, 4), (4, 5)]
     assert shard_stats == [{"lo": 0}, {"lo": 2}, {"lo": 4}]
     # a killed run: the middle shard is gone
     StageCache(tmp_path, "s", {"k": 1}, shard_size=2).path(1).unlink()
     calls.clear()
-    recs2, shard_stats2, key2 = run_stage(tmp_path, "s", {"k": 1}, 5, compute, shard_size=2, stats=stats,
-                                          progress=False)
+    recs2, shard_stats2, key2 = run_stage(ctx, "s", {"k": 1}, 5, compute)
     assert (recs2, shard_stats2, key2) == (recs, shard_stats, key) and calls == [(2, 4)]
     assert stats.loaded == {"s": 2} and stats.computed == {"s": 4}
     # another shard size is another key (batch composition may change outputs)
     calls.clear()
-    run_stage(tmp_path, "s", {"k": 1}, 5, compute, shard_size=3, progress=False)
+    run_stage(StageContext(tmp_path, 3, CacheStats(), None, progress=False), "s", {"k": 1}, 5, compute)
     assert calls == [(0, 3), (3, 5)]
 
 
 def test_run_rejects_a_wrong_record_count_and_bad_shard_size(tmp_path):
     with pytest.raises(PipelineError, match="E511"):
-        run_stage(tmp_path, "s", {}, 3, lambda lo, hi: ([{}], {}), shard_size=2, progress=False)
+        run_stage(StageContext(tmp_path, 2, CacheStats(), None, progress=False), "s", {}, 3,
+                  lambda lo, hi: ([{}], {}))
     with pytest.raises(ParameterError, match="shard_size"):
         StageCache(tmp_path, "s", {}, shard_size=0)
 
@@ -95,7 +96,7 @@ def test_model_fingerprint(tmp_path):
 
 def test_a_stage_can_move_its_bar_within_a_shard(tmp_path):
     """A model inside a stage reports each batch through stage_tick; outside a stage it is a no-op."""
-    from xfast.pipelines import cache as C
+    from xfast.pipelines import stagecache as C
 
     seen = []
 
@@ -104,7 +105,7 @@ def test_a_stage_can_move_its_bar_within_a_shard(tmp_path):
         C.stage_tick(hi - lo)
         return [{"i": i} for i in range(lo, hi)], {}
 
-    C.run_stage(tmp_path, "s", {"x": 1}, 10, compute, shard_size=4, progress=True)
+    C.run_stage(StageContext(tmp_path, 4, CacheStats(), None, progress=True), "s", {"x": 1}, 10, compute)
     assert seen == [True, True, True]
     assert C._TICK.get() is None
     C.stage_tick(3)  # no stage: nothing happens

@@ -342,10 +342,10 @@ def test_pipeline_ner_stage_truncates_only_in_compat(tiny_models, tmp_path):
     """The pipelines' NER stage (``receiving_ner``) truncates at the model's limit when asked
     (compat), under its own cache key; the default stage windows, and its key has no
     ``truncate`` field (unchanged), so neither mode reuses the other's shards."""
-    from xfast.pipelines.cache import CacheStats
-    from xfast.pipelines.runner import Models
-    from xfast.pipelines.stages import receiving_ner
-    from xfast.pipelines.runner import RunReport
+    from xfast.pipelines.stagecache import CacheStats, StageContext
+    from xfast.pipelines.loaders import Models
+    from xfast.pipelines.stages.corpus import receiving_ner
+    from xfast.pipelines.qa import RunReport
 
     spec = tiny_models["ner_onnx"]
     words = [[w for s in sentences(120) for w in s][:900], ["Maria", "went", "to", "Berlin"]]
@@ -354,8 +354,8 @@ def test_pipeline_ner_stage_truncates_only_in_compat(tiny_models, tmp_path):
     for truncate in (False, True, False, True):
         stats = CacheStats()
         models = Models()
-        common = dict(cache=tmp_path, shard_size=8, cache_stats=stats, report=RunReport(), progress=False)
-        ents, key = receiving_ner(models, spec, words, truncate=truncate, **common)
+        ctx = StageContext(tmp_path, 8, stats, RunReport(), progress=False)
+        ents, key = receiving_ner(ctx, models, spec, words, truncate=truncate)
         if truncate in runs:  # the second run of a mode loads its own shard
             assert stats.loaded == {"ner-receiving": 1} and not stats.computed
             assert (ents, key) == runs[truncate]

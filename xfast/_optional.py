@@ -8,7 +8,7 @@ how to install it when it is missing ([E204] with the ``pip install "xfast[extra
 from __future__ import annotations
 
 import importlib
-from importlib.util import find_spec
+import importlib.util
 from types import ModuleType
 
 from xfast.errors import ParameterError, msg
@@ -20,6 +20,9 @@ def require(module: str, *, what: str, extra: str) -> ModuleType:
     """``module`` imported (``require("pyarrow.parquet", what="Parquet files", extra="parquet")``),
     or :class:`~xfast.errors.ParameterError` [E204]: ``what`` needs the missing package,
     installed with ``pip install "xfast[extra]"``."""
+    top = module.partition(".")[0]
+    if not available(top):
+        raise ParameterError(msg("E204", what=what, missing=top, extra=extra))
     try:
         return importlib.import_module(module)
     except ImportError as err:
@@ -29,4 +32,4 @@ def require(module: str, *, what: str, extra: str) -> ModuleType:
 
 def available(module: str) -> bool:
     """Whether ``module`` (a top-level package name) is installed, without importing it."""
-    return find_spec(module) is not None
+    return importlib.util.find_spec(module) is not None

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import numpy as np
 
+from xfast.align import align_states_batch, align_unit_states, unit_rows, unit_rows_inplace
+from xfast.align.scores import link_scores
 from xfast.errors import ParameterError, check_choice, msg
-
-if TYPE_CHECKING:
-    from xfast.models.encoder import States, Subwords
+from xfast.models.encoder import Encoder, States, Subwords
 
 __all__ = ["Aligner", "METHODS", "TOKEN_TYPES"]
 
@@ -61,8 +60,6 @@ class Aligner:
         if method == "softmax" and token_type != "bpe":
             raise ParameterError(msg("E202", name="token_type", expected="'bpe' with method='softmax'",
                                      value=token_type))
-        from xfast.models.encoder import Encoder
-
         self.encoder = Encoder(model, layer=layer, backend=backend, quantize=quantize,
                                threads=threads, providers=providers, truncate=compat)
         if method is None:
@@ -97,8 +94,6 @@ class Aligner:
 
     def align_encoded(self, labeled: Sequence, receiving: Sequence) -> list[np.ndarray]:
         """Word pairs ``(labeled, receiving)`` per pair of :meth:`encode` results."""
-        from xfast.align import align_states_batch
-
         if len(labeled) != len(receiving):
             raise ParameterError(msg("E202", name="receiving", expected=f"{len(labeled)} sentences",
                                      value=f"{len(receiving)} sentences"))
@@ -113,8 +108,6 @@ class Aligner:
         """The row-wise function the alignment applies to encoder states first (SimAlign's
         row normalisation on subwords; None otherwise): pass it to
         :meth:`Encoder.encode_subwords` to apply it while the states are in cache."""
-        from xfast.align import unit_rows_inplace
-
         return unit_rows_inplace if self.method != "softmax" and self.token_type == "bpe" else None
 
     def align_columnar(self, labeled: Subwords, labeled_states: States, receiving: Subwords,
@@ -123,8 +116,6 @@ class Aligner:
         :meth:`Encoder.encode_subwords` of each side): ``(offsets int64 (S+1,), pairs int32
         (P, 2))``, the pairs :meth:`align_encoded` gives, in one buffer. The labeled side's
         normalised states are computed once and kept on ``labeled_states``."""
-        from xfast.align import align_states_batch, align_unit_states, unit_rows
-
         if len(labeled) != len(receiving):
             raise ParameterError(msg("E202", name="receiving", expected=f"{len(labeled)} sentences",
                                      value=f"{len(receiving)} sentences"))
@@ -163,8 +154,6 @@ class Aligner:
     def link_scores(self, labeled: Sequence, receiving: Sequence,
                     alignments: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Per-link similarity: the best ``(cos + 1) / 2`` between the two words' subwords."""
-        from xfast.align.scores import link_scores
-
         return link_scores([e.states for e in labeled], [e.word_ids for e in labeled],
                            [e.states for e in receiving], [e.word_ids for e in receiving], alignments)
 

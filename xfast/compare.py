@@ -13,7 +13,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from xfast._optional import available, require
 from xfast.errors import DataError, ParameterError, check_choice, msg
+from xfast.io.files import atomic_open, lines, make_dirs
+from xfast.models.flores import flores_code
+from xfast.report import format_table
 
 __all__ = ["JOIN_KEY", "COLUMNS", "LANG_MATCHES", "FIGURES", "Comparison", "compare", "format_comparison",
            "write_compare_csv", "plot_comparison", "write_comparison"]
@@ -93,8 +97,6 @@ def _number(text: str, path: str, line: int, column: str) -> float | None:
 def _read(path: Path, what: str, run: str = "") -> list[_Row]:
     """The rows of one metrics CSV; E101/E110/E111 (unreadable), E115 (a join column missing),
     E116 (a score that is not a number), E109 (a row longer than the header), E117 (no header)."""
-    from xfast.io.files import lines
-
     name = str(path)
     reader = csv.reader(t + "\n" for _, t in lines(path))
     try:
@@ -133,8 +135,6 @@ def _run_file(run: str | Path) -> Path:
 
 
 def _norm_lang(lang: str) -> str:
-    from xfast.models.flores import flores_code
-
     try:
         return flores_code(lang)
     except ParameterError:
@@ -282,8 +282,6 @@ def _joined(status: str, ours: _Row | None, theirs: _Row | None, variant: str, h
 
 def write_compare_csv(path: str | Path, comparison: Comparison) -> None:
     """``compare.csv``: :data:`COLUMNS`, one row per compare row; a missing side's cells empty."""
-    from xfast.io.files import atomic_open
-
     with atomic_open(path) as fh:
         w = csv.DictWriter(fh, fieldnames=COLUMNS, lineterminator="\n")
         w.writeheader()
@@ -294,8 +292,6 @@ def write_compare_csv(path: str | Path, comparison: Comparison) -> None:
 def format_comparison(comparison: Comparison) -> str:
     """The printed report: matched rows with both F1s and their difference, xfast rows with no
     partner, reference rows with no partner for the runs' languages (a count for the rest)."""
-    from xfast.report import format_table
-
     def table(rows: list[dict], cols: list[str]) -> str:
         cols = [c for c in cols if c != "run" or len(comparison.runs) > 1]
         cols = [c for c in cols if c != "variant" or any(r["variant"] for r in rows)]
@@ -396,9 +392,7 @@ def plot_comparison(path: str | Path, comparison: Comparison) -> dict:
     "legend", "source", "method", "colour", "values": {lang: f1}, "diffs" (xfast series):
     {lang: xfast - paper}}]}``, the bars as drawn."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    from xfast.io.files import atomic_open
+    from matplotlib.figure import Figure  # the plot extra: imported only to draw
 
     rows = [r for r in comparison.rows if r["status"] == MATCHED]
     langs, series = _series(rows, len(comparison.runs))
@@ -457,14 +451,10 @@ def write_comparison(out_dir: str | Path, comparison: Comparison, *, figure: str
     without matplotlib; ``"always"`` raises :class:`ParameterError` [E204] then. Returns
     ``{"outputs": {"csv", "png"}, "figure": plot_comparison's description or None,
     "figure_skipped": why or None}``."""
-    from importlib.util import find_spec
-
-    from xfast.io.files import make_dirs
-
     check_choice("figure", figure, FIGURES)
-    has_mpl = find_spec("matplotlib") is not None
-    if figure == "always" and not has_mpl:
-        raise ParameterError(msg("E204", what="the comparison figure", missing="matplotlib", extra="plot"))
+    has_mpl = available("matplotlib")
+    if figure == "always":
+        require("matplotlib", what="the comparison figure", extra="plot")
     out = Path(out_dir)
     make_dirs(out)
     write_compare_csv(out / "compare.csv", comparison)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from xfast.io.files import atomic_open
+
 __all__ = ["format_scores", "format_table", "write_metrics_csv", "reference_layout"]
 
 _METRICS = ("f1", "number", "precision", "recall")
@@ -44,8 +46,6 @@ def write_metrics_csv(path: str | Path, rows: list[dict], *, dataset: str = "") 
     its results files as they are, then xfast's own columns. Its index and ``Status``
     (``FINISHED``) are filled; ``Duration``, ``Run ID``, ``Name`` and ``slurm_job`` describe the
     paper's experiment tracker and stay blank (a rerun writes the same bytes)."""
-    from xfast.io.files import atomic_open
-
     cols = reference_layout(dataset)
     for r in rows:
         cols.extend(k for k in r if k not in cols)

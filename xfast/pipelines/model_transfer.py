@@ -7,20 +7,18 @@ language's words are tagged once for both.
 
 from __future__ import annotations
 
-import argparse
-import sys
 import time
 from pathlib import Path
 
-from xfast.pipelines.ray_engine import RaySettings
-from xfast.pipelines.run import check_name
-from xfast.pipelines.runner import (ModelOptions, add_common_arguments, default_ignore, describe, describe_model,
-                                    file_sha256, map_label_set, metrics_row, options_of, print_result,
-                                    ray_settings_of, start_run, versions, write_json, write_labels)
-from xfast.pipelines.stages import receiving_ner
-from xfast.report import write_metrics_csv
+from xfast.io import labels_of
+from xfast.pipelines.context import map_label_set, open_run, write_labels
+from xfast.pipelines.engines.ray import RaySettings
+from xfast.pipelines.loaders import ModelOptions, describe_model
+from xfast.pipelines.manifest import default_ignore, describe, file_sha256, metrics_row, versions, write_summaries
+from xfast.pipelines.rundir import check_name
+from xfast.pipelines.stages.corpus import receiving_ner
 
-__all__ = ["model_transfer", "add_arguments", "main"]
+__all__ = ["model_transfer"]
 
 
 def model_transfer(input: str | Path, lang: str, out_dir: str | Path, *, ner_model="xlmr-large-conll03",
@@ -40,15 +38,13 @@ def model_transfer(input: str | Path, lang: str, out_dir: str | Path, *, ner_mod
     """
     t0 = time.perf_counter()
     check_name("lang", lang)  # it names the output
-    run = start_run(input, out_dir, options=options, cache=cache, shard_size=shard_size, label_set=label_set,
-                    label_names=label_names, limit=limit, progress=progress, command="model-transfer",
-                    settings={"lang": lang, "ner_model": describe_model(ner_model), "dataset": dataset,
-                              "ignore": ignore, "compat": compat}, overwrite=overwrite, ray=ray)
+    run = open_run(input, out_dir, options=options, cache=cache, shard_size=shard_size, label_set=label_set,
+                   label_names=label_names, limit=limit, progress=progress, command="model-transfer",
+                   settings={"lang": lang, "ner_model": describe_model(ner_model), "dataset": dataset,
+                             "ignore": ignore, "compat": compat}, overwrite=overwrite, ray=ray)
     out, report, models, words, gold, keep = run.out, run.report, run.models, run.words, run.gold, run.keep
     ignore = default_ignore(dataset) if ignore is None else tuple(ignore)
-    ents, key = receiving_ner(models, ner_model, words, truncate=compat, **run.common)
-    from xfast.io import labels_of
-
+    ents, key = receiving_ner(run.ctx, models, ner_model, words, truncate=compat)
     pred = map_label_set([labels_of(e, len(w)) for e, w in zip(ents, words)], keep)
     path = out / f"{lang}.model_transfer.conll"
     with report.stage("write"):
@@ -61,47 +57,14 @@ def model_transfer(input: str | Path, lang: str, out_dir: str | Path, *, ner_mod
                                        variant=describe("model_transfer", "", ""),
                                        extra={"xfast_ner_model": models.describe(ner_model),
                                               "xfast_sentences": len(words)}))
-        write_metrics_csv(out / "metrics.csv", results, dataset=dataset)
     report.timings["total"] = time.perf_counter() - t0
-    qa = report.summary()
-    qa["engine"] = run.engine()
-    qa["cache"] = run.cache_stats.as_dict()
-    write_json(out / "qa.json", qa)
-    write_json(out / "manifest.json", {
+    qa = {**report.summary(), "engine": run.engine(), "cache": run.ctx.cache_stats.as_dict()}
+    write_summaries(out, qa=qa, metrics=results, dataset=dataset, manifest={
         "command": "model-transfer", "inputs": {str(input): file_sha256(input)}, "lang": lang,
         "ner_model": models.describe(ner_model), "options": models.options, "dataset": dataset,
         "label_set": sorted(keep) if keep is not None else None, "ignore": list(ignore),
-        "cache": {"dir": str(run.cache), "stages": {"ner-receiving": key}}, "shard_size": shard_size,
+        "cache": {"dir": str(run.ctx.cache), "stages": {"ner-receiving": key}}, "shard_size": shard_size,
         "versions": versions(), "run_key": run.key, "outputs": {"model_transfer": str(path)}})
     run.finish()
     return {"results": results, "timings": dict(report.timings), "qa": qa,
             "outputs": {"model_transfer": str(path)}}
-
-
-# --------------------------------------------------------------------------- CLI
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    """The ``xfast model-transfer`` options."""
-    add_common_arguments(p)
-    p.add_argument("--compat", action="store_true",
-                   help="truncate long sentences at the model's limit, as the paper's code does")
-    p.epilog = ("example: xfast model-transfer --input masakhaner2/hau.test.txt --lang hau "
-                "--dataset masakhaner2 --out runs/hau-mt")
-
-
-def main(args: argparse.Namespace) -> int:
-    """Run ``xfast model-transfer``."""
-    from xfast.models.flores import is_known
-
-    check_name("lang", args.lang)  # before the warning: a name that is refused needs none
-    if not is_known(args.lang):
-        print(f"xfast: warning: {args.lang!r} is not a language code xfast knows; it only names the outputs "
-              "and metrics rows here", file=sys.stderr)
-    res = model_transfer(args.input, args.lang, args.out, ner_model=args.ner_model, options=options_of(args),
-                         cache=args.cache, shard_size=args.shard_size, dataset=args.dataset,
-                         label_set=set(args.label_set) if args.label_set is not None else None,
-                         ignore=tuple(args.ignore) if args.ignore is not None else None,
-                         label_names=args.label_names, limit=args.limit, progress=not args.quiet,
-                         compat=args.compat, overwrite=args.overwrite, ray=ray_settings_of(args))
-    return print_result(res, args)

@@ -5,7 +5,7 @@ split (docs/translation.md, ``side="mt"``) → English NER → align English↔r
 *tgt2tgt*: the English NER entities → EasyProject marker back-translation into the receiving
 language (docs/translation.md) → align back-translation↔receiving → project.
 
-Every model output is a cached stage (:mod:`xfast.pipelines.cache`): ``translate``,
+Every model output is a cached stage (:mod:`xfast.pipelines.stagecache`): ``translate``,
 ``ner-en``, ``backtranslate``, ``ner-receiving`` (the ``ner`` candidates and the model-transfer
 baseline) and ``align`` (one cache per mode and extraction method). Per language each is
 computed once and reused by every projection variant, within a run and across runs; a killed
@@ -16,25 +16,39 @@ variant, the reference results' columns), ``manifest.json`` and ``qa.json``.
 
 from __future__ import annotations
 
-import argparse
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from xfast.errors import ParameterError, msg
-from xfast.pipelines.ray_engine import RaySettings
-from xfast.pipelines.run import check_name
-from xfast.pipelines.runner import (MODES, ModelOptions, ProjectionConfig, add_common_arguments,
-                                    add_projection_arguments, align_languages, check_methods, config_of,
-                                    default_align_methods, default_ignore, describe, pipeline_aligner,
-                                    describe_model, file_sha256, map_label_set, metrics_row, options_of, print_result,
-                                    ray_settings_of, start_run, versions, words_key, write_json, write_labels)
-from xfast.pipelines.stages import (align_stage, backtranslate_stage, english_ner_stage, fail_empty,
-                                    project_variants, receiving_ner, translate_stage)
-from xfast.report import write_metrics_csv
+from xfast.io import labels_of
+from xfast.models.flores import flores_code
+from xfast.pipelines.context import Run, check_methods, map_label_set, open_run, write_labels
+from xfast.pipelines.engines.ray import RaySettings
+from xfast.pipelines.loaders import (ModelOptions, align_languages, default_align_methods, describe_model,
+                                     pipeline_aligner)
+from xfast.pipelines.manifest import default_ignore, describe, file_sha256, metrics_row, versions, write_summaries
+from xfast.pipelines.rundir import check_name
+from xfast.pipelines.stages.corpus import (align_stage, backtranslate_stage, english_ner_stage, fail_empty,
+                                           receiving_ner, translate_stage, words_key)
+from xfast.pipelines.stages.projection import project_variants
+from xfast.project.config import ProjectionConfig
+from xfast.text import detokenize
 
-__all__ = ["translate_test", "add_arguments", "main"]
+__all__ = ["translate_test"]
 
-Entity = tuple[int, int, str]
+
+@dataclass
+class _Sides:
+    """What the translation stages give the projection: per mode the labeled words, their
+    entities and the stage key they come from; the NER candidates on the receiving words; the
+    cache keys, QA additions and splitter names to report."""
+
+    labeled: dict[str, tuple[list, list, str]] = field(default_factory=dict)
+    candidates: list | None = None
+    stages: dict[str, str] = field(default_factory=dict)
+    qa: dict[str, object] = field(default_factory=dict)
+    splitters: dict[str, str] = field(default_factory=dict)
 
 
 def translate_test(input: str | Path, lang: str, out_dir: str | Path, *, modes: tuple[str, ...] = ("src2tgt",),
@@ -61,9 +75,6 @@ def translate_test(input: str | Path, lang: str, out_dir: str | Path, *, modes: 
     "timings", "qa", "outputs"}``; ``results`` holds one metrics row per variant when the input
     has gold labels.
     """
-    from xfast.models.flores import flores_code
-    from xfast.text import detokenize
-
     t0 = time.perf_counter()
     check_name("lang", lang)  # it names the outputs
     cfg = (config or ProjectionConfig()).check()
@@ -76,143 +87,127 @@ def translate_test(input: str | Path, lang: str, out_dir: str | Path, *, modes: 
     flores = flores_code(lang)  # E402 before any work
     if not isinstance(shard_size, int) or isinstance(shard_size, bool) or shard_size < 1:
         raise ParameterError(msg("E202", name="shard_size", expected="an int >= 1", value=shard_size))
-    run = start_run(input, out_dir, options=options, cache=cache, shard_size=shard_size, label_set=label_set,
-                    label_names=label_names, limit=limit, progress=progress, command="translate-test",
-                    settings={"lang": lang, "modes": modes, "methods": methods, "align_methods": align_methods,
-                              "models": [describe_model(m) for m in (translator, easyproject_translator, ner_model)],
-                              "aligner": getattr(aligner, "settings", describe_model(aligner)), "config": cfg,
-                              "threshold": threshold, "baseline": baseline, "dataset": dataset, "ignore": ignore},
-                    overwrite=overwrite, ray=ray)
-    out, report, models, common = run.out, run.report, run.models, run.common
-    words, gold, keep = run.words, run.gold, run.keep
+    run = open_run(input, out_dir, options=options, cache=cache, shard_size=shard_size, label_set=label_set,
+                   label_names=label_names, limit=limit, progress=progress, command="translate-test",
+                   settings={"lang": lang, "modes": modes, "methods": methods, "align_methods": align_methods,
+                             "models": [describe_model(m) for m in (translator, easyproject_translator, ner_model)],
+                             "aligner": getattr(aligner, "settings", describe_model(aligner)), "config": cfg,
+                             "threshold": threshold, "baseline": baseline, "dataset": dataset, "ignore": ignore},
+                   overwrite=overwrite, ray=ray)
     ignore = default_ignore(dataset) if ignore is None else tuple(ignore)
-    n = len(words)
-    wkey = words_key(words)
-    stages: dict[str, object] = {}
-    qa_extra: dict[str, object] = {}
-
-    # translation to English and English NER: shared by both modes
-    mt, tr_stats, stages["translate"] = translate_stage(
-        models, translator, lambda lo, hi: [detokenize(w, lang) for w in words[lo:hi]], n, lang, "en", wkey,
-        **common)
-    fail_empty(report, "translate", words, mt)
-    qa_extra["translator"] = tr_stats
-    en_words, en_ents, en_splitter, stages["ner-en"] = english_ner_stage(models, ner_model, mt, stages["translate"],
-                                                                       truncate=cfg.compat, **common)
-    splitters = {"mt": en_splitter}
-    candidates = None
-    if baseline or any(m.startswith("ner-") for m in methods):
-        candidates, stages["ner-receiving"] = receiving_ner(models, ner_model, words, truncate=cfg.compat,
-                                                            **common)
-
-    labeled: dict[str, tuple[list, list, str]] = {}
-    if "src2tgt" in modes:
-        labeled["src2tgt"] = (en_words, en_ents, stages["ner-en"])
-    if "tgt2tgt" in modes:
-        bt_words, bt_ents, ep_stats, ep_tr, splitters["back"], stages["backtranslate"] = backtranslate_stage(
-            models, easyproject_translator, en_words, en_ents, lang, stages["ner-en"], threshold=threshold,
-            compat=cfg.compat, **common)
-        fail_empty(report, "backtranslate", mt, [" ".join(w) for w in bt_words])
-        qa_extra["easyproject"] = ep_stats
-        qa_extra["easyproject_translator"] = ep_tr
-        labeled["tgt2tgt"] = (bt_words, bt_ents, stages["backtranslate"])
-
-    preds: dict[tuple[str, str, str], list[list[str]]] = {}
-    for mode, (lab_words, lab_ents, up) in labeled.items():
-        langs = align_languages(aligner, "en" if mode == "src2tgt" else lang, lang)
-        alns, keys = align_stage(models, aligner, lab_words, words, align_methods, {"labeled": up, "receiving": wkey},
-                                 compat=cfg.compat, stage="align", langs=langs, **common)
-        for am, key in keys.items():
-            stages[f"align/{mode}/{am}"] = key
-        for (am, m), labels in project_variants(mode, lab_ents, alns, words, methods, cfg, report, lang=lang,
-                                                candidates=candidates, shard_size=shard_size, keep=keep).items():
-            preds[(mode, am, m)] = labels
-
-    outputs: dict[str, Path] = {}
-    with report.stage("write"):
-        for (mode, am, m), labels in preds.items():
-            outputs[f"{mode}/{am}/{m}"] = path = out / f"{lang}.{mode}.{am}.{m}.conll"
-            write_labels(path, words, labels)
-        if baseline:
-            from xfast.io import labels_of
-
-            mt_labels = map_label_set([labels_of(e, len(w)) for e, w in zip(candidates, words)], keep)
-            outputs["model_transfer"] = path = out / f"{lang}.model_transfer.conll"
-            write_labels(path, words, mt_labels)
-    report.sentences_out = n
-
-    results = []
-    aligner_name = models.describe(aligner)
-    if gold is not None:
-        with report.stage("evaluate"):
-            for (mode, am, m), labels in preds.items():
-                results.append(metrics_row(gold, labels, ignore=ignore, lang=lang, dataset=dataset,
-                                           variant=describe(mode, am, m), extra={
-                                               "xfast_mode": mode, "xfast_align_method": am, "xfast_method": m,
-                                               "xfast_aligner_model": aligner_name,
-                                               "xfast_layer": models.aligner_fields(aligner)["layer"],
-                                               "xfast_compat": cfg.compat, "xfast_sentences": n}))
-            if baseline:
-                results.append(metrics_row(gold, mt_labels, ignore=ignore, lang=lang, dataset=dataset,
-                                           variant=describe("model_transfer", "", ""),
-                                           extra={"xfast_mode": "model_transfer", "xfast_compat": cfg.compat,
-                                                  "xfast_sentences": n}))
-            write_metrics_csv(out / "metrics.csv", results, dataset=dataset)
-            outputs["metrics"] = out / "metrics.csv"
-
+    sides = _translated(run, lang, modes, translator, easyproject_translator, ner_model, cfg, threshold,
+                        need_candidates=baseline or any(m.startswith("ner-") for m in methods))
+    preds = _projected(run, lang, sides, aligner, align_methods, methods, cfg, shard_size)
+    outputs, mt_labels = _written(run, lang, preds, sides.candidates if baseline else None)
+    results = _scored(run, lang, preds, mt_labels, aligner, cfg, ignore, dataset) if run.gold is not None else []
+    if results:
+        outputs["metrics"] = run.out / "metrics.csv"
+    report, models = run.report, run.models
     report.timings["total"] = time.perf_counter() - t0
     report.encoder.update(models.runtime_stats())
-    qa = report.summary()
-    qa["engine"] = run.engine()
-    qa.update(qa_extra)
-    qa["splitters"] = splitters
-    qa["cache"] = run.cache_stats.as_dict()
-    write_json(out / "qa.json", qa)
+    qa = {**report.summary(), "engine": run.engine(), **sides.qa, "splitters": sides.splitters,
+          "cache": run.ctx.cache_stats.as_dict()}
     manifest = {
         "command": "translate-test", "inputs": {str(input): file_sha256(input)}, "lang": lang, "flores": flores,
         "modes": list(modes), "methods": list(methods), "align_methods": list(align_methods),
         "models": {"translator": models.describe(translator),
                    "easyproject_translator": models.describe(easyproject_translator) if "tgt2tgt" in modes else None,
-                   "ner": models.describe(ner_model), "aligner": aligner_name},
+                   "ner": models.describe(ner_model), "aligner": models.describe(aligner)},
         "options": options, "config": cfg, "threshold": threshold, "dataset": dataset,
-        "label_set": sorted(keep) if keep is not None else None, "ignore": list(ignore), "splitters": splitters,
-        "cache": {"dir": str(run.cache), "stages": stages}, "shard_size": shard_size, "versions": versions(),
-        "run_key": run.key, "outputs": {k: str(v) for k, v in outputs.items()},
+        "label_set": sorted(run.keep) if run.keep is not None else None, "ignore": list(ignore),
+        "splitters": sides.splitters, "cache": {"dir": str(run.ctx.cache), "stages": sides.stages},
+        "shard_size": shard_size, "versions": versions(), "run_key": run.key,
+        "outputs": {k: str(v) for k, v in outputs.items()},
     }
-    write_json(out / "manifest.json", manifest)
+    write_summaries(run.out, qa=qa, manifest=manifest, metrics=results, dataset=dataset)
     run.finish()
     return {"results": results, "timings": dict(report.timings), "qa": qa,
             "outputs": {k: str(v) for k, v in outputs.items()}}
 
 
-# --------------------------------------------------------------------------- CLI
+def _translated(run: Run, lang: str, modes: tuple[str, ...], translator, easyproject_translator, ner_model,
+                cfg: ProjectionConfig, threshold: float, *, need_candidates: bool) -> _Sides:
+    """Translation to English and English NER (both modes), the NER candidates on the receiving
+    words when a method or the baseline needs them, and the marker back-translation (tgt2tgt)."""
+    ctx, models, words, report = run.ctx, run.models, run.words, run.report
+    wkey = words_key(words)
+    sides = _Sides()
+    mt, tr_stats, sides.stages["translate"] = translate_stage(
+        ctx, models, translator, lambda lo, hi: [detokenize(w, lang) for w in words[lo:hi]], len(words), lang,
+        "en", wkey)
+    fail_empty(report, "translate", words, mt)
+    sides.qa["translator"] = tr_stats
+    en_words, en_ents, sides.splitters["mt"], sides.stages["ner-en"] = english_ner_stage(
+        ctx, models, ner_model, mt, sides.stages["translate"], truncate=cfg.compat)
+    if need_candidates:
+        sides.candidates, sides.stages["ner-receiving"] = receiving_ner(ctx, models, ner_model, words,
+                                                                        truncate=cfg.compat)
+    if "src2tgt" in modes:
+        sides.labeled["src2tgt"] = (en_words, en_ents, sides.stages["ner-en"])
+    if "tgt2tgt" in modes:
+        bt_words, bt_ents, ep_stats, ep_tr, sides.splitters["back"], sides.stages["backtranslate"] = \
+            backtranslate_stage(ctx, models, easyproject_translator, en_words, en_ents, lang, sides.stages["ner-en"],
+                                threshold=threshold, compat=cfg.compat)
+        fail_empty(report, "backtranslate", mt, [" ".join(w) for w in bt_words])
+        sides.qa["easyproject"] = ep_stats
+        sides.qa["easyproject_translator"] = ep_tr
+        sides.labeled["tgt2tgt"] = (bt_words, bt_ents, sides.stages["backtranslate"])
+    return sides
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    """The ``xfast translate-test`` options."""
-    add_common_arguments(p)
-    p.epilog = ("example: xfast translate-test --input masakhaner2/hau.test.txt --lang hau --dataset masakhaner2 "
-                "--out runs/hau --mode src2tgt tgt2tgt --baseline")
-    p.add_argument("--mode", nargs="+", default=["src2tgt"], choices=MODES,
-                   help="src2tgt: tag the English translation; tgt2tgt: also back-translate with markers")
-    p.add_argument("--translator", default="nllb-600m", help="registry name or local CTranslate2/HF directory")
-    p.add_argument("--easyproject-translator", default="nllb-3.3b-easyproject",
-                   help="marker translator for tgt2tgt (registry name or local directory)")
-    p.add_argument("--threshold", type=float, default=0.5, help="EasyProject match threshold")
-    p.add_argument("--baseline", action="store_true", help="also write and score model transfer")
-    add_projection_arguments(p)
+def _projected(run: Run, lang: str, sides: _Sides, aligner, align_methods: tuple[str, ...],
+               methods: tuple[str, ...], cfg: ProjectionConfig,
+               shard_size: int) -> dict[tuple[str, str, str], list[list[str]]]:
+    """Labels of every ``(mode, extraction method, projection method)``: each mode's labeled
+    side aligned with the receiving words once, every method projected over that alignment."""
+    words, wkey = run.words, words_key(run.words)
+    preds: dict[tuple[str, str, str], list[list[str]]] = {}
+    for mode, (lab_words, lab_ents, up) in sides.labeled.items():
+        langs = align_languages(aligner, "en" if mode == "src2tgt" else lang, lang)
+        alns, keys = align_stage(run.ctx, run.models, aligner, lab_words, words, align_methods,
+                                 {"labeled": up, "receiving": wkey}, compat=cfg.compat, stage="align", langs=langs)
+        for am, key in keys.items():
+            sides.stages[f"align/{mode}/{am}"] = key
+        for (am, m), labels in project_variants(mode, lab_ents, alns, words, methods, cfg, run.report, lang=lang,
+                                                candidates=sides.candidates, shard_size=shard_size,
+                                                keep=run.keep).items():
+            preds[(mode, am, m)] = labels
+    return preds
 
 
-def main(args: argparse.Namespace) -> int:
-    """Run ``xfast translate-test``; 1 when some sentences failed, else 0."""
-    res = translate_test(args.input, args.lang, args.out, modes=tuple(args.mode), methods=tuple(args.method),
-                         translator=args.translator, easyproject_translator=args.easyproject_translator,
-                         ner_model=args.ner_model, aligner=args.aligner,
-                         align_methods=tuple(args.align_method) if args.align_method else None,
-                         options=options_of(args), config=config_of(args), threshold=args.threshold,
-                         baseline=args.baseline, cache=args.cache, shard_size=args.shard_size, dataset=args.dataset,
-                         label_set=set(args.label_set) if args.label_set is not None else None,
-                         ignore=tuple(args.ignore) if args.ignore is not None else None,
-                         label_names=args.label_names, limit=args.limit, progress=not args.quiet,
-                         overwrite=args.overwrite, ray=ray_settings_of(args))
-    return print_result(res, args)
+def _written(run: Run, lang: str, preds: dict, baseline: list | None) -> tuple[dict[str, Path], list | None]:
+    """Write one CoNLL file per variant (and the model-transfer baseline from ``baseline``, the
+    receiving NER entities); returns ``(outputs, the baseline's labels or None)``."""
+    outputs: dict[str, Path] = {}
+    mt_labels = None
+    with run.report.stage("write"):
+        for (mode, am, m), labels in preds.items():
+            outputs[f"{mode}/{am}/{m}"] = path = run.out / f"{lang}.{mode}.{am}.{m}.conll"
+            write_labels(path, run.words, labels)
+        if baseline is not None:
+            mt_labels = map_label_set([labels_of(e, len(w)) for e, w in zip(baseline, run.words)], run.keep)
+            outputs["model_transfer"] = path = run.out / f"{lang}.model_transfer.conll"
+            write_labels(path, run.words, mt_labels)
+    run.report.sentences_out = len(run.words)
+    return outputs, mt_labels
+
+
+def _scored(run: Run, lang: str, preds: dict, mt_labels: list | None, aligner, cfg: ProjectionConfig,
+            ignore: tuple[str, ...], dataset: str) -> list[dict]:
+    """One metrics row per variant (and the baseline), in the paper's results columns."""
+    gold, n, models = run.gold, len(run.words), run.models
+    results = []
+    with run.report.stage("evaluate"):
+        for (mode, am, m), labels in preds.items():
+            results.append(metrics_row(gold, labels, ignore=ignore, lang=lang, dataset=dataset,
+                                       variant=describe(mode, am, m), extra={
+                                           "xfast_mode": mode, "xfast_align_method": am, "xfast_method": m,
+                                           "xfast_aligner_model": models.describe(aligner),
+                                           "xfast_layer": models.aligner_fields(aligner)["layer"],
+                                           "xfast_compat": cfg.compat, "xfast_sentences": n}))
+        if mt_labels is not None:
+            results.append(metrics_row(gold, mt_labels, ignore=ignore, lang=lang, dataset=dataset,
+                                       variant=describe("model_transfer", "", ""),
+                                       extra={"xfast_mode": "model_transfer", "xfast_compat": cfg.compat,
+                                              "xfast_sentences": n}))
+    return results

@@ -11,7 +11,7 @@ training data, per target language, in one or both modes:
   ``side="back"``), aligned English↔translation and projected with every requested method;
   ``<lang>.plain.<align method>.<method>.conll``.
 
-Translations, NER candidates and alignments are cached stages (:mod:`xfast.pipelines.cache`).
+Translations, NER candidates and alignments are cached stages (:mod:`xfast.pipelines.stagecache`).
 There is no gold on the target side; the QA summary counts entities in and out per label and
 reports the entity ratio (docs/evaluation.md ``proj_ratio`` with the English gold entity counts).
 Sentences whose translation is empty stay in the output as empty sentences (so output and
@@ -20,21 +20,32 @@ input stay line-aligned) and are listed as failures.
 
 from __future__ import annotations
 
-import argparse
-import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from xfast.errors import ParameterError, check_choice, msg
-from xfast.pipelines.ray_engine import RaySettings
-from xfast.pipelines.run import check_name
-from xfast.pipelines.runner import (ModelOptions, ProjectionConfig, add_common_arguments, add_projection_arguments,
-                                    align_languages, check_methods, config_of, default_align_methods,
-                                    pipeline_aligner, describe_model, file_sha256, map_label_set, options_of,
-                                    ray_settings_of, start_run, versions, words_key, write_json, write_labels)
-from xfast.pipelines.stages import align_stage, backtranslate_stage, fail_empty, project_variants, translate_stage
-from xfast.project.filtering import FilterPolicy
+import numpy as np
 
-__all__ = ["TRAIN_MODES", "translate_train", "entity_ratio", "add_arguments", "main"]
+from xfast.errors import ParameterError, check_choice, msg
+from xfast.io import entities_of, labels_of
+from xfast.io.tokens import LabelTypes, from_sentences
+from xfast.io.files import atomic_open
+from xfast.models.flores import flores_code, partition
+from xfast.pipelines.context import Run, check_methods, map_label_set, open_run, write_labels
+from xfast.pipelines.engines.ray import RaySettings
+from xfast.pipelines.loaders import (ModelOptions, align_languages, default_align_methods, describe_model,
+                                     pipeline_aligner)
+from xfast.pipelines.manifest import file_sha256, versions, write_summaries
+from xfast.pipelines.rundir import check_name
+from xfast.pipelines.stages.corpus import (align_stage, backtranslate_stage, fail_empty, receiving_ner,
+                                           translate_stage, words_key)
+from xfast.pipelines.stages.projection import project_variants
+from xfast.project.config import ProjectionConfig
+from xfast.project.filtering import REASONS, FilterPolicy, filter_batch, reject_line, sentence_states
+from xfast.text import detokenize, get_splitter
+
+__all__ = ["TRAIN_MODES", "translate_train", "entity_ratio"]
 
 TRAIN_MODES = ("plain", "marker")
 
@@ -74,25 +85,10 @@ def translate_train(input: str | Path, langs: tuple[str, ...] | list[str], out_d
     ``label_set``: types kept (default: those of the English gold). Returns ``{"results",
     "timings", "qa", "outputs"}``; ``results`` holds one QA row per output file.
     """
-    import time
-
-    from xfast.io import labels_of
-    from xfast.models.flores import flores_code, partition
-    from xfast.text import detokenize, get_splitter
-
     t0 = time.perf_counter()
     cfg = (config or ProjectionConfig()).check()
     options = options or ModelOptions()
-    if isinstance(langs, str):
-        langs = [langs]
-    if not langs:
-        raise ParameterError(msg("E202", name="langs", expected="one or more language codes", value=langs))
-    for lang in langs:
-        check_name("langs", lang)  # each names outputs
-    if not modes:
-        raise ParameterError(msg("E202", name="modes", expected=f"one or more of {list(TRAIN_MODES)}", value=modes))
-    for m in modes:
-        check_choice("modes", m, TRAIN_MODES)
+    langs = _checked_names([langs] if isinstance(langs, str) else langs, modes)
     policy = FilterPolicy.parse(filters)
     aligner = pipeline_aligner(aligner, translator)
     if align_methods is None:
@@ -103,95 +99,28 @@ def translate_train(input: str | Path, langs: tuple[str, ...] | list[str], out_d
     if not floreses:
         flores_code(langs[0])  # E402 for the first
     langs = list(floreses)
-    run = start_run(input, out_dir, options=options, cache=cache, shard_size=shard_size, label_set=label_set,
-                    label_names=label_names, limit=limit, progress=progress, command="translate-train",
-                    settings={"langs": langs, "modes": modes, "methods": methods, "align_methods": align_methods,
-                              "models": [describe_model(m) for m in (translator, easyproject_translator, ner_model)],
-                              "aligner": getattr(aligner, "settings", describe_model(aligner)), "config": cfg,
-                              "threshold": threshold, **({"filter": policy.names()} if policy.active else {})},
-                    overwrite=overwrite, ray=ray, labels=True)
-    from xfast.io import entities_of
-
-    out, report, models, common = run.out, run.report, run.models, run.common
-    sents, words, keep = run.sents, run.words, run.keep
-    ents = [entities_of(s.labels) for s in sents]
-    n = len(words)
-    wkey = words_key([[w, s.labels] for w, s in zip(words, sents)])
-    stages: dict[str, str] = {}
-    qa_extra: dict[str, dict] = {}
-    splitters: dict[str, str] = {}
-    outputs: dict[str, Path] = {}
-    results: list[dict] = []
-
-    def emit(name: str, path: Path, tgt_words: list[list[str]], labels: list[list[str]], lang: str, *,
-             alignments: list | None = None, **desc) -> None:
-        labels = map_label_set(labels, keep)
-        kept, extra = ents, {}
-        if policy.active:  # alignments None: marker mode
-            with report.stage("filter"):
-                idx, tgt_words, labels, rejects = _filter_lists(policy, name, tgt_words, labels, ents, alignments,
-                                                                keep, [s.line for s in sents], report)
-            if policy.drops:
-                write_rejects(path.with_suffix(".rejects.jsonl"), rejects)
-                outputs[f"{name}/rejects"] = path.with_suffix(".rejects.jsonl")
-            kept, extra = [ents[i] for i in idx], {"filter": str(policy), "sentences_kept": len(idx)}
-        with report.stage("write"):
-            write_labels(path, tgt_words, labels)
-        outputs[name] = path
-        entities_out = sum(1 for s in labels for lab in s if lab.startswith("B-"))
-        results.append({"lang": lang, **desc, "sentences": n, "entities_in": sum(map(len, kept)),
-                        "entities_out": entities_out, "entity_ratio": entity_ratio(kept, labels), **extra})
-
+    run = open_run(input, out_dir, options=options, cache=cache, shard_size=shard_size, label_set=label_set,
+                   label_names=label_names, limit=limit, progress=progress, command="translate-train",
+                   settings={"langs": langs, "modes": modes, "methods": methods, "align_methods": align_methods,
+                             "models": [describe_model(m) for m in (translator, easyproject_translator, ner_model)],
+                             "aligner": getattr(aligner, "settings", describe_model(aligner)), "config": cfg,
+                             "threshold": threshold, **({"filter": policy.names()} if policy.active else {})},
+                   overwrite=overwrite, ray=ray, labels=True)
+    made = _Made(run, policy, [entities_of(s.labels) for s in run.sents],
+                 words_key([[w, s.labels] for w, s in zip(run.words, run.sents)]))
     for lang in langs:
         if "marker" in modes:
-            mk_words, mk_ents, ep_stats, ep_tr, splitters[f"{lang}/marker"], key = backtranslate_stage(
-                models, easyproject_translator, words, ents, lang, wkey, threshold=threshold, compat=cfg.compat,
-                stage="marker", **common)
-            stages[f"marker/{lang}"] = key
-            fail_empty(report, f"marker/{lang}", words, mk_words)
-            qa_extra[f"easyproject/{lang}"] = ep_stats
-            qa_extra[f"easyproject_translator/{lang}"] = ep_tr
-            emit(f"{lang}/marker", out / f"{lang}.marker.conll", mk_words,
-                 [labels_of(e, len(w)) for e, w in zip(mk_ents, mk_words)], lang, mode="marker")
+            _marker(made, lang, easyproject_translator, cfg, threshold)
         if "plain" in modes:
-            mt, tr_stats, stages[f"translate/{lang}"] = translate_stage(
-                models, translator, lambda lo, hi: [detokenize(w, "en") for w in words[lo:hi]], n, "en", lang, wkey,
-                **common)
-            qa_extra[f"translator/{lang}"] = tr_stats
-            split = get_splitter(lang, side="back", compat=cfg.compat)
-            splitters[f"{lang}/plain"] = split.name
-            with report.stage("split"):
-                tgt_words = [split(t) for t in mt]
-            fail_empty(report, f"translate/{lang}", words, tgt_words)
-            candidates = None
-            if any(m.startswith("ner-") for m in methods):
-                from xfast.pipelines.stages import receiving_ner
-
-                candidates, stages[f"ner-receiving/{lang}"] = receiving_ner(models, ner_model, tgt_words,
-                                                                            truncate=cfg.compat, **common)
-            alns, keys = align_stage(models, aligner, words, tgt_words, align_methods,
-                                     {"labeled": wkey, "receiving": stages[f"translate/{lang}"],
-                                      "splitter": split.name}, compat=cfg.compat,
-                                     langs=align_languages(aligner, "en", lang), **common)
-            stages.update({f"align/{lang}/{am}": k for am, k in keys.items()})
-            for (am, m), labels in project_variants("plain", ents, alns, tgt_words, methods, cfg, report,
-                                                    lang=lang, candidates=candidates, shard_size=shard_size,
-                                                    keep=keep).items():
-                emit(f"{lang}/plain/{am}/{m}", out / f"{lang}.plain.{am}.{m}.conll", tgt_words, labels, lang,
-                     mode="plain", align_method=am, method=m, alignments=alns[am])
-    report.sentences_out = n
-
+            _plain(made, lang, translator, ner_model, aligner, align_methods, methods, cfg, shard_size)
+    report, models = run.report, run.models
+    report.sentences_out = len(run.words)
     report.timings["total"] = time.perf_counter() - t0
     report.encoder.update(models.runtime_stats())
-    qa = report.summary()
-    qa["engine"] = run.engine()
-    qa.update(qa_extra)
-    qa["splitters"] = splitters
-    qa["skipped_languages"] = skipped
-    qa["cache"] = run.cache_stats.as_dict()
-    qa["outputs"] = results
-    write_json(out / "qa.json", qa)
-    write_json(out / "manifest.json", {
+    qa = {**report.summary(), "engine": run.engine(), **made.qa, "splitters": made.splitters,
+          "skipped_languages": skipped, "cache": run.ctx.cache_stats.as_dict(), "outputs": made.results}
+    outputs = {k: str(v) for k, v in made.outputs.items()}
+    manifest = {
         "command": "translate-train", "inputs": {str(input): file_sha256(input)}, "langs": floreses,
         "modes": list(modes), "methods": list(methods), "align_methods": list(align_methods),
         "models": {"translator": models.describe(translator) if "plain" in modes else None,
@@ -200,12 +129,107 @@ def translate_train(input: str | Path, langs: tuple[str, ...] | list[str], out_d
                    "aligner": models.describe(aligner) if "plain" in modes else None},
         "options": options, "config": cfg, "threshold": threshold,
         **({"filter": policy.names()} if policy.active else {}),
-        "label_set": sorted(keep) if keep is not None else None, "splitters": splitters,
-        "cache": {"dir": str(run.cache), "stages": stages}, "shard_size": shard_size, "versions": versions(),
-        "run_key": run.key, "outputs": {k: str(v) for k, v in outputs.items()}})
+        "label_set": sorted(run.keep) if run.keep is not None else None, "splitters": made.splitters,
+        "cache": {"dir": str(run.ctx.cache), "stages": made.stages}, "shard_size": shard_size,
+        "versions": versions(), "run_key": run.key, "outputs": outputs}
+    write_summaries(run.out, qa=qa, manifest=manifest)
     run.finish()
-    return {"results": results, "timings": dict(report.timings), "qa": qa,
-            "outputs": {k: str(v) for k, v in outputs.items()}}
+    return {"results": made.results, "timings": dict(report.timings), "qa": qa, "outputs": outputs}
+
+
+def _checked_names(langs: list[str], modes) -> list[str]:
+    """The target languages (each names outputs, so each is a plain name) and the modes, checked."""
+    if not langs:
+        raise ParameterError(msg("E202", name="langs", expected="one or more language codes", value=langs))
+    for lang in langs:
+        check_name("langs", lang)
+    if not modes:
+        raise ParameterError(msg("E202", name="modes", expected=f"one or more of {list(TRAIN_MODES)}", value=modes))
+    for m in modes:
+        check_choice("modes", m, TRAIN_MODES)
+    return langs
+
+
+@dataclass
+class _Made:
+    """A translate-train run's state between languages and modes: the run, the filter policy,
+    the English entities, the stage caches' root key, and what the outputs add up to (files, QA rows, stage keys, QA
+    additions, splitter names)."""
+
+    run: Run
+    policy: FilterPolicy
+    ents: list[list]
+    wkey: str  # the stage caches' root: the English words and labels
+    outputs: dict[str, Path] = field(default_factory=dict)
+    results: list[dict] = field(default_factory=list)
+    stages: dict[str, str] = field(default_factory=dict)
+    qa: dict[str, dict] = field(default_factory=dict)
+    splitters: dict[str, str] = field(default_factory=dict)
+
+    def emit(self, name: str, path: Path, tgt_words: list[list[str]], labels: list[list[str]], lang: str, *,
+             alignments: list | None = None, **desc) -> None:
+        """One output: the label set, the filter (rejects beside it), the file and its QA row."""
+        run, report, policy = self.run, self.run.report, self.policy
+        labels = map_label_set(labels, run.keep)
+        kept, extra = self.ents, {}
+        if policy.active:  # alignments None: marker mode
+            with report.stage("filter"):
+                idx, tgt_words, labels, rejects = _filter_lists(policy, name, tgt_words, labels, self.ents,
+                                                                alignments, run.keep, [s.line for s in run.sents],
+                                                                report)
+            if policy.drops:
+                write_rejects(path.with_suffix(".rejects.jsonl"), rejects)
+                self.outputs[f"{name}/rejects"] = path.with_suffix(".rejects.jsonl")
+            kept, extra = [self.ents[i] for i in idx], {"filter": str(policy), "sentences_kept": len(idx)}
+        with report.stage("write"):
+            write_labels(path, tgt_words, labels)
+        self.outputs[name] = path
+        entities_out = sum(1 for s in labels for lab in s if lab.startswith("B-"))
+        self.results.append({"lang": lang, **desc, "sentences": len(run.words), "entities_in": sum(map(len, kept)),
+                             "entities_out": entities_out, "entity_ratio": entity_ratio(kept, labels), **extra})
+
+
+def _marker(made: _Made, lang: str, easyproject_translator, cfg: ProjectionConfig, threshold: float) -> None:
+    """Marker mode for ``lang``: EasyProject marker translation, its matched brackets the entities."""
+    run = made.run
+    mk_words, mk_ents, ep_stats, ep_tr, made.splitters[f"{lang}/marker"], key = backtranslate_stage(
+        run.ctx, run.models, easyproject_translator, run.words, made.ents, lang, made.wkey, threshold=threshold,
+        compat=cfg.compat, stage="marker")
+    made.stages[f"marker/{lang}"] = key
+    fail_empty(run.report, f"marker/{lang}", run.words, mk_words)
+    made.qa[f"easyproject/{lang}"] = ep_stats
+    made.qa[f"easyproject_translator/{lang}"] = ep_tr
+    made.emit(f"{lang}/marker", run.out / f"{lang}.marker.conll", mk_words,
+              [labels_of(e, len(w)) for e, w in zip(mk_ents, mk_words)], lang, mode="marker")
+
+
+def _plain(made: _Made, lang: str, translator, ner_model, aligner, align_methods: tuple[str, ...],
+           methods: tuple[str, ...], cfg: ProjectionConfig, shard_size: int) -> None:
+    """Plain mode for ``lang``: translate, split, align English with the translation and
+    project with every method (NER candidates on the translation for ``ner-*``)."""
+    run, words = made.run, made.run.words
+    mt, tr_stats, made.stages[f"translate/{lang}"] = translate_stage(
+        run.ctx, run.models, translator, lambda lo, hi: [detokenize(w, "en") for w in words[lo:hi]], len(words),
+        "en", lang, made.wkey)
+    made.qa[f"translator/{lang}"] = tr_stats
+    split = get_splitter(lang, side="back", compat=cfg.compat)
+    made.splitters[f"{lang}/plain"] = split.name
+    with run.report.stage("split"):
+        tgt_words = [split(t) for t in mt]
+    fail_empty(run.report, f"translate/{lang}", words, tgt_words)
+    candidates = None
+    if any(m.startswith("ner-") for m in methods):
+        candidates, made.stages[f"ner-receiving/{lang}"] = receiving_ner(run.ctx, run.models, ner_model, tgt_words,
+                                                                         truncate=cfg.compat)
+    alns, keys = align_stage(run.ctx, run.models, aligner, words, tgt_words, align_methods,
+                             {"labeled": made.wkey, "receiving": made.stages[f"translate/{lang}"],
+                              "splitter": split.name}, compat=cfg.compat, langs=align_languages(aligner, "en", lang))
+    made.stages.update({f"align/{lang}/{am}": k for am, k in keys.items()})
+    for (am, m), labels in project_variants("plain", made.ents, alns, tgt_words, methods, cfg, run.report,
+                                            lang=lang, candidates=candidates, shard_size=shard_size,
+                                            keep=run.keep).items():
+        made.emit(f"{lang}/plain/{am}/{m}", run.out / f"{lang}.plain.{am}.{m}.conll", tgt_words, labels, lang,
+                  mode="plain", align_method=am, method=m, alignments=alns[am])
 
 
 def _filter_lists(policy: FilterPolicy, key: str, words: list[list[str]], labels: list[list[str]],
@@ -215,13 +239,6 @@ def _filter_lists(policy: FilterPolicy, key: str, words: list[list[str]], labels
     mode, where an entity type's projected entities are as many as its matched entities, at
     most as many as the English ones): ``(kept indices, their words, their labels, rejects)``,
     counted in ``report`` under ``key``."""
-    from collections import Counter
-
-    import numpy as np
-
-    from xfast.io.columns import LabelTypes, from_sentences
-    from xfast.project.filtering import REASONS, filter_batch, reject_line, sentence_states
-
     types = LabelTypes(sorted({e[2] for es in entities for e in es} | {x[2:] for s in labels for x in s if x != "O"}))
     cols = from_sentences(words, types, labels)
     table = types.table()
@@ -268,54 +285,5 @@ def _filter_lists(policy: FilterPolicy, key: str, words: list[list[str]], labels
 
 def write_rejects(path: Path, lines: list[bytes]) -> None:
     """A rejects file (docs/formats.md), atomically."""
-    from xfast.io.files import atomic_open
-
     with atomic_open(path, "wb") as fh:
         fh.write(b"".join(lines))
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    """The ``xfast translate-train`` options."""
-    add_common_arguments(p, train=True)
-    p.epilog = ("example: xfast translate-train --input en.train.conll --lang de yo --out runs/train "
-                "--mode plain marker")
-    p.add_argument("--mode", nargs="+", default=["plain"], choices=TRAIN_MODES,
-                   help="plain: translate and align; marker: EasyProject marker translation")
-    p.add_argument("--translator", default="nllb-600m", help="plain translator (registry name or local directory)")
-    p.add_argument("--easyproject-translator", default="nllb-3.3b-easyproject",
-                   help="marker translator (registry name or local directory)")
-    p.add_argument("--threshold", type=float, default=0.5, help="EasyProject match threshold")
-    add_projection_arguments(p)
-    from xfast.pipelines.runner import add_filter_argument
-
-    add_filter_argument(p)
-
-
-def main(args: argparse.Namespace) -> int:
-    """Run ``xfast translate-train``; 1 when some sentences failed, else 0."""
-    import json
-
-    from xfast.models.flores import partition
-    from xfast.report import format_table
-
-    ok, skipped = partition(list(args.lang))
-    if skipped and ok:
-        for lang, why in skipped.items():
-            print(f"xfast: warning: skipping {lang}: {why}", file=sys.stderr)
-        print(f"xfast: running {', '.join(ok)}", file=sys.stderr)
-    res = translate_train(args.input, args.lang, args.out, modes=tuple(args.mode), methods=tuple(args.method),
-                          translator=args.translator, easyproject_translator=args.easyproject_translator,
-                          ner_model=args.ner_model, aligner=args.aligner,
-                          align_methods=tuple(args.align_method) if args.align_method else None,
-                          options=options_of(args), config=config_of(args), threshold=args.threshold,
-                          cache=args.cache, shard_size=args.shard_size,
-                          label_set=set(args.label_set) if args.label_set is not None else None,
-                          label_names=args.label_names, limit=args.limit, progress=not args.quiet,
-                          overwrite=args.overwrite, ray=ray_settings_of(args), filters=tuple(args.filter))
-    if args.json:
-        print(json.dumps({k: res[k] for k in ("results", "timings", "qa", "outputs")}, default=str))
-    else:
-        rows = [[r["lang"], r["mode"], r.get("align_method", ""), r.get("method", ""), r["entities_in"],
-                 r["entities_out"], r["entity_ratio"]] for r in res["results"]]
-        print(format_table(["lang", "mode", "align", "method", "entities in", "out", "ratio"], rows))
-    return 1 if res["qa"]["sentences"]["failed"] else 0

@@ -15,8 +15,14 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
+from xfast.aligner import Aligner
 from xfast.errors import ParameterError, msg
 from xfast.io.labels import Entity
+from xfast.io.tokens import LabelTypes, from_sentences
+from xfast.models.encoder import States, Subwords
+from xfast.pipelines.stages import columnar
+from xfast.project.config import ProjectionConfig
+from xfast.project.filtering import span_scores
 from xfast.serve import validation
 
 __all__ = ["Projector", "Projection", "ProjectedSpan", "SERVE_METHODS"]
@@ -53,7 +59,7 @@ class Projector:
     ``aligner``: an :class:`xfast.Aligner`, or keyword arguments for one (default: the
     embedded e5-small, layer 8, itermax). ``methods``: the projection methods callers may ask
     for (a subset of :data:`SERVE_METHODS`). ``config``: projection settings
-    (:class:`~xfast.pipelines.runner.ProjectionConfig`). ``langs``: the languages of the
+    (:class:`~xfast.project.config.ProjectionConfig`). ``langs``: the languages of the
     labeled and the receiving side, needed by an aligner that reads them (an NLLB encoder,
     docs/alignment.md) and ignored by others.
 
@@ -64,9 +70,6 @@ class Projector:
 
     def __init__(self, aligner=None, *, methods: Sequence[str] = SERVE_METHODS, config=None,
                  langs: tuple[str, str] | None = None) -> None:
-        from xfast.aligner import Aligner
-        from xfast.pipelines.runner import ProjectionConfig
-
         methods = tuple(methods)
         for m in methods:
             if m not in SERVE_METHODS:
@@ -92,7 +95,7 @@ class Projector:
                 *, method: str = "heuristic", config=None) -> Projection:
         """Project ``entities`` (``(start, end, label)``, half-open word spans of
         ``labeled_words``) onto ``receiving_words`` with ``method``; ``config``: a
-        :class:`~xfast.pipelines.runner.ProjectionConfig` for this call (default: the projector's)."""
+        :class:`~xfast.project.config.ProjectionConfig` for this call (default: the projector's)."""
         return self.project_batch([(labeled_words, entities, receiving_words)], method=method, config=config)[0]
 
     def project_batch(self, pairs: Sequence[tuple], *, method: str | Sequence[str] = "heuristic",
@@ -131,10 +134,6 @@ class Projector:
         return validation.check_pair(i, pair)
 
     def _align(self, labeled: list[list[str]], receiving: list[list[str]]):
-        from xfast.io.columns import from_sentences
-        from xfast.models.encoder import States, Subwords
-        from xfast.pipelines import stages
-
         # both sides in one encoder call (one model run for a single pair), then split: a
         # sentence's states are found through ``where``, so each side keeps its own rows
         enc, n = self.aligner.encoder, len(labeled)
@@ -145,7 +144,7 @@ class Projector:
         rec_sub = Subwords(sub.ids[cut:], sub.word_ids[cut:], off[n:] - cut)
         lab_st = States(st.blocks, st.where[:n], lab_sub.offsets, st.transform)
         rec_st = States(st.blocks, st.where[n:], rec_sub.offsets, st.transform)
-        return stages.align((lab_sub, lab_st), (rec_sub, rec_st), self.aligner)
+        return columnar.align((lab_sub, lab_st), (rec_sub, rec_st), self.aligner)
 
     def _sides(self, n_labeled: int, n_receiving: int) -> list[str] | None:
         """Each sentence's language when the encoder reads it: the labeled ones, then the receiving ones."""
@@ -154,17 +153,13 @@ class Projector:
         return [self.langs[0]] * n_labeled + [self.langs[1]] * n_receiving
 
     def _project(self, checked: list[tuple], keys: list[tuple], aln) -> list[Projection]:
-        from xfast.io.columns import LabelTypes, from_sentences
-        from xfast.pipelines import stages
-        from xfast.project.filtering import span_scores
-
         types = LabelTypes()
         n_rec = np.array([len(c[2]) for c in checked], np.int64)
         counts = [len(c[1]) for c in checked]
         ent_off = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
         spans = np.array([(a, b) for c in checked for a, b, _ in c[1]], np.int64).reshape(-1, 2)
         ent_types = np.array([types.add(t) for c in checked for _, _, t in c[1]], np.int64)
-        ents = stages.Entities(ent_off, spans, ent_types)
+        ents = columnar.Entities(ent_off, spans, ent_types)
         rec_cols = None
         out: list[Projection | None] = [None] * len(checked)
         table = types.table()
@@ -177,8 +172,8 @@ class Projector:
             if method != "heuristic":
                 if rec_cols is None:
                     rec_cols = from_sentences([c[2] for c in checked])
-                cands = stages.candidates("ngram", rec_cols if len(groups) == 1 else rec_cols.take(idx), config)
-            codes, _ = stages.project(method, e, a, n_rec[idx], config, cands)
+                cands = columnar.candidates("ngram", rec_cols if len(groups) == 1 else rec_cols.take(idx), config)
+            codes, _ = columnar.project(method, e, a, n_rec[idx], config, cands)
             lab_off = np.concatenate([[0], np.cumsum(n_rec[idx])]).astype(np.int64)
             sc = span_scores(codes, lab_off, e.offsets, e.spans, e.types, a.offsets, a.pairs)
             names, off, lab_off = types.names, sc.offsets.tolist(), lab_off.tolist()

@@ -154,7 +154,7 @@ def check_type(label: str, loc: tuple) -> None:
 
 
 def check_config(config: object, loc: tuple = ()) -> None:
-    """The projection options of a :class:`~xfast.pipelines.runner.ProjectionConfig`, each
+    """The projection options of a :class:`~xfast.project.config.ProjectionConfig`, each
     named ``loc`` + its name ([E321])."""
     ratio = config.length_ratio
     if (isinstance(ratio, (bool, np.bool_)) or not isinstance(ratio, (int, float, np.integer, np.floating))

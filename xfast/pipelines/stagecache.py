@@ -16,12 +16,15 @@ import hashlib
 import json
 import os
 from collections.abc import Callable, Iterator
+from contextlib import nullcontext
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from xfast.errors import ParameterError, PipelineError, msg
 from xfast.io.files import atomic_open
+from xfast.pipelines.qa import RunReport
+from xfast.progress import progress_bar
 
 __all__ = ["CACHE_VERSION", "StageCache", "CacheStats", "run_stage", "stage_key", "model_fingerprint", "shard_ranges"]
 
@@ -138,7 +141,7 @@ class StageCache:
             task: Callable[[int, int], tuple] | None = None, remote=None) -> Iterator[tuple[int, int, list, dict]]:
         """For each shard of ``n`` sentences yield ``(start, end, records, stats)``, loading
         finished shards and calling ``compute(start, end) -> (records, stats)`` for the rest.
-        With ``remote`` (:class:`~xfast.pipelines.ray_engine.RemoteStages`) and ``task``, the
+        With ``remote`` (:class:`~xfast.pipelines.engines.ray.RemoteStages`) and ``task``, the
         missing shards are worked there instead: ``task(start, end)`` describes one."""
         ranges = shard_ranges(n, self.shard_size)
         if remote is None or task is None:
@@ -164,29 +167,39 @@ class StageCache:
         return self.save(k, lo, records, stats), stats
 
 
-def run_stage(root: str | Path, stage: str, fields: dict, n: int,
-              compute: Callable[[int, int], tuple[list, dict]], *, shard_size: int,
-              stats: CacheStats | None = None, report=None, progress: bool = True,
-              task: Callable[[int, int], tuple] | None = None, remote=None) -> tuple[list, list[dict], str]:
+@dataclass(frozen=True)
+class StageContext:
+    """What every cached stage of one run shares: the cache folder (``cache``), shard size, the
+    cache counters, the run's report, whether bars are shown, and the Ray workers that compute
+    missing shards (``remote``, a :class:`~xfast.pipelines.engines.ray.RemoteStages`; None:
+    this process)."""
+
+    cache: Path
+    shard_size: int
+    cache_stats: CacheStats
+    report: RunReport
+    progress: bool = True
+    remote: object = None
+
+
+def run_stage(ctx: StageContext, stage: str, fields: dict, n: int,
+              compute: Callable[[int, int], tuple[list, dict]], *,
+              task: Callable[[int, int], tuple] | None = None) -> tuple[list, list[dict], str]:
     """Run one cached stage over ``n`` sentences with a progress bar; missing shards are
-    computed here, or on ``remote`` from ``task`` (see :meth:`StageCache.run`).
+    computed here, or on ``ctx.remote`` from ``task`` (see :meth:`StageCache.run`).
 
     Returns ``(records, shard_stats, key)``: every sentence's record, the stats dict of each
-    shard (the same whether computed now or loaded), and the stage's cache key. ``report``
-    (a :class:`~xfast.pipelines.runner.RunReport`) gets the stage's wall time.
+    shard (the same whether computed now or loaded), and the stage's cache key. The run's
+    report gets the stage's wall time.
     """
-    from contextlib import nullcontext
-
-    from xfast.progress import progress_bar
-
-    cache = StageCache(root, stage, fields, shard_size=shard_size, stats=stats)
+    cache = StageCache(ctx.cache, stage, fields, shard_size=ctx.shard_size, stats=ctx.cache_stats)
     records: list = []
     shard_stats: list[dict] = []
-    timer = report.stage(stage) if report is not None else nullcontext()
-    with timer, progress_bar(stage, n, unit="sent", enabled=progress, transient=True) as bar:
+    timer = ctx.report.stage(stage) if ctx.report is not None else nullcontext()
+    with timer, progress_bar(stage, n, unit="sent", enabled=ctx.progress, transient=True) as bar:
         token = _TICK.set(bar.update)
         try:
-            for _, hi, recs, st in cache.run(n, compute, task=task, remote=remote):
+            for _, hi, recs, st in cache.run(n, compute, task=task, remote=ctx.remote):
                 records.extend(recs)
                 shard_stats.append(st)
                 bar.n = hi  # exact at every shard's end, whatever the models reported

@@ -27,7 +27,8 @@ from pathlib import Path
 
 from xfast.errors import OutputError, ParameterError, PipelineError, msg, short
 from xfast.io.files import atomic_open, make_dirs
-from xfast.pipelines.runner import write_json
+from xfast.io.parquet import append_parquet
+from xfast.pipelines.manifest import write_json
 
 __all__ = ["RunDir", "run_key", "check_name", "STATE_DIR"]
 
@@ -161,8 +162,6 @@ class RunDir:
             parts = [p for i in range(n_shards) if (p := self._part(i, name)).is_file()]
             with atomic_open(path, "wb") as fh:
                 if path.suffix == ".parquet":  # one file of the parts' rows, not their bytes end to end
-                    from xfast.io.parquet import append_parquet
-
                     append_parquet(parts, fh)
                     continue
                 for part in parts:

@@ -18,9 +18,10 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
-from xfast.pipelines.runner import RunReport
+from xfast.pipelines.qa import RunReport
+from xfast.pipelines.stages.batch import ENCODER_COUNTS, BatchWork, ProjectPlan, RunState
 
-__all__ = ["overlapped"]
+__all__ = ["overlapped", "run_local"]
 
 _SWITCH_S = 2e-4  # GIL switch interval while the two threads run
 
@@ -82,3 +83,37 @@ def _finish(entry: tuple, host: Callable, report: RunReport, model_stage: str) -
     report.timings["wait for model"] += time.perf_counter() - t
     report.timings[model_stage] += busy
     host(item, p, out)
+
+
+def run_local(plan: ProjectPlan, aligner, rows: Iterable, types, state: RunState, *, overlap: bool) -> int:
+    """Batches through the stages in this process (the model overlapped with the host work),
+    committed shard by shard; returns the number of shards."""
+    report, counts, has_gold = state.report, state.counts, state.has_gold
+    work = BatchWork(plan, aligner, types, report)
+    work.enc_counts.update({k: report.encoder.get(k, 0) for k in ENCODER_COUNTS})
+    per_side = len(plan.names) / (1 + len(plan.names))  # pairs per sentence the encoder reads
+    work.tick = lambda n: state.bar.update(n * per_side)  # the bar moves with the encoder, the slow stage on a CPU
+    shard = {"index": state.done, "sentences": 0, "parts": {k: [] for k in plan.outputs}}
+
+    def scored(name, m, gold, pred, off):
+        if has_gold[name]:
+            with report.stage("evaluate"):
+                counts[(name, m)].add(gold, pred, off, types.names, ignore=state.ignore)
+
+    def host(row, prep, model_out):
+        work.host(row, prep, model_out, start=report.sentences_in, parts=shard["parts"], scored=scored)
+        has_gold.update({n: False for n, g in work.has_gold.items() if not g})
+        shard["sentences"] += len(row[0])
+        if shard["sentences"] == state.shard_size:
+            flush()
+
+    def flush():
+        report.encoder = dict(work.enc_counts)
+        state.commit(shard["index"], shard["parts"])
+        shard.update(index=shard["index"] + 1, sentences=0, parts={k: [] for k in plan.outputs})
+
+    overlapped(rows, work.prepare, work.model, host, report=report, overlap=overlap, model_stage="encode")
+    if shard["sentences"]:
+        flush()
+    report.encoder = dict(work.enc_counts)
+    return shard["index"]
