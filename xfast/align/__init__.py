@@ -11,7 +11,9 @@ compiled kernel ``_align`` (csrc/_align.pyx) without the GIL, or in its plain-Py
 from __future__ import annotations
 
 import os
+import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from numbers import Integral, Real
@@ -41,12 +43,67 @@ __all__ = [
     "unit_rows",
     "unit_rows_inplace",
     "word_average",
+    "simd",
 ]
 
 #: Extraction methods: SimAlign's ``fwd``, ``rev``, ``inter`` (argmax), ``itermax``,
 #: ``mwmf`` (match) and AWESoME's ``softmax``.
 METHODS = _align_py.METHODS
 TOKEN_TYPES = ("bpe", "word")
+
+
+# ---------------------------------------------------------------- instruction-set level
+#: ``XFAST_SIMD`` names a level of the extraction passes; ``auto`` (the default) times them on
+#: this CPU at import. They give identical pairs at every level; only the speed differs.
+SIMD_LEVELS = {"portable": 0, "avx2": 1, "avx512": 2}
+_SIMD: dict = {}
+
+
+def _calibrate() -> dict:
+    """Choose the extraction passes' level: the one ``XFAST_SIMD`` names, else the faster of
+    AVX-512 and AVX2 on a fixed set of 400 itermax matrices (best of five alternating rounds,
+    about 5 ms): some CPUs run AVX-512 as two 256-bit halves, where the AVX2 passes win.
+    Returns what :func:`simd` reports."""
+    if _kernel is _align_py:
+        return {"level": None, "name": "python", "chosen_by": "no compiled kernel"}
+    top = _kernel._simd(2)  # the best this CPU has
+    wanted = os.environ.get("XFAST_SIMD", "auto").strip().lower() or "auto"
+    if wanted not in ("auto", *SIMD_LEVELS):
+        print(f"xfast: warning: XFAST_SIMD={wanted!r} is none of auto, {', '.join(SIMD_LEVELS)}; timing the "
+              "levels instead", file=sys.stderr)
+        wanted = "auto"
+    if wanted != "auto":
+        level = _kernel._simd(SIMD_LEVELS[wanted])
+        return {"level": level, "name": _name(level), "chosen_by": "XFAST_SIMD"}
+    if top < 2:
+        return {"level": top, "name": _name(top), "chosen_by": "the CPU's best"}
+    rng = np.random.default_rng(0)
+    mats = [rng.standard_normal((int(rng.integers(20, 50)), int(rng.integers(20, 50)))).astype(np.float32)
+            for _ in range(400)]
+    code = _check_params("itermax", 2, 0.9, 1e-3)
+    best = {1: float("inf"), 2: float("inf")}
+    for _ in range(5):
+        for level in (2, 1):
+            _kernel._simd(level)
+            t = time.perf_counter()
+            _kernel.extract_list(mats, *code)
+            best[level] = min(best[level], time.perf_counter() - t)
+    level = 1 if best[1] < 0.97 * best[2] else 2  # AVX-512 unless AVX2 is clearly faster
+    _kernel._simd(level)
+    return {"level": level, "name": _name(level), "chosen_by": "timing",
+            "seconds": {_name(lv): round(t, 6) for lv, t in best.items()}}
+
+
+def _name(level: int) -> str:
+    return next(k for k, v in SIMD_LEVELS.items() if v == level)
+
+
+def simd() -> dict:
+    """The extraction passes' level in use (``{"level", "name", "chosen_by"}``, with the
+    calibration's times when it timed them)."""
+    if not _SIMD:
+        _SIMD.update(_calibrate())
+    return dict(_SIMD, level=None if _kernel is _align_py else _kernel._simd())
 
 
 # ---------------------------------------------------------------- validation
@@ -679,3 +736,6 @@ def _present_word_vectors(states: np.ndarray, ids: np.ndarray) -> tuple:
     dense = np.searchsorted(present, ids).astype(np.int32)
     dense[ids < 0] = -1
     return _word_average(states, dense, len(present)), present
+
+
+simd()  # at import, before any kernel runs: the level must not change under a running kernel
