@@ -34,6 +34,7 @@ import numpy as np
 
 from xfast._native import load
 from xfast.errors import ModelError, ParameterError, check_choice, msg
+from xfast.io.tokens import from_sentences
 from xfast.models.backends import DEVICES, Backend, providers_for
 from xfast.models.backends import NAMES as _BACKENDS
 from xfast.models.flores import flores_code
@@ -163,7 +164,7 @@ class Encoder:
     (:attr:`takes_language`): the ``lang`` argument of :meth:`encode` and
     :meth:`encode_subwords`, an ISO 639 or FLORES-200 code.
 
-    The columnar path: :meth:`subwords` (a :class:`~xfast.io.columns.TokenColumns` batch to
+    The columnar path: :meth:`subwords` (a :class:`~xfast.io.tokens.TokenColumns` batch to
     :class:`Subwords`) then :meth:`encode_subwords` (states of every subword, back to back).
     """
 
@@ -297,15 +298,13 @@ class Encoder:
         for i, s in enumerate(sentences):
             if not all(isinstance(w, str) for w in s):
                 raise ParameterError(msg("E303", index=i, problem="every word must be a str"))
-        from xfast.io.columns import from_sentences
-
         sub = self.subwords(from_sentences(sentences))
         states = self.encode_subwords(sub, lang=lang).sentences()
         off = sub.offsets.tolist()
         return [Encoded(st, sub.word_ids[off[i]:off[i + 1]]) for i, st in enumerate(states)]
 
     def subwords(self, cols) -> Subwords:
-        """Subword ids of a :class:`~xfast.io.columns.TokenColumns` batch, each word
+        """Subword ids of a :class:`~xfast.io.tokens.TokenColumns` batch, each word
         tokenized on its own through the per-word cache (the same ids as the tokenizer on
         the whole pre-split sentence). With ``truncate`` only each sentence's first pass is
         kept (counted in ``stats["truncated"]``)."""
