@@ -391,3 +391,128 @@ def first_bad_pair(const i64[::1] off, const i64[:, ::1] pairs, const i64[::1] n
             if r >= 0:
                 break
     return r
+
+
+# --------------------------------------------------------------------------- the list API's edge
+# Python lists in, flat arrays out (and codes back to label strings): at ~25 words a sentence
+# this conversion costs more than the projection itself, so it runs here, not as Python loops.
+# A fast path: on anything but the expected shapes it returns None and the caller's checked
+# path (with its error messages) takes over.
+
+from cpython.list cimport PyList_New, PyList_SET_ITEM
+from cpython.ref cimport Py_INCREF
+
+
+cdef inline bint _is_int(object x):
+    """An int (a bool is one) or a NumPy integer; anything else goes to the checked path."""
+    return type(x) is int or type(x) is bool or isinstance(x, np.integer)
+
+
+def flat_pairs(list alignments):
+    """``(offsets (S+1,), pairs (P, 2))`` int64 of per-sentence lists of 2-tuples or 2-lists
+    of ints, or None when one is anything else (an array, a malformed pair)."""
+    cdef Py_ssize_t S = len(alignments), s, j, k, total = 0
+    cdef object a, p, x, y
+    cdef tuple tp
+    cdef list lp
+    for s in range(S):
+        a = alignments[s]
+        if type(a) is not list and type(a) is not tuple:
+            return None
+        total += len(a)
+    off = np.empty(S + 1, dtype=np.int64)
+    out = np.empty((total, 2), dtype=np.int64)
+    cdef i64[::1] o = off
+    cdef i64[:, ::1] q = out
+    o[0] = 0
+    k = 0
+    try:
+        for s in range(S):
+            a = alignments[s]
+            for j in range(len(a)):
+                p = (<list>a)[j] if type(a) is list else (<tuple>a)[j]
+                if type(p) is tuple:  # the common case, read without the generic item protocol
+                    tp = <tuple>p
+                    if len(tp) != 2:
+                        return None
+                    x, y = tp[0], tp[1]
+                elif type(p) is list:
+                    lp = <list>p
+                    if len(lp) != 2:
+                        return None
+                    x, y = lp[0], lp[1]
+                else:
+                    return None
+                if not (_is_int(x) and _is_int(y)):
+                    return None
+                q[k, 0] = x
+                q[k, 1] = y
+                k += 1
+            o[s + 1] = k
+    except (TypeError, OverflowError):
+        return None
+    return off, out
+
+
+def flat_entities(list entities, dict vocab):
+    """``(offsets (S+1,), spans (E, 2), ids (E,))`` int64 of per-sentence lists of
+    ``(start, end, label)`` tuples (labels numbered in ``vocab`` as they first appear), or None
+    when one is anything else."""
+    cdef Py_ssize_t S = len(entities), s, k, total = 0
+    cdef object a, e, lab, got
+    cdef tuple te
+    for s in range(S):
+        a = entities[s]
+        if type(a) is not list and type(a) is not tuple:
+            return None
+        total += len(a)
+    off = np.empty(S + 1, dtype=np.int64)
+    spans = np.empty((total, 2), dtype=np.int64)
+    ids = np.empty(total, dtype=np.int64)
+    cdef i64[::1] o = off, d = ids
+    cdef i64[:, ::1] q = spans
+    o[0] = 0
+    k = 0
+    try:
+        for s in range(S):
+            a = entities[s]
+            for e in a:
+                if type(e) is tuple:
+                    te = <tuple>e
+                elif type(e) is list:
+                    te = tuple(e)
+                else:
+                    return None
+                if len(te) != 3 or not (_is_int(te[0]) and _is_int(te[1])):
+                    return None
+                q[k, 0] = te[0]
+                q[k, 1] = te[1]
+                lab = te[2]
+                got = vocab.get(lab)
+                if got is None:
+                    got = len(vocab)
+                    vocab[lab] = got
+                d[k] = got
+                k += 1
+            o[s + 1] = k
+    except (TypeError, OverflowError):
+        return None
+    return off, spans, ids
+
+
+def decode(const i64[::1] codes, const i64[::1] offsets, list table):
+    """One list of ``table[code]`` per sentence (sentence ``i``: ``codes[offsets[i]:offsets[i+1]]``)."""
+    cdef Py_ssize_t S = offsets.shape[0] - 1, s, k, j
+    cdef list out = PyList_New(S), row
+    cdef object item
+    for s in range(S):
+        row = PyList_New(offsets[s + 1] - offsets[s])
+        j = 0
+        for k in range(offsets[s], offsets[s + 1]):
+            item = table[codes[k]]
+            Py_INCREF(item)
+            PyList_SET_ITEM(row, j, item)
+            j += 1
+        Py_INCREF(row)
+        PyList_SET_ITEM(out, s, row)
+    return out

@@ -129,6 +129,9 @@ def _offsets(counts: Sequence[int]) -> np.ndarray:
 
 def _pairs(alignments: Sequence[object], what: str = "alignment") -> tuple[np.ndarray, np.ndarray]:
     """Flatten per-sentence pair lists or (k, 2) arrays to (offsets, (P, 2) int64)."""
+    fast = _K.flat_pairs(alignments if type(alignments) is list else list(alignments))
+    if fast is not None:  # lists of int pairs; anything else is checked below
+        return fast
     lists = [a if isinstance(a, (list, tuple, np.ndarray)) else list(a) for a in alignments]
     if not any(isinstance(a, np.ndarray) for a in lists):
         # fast path: one flat pass over Python pairs, checked by total length
@@ -162,6 +165,9 @@ def _pairs(alignments: Sequence[object], what: str = "alignment") -> tuple[np.nd
 
 def _entities(entities_list: Sequence[Sequence[object]], vocab: dict[str, int]):
     """Flatten entity tuples to (offsets, (E, 2) int64 spans, int64 label ids)."""
+    fast = _K.flat_entities(entities_list if type(entities_list) is list else list(entities_list), vocab)
+    if fast is not None:  # lists of (int, int, label); anything else is checked below
+        return fast
     lists = [e if isinstance(e, (list, tuple)) else list(e) for e in entities_list]
     counts = [len(e) for e in lists]
     flat = list(chain.from_iterable(lists))
@@ -195,9 +201,8 @@ def decode_labels(codes: np.ndarray, label_offsets: np.ndarray,
     table = ["O"]
     for lab in vocab:
         table += ["B-" + str(lab), "I-" + str(lab)]
-    flat = np.array(table, dtype=object)[codes].tolist()
-    off = label_offsets.tolist()
-    return [flat[off[i] : off[i + 1]] for i in range(len(off) - 1)]
+    return _K.decode(np.ascontiguousarray(codes, dtype=np.int64), np.ascontiguousarray(label_offsets, dtype=np.int64),
+                     table)
 
 
 def _sentence_of(offsets: np.ndarray, k: int) -> int:
@@ -246,8 +251,15 @@ def _counts(name: str, values: Sequence[object], n: int, allow_none: bool = Fals
                                  value=f"{len(vals)} values"))
     if allow_none:
         vals = [-1 if v is None else v for v in vals]
-    out = np.array([_int(name, v, -1 if allow_none else 0) for v in vals], dtype=np.int64)
-    return out
+    minimum = -1 if allow_none else 0
+    if set(map(type, vals)) <= {int}:  # plain ints: one conversion, checked as a whole
+        try:
+            out = np.array(vals, dtype=np.int64)
+        except OverflowError:
+            out = None
+        if out is not None and (not len(out) or out.min() >= minimum):
+            return out
+    return np.array([_int(name, v, minimum) for v in vals], dtype=np.int64)
 
 
 def _n_labeled(n_labeled, n_rec):

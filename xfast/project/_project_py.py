@@ -14,6 +14,8 @@ dropped_overlaps, failed_sentences]``.
 
 from __future__ import annotations
 
+import numpy as np
+
 __all__ = [
     "heuristic_kernel",
     "greedy_kernel",
@@ -22,6 +24,9 @@ __all__ = [
     "ngram_fill_kernel",
     "first_bad_span",
     "first_bad_pair",
+    "flat_pairs",
+    "flat_entities",
+    "decode",
 ]
 
 
@@ -229,3 +234,50 @@ def first_bad_pair(off, pairs, n_lab, n_rec):
             if i < 0 or j < 0 or j >= n_rec[s] or (n_lab[s] >= 0 and i >= n_lab[s]):
                 return int(k)
     return -1
+
+
+# --------------------------------------------------------------------------- the list API's edge
+
+
+def flat_pairs(alignments):
+    """``(offsets (S+1,), pairs (P, 2))`` int64 of per-sentence lists of 2-tuples or 2-lists
+    of ints, or None when one is anything else (an array, a malformed pair)."""
+    off, flat = [0], []
+    for a in alignments:
+        if type(a) not in (list, tuple):
+            return None
+        for p in a:
+            if type(p) not in (list, tuple) or len(p) != 2 or not all(_is_int(x) for x in p):
+                return None
+            flat.append((int(p[0]), int(p[1])))
+        off.append(len(flat))
+    return np.array(off, np.int64), np.array(flat, np.int64).reshape(-1, 2)
+
+
+def flat_entities(entities, vocab):
+    """``(offsets (S+1,), spans (E, 2), ids (E,))`` int64 of per-sentence lists of
+    ``(start, end, label)`` tuples (labels numbered in ``vocab`` as they first appear), or None
+    when one is anything else."""
+    off, spans, ids = [0], [], []
+    for a in entities:
+        if type(a) not in (list, tuple):
+            return None
+        for e in a:
+            if type(e) not in (list, tuple) or len(e) != 3 or not (_is_int(e[0]) and _is_int(e[1])):
+                return None
+            spans.append((int(e[0]), int(e[1])))
+            ids.append(vocab.setdefault(e[2], len(vocab)))
+        off.append(len(spans))
+    return np.array(off, np.int64), np.array(spans, np.int64).reshape(-1, 2), np.array(ids, np.int64)
+
+
+def decode(codes, offsets, table):
+    """One list of ``table[code]`` per sentence (sentence ``i``: ``codes[offsets[i]:offsets[i+1]]``)."""
+    c, o = codes.tolist(), offsets.tolist()
+    return [[table[x] for x in c[o[i]:o[i + 1]]] for i in range(len(o) - 1)]
+
+
+def _is_int(x) -> bool:
+    """What the compiled twin stores in an int64: an int (a bool is one) or a NumPy integer,
+    within int64's range."""
+    return isinstance(x, (int, np.integer)) and -(1 << 63) <= int(x) < (1 << 63)  # int: bool too
