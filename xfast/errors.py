@@ -101,6 +101,17 @@ E = {
     "E117": "not a {what} CSV: {reason}",
     # data, continued (118-119)
     "E118": "the labeled side needs labels; {path} was read as plain text: {why}",
+    # xfast bench-reference (130-139)
+    "E130": "--reference {path}: no such folder; give a checkout of the paper's code (git clone "
+            "https://github.com/Cross-Lingual-NER/Projection-Data-Transfer-Cross-Lingual-NER)",
+    "E131": "--reference {path} is not a checkout of the paper's code "
+            "(Cross-Lingual-NER/Projection-Data-Transfer-Cross-Lingual-NER): it lacks {missing}",
+    "E132": "--data {data}: no {file}; the folder needs en.conll (the labeled side) and LANG.conll "
+            "(the receiving side, --lang)",
+    "E133": "--model {model!r}: neither e5-small nor a local Hugging Face model directory (with config.json) "
+            "that both simalign and xfast can load",
+    "E134": "--evaluate-metrics {path}: no seqeval/seqeval.py inside; give the metrics/ folder of a "
+            "huggingface/evaluate checkout",
     # parameters (2xx)
     "E201": "The {name!r} parameter must be one of {options}. Got {value!r} instead.",
     "E202": "The {name!r} parameter must be {expected}. Got {value!r} instead.",
