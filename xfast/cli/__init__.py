@@ -21,13 +21,14 @@ from contextlib import contextmanager
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from xfast import __version__  # noqa: E402
-from xfast.cli import (compare, demo, evaluate, model_transfer, models, project, serve,  # noqa: E402
-                       translate_test, translate_train)
+from xfast.cli import (bench_reference, compare, demo, evaluate, model_transfer, models, project,  # noqa: E402
+                       serve, translate_test, translate_train)
 from xfast.errors import XfastError  # noqa: E402
 
 __all__ = ["main", "build_parser", "COMMANDS"]
 
-COMMANDS = (demo, evaluate, models, compare, serve, project, translate_test, translate_train, model_transfer)
+COMMANDS = (demo, evaluate, models, compare, bench_reference, serve, project, translate_test, translate_train,
+            model_transfer)
 
 
 @contextmanager
