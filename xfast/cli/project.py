@@ -35,6 +35,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--token-type", default="bpe", choices=["bpe", "word"],
                    help="align subwords (bpe) or subword-averaged words")
     p.add_argument("--batch-size", type=int, default=512, help="sentences per batch through the stages")
+    p.add_argument("--host-workers", type=int, default=None, metavar="N",
+                   help="threads for the host stages (tokenizing, alignment, projection, writing) of different "
+                        "batches; the outputs are the same for any N (default: the cores but one when the encoder "
+                        "runs on a GPU, else 1: on a CPU the encoder uses the cores)")
     p.add_argument("--shard-size", type=int, default=None,
                    help="sentences per output shard, the unit a killed run resumes from "
                         "(a multiple of --batch-size; default 16 batches)")
@@ -80,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
                            output_format=args.output_format, engine=args.engine, ray=ray_settings_of(args),
                            filters=tuple(args.filter),
                            device=args.device, dataset=args.dataset, labeled_lang=args.labeled_lang,
-                           limit=args.limit)
+                           limit=args.limit, host_workers=args.host_workers)
     if args.json:
         print_json(res)
     else:

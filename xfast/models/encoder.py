@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -214,6 +215,7 @@ class Encoder:
         self.word_cache = _word_cache(word_cache)
         self.stats = {"sentences": 0, "subwords": 0, "windowed": 0, "truncated": 0, "windows": 0,
                       "batches": 0, "word_cache_hits": 0, "word_cache_misses": 0}
+        self._stats_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return (f"Encoder({str(self.model_dir)!r}, layer={self.layer}, backend={self.backend!r}, "
@@ -310,19 +312,22 @@ class Encoder:
         kept (counted in ``stats["truncated"]``)."""
         ids, word_ids, offsets = self.word_cache.subwords(cols.text, cols.tok_off, cols.sent_off,
                                                           self._tokenize_words)
+        truncated = 0
         if self.truncate:
             lengths = np.diff(offsets)
             over = lengths > self._content
             if over.any():
-                self.stats["truncated"] += int(over.sum())
+                truncated = int(over.sum())
                 keep = np.arange(len(ids)) - np.repeat(offsets[:-1], lengths) < self._content
                 ids, word_ids = ids[keep], word_ids[keep]
                 offsets = np.concatenate([[0], np.cumsum(np.minimum(lengths, self._content))])
-        self.stats["sentences"] += len(cols)
-        self.stats["subwords"] += len(ids)
-        self.stats["word_cache_hits"] = int(self.word_cache.hits)
-        self.stats["word_cache_misses"] = int(self.word_cache.misses)
-        return Subwords(ids, word_ids, offsets)
+        with self._stats_lock:  # batches may be tokenized in several threads at once
+            self.stats["truncated"] += truncated
+            self.stats["sentences"] += len(cols)
+            self.stats["subwords"] += len(ids)
+            self.stats["word_cache_hits"] = int(self.word_cache.hits)
+            self.stats["word_cache_misses"] = int(self.word_cache.misses)
+        return Subwords(ids, word_ids, offsets, truncated)
 
     def _tokenize_words(self, words: list[str]) -> list[list[int]]:
         # a word alone as plain text goes through the same normalizer and pre-tokenizer as

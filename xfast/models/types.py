@@ -36,12 +36,15 @@ class Subwords:
 
     ``ids``: int64 ``(U,)`` token ids (special tokens not included); ``word_ids``: int32
     ``(U,)``, each subword's word index in its sentence; ``offsets``: int64 ``(S+1,)``,
-    sentence i owns ``ids[offsets[i]:offsets[i+1]]``.
+    sentence i owns ``ids[offsets[i]:offsets[i+1]]``. ``truncated``: how many sentences
+    were cut to the model's first pass (a compat encoder), so that callers in several threads
+    count them without reading a shared counter.
     """
 
     ids: np.ndarray
     word_ids: np.ndarray
     offsets: np.ndarray
+    truncated: int = 0
 
     def __len__(self) -> int:
         return len(self.offsets) - 1

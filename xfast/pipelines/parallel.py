@@ -17,6 +17,7 @@ the summaries (:func:`_metrics`, :func:`_run_record`).
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -41,7 +42,7 @@ from xfast.progress import progress_bar
 from xfast.project.config import ProjectionConfig, methods_valid
 from xfast.project.filtering import FilterPolicy
 
-__all__ = ["project_parallel", "labeled_entities", "OUTPUT_FORMATS"]
+__all__ = ["project_parallel", "labeled_entities", "default_host_workers", "OUTPUT_FORMATS"]
 
 OUTPUT_FORMATS = ("conll", "parquet")
 
@@ -64,7 +65,7 @@ def project_parallel(labeled: str | Path, receiving: dict[str, str | Path], out_
                      filters: str | tuple[str, ...] | FilterPolicy = "none",
                      overlap: bool = True, output_format: str = "conll", engine: str = "local",
                      ray: RaySettings | None = None, device: str = "auto", dataset: str = "",
-                     labeled_lang: str = "en", limit: int | None = None) -> dict:
+                     labeled_lang: str = "en", limit: int | None = None, host_workers: int | None = None) -> dict:
     """Project the labeled side's entities onto every receiving side with every method.
 
     ``receiving`` maps a name (e.g. a language code) to a file; ``candidates`` maps names to
@@ -87,7 +88,9 @@ def project_parallel(labeled: str | Path, receiving: dict[str, str | Path], out_
     to ``NAME.METHOD.rejects.jsonl``, and metrics score the kept sentences only.
     An aligner that reads each side's language (an NLLB encoder, docs/alignment.md) takes the
     labeled side's from ``labeled_lang`` and each receiving side's from its name (``de``,
-    ``hau``, ``yor_Latn``: ISO 639 or FLORES-200 codes).
+    ``hau``, ``yor_Latn``: ISO 639 or FLORES-200 codes). ``host_workers``: threads for the host
+    stages (tokenizing, alignment, projection, writing) of different batches, the outputs the
+    same for any number (default: the cores but one when the encoder runs on a GPU, else 1).
     Returns ``{"results": [metrics rows], "timings": {...}, "qa": {...}, "outputs": {...},
     "run": {...}}``; metrics rows exist for receiving sides with gold labels.
 
@@ -97,7 +100,7 @@ def project_parallel(labeled: str | Path, receiving: dict[str, str | Path], out_
     """
     t_start = time.perf_counter()
     cfg, policy, ray, shard_size, candidates = _checked(receiving, candidates, methods, config, filters, output_format,
-                                                        engine, ray, batch_size, shard_size, limit)
+                                                        engine, ray, batch_size, shard_size, limit, host_workers)
     out, names = Path(out_dir), list(receiving)
     cand_names = [n for n in names if n in candidates and any(m.startswith("ner-") for m in methods)]
     paths = [Path(labeled)] + [Path(receiving[n]) for n in names] + [Path(candidates[n]) for n in cand_names]
@@ -121,7 +124,8 @@ def project_parallel(labeled: str | Path, receiving: dict[str, str | Path], out_
     types = LabelTypes()
     rows = read_parallel_columns(paths, labels=side_labels, chunk_size=batch_size, types=types, limit=limit)
     work = _work(plan, aligner, rows, types, rundir, report, n_total, shard_size, ignore, progress=progress,
-                 overlap=overlap, engine=engine, ray=ray, batch_size=batch_size, device=device)
+                 overlap=overlap, engine=engine, ray=ray, batch_size=batch_size, device=device,
+                 workers=host_workers or default_host_workers(aligner))
     results, csv_rows = _metrics(work["state"], aligner, plan, dataset, policy)
     with report.stage("commit"):
         rundir.finish(work["shards"])
@@ -141,7 +145,7 @@ def project_parallel(labeled: str | Path, receiving: dict[str, str | Path], out_
 
 
 def _checked(receiving, candidates, methods, config, filters, output_format, engine, ray, batch_size, shard_size,
-             limit) -> tuple:
+             limit, host_workers) -> tuple:
     """Every parameter of :func:`project_parallel` checked before anything is read or made:
     ``(config, filter policy, Ray settings, shard size, candidates)``."""
     cfg = (config or ProjectionConfig()).check()
@@ -154,7 +158,8 @@ def _checked(receiving, candidates, methods, config, filters, output_format, eng
         ray.check()
     if not receiving:
         raise ParameterError(msg("E202", name="receiving", expected="at least one file", value=receiving))
-    for name, value in (("batch_size", batch_size), ("shard_size", shard_size), ("limit", limit)):
+    for name, value in (("batch_size", batch_size), ("shard_size", shard_size), ("limit", limit),
+                        ("host_workers", host_workers)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             raise ParameterError(msg("E202", name=name, expected="an int >= 1", value=value))
     shard_size = shard_size or 16 * batch_size
@@ -175,6 +180,13 @@ def _checked(receiving, candidates, methods, config, filters, output_format, eng
                                          expected=f"a candidates file for {missing} (method {m})",
                                          value=sorted(candidates)))
     return cfg, policy, ray, shard_size, candidates
+
+
+def default_host_workers(aligner) -> int:
+    """Host threads when none are asked for: the cores but one when the encoder runs on a GPU
+    (the host work is then what bounds the run), else 1 (the encoder uses the cores)."""
+    on_gpu = "cuda" in str(aligner.encoder.provider).lower()
+    return max(1, (os.cpu_count() or 1) - 1) if on_gpu else 1
 
 
 def _settings(names, cand_names, methods, cfg, batch_size, shard_size, write_alignments, label_set, ignore,
@@ -226,7 +238,7 @@ def _outputs(out: Path, names: list[str], methods, output_format: str, write_ali
 
 def _work(plan: ProjectPlan, aligner, rows, types: LabelTypes, rundir: RunDir, report: RunReport, n_total: int,
           shard_size: int, ignore, *, progress: bool, overlap: bool, engine: str, ray: RaySettings,
-          batch_size: int, device: str) -> dict:
+          batch_size: int, device: str, workers: int) -> dict:
     """Claim the run folder (resuming its finished shards) and run the pending batches on
     ``engine``: ``{"state": the RunState, "shards": count, "run": the engine's record, "done":
     shards resumed}``."""
@@ -260,13 +272,14 @@ def _work(plan: ProjectPlan, aligner, rows, types: LabelTypes, rundir: RunDir, r
     bar = progress_bar("project", n_total * pairs, unit="pair", initial=min(done * shard_size, n_total) * pairs,
                        enabled=progress)
     state = RunState(report, counts, has_gold, ignore, commit, done, shard_size, bar)
-    run: dict = {"engine": engine}
+    run: dict = {"engine": engine, "host_workers": workers}
     with bar:
         if engine == "local":
-            shards = run_local(plan, aligner, pending(), types, state, overlap=overlap)
+            shards = run_local(plan, aligner, pending(), types, state, overlap=overlap, workers=workers)
         else:
             shards = run_ray(plan, {**aligner.settings, "device": device}, pending(), types, state,
-                             batch_size=batch_size, overlap=overlap, rundir=rundir, settings=ray, run=run)
+                             batch_size=batch_size, overlap=overlap, rundir=rundir, settings=ray, run=run,
+                             workers=workers)
         bar.n = bar.total  # windows and empty sentences make the encoder's count approximate
     return {"state": state, "shards": shards, "run": run, "done": done}
 

@@ -1,12 +1,15 @@
-"""The local engine: a pipeline's model forward overlapped with its host work.
+"""The local engine: a pipeline's model forward overlapped with its host work, the host work
+spread over worker threads.
 
-On a GPU the encoder is cheap and the host work around it (reading, tokenizing, similarity,
-extraction, projection, writing, scoring) decides the throughput; on a CPU they share the
-cores. :func:`overlapped` runs the model stage of batch k+1 in a worker thread while the
-caller runs the host stages of batch k (ONNX Runtime and CTranslate2 release the GIL), with
-at most ``depth`` batches waiting in between, so wall time tends to the larger of the two,
-not their sum. Results come back in input order whatever the timing, so outputs do not
-depend on the overlap.
+On a GPU the encoder is cheap and the host work around it (tokenizing, similarity, extraction,
+projection, writing, scoring) decides the throughput; on a CPU they share the cores.
+:func:`overlapped` runs the model stage of batch k+1 in its own thread while the host stages
+of earlier batches run, with at most ``depth`` batches waiting for the model. With
+``workers`` > 1 the host stages (``prepare`` before the model, ``host`` after it) of several
+batches run at once in a pool of threads: the kernels, ONNX Runtime and the tokenizer release
+the GIL. Whatever the timing, ``finish`` sees the batches in input order, in the caller's
+thread, so outputs do not depend on the overlap or on the number of workers, and at most
+``depth + workers`` batches are in flight.
 """
 
 from __future__ import annotations
@@ -18,102 +21,212 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
+from xfast.io.tokens import LabelTypes
 from xfast.pipelines.qa import RunReport
-from xfast.pipelines.stages.batch import ENCODER_COUNTS, BatchWork, ProjectPlan, RunState
+from xfast.pipelines.stages.batch import ENCODER_COUNTS, BatchResult, BatchWork, ProjectPlan, RunState
 
-__all__ = ["overlapped", "run_local"]
+__all__ = ["overlapped", "run_local", "fold"]
 
-_SWITCH_S = 2e-4  # GIL switch interval while the two threads run
+_SWITCH_S = 2e-4  # GIL switch interval while the threads run
 
 T = TypeVar("T")
 P = TypeVar("P")
 M = TypeVar("M")
+R = TypeVar("R")
 
 
 def overlapped(items: Iterable[T], prepare: Callable[[T], P], model: Callable[[P], M],
-               host: Callable[[T, P, M], None], *, report: RunReport, depth: int = 1,
-               overlap: bool = True, model_stage: str = "model") -> None:
-    """For each item: ``p = prepare(item)`` and ``m = model(p)``, then ``host(item, p, m)``.
+               host: Callable[[T, P, M], R], finish: Callable[[T, R], None] | None = None, *,
+               report: RunReport, depth: int = 1, overlap: bool = True, model_stage: str = "model",
+               workers: int = 1) -> None:
+    """For each item: ``p = prepare(item)``, ``m = model(p)``, ``r = host(item, p, m)``, then
+    ``finish(item, r)`` (when given).
 
-    ``prepare`` and ``host`` run in the caller's thread, in input order; ``model`` runs in one
-    worker thread, up to ``depth`` items ahead of ``host``. ``overlap=False`` runs everything
-    in the caller (the serial baseline). The model's busy time is added to
-    ``report.timings[model_stage]``, the caller's waits for it to ``"wait for model"``; an
-    exception in any stage stops the run and is raised here.
+    ``model`` runs in one thread, in input order, up to ``depth`` items ahead of the host work;
+    ``prepare`` and ``host`` run in the caller's thread (``workers=1``, the items one after the
+    other) or in ``workers`` pool threads; ``finish`` runs in the caller's thread in input
+    order. ``overlap=False`` runs everything in the caller (the serial baseline). The model's
+    busy time is added to ``report.timings[model_stage]``, the caller's waits for results to
+    ``"wait for model"``; an exception in any stage stops the run and is raised here.
     """
-    if depth < 1:
-        raise ValueError("depth must be >= 1")
+    if depth < 1 or workers < 1:
+        raise ValueError("depth and workers must be >= 1")
 
     def timed(p: P) -> tuple[M, float]:
         t = time.perf_counter()
         out = model(p)
         return out, time.perf_counter() - t
 
+    def done(item: T, r: R) -> None:
+        if finish is not None:
+            finish(item, r)
+
     if not overlap:
         for item in items:
             p = prepare(item)
             out, busy = timed(p)
             report.timings[model_stage] += busy
-            host(item, p, out)
+            done(item, host(item, p, out))
         return
-    pending: deque[tuple[T, P, Future]] = deque()
     # the model thread wakes from a GIL-free forward and needs the GIL back at once: with
-    # the default 5 ms switch interval it would wait for the host thread that long each time
+    # the default 5 ms switch interval it would wait for a host thread that long each time
     interval = sys.getswitchinterval()
     sys.setswitchinterval(min(interval, _SWITCH_S))
+    try:
+        if workers == 1:
+            _in_caller(items, prepare, timed, host, done, report, depth, model_stage)
+        else:
+            _in_pool(items, prepare, timed, host, done, report, depth, model_stage, workers)
+    finally:
+        sys.setswitchinterval(interval)
+
+
+def _in_caller(items, prepare, timed, host, done, report: RunReport, depth: int, model_stage: str) -> None:
+    """Host stages in the caller's thread, the model in one worker thread."""
+    pending: deque[tuple] = deque()
+
+    def finish_one() -> None:
+        item, p, fut = pending.popleft()
+        out, busy = _waited(fut, report, model_stage)
+        done(item, host(item, p, out))
+
     with ThreadPoolExecutor(1, thread_name_prefix="xfast-model") as pool:
         try:
             for item in items:
                 p = prepare(item)
                 pending.append((item, p, pool.submit(timed, p)))
                 if len(pending) > depth:
-                    _finish(pending.popleft(), host, report, model_stage)
+                    finish_one()
             while pending:
-                _finish(pending.popleft(), host, report, model_stage)
+                finish_one()
         finally:
             for _, _, fut in pending:
                 fut.cancel()
-            sys.setswitchinterval(interval)
 
 
-def _finish(entry: tuple, host: Callable, report: RunReport, model_stage: str) -> None:
-    item, p, fut = entry
+def _in_pool(items, prepare, timed, host, done, report: RunReport, depth: int, model_stage: str,
+             workers: int) -> None:
+    """Host stages in ``workers`` pool threads, the model in one thread in input order, each
+    item's result finished in the caller's thread in input order."""
+    pending: deque[tuple] = deque()
+    with ThreadPoolExecutor(workers, thread_name_prefix="xfast-host") as pool, \
+            ThreadPoolExecutor(1, thread_name_prefix="xfast-model") as model_pool:
+        try:
+            for item in items:
+                prepared = pool.submit(prepare, item)
+                modelled = model_pool.submit(lambda f=prepared: timed(f.result()))
+                hosted: Future = Future()
+                modelled.add_done_callback(_then_host(pool, host, item, prepared, hosted))
+                pending.append((item, modelled, hosted))
+                if len(pending) > depth + workers:
+                    _finish(pending.popleft(), done, report, model_stage)
+            while pending:
+                _finish(pending.popleft(), done, report, model_stage)
+        finally:
+            for _, modelled, hosted in pending:
+                modelled.cancel()
+                hosted.cancel()
+
+
+def _then_host(pool: ThreadPoolExecutor, host, item, prepared: Future, hosted: Future):
+    """A callback for an item's model future: its host stage, submitted to ``pool`` when the
+    model is done, its result (or error) passed on to ``hosted``."""
+
+    def run(modelled: Future) -> None:
+        if modelled.cancelled() or hosted.cancelled():
+            return
+        if modelled.exception() is not None:
+            hosted.set_exception(modelled.exception())
+            return
+        out, _ = modelled.result()
+
+        def work():
+            try:
+                hosted.set_result(host(item, prepared.result(), out))
+            except BaseException as err:  # noqa: BLE001 - handed to the caller's thread
+                hosted.set_exception(err)
+
+        try:
+            pool.submit(work)
+        except RuntimeError:  # the pool is shutting down: the run has stopped
+            hosted.cancel()
+
+    return run
+
+
+def _finish(entry: tuple, done, report: RunReport, model_stage: str) -> None:
+    item, modelled, hosted = entry
+    _, busy = _waited(modelled, report, model_stage)
+    t = time.perf_counter()
+    result = hosted.result()
+    report.timings["wait for host"] += time.perf_counter() - t
+    done(item, result)
+
+
+def _waited(fut: Future, report: RunReport, model_stage: str) -> tuple:
     t = time.perf_counter()
     out, busy = fut.result()
     report.timings["wait for model"] += time.perf_counter() - t
     report.timings[model_stage] += busy
-    host(item, p, out)
+    return out, busy
 
 
-def run_local(plan: ProjectPlan, aligner, rows: Iterable, types, state: RunState, *, overlap: bool) -> int:
-    """Batches through the stages in this process (the model overlapped with the host work),
-    committed shard by shard; returns the number of shards."""
-    report, counts, has_gold = state.report, state.counts, state.has_gold
-    work = BatchWork(plan, aligner, types, report)
-    work.enc_counts.update({k: report.encoder.get(k, 0) for k in ENCODER_COUNTS})
+def fold(res: BatchResult, report: RunReport, parts: dict[str, list[bytes]], has_gold: dict[str, bool],
+         enc_counts: dict[str, int], score: Callable) -> None:
+    """Add one batch's result to what came before it, in batch order: its QA and timings to
+    ``report``, its chunks to ``parts``, its encoder counts; a side without gold stops being
+    scored from this batch on; the rest goes to ``score(name, method, gold, pred, sent_off)``."""
+    report.merge(res.report.state())
+    for k, v in res.report.timings.items():
+        report.timings[k] += v
+    for k, v in res.enc_counts.items():
+        enc_counts[k] += v
+    for k, chunks in res.parts.items():
+        parts[k].extend(chunks)
+    has_gold.update({n: False for n, g in res.has_gold.items() if not g})
+    for name, m, gold, pred, off in res.scored:
+        if has_gold[name]:
+            score(name, m, gold, pred, off)
+
+
+def run_local(plan: ProjectPlan, aligner, rows: Iterable, types: LabelTypes, state: RunState, *,
+              overlap: bool, workers: int = 1) -> int:
+    """Batches through the stages in this process (the model overlapped with the host work,
+    the host work in ``workers`` threads), committed shard by shard in order; returns the number
+    of shards."""
+    report = state.report
+    work = BatchWork(plan, aligner)
+    enc_counts = {k: report.encoder.get(k, 0) for k in ENCODER_COUNTS}
     per_side = len(plan.names) / (1 + len(plan.names))  # pairs per sentence the encoder reads
     work.tick = lambda n: state.bar.update(n * per_side)  # the bar moves with the encoder, the slow stage on a CPU
     shard = {"index": state.done, "sentences": 0, "parts": {k: [] for k in plan.outputs}}
+    dispatched = [report.sentences_in]  # the corpus index of the next batch's first sentence
 
-    def scored(name, m, gold, pred, off):
-        if has_gold[name]:
-            with report.stage("evaluate"):
-                counts[(name, m)].add(gold, pred, off, types.names, ignore=state.ignore)
+    def batches():
+        for row in rows:  # the driver reads; each batch takes the label types it was read with
+            start, dispatched[0] = dispatched[0], dispatched[0] + len(row[0])
+            yield row, start, LabelTypes(types.names), RunReport()
 
-    def host(row, prep, model_out):
-        work.host(row, prep, model_out, start=report.sentences_in, parts=shard["parts"], scored=scored)
-        has_gold.update({n: False for n, g in work.has_gold.items() if not g})
-        shard["sentences"] += len(row[0])
+    def score(name, m, gold, pred, off):
+        with report.stage("evaluate"):
+            state.counts[(name, m)].add(gold, pred, off, types.names, ignore=state.ignore)
+
+    def finish(item, res: BatchResult) -> None:
+        with report.stage("merge"):
+            fold(res, report, shard["parts"], state.has_gold, enc_counts, score)
+        shard["sentences"] += len(item[0][0])
         if shard["sentences"] == state.shard_size:
             flush()
 
     def flush():
-        report.encoder = dict(work.enc_counts)
+        report.encoder = dict(enc_counts)
         state.commit(shard["index"], shard["parts"])
         shard.update(index=shard["index"] + 1, sentences=0, parts={k: [] for k in plan.outputs})
 
-    overlapped(rows, work.prepare, work.model, host, report=report, overlap=overlap, model_stage="encode")
+    overlapped(batches(), lambda b: work.prepare(b[0], b[3]), work.model,
+               lambda b, p, m: work.host(b[0], p, m, start=b[1], types=b[2], report=b[3]), finish,
+               report=report, overlap=overlap, model_stage="encode", workers=workers)
     if shard["sentences"]:
         flush()
-    report.encoder = dict(work.enc_counts)
+    report.encoder = dict(enc_counts)
     return shard["index"]

@@ -44,10 +44,10 @@ from xfast.aligner import Aligner
 from xfast.io.tokens import LabelTypes, TokenColumns
 from xfast.io.files import atomic_open
 from xfast.models.encoder import providers_for
-from xfast.pipelines.engines.local import overlapped
+from xfast.pipelines.engines.local import fold, overlapped
 from xfast.pipelines.loaders import Models
 from xfast.pipelines.qa import RunReport
-from xfast.pipelines.stages.batch import BatchWork, ProjectPlan, RunState
+from xfast.pipelines.stages.batch import ENCODER_COUNTS, BatchWork, ProjectPlan, RunState
 
 __all__ = ["RaySettings", "require", "connect", "pool_size", "map_shards", "shutdown", "RemoteStages",
            "StageWorker", "ENGINES", "run_ray", "ShardProjector"]
@@ -303,7 +303,7 @@ def _first_line(err: BaseException) -> str:
 
 
 def run_ray(plan: ProjectPlan, aligner: dict, rows: Iterable, types, state: RunState, *, batch_size: int,
-            overlap: bool, rundir, settings: RaySettings, run: dict) -> int:
+            overlap: bool, rundir, settings: RaySettings, run: dict, workers: int = 1) -> int:
     """The pending shards' inputs written into the run folder, then worked by
     :class:`ShardProjector` actors on Ray; results committed in shard order, as the local
     engine commits them. ``aligner``: the actors' Aligner arguments and ``device``. Returns the
@@ -326,7 +326,7 @@ def run_ray(plan: ProjectPlan, aligner: dict, rows: Iterable, types, state: RunS
     actors, cpus, gpus = pool_size(settings, cluster)
     run["ray"] = {**cluster, "actors": min(actors, max(1, len(tasks))), "cpus_per_actor": cpus,
                   "gpus_per_actor": gpus}
-    kwargs = {"aligner": aligner, "plan": plan, "batch_size": batch_size, "overlap": overlap}
+    kwargs = {"aligner": aligner, "plan": plan, "batch_size": batch_size, "overlap": overlap, "workers": workers}
     worker_timings: dict[str, float] = {}
     t_map, t_wall = time.perf_counter(), time.time()
     try:
@@ -375,14 +375,14 @@ class ShardProjector:
     projects whole shards whose inputs the driver wrote into the run folder, with the same
     stages (and the same model/host overlap) as the local engine."""
 
-    def __init__(self, aligner: dict, plan: ProjectPlan, batch_size: int, overlap: bool) -> None:
+    def __init__(self, aligner: dict, plan: ProjectPlan, batch_size: int, overlap: bool, workers: int = 1) -> None:
         t = time.perf_counter()
         kwargs = dict(aligner)
         kwargs["providers"] = providers_for(kwargs.pop("device"))  # this node's runtime decides
         self.aligner = Aligner(**kwargs)
         self.load_s = time.perf_counter() - t  # reported with the first shard
         self.ready_at = time.time()  # when this actor could take work (wall clock, for the driver)
-        self.plan, self.batch_size, self.overlap = plan, batch_size, overlap
+        self.plan, self.batch_size, self.overlap, self.workers = plan, batch_size, overlap, workers
 
     def __call__(self, batch: dict) -> dict:
         out = [pickle.dumps(self.shard(str(p), int(s)), protocol=5) for p, s in zip(batch["path"], batch["start"])]
@@ -404,19 +404,23 @@ class ShardProjector:
         report = RunReport()
         if self.load_s:
             report.timings["load aligner"], self.load_s = self.load_s, 0.0
-        work = BatchWork(self.plan, self.aligner, types, report)
+        work = BatchWork(self.plan, self.aligner)
         parts = {k: [] for k in self.plan.outputs}
+        has_gold = {n: True for n in self.plan.names}
+        enc_counts = dict.fromkeys(ENCODER_COUNTS, 0)
         scored: dict = {}
+        firsts = [start + a for a in range(0, n, self.batch_size)]
 
         def keep(name, m, gold, pred, off):
             scored.setdefault((name, m), []).append((gold, pred, off))
 
-        def host(row, prep, model_out):
-            work.host(row, prep, model_out, start=start + report.sentences_in, parts=parts, scored=keep)
-
-        overlapped(rows, work.prepare, work.model, host, report=report, overlap=self.overlap, model_stage="encode")
-        report.encoder = dict(work.enc_counts)
-        return {"parts": parts, "qa": report.state(), "has_gold": work.has_gold, "names": types.names,
+        overlapped([(row, first, RunReport()) for row, first in zip(rows, firsts)],
+                   lambda b: work.prepare(b[0], b[2]), work.model,
+                   lambda b, p, m: work.host(b[0], p, m, start=b[1], types=types, report=b[2]),
+                   lambda b, res: fold(res, report, parts, has_gold, enc_counts, keep),
+                   report=report, overlap=self.overlap, model_stage="encode", workers=self.workers)
+        report.encoder = enc_counts
+        return {"parts": parts, "qa": report.state(), "has_gold": has_gold, "names": types.names,
                 "scored": scored, "timings": dict(report.timings),
                 "wall_s": time.perf_counter() - t0, "ready_at": self.ready_at,
                 "provider": self.aligner.encoder.provider}

@@ -23,7 +23,7 @@ from xfast.pipelines.stages.projection import project_counted
 from xfast.project.config import ProjectionConfig
 from xfast.project.filtering import REASONS, FilterPolicy, filter_batch, keep_rows, reject_line
 
-__all__ = ["ProjectPlan", "BatchWork", "RunState", "ENCODER_COUNTS"]
+__all__ = ["ProjectPlan", "BatchWork", "BatchResult", "RunState", "ENCODER_COUNTS"]
 
 #: the encoder counts that depend only on the input (a resumed run reproduces them)
 ENCODER_COUNTS = ("sentences", "subwords", "windowed", "truncated", "windows")
@@ -71,27 +71,44 @@ class RunState:
     bar: object
 
 
+@dataclass
+class BatchResult:
+    """What one batch's host stages give the driver, which merges results in batch order: the
+    output chunks by output key, the batch's own QA (``report``), the codes to score
+    (``(name, method, gold, pred, sent_off)`` of sides with gold labels), which sides had gold,
+    and the encoder counts of its tokenize and model stages."""
+
+    parts: dict[str, list[bytes]]
+    report: RunReport
+    scored: list[tuple]
+    has_gold: dict[str, bool]
+    enc_counts: dict[str, int]
+
+
 class BatchWork:
     """The stages of one batch of sentence pairs, the same under every engine: tokenize,
-    encode (the model), then align, project, write and score (the host)."""
+    encode (the model), then align, project, write and score (the host).
 
-    def __init__(self, plan: ProjectPlan, aligner, types, report: RunReport) -> None:
-        self.plan, self.aligner, self.types, self.report = plan, aligner, types, report
+    It keeps no state between batches: each call takes the batch's own report and returns
+    what it made, so batches may run in several threads at once and be merged in order."""
+
+    def __init__(self, plan: ProjectPlan, aligner) -> None:
+        self.plan, self.aligner = plan, aligner
         self.encoder = aligner.encoder
-        self.enc_counts = dict.fromkeys(ENCODER_COUNTS, 0)
-        self.has_gold = {n: True for n in plan.names}
         # link scores read the raw states; otherwise SimAlign's normalisation runs per model output
         self.transform = None if plan.write_alignments else aligner.state_transform
-        self.tick = None
+        self.tick = None  # called with each model call's passes (progress)
 
-    def prepare(self, row):
-        with self.report.stage("tokenize"):
-            stats = self.encoder.stats
-            before = {k: stats[k] for k in ("sentences", "subwords", "truncated")}
+    def prepare(self, row, report: RunReport) -> tuple[list, dict[str, int]]:
+        """Every side's subwords, and their counts."""
+        with report.stage("tokenize"):
             subs = [columnar.tokenize(cols, self.encoder) for cols in row[:1 + len(self.plan.names)]]
-            return subs, {k: stats[k] - v for k, v in before.items()}
+        counts = {"sentences": sum(len(s) for s in subs), "subwords": sum(len(s.ids) for s in subs),
+                  "truncated": sum(s.truncated for s in subs)}
+        return subs, counts
 
-    def model(self, prep):
+    def model(self, prep) -> tuple[list, dict[str, int]]:
+        """Every side's encoder states (the one stage that runs the model, in one thread)."""
         stats = self.encoder.stats
         before = {k: stats[k] for k in ("windowed", "windows")}
         langs = self.plan.langs or [None] * len(prep[0])
@@ -99,51 +116,56 @@ class BatchWork:
                   for sub, lang in zip(prep[0], langs)]
         return states, {k: stats[k] - v for k, v in before.items()}
 
-    def host(self, row, prep, model_out, *, start: int, parts: dict[str, list[bytes]], scored) -> None:
-        """Project batch ``row`` (its first sentence is number ``start`` of the corpus): output
-        chunks go to ``parts``, gold and predicted codes of sides with gold labels to
-        ``scored(name, method, gold, pred, sent_off)``."""
-        plan, report, types, aligner = self.plan, self.report, self.types, self.aligner
+    def host(self, row, prep, model_out, *, start: int, types, report: RunReport) -> BatchResult:
+        """Project batch ``row`` (its first sentence is number ``start`` of the corpus; ``types``
+        knows every label it holds) into a :class:`BatchResult`; QA counts go to ``report``."""
+        plan, aligner = self.plan, self.aligner
         (subs, tok_counts), (states, enc_delta) = prep, model_out
-        for k, v in (*tok_counts.items(), *enc_delta.items()):
-            self.enc_counts[k] += v
+        out = BatchResult({k: [] for k in plan.outputs}, report, [], {n: True for n in plan.names},
+                          {**tok_counts, **enc_delta})
         lab_cols = row[0]
         report.sentences_in += len(lab_cols)
         ents = columnar.entities(lab_cols, compat=plan.cfg.compat)
         for j, name in enumerate(plan.names):
             rec_cols = row[1 + j]
-            n_rec = rec_cols.lengths()
-            if rec_cols.codes is None:
-                self.has_gold[name] = False
+            out.has_gold[name] = rec_cols.codes is not None
             with report.stage("align"):
                 aln = columnar.align((subs[0], states[0]), (subs[1 + j], states[1 + j]), aligner)
             if plan.write_alignments:
                 with report.stage("write"):
-                    parts[f"{name}/alignment"].append(_pharaoh(aligner, subs[0], states[0], subs[1 + j],
-                                                               states[1 + j], aln))
-            cands = {}
-            for m in plan.methods:
-                with report.stage("project"):
-                    kind = m.split("-")[0]
-                    if kind != "heuristic" and kind not in cands:
-                        ner = row[1 + len(plan.names) + plan.cand_names.index(name)] if kind == "ner" else None
-                        cands[kind] = columnar.candidates(kind, rec_cols, plan.cfg, ner)
-                    codes = project_counted(m, ents, aln, n_rec, plan.cfg, report, key=f"{name}/{m}",
-                                                   offset=start, cands=cands.get(kind))
-                    written = columnar.keep_types(codes, types, plan.label_set)
-                    columnar.count_entities(report, f"{name}/{m}", ents, codes, written, types)
-                out_cols = rec_cols
-                if plan.filter.active:
-                    with report.stage("filter"):
-                        out_cols, written, rejects = _filtered(plan, f"{name}/{m}", ents, aln, row[0], rec_cols,
-                                                               written, types, start, report)
-                    if plan.filter.drops:
-                        parts[f"{name}/{m}/rejects"].append(rejects)
-                with report.stage("write"):
-                    parts[f"{name}/{m}"].append(_output_bytes(plan.output_format, out_cols, written, types))
-                if self.has_gold[name]:
-                    scored(name, m, out_cols.codes, written, out_cols.sent_off)
+                    out.parts[f"{name}/alignment"].append(_pharaoh(aligner, subs[0], states[0], subs[1 + j],
+                                                                   states[1 + j], aln))
+            self._methods(row, j, ents, aln, start, types, out)
         report.sentences_out += len(lab_cols)
+        return out
+
+    def _methods(self, row, j: int, ents, aln, start: int, types, out: BatchResult) -> None:
+        """Every projection method on receiving side ``j`` of the batch, into ``out``."""
+        plan, report = self.plan, out.report
+        name, rec_cols = plan.names[j], row[1 + j]
+        n_rec = rec_cols.lengths()
+        cands = {}
+        for m in plan.methods:
+            with report.stage("project"):
+                kind = m.split("-")[0]
+                if kind != "heuristic" and kind not in cands:
+                    ner = row[1 + len(plan.names) + plan.cand_names.index(name)] if kind == "ner" else None
+                    cands[kind] = columnar.candidates(kind, rec_cols, plan.cfg, ner)
+                codes = project_counted(m, ents, aln, n_rec, plan.cfg, report, key=f"{name}/{m}", offset=start,
+                                        cands=cands.get(kind))
+                written = columnar.keep_types(codes, types, plan.label_set)
+                columnar.count_entities(report, f"{name}/{m}", ents, codes, written, types)
+            out_cols = rec_cols
+            if plan.filter.active:
+                with report.stage("filter"):
+                    out_cols, written, rejects = _filtered(plan, f"{name}/{m}", ents, aln, row[0], rec_cols,
+                                                           written, types, start, report)
+                if plan.filter.drops:
+                    out.parts[f"{name}/{m}/rejects"].append(rejects)
+            with report.stage("write"):
+                out.parts[f"{name}/{m}"].append(_output_bytes(plan.output_format, out_cols, written, types))
+            if out.has_gold[name]:
+                out.scored.append((name, m, out_cols.codes, written, out_cols.sent_off))
 
 
 def _filtered(plan: ProjectPlan, key: str, ents, aln, lab_cols, rec_cols, codes, types, start: int,
