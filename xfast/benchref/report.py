@@ -55,7 +55,7 @@ def machine() -> dict:
 
 
 def _seconds(value: float | None) -> str:
-    return "-" if value is None else f"{value:.3f}"
+    return "-" if value is None else f"{value:.4f}"
 
 
 def format_table(result: dict) -> str:

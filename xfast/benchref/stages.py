@@ -77,7 +77,7 @@ class Inputs:
 
 def _row(stage: str, items: str, total: int, equal: int, reference_s: float, xfast_s: float, **extra) -> dict:
     return {"stage": stage, "items": items, "total": total, "equal": equal,
-            "reference_s": round(reference_s, 4), "xfast_s": round(xfast_s, 4),
+            "reference_s": round(reference_s, 6), "xfast_s": round(xfast_s, 6),
             "speedup": round(reference_s / xfast_s, 2) if xfast_s > 0 else None, **extra}
 
 
