@@ -8,16 +8,18 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from itertools import chain
 
 import numpy as np
 
 from xfast._native import load
 from xfast.errors import DataError, msg
+from xfast.io.readers import read_parallel
 
 _kernel = load("xfast", "_chunks")
 
-__all__ = ["scores", "proj_ratio", "entity_type", "ignore_types", "ScoreCounts"]
+__all__ = ["scores", "proj_ratio", "entity_type", "ignore_types", "ScoreCounts", "evaluate_files"]
 
 Labels = Sequence[Sequence[str]]
 
@@ -193,3 +195,26 @@ class ScoreCounts:
         out.correct, out.tokens, out.sentences = int(d["correct"]), int(d["tokens"]), int(d["sentences"])
         out.ratio_sum = float(d["ratio_sum"])
         return out
+
+
+def evaluate_files(gold: str | Path, pred: str | Path, *, ignore: Sequence[str] = ()) -> tuple[dict, int, int | None]:
+    """Scores (:func:`scores`, plus ``proj_ratio``) of the labels of ``pred`` against those of
+    ``gold``, two CoNLL or JSONL files of the same sentences (``xfast evaluate``). Returns
+    ``(scores, tokens that differ between the files, the line in pred of the first one or
+    None)``: labels are scored position by position, so differing tokens only warn. A sentence
+    count or length that differs is a :class:`DataError` [E104]/[E108] naming the file and line."""
+    g, p = [], []
+    differ, first = 0, None
+    for gs, ps in read_parallel([gold, pred], labels=[True, True]):
+        if len(gs) != len(ps):
+            raise DataError(pred, ps.line, msg("E108", what=f"the length of the sentence at {gold}:{gs.line}",
+                                               ng=len(gs), np=len(ps)))
+        for k, (a, b) in enumerate(zip(gs.tokens, ps.tokens)):
+            if a != b:
+                differ += 1
+                first = first or (ps.line + k if ps.line else None)
+        g.append(gs.labels)
+        p.append(ps.labels)
+    result = scores(g, p, ignore=ignore)
+    result["proj_ratio"] = proj_ratio(ignore_types(g, ignore), ignore_types(p, ignore))
+    return result, differ, first

@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -48,8 +49,6 @@ _DATA = Path(__file__).resolve().parent.parent / "data" / "europarl"
 
 def _model_dir(model: str) -> Path:
     if model == "e5-small":
-        from xfast.models.e5 import ensure_e5_small
-
         return ensure_e5_small()
     path = Path(model).expanduser()
     if not (path / "config.json").is_file():
@@ -117,8 +116,6 @@ def bench_reference(reference: Path, *, data: Path | None = None, lang: str = "d
 def _run(ref: Reference, files: dict[str, Path], lang: str, pairs: int | None, out: Path | None, model_dir: Path,
          layer: int, methods: Sequence[str], stages: Sequence[str], e2e_methods: Sequence[str],
          metrics: Path | None, log: Callable[[str], None]) -> dict:
-    import tempfile
-
     inputs = read_inputs(files["labeled"], files["receiving"], ref, pairs)
     rows: list[dict] = []
     skipped: list[dict] = []

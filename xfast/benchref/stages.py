@@ -23,8 +23,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+import xfast
 from xfast.benchref.reference import Reference
+from xfast.evaluate import evaluate_files
 from xfast.io import read_conll, write_conll
+from xfast.pipelines.manifest import default_ignore
+from xfast.pipelines.parallel import labeled_entities, project_parallel
+from xfast.project import heuristic_batch, match_batch, ngram_candidates_batch
+from xfast.project.config import ProjectionConfig
 
 __all__ = [
     "ALIGN_METHODS",
@@ -114,8 +122,6 @@ def read_inputs(labeled: Path, receiving: Path, ref: Reference, pairs: int | Non
                            for labels in inputs.labeled_gold]
         inputs.entities_from = f"{ref.europarl.__name__}.tags_to_entity (the reference)"
     else:
-        from xfast.pipelines.parallel import labeled_entities
-
         inputs.entities = [[{"start_idx": s, "end_idx": e, "label": t} for s, e, t in
                             labeled_entities(labels, compat=True)] for labels in inputs.labeled_gold]
         inputs.entities_from = "xfast labeled_entities(compat=True) (the reference's reader did not import)"
@@ -130,9 +136,8 @@ def _ids(labels: Sequence[str], names: list[str]) -> list[int]:
 
 def _to_xfast(pairs: Sequence[Sequence[int]]):
     """The reference's ``(receiving, labeled)`` pairs as xfast's sorted ``(labeled, receiving)``
-    int32 array (SPEC §1: swap on every import)."""
-    import numpy as np
-
+    int32 array: the reference keeps its pairs the other way round, so every pair is swapped
+    where it comes in."""
     swapped = sorted({(int(j), int(i)) for i, j in pairs})
     return np.array(swapped, dtype=np.int32).reshape(-1, 2)
 
@@ -171,8 +176,6 @@ def _reference_align(ref: Reference, model_dir: Path, layer: int, method: str,
 
 
 def _xfast_align(model_dir: Path, layer: int, method: str, inputs: Inputs):
-    import xfast
-
     aligner = xfast.Aligner(str(model_dir), layer=layer, method=method, token_type="bpe", compat=True)
     aligner.align_batch(inputs.labeled[:1], inputs.receiving[:1])  # warm-up, untimed
     return _timed(aligner.align_batch, inputs.labeled, inputs.receiving)
@@ -201,8 +204,6 @@ def run_alignment(ref: Reference, inputs: Inputs, model_dir: Path, layer: int, m
 
 def xfast_heuristic(inputs: Inputs, alignments: list) -> list[list[str]]:
     """xfast's compat heuristic labels on the reference-oriented ``alignments``."""
-    from xfast.project import heuristic_batch
-
     return heuristic_batch(inputs.spans, [_to_xfast(a) for a in alignments], [len(w) for w in inputs.receiving],
                            compat=True)
 
@@ -235,8 +236,6 @@ def run_projection(ref: Reference, inputs: Inputs, alignments: list, log: Log) -
     """Heuristic, n-gram candidates, greedy and bipartite matching: the reference's transforms
     against xfast's list API in compat mode, on the same alignments. Returns the rows and
     xfast's labels per method."""
-    from xfast.project import heuristic_batch, match_batch, ngram_candidates_batch
-
     xaln = [_to_xfast(a) for a in alignments]
     n_rec = [len(w) for w in inputs.receiving]
     rows, labels = [], {}
@@ -339,15 +338,14 @@ def _reference_scores(run: Callable[[], Any], metrics: Path | None) -> dict[str,
     return parse_printed_scores(buf.getvalue())
 
 
-def _xfast_cli(argv: list[str]) -> dict:
-    from xfast.cli import main as cli_main  # the command line itself, as a user runs it
-
-    buf = io.StringIO()
-    with contextlib.redirect_stdout(buf):
-        code = cli_main(argv)
-    if code not in (0, 1):
-        raise RuntimeError(f"xfast {' '.join(argv)} exited with {code}")
-    return json.loads(buf.getvalue().strip().splitlines()[-1])
+def _xfast_project(labeled: Path, receiving: dict[str, Path], out: Path, *, model_dir: Path, layer: int,
+                   method: str, limit: int) -> dict:
+    """What ``xfast project --compat --overwrite --quiet`` runs for these options: the typed
+    function behind the command, in this process."""
+    aligner = {"model": str(model_dir), "layer": layer, "compat": True}
+    return project_parallel(labeled, receiving, out, aligner=aligner, methods=(method,),
+                            config=ProjectionConfig(compat=True), overwrite=True, progress=False, limit=limit,
+                            ignore=default_ignore(""))
 
 
 def _compare_scores(a: dict, b: dict) -> tuple[int, int, list[str]]:
@@ -371,9 +369,7 @@ def run_evaluation(ref: Reference, inputs: Inputs, pred: list[list[str]], work: 
     transform = ref.eval.EvaluateByCompareTransform(log_to_mlflow=False)
     ref_scores, ref_s = _best(_reference_scores, lambda: (lambda: transform((ds_gold, ds_pred)), metrics))
     log("evaluation: xfast evaluate ...")
-    argv = ["evaluate", "--gold", str(gold_path), "--pred", str(pred_path), "--json"]
-    _xfast_cli(argv)  # warm-up: the first call builds the parser and imports its modules
-    x_scores, x_s = _best(_xfast_cli, lambda: (argv,))
+    x_scores, x_s = _best(lambda: evaluate_files(gold_path, pred_path)[0], lambda: ())
     total, equal, differ = _compare_scores(ref_scores, x_scores)
     return _row("evaluation", "scores", total, equal, ref_s, x_s,
                 note=("differ: " + ", ".join(differ)) if differ else "",
@@ -458,8 +454,6 @@ def run_e2e(ref: Reference, inputs: Inputs, files: dict[str, Path], lang: str, m
     """The reference's Europarl pipelines (its transforms under its SingleThreadRunner) against
     ``xfast project --compat`` on the same files: F1 of each, wall time of each, and whether the
     projected label files are identical."""
-    import xfast
-
     xfast.Aligner(str(model_dir), layer=layer, compat=True)  # the encoder export, cached once, untimed
     work = out / "reference-e2e"
     paths = _prepare_e2e(ref, inputs, work)
@@ -476,10 +470,8 @@ def run_e2e(ref: Reference, inputs: Inputs, files: dict[str, Path], lang: str, m
 
         log(f"e2e-{method}: xfast project --compat ...")
         xdir = out / f"xfast-e2e-{method}"
-        argv = ["project", "--labeled", str(files["labeled"]), "--receiving", f"{lang}={files['receiving']}",
-                "--out", str(xdir), "--aligner", str(model_dir), "--layer", str(layer), "--method", method,
-                "--compat", "--overwrite", "--json", "--quiet", "--limit", str(len(inputs))]
-        result, x_s = _timed(_xfast_cli, argv)
+        result, x_s = _timed(_xfast_project, files["labeled"], {lang: files["receiving"]}, xdir, model_dir=model_dir,
+                             layer=layer, method=method, limit=len(inputs))
         x_file = xdir / f"{lang}.{method}.conll"
         x_labels = [s.labels for s in read_conll(x_file)]
         identical = ref_file.read_bytes() == x_file.read_bytes()

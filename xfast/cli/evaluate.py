@@ -6,9 +6,7 @@ import argparse
 import json
 import sys
 
-from xfast.errors import DataError, msg
-from xfast.evaluate import ignore_types, proj_ratio, scores
-from xfast.io import read_parallel
+from xfast.evaluate import evaluate_files
 from xfast.report import format_scores
 
 NAME = "evaluate"
@@ -26,25 +24,11 @@ def add_arguments(e: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``xfast evaluate``."""
-    g, p = [], []
-    differ, first = 0, None
-    for gold, pred in read_parallel([args.gold, args.pred], labels=[True, True]):  # E104 on counts
-        if len(gold) != len(pred):
-            raise DataError(args.pred, pred.line, msg(
-                "E108", what=f"the length of the sentence at {args.gold}:{gold.line}",
-                ng=len(gold), np=len(pred)))
-        for k, (a, b) in enumerate(zip(gold.tokens, pred.tokens)):
-            if a != b:
-                differ += 1
-                first = first or (pred.line + k if pred.line else None)
-        g.append(gold.labels)
-        p.append(pred.labels)
+    result, differ, first = evaluate_files(args.gold, args.pred, ignore=args.ignore)
     if differ:
         where = f" (the first at {args.pred}:{first})" if first else ""
         print(f"xfast: warning: {differ} tokens differ between gold and prediction{where}; "
               "the labels are scored position by position", file=sys.stderr)
-    result = scores(g, p, ignore=args.ignore)
-    result["proj_ratio"] = proj_ratio(ignore_types(g, args.ignore), ignore_types(p, args.ignore))
     if args.json:
         print(json.dumps(result))
     else:
