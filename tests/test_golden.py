@@ -119,7 +119,10 @@ def fixed(tiny_models):
                   "es": head_conll(europarl_path("es"), 16, ROOT / "inputs" / "es.conll"),
                   "hau": head_conll(masakhaner_path("hau"), 10, ROOT / "inputs" / "hau.conll")}
         models = {name: Path(shutil.copytree(tiny_models[name], ROOT / "models" / name))
-                  for name in ("xlmr", "nllb_ct2", "ner_onnx")}
+                  for name in ("xlmr", "nllb_ct2", "ner_onnx", "nllb", "ner")}
+        for export, source in (("nllb_ct2", "nllb"), ("ner_onnx", "ner")):  # exports name their checkpoint
+            meta = models[export] / "xfast-export.json"
+            meta.write_text(json.dumps({**json.loads(meta.read_text()), "source": str(models[source])}, indent=1))
         mp.setenv("XFAST_CACHE", str(ROOT / "cache"))
         Aligner(str(models["xlmr"]), layer=2)  # its ONNX export, before the times are set
         _stamp(ROOT)
