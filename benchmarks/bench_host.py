@@ -198,3 +198,57 @@ def test_cli_marginal_and_rss(tmp_path):
     print(f"marginal wall time per pair, {n20:,} -> {n100:,}: {(w100 - w20) / (n100 - n20) * 1e6:.1f} us")
     print(f"peak RSS {n200:,} / {n20:,} pairs: {rss200 / rss20:.3f}")
     assert rss200 <= 1.10 * rss20
+
+
+def test_host_workers(tmp_path, e5, monkeypatch):
+    """Host pairs/s with 1 and 2 (and, where the machine has them, 4) host workers, the model
+    made free: the corpus is the Europarl-NER en->de set ``XFAST_BENCH_WORKER_REPEAT`` times
+    (default 125: 99,875 pairs) in batches of 47 sentences (799 = 17 x 47), so the batches repeat
+    and each batch's stand-in states are computed once and then looked up (on a GPU the model's
+    time is off the CPU; here it would take a core). Everything else is the engine as it runs:
+    the driver reads, merges and commits; the workers tokenize, align, project, write and score.
+    The batch size is 799 sentences (the whole set: each batch the same, its states computed
+    once); a smaller batch (47, 17 distinct batches) is printed too, where the driver's share
+    per batch weighs more.
+    Prints the serial part that stays in the driver per pair, and the speed-up that part allows
+    (Amdahl) on 16 cores. Outputs are the same bytes for every count (asserted)."""
+    import hashlib
+
+    from xfast.pipelines.parallel import project_parallel
+    from xfast.pipelines.stages import batch
+    from xfast.testing.standin import stand_in
+
+    repeat = int(os.environ.get("XFAST_BENCH_WORKER_REPEAT", "125"))
+    en, de, n = _corpus(tmp_path, repeat)
+    stand_in(e5.encoder)
+    real, memo = batch.BatchWork.model, {}
+
+    def model(self, prep):  # a batch's states once; later the same batch's come from memory
+        key = hashlib.blake2b(b"".join(s.ids.tobytes() for s in prep[0]), digest_size=16).digest()
+        if key not in memo:
+            memo[key] = real(self, prep)
+        return memo[key]
+
+    monkeypatch.setattr(batch.BatchWork, "model", model)
+    counts = [1, 2] + ([4] if (os.cpu_count() or 1) >= 4 else [])
+    walls, driver, outs = {}, {}, {}
+    for batch_size, w in [(b, w) for b in (799, 47) for w in counts]:
+        kw = dict(aligner=e5, progress=False, batch_size=batch_size, shard_size=799 * batch_size)
+        if w == 1:
+            project_parallel(en, {"de": de}, tmp_path / "warm", host_workers=1, limit=799 * 2, overwrite=True, **kw)
+        t = time.perf_counter()
+        res = project_parallel(en, {"de": de}, tmp_path / f"w{w}", host_workers=w, overwrite=True, **kw)
+        walls[batch_size, w] = time.perf_counter() - t
+        tm = res["timings"]
+        driver[batch_size, w] = sum(tm.get(k, 0.0) for k in ("read", "merge", "commit"))
+        outs[batch_size, w] = {p.name: p.read_bytes() for p in (tmp_path / f"w{w}").iterdir() if p.suffix == ".conll"}
+    print(f"\nhost workers, {n:,} Europarl en->de pairs, the model's states looked up, {os.cpu_count()} cores "
+          f"({cpu_line()})")
+    print(f"{'batch':>5s} {'workers':>7s} {'wall s':>8s} {'pairs/s':>9s} {'vs 1':>6s} {'driver us/pair':>15s}")
+    for b, w in walls:
+        print(f"{b:5d} {w:7d} {walls[b, w]:8.2f} {n / walls[b, w]:9.0f} {walls[b, 1] / walls[b, w]:6.2f} "
+              f"{driver[b, w] / n * 1e6:15.1f}")
+    serial = driver[799, 1] / walls[799, 1]
+    print(f"serial (driver) share of one worker's wall time at 799: {serial:.3f}; Amdahl bound on 16 cores: "
+          f"{1 / (serial + (1 - serial) / 16):.1f}x")
+    assert all(outs[k] == outs[k[0], 1] for k in outs)

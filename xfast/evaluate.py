@@ -132,6 +132,7 @@ class ScoreCounts:
         self.tokens = 0
         self.sentences = 0
         self.ratio_sum = 0.0
+        self.ratios: list[float] = []  # a batch's own proj_ratio terms (see of())
 
     def add(self, gold: np.ndarray, pred: np.ndarray, offsets: np.ndarray, names: Sequence[str],
             *, ignore: Iterable[str] = ()) -> None:
@@ -164,6 +165,48 @@ class ScoreCounts:
         is_b = np.zeros(n, np.uint8)
         is_b[1::2] = 1
         self.ratio_sum = _kernel.ratio_sum(gold, pred, offsets, is_b, self.ratio_sum)
+
+    @classmethod
+    def of(cls, gold: np.ndarray, pred: np.ndarray, offsets: np.ndarray, names: Sequence[str], *,
+           ignore: Iterable[str] = ()) -> ScoreCounts:
+        """The counts of one batch on their own (as :meth:`add` takes it), for :meth:`absorb`
+        to add in batch order: a batch may be counted in another thread than the one that
+        keeps the totals. Its ``ratios`` hold each sentence's ``proj_ratio`` term, so the total
+        is summed sentence by sentence as :meth:`add` sums it."""
+        out = cls()
+        out.add(gold, pred, offsets, names, ignore=ignore)
+        gold = np.ascontiguousarray(gold, dtype=np.int32)
+        pred = np.ascontiguousarray(pred, dtype=np.int32)
+        offsets = np.ascontiguousarray(offsets, dtype=np.int64)
+        if set(ignore) & set(names):  # as add() maps them: ignored types are O on both sides
+            keep = np.ones(1 + 2 * len(names), np.int32)
+            for t, name in enumerate(names):
+                if name in set(ignore):
+                    keep[2 * t + 1] = keep[2 * t + 2] = 0
+            gold, pred = gold * keep[gold], pred * keep[pred]
+        is_b = np.zeros(1 + 2 * len(names), np.int64)
+        is_b[1::2] = 1
+        # each sentence's term, as _kernel.ratio_sum adds it: #B pred / #B gold in double, 1 or 0
+        # when gold has none
+        n_gold, n_pred = (np.diff(np.concatenate([[0], np.cumsum(is_b[x])])[offsets]) for x in (gold, pred))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            terms = np.where(n_gold > 0, n_pred / np.maximum(n_gold, 1), np.where(n_pred == 0, 1.0, 0.0))
+        out.ratios = terms.astype(np.float64).tolist()
+        return out
+
+    def absorb(self, batch: ScoreCounts) -> None:
+        """Add a batch's :meth:`of` counts after everything added so far; the result equals
+        :meth:`add` on the same batch, to the last bit."""
+        for mine, theirs in ((self.tp, batch.tp), (self.n_true, batch.n_true), (self.n_pred, batch.n_pred)):
+            for name, v in theirs.items():
+                mine[name] = mine.get(name, 0) + v
+        self.correct += batch.correct
+        self.tokens += batch.tokens
+        self.sentences += batch.sentences
+        total = self.ratio_sum
+        for r in batch.ratios:
+            total += r
+        self.ratio_sum = total
 
     def result(self) -> dict[str, float]:
         """What :func:`scores` returns for everything added, plus ``proj_ratio``."""

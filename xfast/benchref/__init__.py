@@ -32,6 +32,7 @@ from xfast.benchref.stages import (
     xfast_itermax,
 )
 from xfast.errors import ParameterError, check_choice, msg
+from xfast.models.e5 import ensure_e5_small
 
 __all__ = ["ALIGN_METHODS", "STAGES", "add_arguments", "bench_reference", "main"]
 

@@ -120,10 +120,10 @@ def project_parallel(labeled: str | Path, receiving: dict[str, str | Path], out_
                    "model": model_fingerprint(aligner.encoder), "versions": versions()})
     rundir = RunDir(out, key, outputs, overwrite=overwrite)
     plan = ProjectPlan(names, cand_names, tuple(methods), cfg, label_set, write_alignments, output_format,
-                       tuple(outputs), langs, filter=policy)
+                       tuple(outputs), langs, filter=policy, ignore=tuple(ignore))
     types = LabelTypes()
     rows = read_parallel_columns(paths, labels=side_labels, chunk_size=batch_size, types=types, limit=limit)
-    work = _work(plan, aligner, rows, types, rundir, report, n_total, shard_size, ignore, progress=progress,
+    work = _work(plan, aligner, rows, types, rundir, report, n_total, shard_size, progress=progress,
                  overlap=overlap, engine=engine, ray=ray, batch_size=batch_size, device=device,
                  workers=host_workers or default_host_workers(aligner))
     results, csv_rows = _metrics(work["state"], aligner, plan, dataset, policy)
@@ -237,7 +237,7 @@ def _outputs(out: Path, names: list[str], methods, output_format: str, write_ali
 
 
 def _work(plan: ProjectPlan, aligner, rows, types: LabelTypes, rundir: RunDir, report: RunReport, n_total: int,
-          shard_size: int, ignore, *, progress: bool, overlap: bool, engine: str, ray: RaySettings,
+          shard_size: int, *, progress: bool, overlap: bool, engine: str, ray: RaySettings,
           batch_size: int, device: str, workers: int) -> dict:
     """Claim the run folder (resuming its finished shards) and run the pending batches on
     ``engine``: ``{"state": the RunState, "shards": count, "run": the engine's record, "done":
@@ -271,7 +271,7 @@ def _work(plan: ProjectPlan, aligner, rows, types: LabelTypes, rundir: RunDir, r
     pairs = len(plan.names)  # each labeled sentence makes one pair with every receiving side
     bar = progress_bar("project", n_total * pairs, unit="pair", initial=min(done * shard_size, n_total) * pairs,
                        enabled=progress)
-    state = RunState(report, counts, has_gold, ignore, commit, done, shard_size, bar)
+    state = RunState(report, counts, has_gold, commit, done, shard_size, bar)
     run: dict = {"engine": engine, "host_workers": workers}
     with bar:
         if engine == "local":

@@ -21,6 +21,8 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
+from threadpoolctl import threadpool_limits
+
 from xfast.io.tokens import LabelTypes
 from xfast.pipelines.qa import RunReport
 from xfast.pipelines.stages.batch import ENCODER_COUNTS, BatchResult, BatchWork, ProjectPlan, RunState
@@ -70,13 +72,13 @@ def overlapped(items: Iterable[T], prepare: Callable[[T], P], model: Callable[[P
         return
     # the model thread wakes from a GIL-free forward and needs the GIL back at once: with
     # the default 5 ms switch interval it would wait for a host thread that long each time
+    if workers > 1:  # (there several host threads contend for the GIL: short turns cost more than they save)
+        _in_pool(items, prepare, timed, host, done, report, depth, model_stage, workers)
+        return
     interval = sys.getswitchinterval()
     sys.setswitchinterval(min(interval, _SWITCH_S))
     try:
-        if workers == 1:
-            _in_caller(items, prepare, timed, host, done, report, depth, model_stage)
-        else:
-            _in_pool(items, prepare, timed, host, done, report, depth, model_stage, workers)
+        _in_caller(items, prepare, timed, host, done, report, depth, model_stage)
     finally:
         sys.setswitchinterval(interval)
 
@@ -109,7 +111,10 @@ def _in_pool(items, prepare, timed, host, done, report: RunReport, depth: int, m
     """Host stages in ``workers`` pool threads, the model in one thread in input order, each
     item's result finished in the caller's thread in input order."""
     pending: deque[tuple] = deque()
-    with ThreadPoolExecutor(workers, thread_name_prefix="xfast-host") as pool, \
+    # BLAS on one thread for the whole run: the host threads' small products would otherwise each
+    # start BLAS threads of their own (and a per-call limit, restored as each call ends, races)
+    with threadpool_limits(limits=1, user_api="blas"), \
+            ThreadPoolExecutor(workers, thread_name_prefix="xfast-host") as pool, \
             ThreadPoolExecutor(1, thread_name_prefix="xfast-model") as model_pool:
         try:
             for item in items:
@@ -175,7 +180,7 @@ def fold(res: BatchResult, report: RunReport, parts: dict[str, list[bytes]], has
          enc_counts: dict[str, int], score: Callable) -> None:
     """Add one batch's result to what came before it, in batch order: its QA and timings to
     ``report``, its chunks to ``parts``, its encoder counts; a side without gold stops being
-    scored from this batch on; the rest goes to ``score(name, method, gold, pred, sent_off)``."""
+    scored from this batch on; the rest goes to ``score(name, method, counts)``."""
     report.merge(res.report.state())
     for k, v in res.report.timings.items():
         report.timings[k] += v
@@ -184,9 +189,9 @@ def fold(res: BatchResult, report: RunReport, parts: dict[str, list[bytes]], has
     for k, chunks in res.parts.items():
         parts[k].extend(chunks)
     has_gold.update({n: False for n, g in res.has_gold.items() if not g})
-    for name, m, gold, pred, off in res.scored:
+    for name, m, counts in res.scored:
         if has_gold[name]:
-            score(name, m, gold, pred, off)
+            score(name, m, counts)
 
 
 def run_local(plan: ProjectPlan, aligner, rows: Iterable, types: LabelTypes, state: RunState, *,
@@ -207,9 +212,8 @@ def run_local(plan: ProjectPlan, aligner, rows: Iterable, types: LabelTypes, sta
             start, dispatched[0] = dispatched[0], dispatched[0] + len(row[0])
             yield row, start, LabelTypes(types.names), RunReport()
 
-    def score(name, m, gold, pred, off):
-        with report.stage("evaluate"):
-            state.counts[(name, m)].add(gold, pred, off, types.names, ignore=state.ignore)
+    def score(name, m, counts):
+        state.counts[(name, m)].absorb(counts)
 
     def finish(item, res: BatchResult) -> None:
         with report.stage("merge"):

@@ -335,9 +335,9 @@ def run_ray(plan: ProjectPlan, aligner: dict, rows: Iterable, types, state: RunS
                 res = pickle.loads(item["result"])
                 report.merge(res["qa"])
                 has_gold.update({k: False for k, g in res["has_gold"].items() if not g})
-                for (name, m), batches in res["scored"].items():  # batch by batch, as the local engine
-                    for gold, pred, off in batches if has_gold[name] else ():
-                        counts[(name, m)].add(gold, pred, off, res["names"], ignore=state.ignore)
+                for name, m, batch_counts in res["scored"]:  # batch by batch, as the local engine
+                    if has_gold[name]:
+                        counts[(name, m)].absorb(batch_counts)
                 for k, v in res["timings"].items():
                     worker_timings[k] = worker_timings.get(k, 0.0) + v
                 run["ray"].setdefault("shard_wall_s", []).append(round(res["wall_s"], 3))
@@ -408,11 +408,11 @@ class ShardProjector:
         parts = {k: [] for k in self.plan.outputs}
         has_gold = {n: True for n in self.plan.names}
         enc_counts = dict.fromkeys(ENCODER_COUNTS, 0)
-        scored: dict = {}
+        scored: list = []
         firsts = [start + a for a in range(0, n, self.batch_size)]
 
-        def keep(name, m, gold, pred, off):
-            scored.setdefault((name, m), []).append((gold, pred, off))
+        def keep(name, m, counts):
+            scored.append((name, m, counts))
 
         overlapped([(row, first, RunReport()) for row, first in zip(rows, firsts)],
                    lambda b: work.prepare(b[0], b[2]), work.model,

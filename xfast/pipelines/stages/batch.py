@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from xfast.evaluate import ScoreCounts
 from xfast.io.conll import conll_bytes
 from xfast.io.parquet import append_parquet, parquet_bytes
 from xfast.io.pharaoh import format_pharaoh
@@ -44,6 +45,7 @@ class ProjectPlan:
     langs: tuple[str, ...] | None = None  # the labeled side's and each receiving side's language (NLLB encoders)
 
     filter: FilterPolicy = FilterPolicy()
+    ignore: tuple[str, ...] = ()  # types scored as O
 
     def join(self, key: str, chunks: list[bytes]) -> bytes:
         """One shard's part of output ``key`` from its batches' chunks."""
@@ -57,14 +59,13 @@ class ProjectPlan:
 @dataclass
 class RunState:
     """The driver's side of a project run, which every engine feeds: the report, the score
-    counts per ``(side, method)``, whether each side has gold labels, the types scored as O,
+    counts per ``(side, method)``, whether each side has gold labels,
     ``commit(shard, parts)`` for a finished shard, the shards a resumed run has already, the
     shard size and the progress bar."""
 
     report: RunReport
     counts: dict
     has_gold: dict[str, bool]
-    ignore: tuple[str, ...]
     commit: Callable[[int, dict[str, list[bytes]]], None]
     done: int
     shard_size: int
@@ -74,8 +75,8 @@ class RunState:
 @dataclass
 class BatchResult:
     """What one batch's host stages give the driver, which merges results in batch order: the
-    output chunks by output key, the batch's own QA (``report``), the codes to score
-    (``(name, method, gold, pred, sent_off)`` of sides with gold labels), which sides had gold,
+    output chunks by output key, the batch's own QA (``report``), its score counts
+    (``(name, method, ScoreCounts.of(...))`` of sides with gold labels), which sides had gold,
     and the encoder counts of its tokenize and model stages."""
 
     parts: dict[str, list[bytes]]
@@ -165,7 +166,9 @@ class BatchWork:
             with report.stage("write"):
                 out.parts[f"{name}/{m}"].append(_output_bytes(plan.output_format, out_cols, written, types))
             if out.has_gold[name]:
-                out.scored.append((name, m, out_cols.codes, written, out_cols.sent_off))
+                with report.stage("evaluate"):
+                    out.scored.append((name, m, ScoreCounts.of(out_cols.codes, written, out_cols.sent_off, types.names,
+                                                               ignore=plan.ignore)))
 
 
 def _filtered(plan: ProjectPlan, key: str, ents, aln, lab_cols, rec_cols, codes, types, start: int,
