@@ -205,3 +205,28 @@ def test_the_word_cache_under_contention(aligner):
             assert (sub.ids.tolist(), sub.word_ids.tolist(), sub.offsets.tolist()) == \
                 (ref.ids.tolist(), ref.word_ids.tolist(), ref.offsets.tolist())
     assert enc.stats["sentences"] - before["sentences"] == 8 * sum(len(b) for b in batches)
+
+
+@pytest.mark.parametrize("command", ["translate-test", "translate-train"])
+def test_nllb_pipelines_project_shards_on_workers_to_the_same_bytes(tmp_path, tiny_models, command):
+    from tests._pipeline_helpers import masakhaner_path
+    from xfast.cli import main
+
+    data = head_conll(masakhaner_path("hau") if command == "translate-test" else europarl_path("en"), 13,
+                      tmp_path / "in.conll")
+    models = ["--translator", str(tiny_models["nllb_ct2"]), "--easyproject-translator", str(tiny_models["nllb_ct2"]),
+              "--aligner", str(tiny_models["xlmr"]), "--layer", "2", "--shard-size", "3", "--quiet",
+              "--method", "heuristic", "ngram-greedy", "ner-greedy", "--ner-model", str(tiny_models["ner_onnx"])]
+    extra = ["--lang", "hau", "--mode", "src2tgt", "tgt2tgt", "--baseline"] if command == "translate-test" else \
+        ["--lang", "de", "yo", "--mode", "plain"]
+    seen = {}
+    for workers in ("1", "2", "3"):
+        out = tmp_path / f"w{workers}"
+        assert main([command, "--input", str(data), "--out", str(out), "--host-workers", workers, *models,
+                     *extra]) in (0, 1)
+        qa = json.loads((out / "qa.json").read_text())
+        qa.pop("timings_s")
+        for counts in qa["encoder"].values():  # a model's own clock: not a count
+            counts.pop("seconds", None)
+        seen[workers] = ({p.name: p.read_bytes() for p in out.iterdir() if p.suffix == ".conll"}, qa)
+    assert seen["1"][0] and seen["1"] == seen["2"] == seen["3"]

@@ -173,6 +173,8 @@ def add_projection_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-words", type=int, default=0, help="n-gram candidates: most words (0: the sentence)")
     p.add_argument("--sub-spans", action="store_true", help="ner candidates: every sub-span too")
     p.add_argument("--compat", action="store_true", help="reproduce the paper's code's quirks (see docs)")
+    p.add_argument("--host-workers", type=int, default=1, metavar="N",
+                   help="threads that project shards at once; the outputs are the same for any N")
 
 
 def config_of(args: argparse.Namespace) -> ProjectionConfig:

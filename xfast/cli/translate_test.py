@@ -38,5 +38,5 @@ def run(args: argparse.Namespace) -> int:
                          label_set=set(args.label_set) if args.label_set is not None else None,
                          ignore=tuple(args.ignore) if args.ignore is not None else None,
                          label_names=args.label_names, limit=args.limit, progress=not args.quiet,
-                         overwrite=args.overwrite, ray=ray_settings_of(args))
+                         overwrite=args.overwrite, ray=ray_settings_of(args), host_workers=args.host_workers)
     return print_result(res, args)

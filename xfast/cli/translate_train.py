@@ -45,7 +45,8 @@ def run(args: argparse.Namespace) -> int:
                           cache=args.cache, shard_size=args.shard_size,
                           label_set=set(args.label_set) if args.label_set is not None else None,
                           label_names=args.label_names, limit=args.limit, progress=not args.quiet,
-                          overwrite=args.overwrite, ray=ray_settings_of(args), filters=tuple(args.filter))
+                          overwrite=args.overwrite, ray=ray_settings_of(args), filters=tuple(args.filter),
+                          host_workers=args.host_workers)
     if args.json:
         print_json(res)
     else:

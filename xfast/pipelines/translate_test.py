@@ -60,7 +60,7 @@ def translate_test(input: str | Path, lang: str, out_dir: str | Path, *, modes: 
                    shard_size: int = 256, dataset: str = "", label_set: set[str] | None = None,
                    ignore: tuple[str, ...] | None = None, label_names: list[str] | None = None,
                    limit: int | None = None, progress: bool = True, overwrite: bool = False,
-                   ray: RaySettings | None = None) -> dict:
+                   ray: RaySettings | None = None, host_workers: int = 1) -> dict:
     """Run translate-test on a test set in language ``lang`` (ISO or FLORES-200 code).
 
     Models are registry names, local directories or loaded objects (``Translator``,
@@ -71,7 +71,8 @@ def translate_test(input: str | Path, lang: str, out_dir: str | Path, *, modes: 
     model-transfer row. ``label_set``: types kept in outputs (default: the gold data's);
     ``ignore``: types scored as O (default: DATE for MasakhaNER). ``overwrite`` replaces another
     run's outputs in ``out_dir`` (else that is an error). ``ray``: the model stages' missing
-    shards are worked on a Ray cluster (docs/ray.md; same outputs). Returns ``{"results",
+    shards are worked on a Ray cluster (docs/ray.md; same outputs). ``host_workers``: threads
+    that project shards at once (same outputs). Returns ``{"results",
     "timings", "qa", "outputs"}``; ``results`` holds one metrics row per variant when the input
     has gold labels.
     """
@@ -97,7 +98,7 @@ def translate_test(input: str | Path, lang: str, out_dir: str | Path, *, modes: 
     ignore = default_ignore(dataset) if ignore is None else tuple(ignore)
     sides = _translated(run, lang, modes, translator, easyproject_translator, ner_model, cfg, threshold,
                         need_candidates=baseline or any(m.startswith("ner-") for m in methods))
-    preds = _projected(run, lang, sides, aligner, align_methods, methods, cfg, shard_size)
+    preds = _projected(run, lang, sides, aligner, align_methods, methods, cfg, shard_size, host_workers)
     outputs, mt_labels = _written(run, lang, preds, sides.candidates if baseline else None)
     results = _scored(run, lang, preds, mt_labels, aligner, cfg, ignore, dataset) if run.gold is not None else []
     if results:
@@ -156,8 +157,8 @@ def _translated(run: Run, lang: str, modes: tuple[str, ...], translator, easypro
 
 
 def _projected(run: Run, lang: str, sides: _Sides, aligner, align_methods: tuple[str, ...],
-               methods: tuple[str, ...], cfg: ProjectionConfig,
-               shard_size: int) -> dict[tuple[str, str, str], list[list[str]]]:
+               methods: tuple[str, ...], cfg: ProjectionConfig, shard_size: int,
+               workers: int) -> dict[tuple[str, str, str], list[list[str]]]:
     """Labels of every ``(mode, extraction method, projection method)``: each mode's labeled
     side aligned with the receiving words once, every method projected over that alignment."""
     words, wkey = run.words, words_key(run.words)
@@ -170,7 +171,7 @@ def _projected(run: Run, lang: str, sides: _Sides, aligner, align_methods: tuple
             sides.stages[f"align/{mode}/{am}"] = key
         for (am, m), labels in project_variants(mode, lab_ents, alns, words, methods, cfg, run.report, lang=lang,
                                                 candidates=sides.candidates, shard_size=shard_size,
-                                                keep=run.keep).items():
+                                                keep=run.keep, workers=workers).items():
             preds[(mode, am, m)] = labels
     return preds
 

@@ -70,10 +70,11 @@ def translate_train(input: str | Path, langs: tuple[str, ...] | list[str], out_d
                     label_set: set[str] | None = None, label_names: list[str] | None = None,
                     limit: int | None = None, progress: bool = True, overwrite: bool = False,
                     filters: str | tuple[str, ...] | FilterPolicy = "none",
-                    ray: RaySettings | None = None) -> dict:
+                    ray: RaySettings | None = None, host_workers: int = 1) -> dict:
     """Translate labeled English data into each of ``langs`` and label it (see the module doc).
     ``overwrite`` replaces another run's outputs in ``out_dir`` (else that is an error).
     ``ray``: the model stages' missing shards are worked on a Ray cluster (docs/ray.md).
+    ``host_workers``: threads that project shards at once (same outputs).
     ``filters``: ``--filter`` policies (docs/projection.md, *Filtering*): each output keeps
     the sentences that pass, dropped ones go to ``OUTPUT.rejects.jsonl``; in ``marker`` mode
     ``min-score`` does not apply (no alignment).
@@ -112,7 +113,7 @@ def translate_train(input: str | Path, langs: tuple[str, ...] | list[str], out_d
         if "marker" in modes:
             _marker(made, lang, easyproject_translator, cfg, threshold)
         if "plain" in modes:
-            _plain(made, lang, translator, ner_model, aligner, align_methods, methods, cfg, shard_size)
+            _plain(made, lang, translator, ner_model, aligner, align_methods, methods, cfg, shard_size, host_workers)
     report, models = run.report, run.models
     report.sentences_out = len(run.words)
     report.timings["total"] = time.perf_counter() - t0
@@ -204,7 +205,7 @@ def _marker(made: _Made, lang: str, easyproject_translator, cfg: ProjectionConfi
 
 
 def _plain(made: _Made, lang: str, translator, ner_model, aligner, align_methods: tuple[str, ...],
-           methods: tuple[str, ...], cfg: ProjectionConfig, shard_size: int) -> None:
+           methods: tuple[str, ...], cfg: ProjectionConfig, shard_size: int, workers: int) -> None:
     """Plain mode for ``lang``: translate, split, align English with the translation and
     project with every method (NER candidates on the translation for ``ner-*``)."""
     run, words = made.run, made.run.words
@@ -227,7 +228,7 @@ def _plain(made: _Made, lang: str, translator, ner_model, aligner, align_methods
     made.stages.update({f"align/{lang}/{am}": k for am, k in keys.items()})
     for (am, m), labels in project_variants("plain", made.ents, alns, tgt_words, methods, cfg, run.report,
                                             lang=lang, candidates=candidates, shard_size=shard_size,
-                                            keep=run.keep).items():
+                                            keep=run.keep, workers=workers).items():
         made.emit(f"{lang}/plain/{am}/{m}", run.out / f"{lang}.plain.{am}.{m}.conll", tgt_words, labels, lang,
                   mode="plain", align_method=am, method=m, alignments=alns[am])
 

@@ -25,7 +25,14 @@ from threadpoolctl import threadpool_limits
 
 from xfast.io.tokens import LabelTypes
 from xfast.pipelines.qa import RunReport
-from xfast.pipelines.stages.batch import ENCODER_COUNTS, BatchResult, BatchWork, ProjectPlan, RunState
+from xfast.pipelines.stages.batch import (
+    ENCODER_COUNTS,
+    BatchResult,
+    BatchWork,
+    ProjectPlan,
+    RunState,
+)
+from xfast.pipelines.workers import host_pool
 
 __all__ = ["overlapped", "run_local", "fold"]
 
@@ -113,8 +120,8 @@ def _in_pool(items, prepare, timed, host, done, report: RunReport, depth: int, m
     pending: deque[tuple] = deque()
     # BLAS on one thread for the whole run: the host threads' small products would otherwise each
     # start BLAS threads of their own (and a per-call limit, restored as each call ends, races)
+    pool = host_pool(workers)
     with threadpool_limits(limits=1, user_api="blas"), \
-            ThreadPoolExecutor(workers, thread_name_prefix="xfast-host") as pool, \
             ThreadPoolExecutor(1, thread_name_prefix="xfast-model") as model_pool:
         try:
             for item in items:
@@ -122,15 +129,15 @@ def _in_pool(items, prepare, timed, host, done, report: RunReport, depth: int, m
                 modelled = model_pool.submit(lambda f=prepared: timed(f.result()))
                 hosted: Future = Future()
                 modelled.add_done_callback(_then_host(pool, host, item, prepared, hosted))
-                pending.append((item, modelled, hosted))
+                pending.append((item, prepared, modelled, hosted))
                 if len(pending) > depth + workers:
                     _finish(pending.popleft(), done, report, model_stage)
             while pending:
                 _finish(pending.popleft(), done, report, model_stage)
-        finally:
-            for _, modelled, hosted in pending:
-                modelled.cancel()
-                hosted.cancel()
+        finally:  # a stopped run: what has not started does not (the shared pool goes on)
+            for _, *futures in pending:
+                for fut in futures:
+                    fut.cancel()
 
 
 def _then_host(pool: ThreadPoolExecutor, host, item, prepared: Future, hosted: Future):
@@ -160,7 +167,7 @@ def _then_host(pool: ThreadPoolExecutor, host, item, prepared: Future, hosted: F
 
 
 def _finish(entry: tuple, done, report: RunReport, model_stage: str) -> None:
-    item, modelled, hosted = entry
+    item, _, modelled, hosted = entry
     _, busy = _waited(modelled, report, model_stage)
     t = time.perf_counter()
     result = hosted.result()

@@ -8,16 +8,23 @@ returns Python lists (the NLLB pipelines) and runs the same columnar function.
 
 from __future__ import annotations
 
-import numpy as np
-
 from collections.abc import Sequence
+
+import numpy as np
 
 from xfast import project as P
 from xfast.errors import ParameterError, XfastError, check_choice, msg
 from xfast.io.labels import Entity
 from xfast.io.tokens import LabelTypes
 from xfast.pipelines.qa import RunReport
-from xfast.pipelines.stages.columnar import Alignment, Entities, count_entities, keep_types, project
+from xfast.pipelines.stages.columnar import (
+    Alignment,
+    Entities,
+    count_entities,
+    keep_types,
+    project,
+)
+from xfast.pipelines.workers import map_ordered
 from xfast.project.config import PROJECTION_METHODS, ProjectionConfig
 
 __all__ = ["project_counted", "project_batch", "project_variants"]
@@ -108,18 +115,24 @@ def project_batch(method: str, entities: Sequence[Sequence[Entity]], alignments:
 def project_variants(mode: str, entities: list[list[Entity]], alignments: dict[str, list[np.ndarray]],
                      receiving: list[list[str]], methods: tuple[str, ...], cfg: ProjectionConfig,
                      report: RunReport, *, lang: str, candidates: list | None, shard_size: int,
-                     keep: set[str] | None) -> dict[tuple[str, str], list[list[str]]]:
-    """Labels of every (extraction method, projection method), label set applied (docs/translation.md)."""
-    out = {}
+                     keep: set[str] | None, workers: int = 1) -> dict[tuple[str, str], list[list[str]]]:
+    """Labels of every (extraction method, projection method), label set applied
+    (docs/translation.md), a shard at a time; ``workers`` host threads project shards at once,
+    each counting into a report of its own that joins ``report`` in shard order."""
+    jobs = [(am, m, lo, min(lo + shard_size, len(receiving))) for am in alignments for m in methods
+            for lo in range(0, len(receiving), shard_size)]
+
+    def one(job: tuple) -> tuple[list[list[str]], RunReport]:
+        am, m, lo, hi = job
+        own = RunReport()
+        labels = project_batch(m, entities[lo:hi], alignments[am][lo:hi], receiving[lo:hi], cfg, own,
+                               key=f"{lang}/{mode}/{am}/{m}", offset=lo,
+                               candidates=candidates[lo:hi] if candidates is not None else None, keep=keep)
+        return labels, own
+
+    out: dict[tuple[str, str], list[list[str]]] = {(am, m): [] for am in alignments for m in methods}
     with report.stage("project"):
-        for am, alns in alignments.items():
-            for m in methods:
-                labels: list[list[str]] = []
-                for lo in range(0, len(receiving), shard_size):
-                    hi = min(lo + shard_size, len(receiving))
-                    labels.extend(project_batch(
-                        m, entities[lo:hi], alns[lo:hi], receiving[lo:hi], cfg, report,
-                        key=f"{lang}/{mode}/{am}/{m}", offset=lo,
-                        candidates=candidates[lo:hi] if candidates is not None else None, keep=keep))
-                out[(am, m)] = labels
+        for (am, m, _, _), (labels, own) in zip(jobs, map_ordered(one, jobs, workers=workers)):
+            out[(am, m)].extend(labels)
+            report.merge(own.state())
     return out
