@@ -169,12 +169,12 @@ def _sleep_overshoot(delay: float) -> float:
     return max(0.0, (time.perf_counter() - t) / 50 - delay)
 
 
-def _cli(tmp: Path, aligner: Path, repeat: int) -> tuple[float, int, int]:
+def _cli(tmp: Path, aligner: Path, repeat: int, *extra: str) -> tuple[float, int, int]:
     tmp.mkdir(parents=True, exist_ok=True)
     en, de, n = _corpus(tmp, repeat)
     cmd = ["/usr/bin/time", "-v", sys.executable, "-m", "xfast", "project", "--labeled", str(en), "--receiving",
            f"de={de}", "--out", str(tmp / "out"), "--aligner", str(aligner), "--layer", "1", "--quiet",
-           "--method", "heuristic", "ngram-greedy"]
+           "--method", "heuristic", "ngram-greedy", *extra]
     t = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE"})
     wall = time.perf_counter() - t
@@ -252,3 +252,21 @@ def test_host_workers(tmp_path, e5, monkeypatch):
     print(f"serial (driver) share of one worker's wall time at 799: {serial:.3f}; Amdahl bound on 16 cores: "
           f"{1 / (serial + (1 - serial) / 16):.1f}x")
     assert all(outs[k] == outs[k[0], 1] for k in outs)
+
+
+def test_cli_marginal_host_workers(tmp_path):
+    """``xfast project`` as a user runs it with the near-free encoder (one BERT layer 16 wide,
+    e5-small's tokenizer), ``--host-workers`` 1 and 2: marginal wall time per pair between 20k
+    and 100k pairs. Two cores, as a user would; the encoder takes its share of them."""
+    from xfast.models.cache import cache_dir
+
+    if not Path("/usr/bin/time").exists():
+        pytest.skip("needs /usr/bin/time")
+    mini = mini_e5(cache_dir() / "bench" / "mini-e5-16")
+    _cli(tmp_path / "warm", mini, 1)
+    marginal = {}
+    for w in ("1", "2"):
+        (w20, _, n20), (w100, _, n100) = (_cli(tmp_path / f"w{w}-{r}", mini, r, "--host-workers", w) for r in (25, 125))
+        marginal[w] = (w100 - w20) / (n100 - n20) * 1e6
+    print(f"\nxfast project, near-free encoder, 2 cores ({cpu_line()}): marginal us/pair 20k -> 100k: "
+          f"--host-workers 1 {marginal['1']:.1f}, 2 {marginal['2']:.1f} ({marginal['1'] / marginal['2']:.2f}x)")
