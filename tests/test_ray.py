@@ -11,10 +11,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import secrets
+import shlex
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -293,3 +298,148 @@ def test_nllb_pipelines_on_ray_equal_local(tmp_path, tiny_models, kind):
     qa = json.loads((on_ray / "qa.json").read_text())
     assert qa["cache"]["computed"] == {} and qa["engine"] == {"engine": "ray"}  # all cached: no cluster
     assert labeled(on_ray) == a
+
+
+# --------------------------------------------------------------------------- errors that say the cause
+
+#: an error-level line of Ray's C++ log, or of its Python logging
+_RAY_ERROR_LINE = re.compile(r"^\[\S+ \S+ E \d+ \d+\]|^\S+ \S+\s+ERROR ", re.M)
+
+
+@needs_ray
+def test_worker_failures_name_the_shard_and_the_cause(tmp_path):
+    """Four shards through map_shards on a real cluster, with workers that work, raise, fail to
+    start, die once and die every time: results in order, or one error that names the shard and
+    the worker's own exception (never Ray's retry-configuration hint); a worker killed once is
+    restarted and its shard retried; one that dies every time stops the run after max_restarts
+    further tries. The healthy job prints no error-level Ray line, and no deprecated Ray API is
+    called from xfast (a DeprecationWarning from xfast's code is an error in that script)."""
+    out = tmp_path / "got.json"
+    got = subprocess.run(["unshare", "-rn", "sh", "-c", 'ip link set lo up && exec "$@"', "sh", sys.executable,
+                          "-m", "tests._ray_failures", str(out), str(tmp_path)],
+                         cwd=Path(__file__).resolve().parents[1], env=_env(), capture_output=True, text=True,
+                         timeout=600)
+    assert got.returncode == 0, got.stderr[-3000:]
+    res = json.loads(out.read_text())
+    assert res["healthy"] == {"rows": [[0, 0], [1, 2], [2, 4], [3, 6]], "error": None}
+    err = res["raises"]["error"]
+    assert err.startswith("[E533] shard 2 failed in a Ray worker on 127.0.0.1: FileNotFoundError: [Errno 2]")
+    assert "/nonexistent/shard-2.npz" in err and "retry" not in err and "DataContext" not in err
+    assert res["raises"]["rows"] == [[0, 0], [1, 2]]  # the shards before it came back, in order
+    assert "the worker could not start: ValueError: no model at /models/missing (a test)" in res["init"]["error"]
+    assert res["dies-once"] == res["healthy"]
+    assert res["dies-always"]["error"].startswith("[E534] shard 1 is not tried again: its Ray worker died 2 times")
+    healthy = got.stderr.split("@@ healthy", 1)[1].split("@@ raises", 1)[0]
+    assert "core_worker.cc" not in healthy and not _RAY_ERROR_LINE.search(healthy), healthy
+
+
+@needs_ray
+def test_joining_by_address_says_what_token_auth_needs(tmp_path, corpus, tiny_models):
+    """A cluster started with ``ray start --head`` where ~/.ray/auth_token exists uses Ray's token
+    authentication; joining it with an explicit --address sends no token unless RAY_AUTH_MODE=token.
+    Without it: exit 2 with [E532] saying what to set, in a few lines (not Ray's 20 retries); with
+    it the run works and prints no error-level Ray line."""
+    home = tmp_path / "home"
+    (home / ".ray").mkdir(parents=True)
+    (home / ".ray" / "auth_token").write_text(secrets.token_hex(32), encoding="utf-8")
+    temp = Path(tempfile.mkdtemp(prefix="xr", dir="/tmp"))  # Ray's socket paths must stay short
+    out = tmp_path / "out"
+    xfast = [sys.executable, "-m", "xfast", *[a for a in _args(corpus, out, tiny_models) if a != "--quiet"],
+             "--engine", "ray", "--address", "127.0.0.1:6391", "--stall-timeout", "300"]
+    script = "\n".join([
+        "ip link set lo up",
+        f"{shlex.quote(str(Path(sys.executable).with_name('ray')))} start --head --port=6391 --num-cpus=2 "
+        f"--include-dashboard=false --disable-usage-stats --temp-dir={temp} > {tmp_path}/start.log 2>&1 || exit 9",
+        f"{shlex.join(xfast)} > {tmp_path}/plain.out 2> {tmp_path}/plain.err; echo $? > {tmp_path}/plain.rc",
+        f"RAY_AUTH_MODE=token {shlex.join(xfast)} > {tmp_path}/token.out 2> {tmp_path}/token.err; "
+        f"echo $? > {tmp_path}/token.rc",
+    ])  # in its own PID namespace: every Ray process ends with the script
+    try:
+        got = subprocess.run(["unshare", "-rnpf", "--mount-proc", "sh", "-c", script],
+                             env={**_env(), "HOME": str(home)}, capture_output=True, text=True, timeout=600)
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
+    assert got.returncode == 0, (tmp_path / "start.log").read_text()[-2000:]
+    plain = (tmp_path / "plain.err").read_text()
+    assert (tmp_path / "plain.rc").read_text().strip() == "2", plain[-2000:]
+    assert "[E532] cannot join the Ray cluster at '127.0.0.1:6391'" in plain
+    assert "RAY_AUTH_MODE=token" in plain and str(home / ".ray" / "auth_token") in plain
+    assert "InvalidAuthToken" not in plain and "Traceback" not in plain and len(plain.splitlines()) <= 3
+    token = (tmp_path / "token.err").read_text()
+    assert (tmp_path / "token.rc").read_text().strip() == "1", token[-2000:]  # finished, one failing sentence
+    assert not _RAY_ERROR_LINE.search(token) and "core_worker.cc" not in token, token
+    assert (out / "de.heuristic.conll").is_file()
+    assert json.loads((out / "run.json").read_text())["ray"]["started"] is False
+
+
+def test_join_errors_say_what_to_do(monkeypatch, tmp_path):
+    from xfast.pipelines.engines.raylink import join_error
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for k in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"):
+        monkeypatch.delenv(k, raising=False)
+    printed = "[2026-01-01 00:00:00,000 W 1 1] gcs_client.cc:210: Failed to get cluster ID from GCS server: " \
+              "Unauthenticated: RPC error: InvalidAuthToken: Authentication token is missing or incorrect\n"
+    refused = ConnectionError("Failed to connect to Ray cluster at 10.0.0.1:6379")
+    text = join_error("10.0.0.1:6379", refused, printed)
+    assert text.startswith("[E532]") and "this machine has no token" in text and "RAY_AUTH_MODE=token" in text
+    (tmp_path / ".ray").mkdir()
+    (tmp_path / ".ray" / "auth_token").write_text("x", encoding="utf-8")
+    assert f"a token is in {tmp_path / '.ray' / 'auth_token'}, not sent" in join_error("h:1", refused, printed)
+    monkeypatch.setenv("RAY_AUTH_MODE", "token")
+    assert "it refused the token from" in join_error("h:1", refused, printed)
+    monkeypatch.setenv("RAY_AUTH_TOKEN", "y")
+    assert "it refused the token from RAY_AUTH_TOKEN" in join_error("h:1", refused, printed)
+    other = join_error("h:1", ConnectionError("Failed to connect to Ray cluster at h:1"), "")
+    assert other == "[E206] cannot join the Ray cluster at 'h:1': ConnectionError: Failed to connect to Ray cluster at h:1"
+
+
+def test_reason_of_a_ray_error_is_its_cause_not_the_retry_hint():
+    from xfast.pipelines.engines.raylink import reason_of
+
+    class UserCodeException(Exception):
+        pass
+
+    hint = ("UDF failed to process a data block.\nFailed to apply UDF transform after 1/1 attempts (total backoff "
+            "0.0s).\nTo change retry attempts, backoff, or which errors are retried, configure "
+            "`ray.data.DataContext.get_current()` if you believe this to be transient.")
+    traced = UserCodeException("\x1b[36mray::MapWorker(MapBatches(X)).submit()\x1b[39m (pid=1, ip=127.0.0.1)\n"
+                               "  File \"x.py\", line 3, in __call__\n    open(p)\n"
+                               "FileNotFoundError: [Errno 2] No such file or directory: '/s/shard-2.npz'\n\n"
+                               "The above exception was the direct cause of the following exception:\n\n" + hint)
+    assert reason_of(traced) == "FileNotFoundError: [Errno 2] No such file or directory: '/s/shard-2.npz'"
+    assert reason_of(UserCodeException(hint)) == "UserCodeException"
+    wrapped = RuntimeError("outer")
+    wrapped.cause = MemoryError("Task was killed due to the node running low on memory.")
+    assert reason_of(wrapped) == "MemoryError: Task was killed due to the node running low on memory."
+
+
+def test_the_stderr_filter_drops_only_the_benign_ray_line():
+    """Whole lines matching the pattern go; everything else passes byte for byte, a progress
+    bar's partial line at once (not held until a newline)."""
+    from xfast.pipelines.engines.raylink import BENIGN, _pass_lines
+
+    benign = (b"[2026-12-08 00:08:50,921 E 23772 24021] core_worker.cc:2465: Actor with class name: "
+              b"'MapWorker(MapBatches(ShardProjector))' and ID: '1119bd9d2eb1ac7e3ee7e73001000000' has constructor "
+              b"arguments in the object store and max_restarts > 0. If the arguments in the object store go out of "
+              b"scope or are lost, the actor restart will fail. See https://github.com/ray-project/ray/issues/53727 "
+              b"for more details.\n")
+    other = b"[2026-12-08 00:08:51,000 E 23772 24021] core_worker.cc:99: a real error\n"
+    r, w = os.pipe()
+    r_out, w_out = os.pipe()
+    thread = threading.Thread(target=_pass_lines, args=(r, w_out, BENIGN))
+    thread.start()
+    os.write(w, b"\rproject: 1/4 pairs")
+    t = time.monotonic()
+    first = os.read(r_out, 100)
+    assert first == b"\rproject: 1/4 pairs" and time.monotonic() - t < 1.0  # not held for a newline
+    for chunk in (benign[:40], benign[40:] + other, b"\rproject: 2/4 pairs" + benign, b"done\n"):
+        os.write(w, chunk)
+    os.close(w)
+    thread.join(5)
+    os.close(w_out)
+    rest = b""
+    while chunk := os.read(r_out, 1 << 16):
+        rest += chunk
+    os.close(r_out)
+    assert rest == other + b"\rproject: 2/4 pairsdone\n"

