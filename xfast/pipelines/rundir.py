@@ -140,14 +140,6 @@ class RunDir:
     def _part(self, index: int, name: str) -> Path:
         return self.state_dir / f"shard-{index:06d}" / self.outputs[name].name
 
-    def input_path(self, index: int) -> Path:
-        """Where an engine that works shards elsewhere (Ray) keeps shard ``index``'s input."""
-        return self.state_dir / "input" / f"shard-{index:06d}.npz"
-
-    def drop_input(self, index: int) -> None:
-        """Remove shard ``index``'s input once the shard is committed."""
-        self.input_path(index).unlink(missing_ok=True)
-
     def commit(self, index: int, parts: dict[str, bytes], state: dict) -> None:
         """Write shard ``index``: every output's part, then its state (the commit mark)."""
         for name, data in parts.items():

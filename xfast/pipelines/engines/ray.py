@@ -40,7 +40,6 @@ from xfast.errors import ParameterError, PipelineError, msg
 from xfast.models.cache import quiet
 from xfast.aligner import Aligner
 from xfast.io.tokens import LabelTypes, TokenColumns
-from xfast.io.files import atomic_open
 from xfast.models.encoder import providers_for
 from xfast.pipelines.engines import raylink
 from xfast.pipelines.engines.local import fold, overlapped
@@ -174,7 +173,9 @@ def map_shards(tasks: list[dict], worker: type, kwargs: dict, settings: RaySetti
     ds = ray.data.from_items(tasks, override_num_blocks=len(tasks))
     ds = ds.map_batches(guard, fn_constructor_kwargs={"worker": worker, "kwargs": kwargs, "attempts": attempts,
                                                       "tries": settings.max_restarts + 1},
-                        batch_size=1, batch_format="numpy", compute=ActorPoolStrategy(min_size=1, max_size=actors),
+                        batch_size=1, batch_format="numpy",
+                        # --ray-actors starts that many at once; else the pool grows from one as work waits
+                        compute=ActorPoolStrategy(min_size=actors if settings.actors else 1, max_size=actors),
                         num_cpus=cpus, num_gpus=gpus)
     got: queue.Queue = queue.Queue()
     stop = threading.Event()
@@ -276,28 +277,32 @@ class StageWorker:
 
 def run_ray(plan: ProjectPlan, aligner: dict, rows: Iterable, types, state: RunState, *, batch_size: int,
             overlap: bool, rundir, settings: RaySettings, run: dict, workers: int = 1) -> int:
-    """The pending shards' inputs written into the run folder, then worked by
-    :class:`ShardProjector` actors on Ray; results committed in shard order, as the local
-    engine commits them. ``aligner``: the actors' Aligner arguments and ``device``. Returns the
-    number of shards."""
+    """The pending shards' inputs packed into Ray's object store (actors on any node read them
+    there: no folder needs to be shared), worked by :class:`ShardProjector` actors; results come
+    back to this process, which alone writes ``--out``, and are committed in shard order, as the
+    local engine commits them. ``aligner``: the actors' Aligner arguments and ``device``. Returns
+    the number of shards."""
     report, counts, has_gold = state.report, state.counts, state.has_gold
     shard_size = state.shard_size
     tasks, index, held, n = [], state.done, [], 0
-    with report.stage("write shard inputs"):
+    with report.stage("pack shard inputs"):
         for row in rows:
             held.append(row)
             n += len(row[0])
             if n == shard_size:
-                tasks.append(_write_shard_input(rundir, index, held, types, index * shard_size))
+                tasks.append(_shard_input(index, held, types, index * shard_size))
                 index, held, n = index + 1, [], 0
         if held:
-            tasks.append(_write_shard_input(rundir, index, held, types, index * shard_size))
+            tasks.append(_shard_input(index, held, types, index * shard_size))
             index += 1
     with report.stage("start ray"):
         cluster = connect(settings)
     actors, cpus, gpus = pool_size(settings, cluster)
     run["ray"] = {**cluster, "actors": min(actors, max(1, len(tasks))), "cpus_per_actor": cpus,
                   "gpus_per_actor": gpus}
+    model = Path(str(aligner.get("model", "")))
+    if model.is_dir():  # a local model: actors start in other folders (and on other nodes, at the same path)
+        aligner = {**aligner, "model": str(model.resolve())}
     kwargs = {"aligner": aligner, "plan": plan, "batch_size": batch_size, "overlap": overlap, "workers": workers}
     worker_timings: dict[str, float] = {}
     t_map, t_wall = time.perf_counter(), time.time()
@@ -313,11 +318,13 @@ def run_ray(plan: ProjectPlan, aligner: dict, rows: Iterable, types, state: RunS
                 for k, v in res["timings"].items():
                     worker_timings[k] = worker_timings.get(k, 0.0) + v
                 run["ray"].setdefault("shard_wall_s", []).append(round(res["wall_s"], 3))
+                nodes = run["ray"].setdefault("nodes", [])  # where the shards ran (node ids)
+                if res["node"] not in nodes:
+                    nodes.append(res["node"])
                 run["ray"]["provider"] = res["provider"]
                 ready = round(res["ready_at"] - t_wall, 3)  # the pool's first actor ready, from the job's start
                 run["ray"]["actor_ready_s"] = min(run["ray"].get("actor_ready_s", ready), ready)
             state.commit(int(item["shard"]), res["parts"])
-            rundir.drop_input(int(item["shard"]))
             state.bar.update(res["qa"]["sentences"]["in"] * len(plan.names))
     finally:
         run["ray"]["map_s"] = round(time.perf_counter() - t_map, 3)
@@ -326,26 +333,20 @@ def run_ray(plan: ProjectPlan, aligner: dict, rows: Iterable, types, state: RunS
     return index
 
 
-def _write_shard_input(rundir, index: int, rows: list, types, start: int) -> dict:
-    """Shard ``index``'s sentences (every side; the first is sentence ``start`` of the corpus)
-    as one .npz in the run folder; returns its task."""
-    arrays = {"names": np.array(types.names, dtype=np.str_), "sides": np.array(len(rows[0]))}
-    for j in range(len(rows[0])):
-        cols = TokenColumns.concat([r[j] for r in rows])
-        arrays.update({f"{j}.text": np.frombuffer(cols.text, np.uint8), f"{j}.tok_off": cols.tok_off,
-                       f"{j}.sent_off": cols.sent_off, f"{j}.lines": cols.lines})
-        if cols.codes is not None:
-            arrays[f"{j}.codes"] = cols.codes
-    path = rundir.input_path(index)
-    with atomic_open(path, "wb") as fh:
-        np.savez(fh, **arrays)
-    return {"shard": index, "path": str(path.resolve()), "start": start}  # workers may start elsewhere
+def _shard_input(index: int, rows: list, types, start: int) -> dict:
+    """Shard ``index``'s task: its sentences (every side; the first is sentence ``start`` of the
+    corpus) as columns, pickled (the task travels in Ray's object store; a pickle, unlike raw
+    bytes, keeps its trailing bytes through Ray Data's NumPy batches)."""
+    sides = [TokenColumns.concat([r[j] for r in rows]) for j in range(len(rows[0]))]
+    payload = {"names": list(types.names), "source": [str(c.path) for c in sides],
+               "sides": [(c.text, c.tok_off, c.sent_off, c.codes, c.lines) for c in sides]}
+    return {"shard": index, "input": pickle.dumps(payload, protocol=5), "start": start}
 
 
 class ShardProjector:
     """A Ray Data actor for ``xfast project --engine ray``: loads the aligner once, then
-    projects whole shards whose inputs the driver wrote into the run folder, with the same
-    stages (and the same model/host overlap) as the local engine."""
+    projects whole shards that the driver sends through the object store, with the same stages
+    (and the same model/host overlap) as the local engine; it reads and writes no file."""
 
     def __init__(self, aligner: dict, plan: ProjectPlan, batch_size: int, overlap: bool, workers: int = 1) -> None:
         t = time.perf_counter()
@@ -357,20 +358,16 @@ class ShardProjector:
         self.plan, self.batch_size, self.overlap, self.workers = plan, batch_size, overlap, workers
 
     def __call__(self, batch: dict) -> dict:
-        out = [pickle.dumps(self.shard(str(p), int(s)), protocol=5) for p, s in zip(batch["path"], batch["start"])]
+        out = [pickle.dumps(self.shard(pickle.loads(b), int(s)), protocol=5)
+               for b, s in zip(batch["input"], batch["start"])]
         return {"shard": batch["shard"], "result": np.array(out, dtype=object)}
 
-    def shard(self, path: str, start: int) -> dict:
-        """Project the shard whose input is ``path`` (its first sentence is number ``start`` of
-        the corpus): its output chunks, the codes to score, and its counts."""
+    def shard(self, payload: dict, start: int) -> dict:
+        """Project one shard (``payload`` of :func:`_shard_input`; its first sentence is number
+        ``start`` of the corpus): its output chunks, its score counts and its QA."""
         t0 = time.perf_counter()
-        with np.load(path, allow_pickle=False) as z:
-            types = LabelTypes(z["names"].tolist())
-            sides = []
-            for j in range(int(z["sides"])):
-                codes = z[f"{j}.codes"] if f"{j}.codes" in z.files else None
-                sides.append(TokenColumns(z[f"{j}.text"].tobytes(), z[f"{j}.tok_off"], z[f"{j}.sent_off"], codes,
-                                          z[f"{j}.lines"], path))
+        types = LabelTypes(payload["names"])
+        sides = [TokenColumns(*cols, path=src) for cols, src in zip(payload["sides"], payload["source"])]
         n = len(sides[0])
         rows = [tuple(c.slice(a, min(a + self.batch_size, n)) for c in sides) for a in range(0, n, self.batch_size)]
         report = RunReport()
@@ -394,5 +391,10 @@ class ShardProjector:
         report.encoder = enc_counts
         return {"parts": parts, "qa": report.state(), "has_gold": has_gold, "names": types.names,
                 "scored": scored, "timings": dict(report.timings),
-                "wall_s": time.perf_counter() - t0, "ready_at": self.ready_at,
+                "wall_s": time.perf_counter() - t0, "ready_at": self.ready_at, "node": _node_id(),
                 "provider": self.aligner.encoder.provider}
+
+
+def _node_id() -> str:
+    """The Ray node this actor runs on."""
+    return require().get_runtime_context().get_node_id()
