@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from tests._ray_helpers import has_ray, netns_ok
 import xfast
 from xfast.cli import build_parser, main
 from xfast.errors import ParameterError
@@ -370,22 +371,7 @@ def test_an_export_notice_names_the_model_not_its_hashed_folder(tmp_path, tiny_m
     assert "xfast: exporting e5-small cut after layer 2" in err and hashed.name not in err.split(" cut ")[0]
 
 
-def _netns_ok() -> bool:
-    if shutil.which("unshare") is None or shutil.which("ip") is None:
-        return False
-    return subprocess.run(["unshare", "-rn", "sh", "-c", "ip link set lo up"], capture_output=True).returncode == 0
-
-
-def _has_ray() -> bool:
-    try:
-        import ray  # noqa: F401
-        import ray.data  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-@pytest.mark.skipif(not (_has_ray() and _netns_ok()),
+@pytest.mark.skipif(not (has_ray() and netns_ok()),
                     reason="needs ray[data] and a loopback-only network namespace (unshare -rn)")
 def test_quiet_ray_run_prints_no_ray_log_lines(tmp_path, tiny_models):
     """Ray starts inside a network namespace that holds only loopback, as in tests/test_ray.py."""

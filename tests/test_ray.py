@@ -26,36 +26,13 @@ from pathlib import Path
 import pytest
 
 from tests._pipeline_helpers import europarl_path, head_conll, masakhaner_path
+from tests._ray_helpers import needs_ray, netns_cmd
 from xfast.errors import ParameterError
 from xfast.io import read_conll
 from xfast.pipelines.engines.ray import RaySettings, pool_size
 from xfast.pipelines.qa import RunReport
 
 N = 48
-
-
-def _netns_ok() -> bool:
-    if shutil.which("unshare") is None or shutil.which("ip") is None:
-        return False
-    return subprocess.run(["unshare", "-rn", "sh", "-c", "ip link set lo up"], capture_output=True).returncode == 0
-
-
-def _has_ray() -> bool:
-    try:
-        import ray  # noqa: F401
-        import ray.data  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-needs_ray = pytest.mark.skipif(not (_has_ray() and _netns_ok()),
-                               reason="needs ray[data] and a loopback-only network namespace (unshare -rn)")
-
-
-def _netns_cmd(args: list[str]) -> list[str]:
-    """``xfast ARGS`` inside a new network namespace whose only interface is loopback."""
-    return ["unshare", "-rn", "sh", "-c", 'ip link set lo up && exec "$@"', "sh", sys.executable, "-m", "xfast", *args]
 
 
 def _env() -> dict:
@@ -99,7 +76,7 @@ def test_ray_engine_equals_local_byte_for_byte(tmp_path, corpus, tiny_models):
     local, on_ray = tmp_path / "local", tmp_path / "ray"
     subprocess.run([sys.executable, "-m", "xfast", *_args(corpus, local, tiny_models)], env=_env(), check=False,
                    capture_output=True)
-    got = subprocess.run(_netns_cmd(_args(corpus, on_ray, tiny_models, "--engine", "ray", "--stall-timeout", "300")),
+    got = subprocess.run(netns_cmd(_args(corpus, on_ray, tiny_models, "--engine", "ray", "--stall-timeout", "300")),
                          env=_env(), capture_output=True, text=True, timeout=600)
     assert got.returncode == 1, got.stderr[-2000:]  # 1: finished, with the one failing sentence
     a, b = _outputs(local), _outputs(on_ray)
@@ -121,7 +98,7 @@ def test_filtered_project_on_ray_equals_local(tmp_path, corpus, tiny_models):
     local, on_ray = tmp_path / "local", tmp_path / "ray"
     subprocess.run([sys.executable, "-m", "xfast", *_args(corpus, local, tiny_models, *extra)], env=_env(),
                    check=False, capture_output=True)
-    got = subprocess.run(_netns_cmd(_args(corpus, on_ray, tiny_models, *extra, "--engine", "ray",
+    got = subprocess.run(netns_cmd(_args(corpus, on_ray, tiny_models, *extra, "--engine", "ray",
                                           "--stall-timeout", "300")), env=_env(), capture_output=True, text=True,
                          timeout=600)
     assert got.returncode == 1, got.stderr[-2000:]
@@ -140,7 +117,7 @@ def test_ray_engine_resumes_after_sigkill(tmp_path, corpus, tiny_models):
     ref, out = tmp_path / "ref", tmp_path / "out"
     subprocess.run([sys.executable, "-m", "xfast", *_args(big, ref, tiny_models)], env=_env(), capture_output=True)
     assert json.loads((ref / "qa.json").read_text())["sentences"]["out"] == 4 * N
-    cmd = _netns_cmd(_args(big, out, tiny_models, "--engine", "ray"))
+    cmd = netns_cmd(_args(big, out, tiny_models, "--engine", "ray"))
     proc = subprocess.Popen(cmd, env=_env(), start_new_session=True, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     state = out / ".xfast-run"
@@ -165,7 +142,7 @@ def test_a_pool_that_cannot_be_scheduled_stops_with_a_clear_error(tmp_path, corp
     """Actors that each want 3 CPUs on a 2-CPU cluster never start: the stall timeout ends the
     job with exit code 2 and a message saying why, instead of a job at 0% forever."""
     t = time.monotonic()
-    got = subprocess.run(_netns_cmd(_args(corpus, tmp_path / "out", tiny_models, "--engine", "ray",
+    got = subprocess.run(netns_cmd(_args(corpus, tmp_path / "out", tiny_models, "--engine", "ray",
                                           "--ray-cpus-per-actor", "3", "--stall-timeout", "10")),
                          env=_env(), capture_output=True, text=True, timeout=300)
     assert got.returncode == 2, got.stderr[-2000:]
@@ -180,7 +157,7 @@ def test_ray_run_from_the_parent_of_a_clone(tmp_path, corpus, tiny_models):
     runs (not the clone's top folder as an empty namespace package)."""
     (tmp_path / "xfast" / "xfast").mkdir(parents=True)
     (tmp_path / "xfast" / "setup.py").write_text("", encoding="utf-8")
-    cmd = _netns_cmd(_args(corpus, Path("out"), tiny_models, "--engine", "ray", "--stall-timeout", "300"))
+    cmd = netns_cmd(_args(corpus, Path("out"), tiny_models, "--engine", "ray", "--stall-timeout", "300"))
     i = cmd.index(sys.executable)
     cmd[i:i + 3] = [str(Path(sys.executable).with_name("xfast"))]  # the console script, not python -m
     got = subprocess.run(cmd, cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=600)
@@ -242,7 +219,7 @@ def test_project_with_an_nllb_encoder_on_ray_equals_local(tmp_path, corpus, tiny
     ref = subprocess.run([sys.executable, "-m", "xfast", *args, "--out", str(local)], env=_env(),
                          capture_output=True, text=True, timeout=600)
     assert ref.returncode == 0, ref.stderr[-2000:]
-    got = subprocess.run(_netns_cmd([*args, "--out", str(on_ray), "--engine", "ray", "--stall-timeout", "300"]),
+    got = subprocess.run(netns_cmd([*args, "--out", str(on_ray), "--engine", "ray", "--stall-timeout", "300"]),
                          env=_env(), capture_output=True, text=True, timeout=600)
     assert got.returncode == 0, got.stderr[-2000:]
     a, b = _outputs(local), _outputs(on_ray)
@@ -279,7 +256,7 @@ def test_nllb_pipelines_on_ray_equal_local(tmp_path, tiny_models, kind):
     ref = subprocess.run([sys.executable, "-m", "xfast", *_nllb_args(kind, tiny_models, hau, en, local)],
                          env=_env(), capture_output=True, text=True, timeout=600)
     assert ref.returncode == 0, ref.stderr[-2000:]
-    got = subprocess.run(_netns_cmd([*_nllb_args(kind, tiny_models, hau, en, on_ray), "--engine", "ray"]),
+    got = subprocess.run(netns_cmd([*_nllb_args(kind, tiny_models, hau, en, on_ray), "--engine", "ray"]),
                          env=_env(), capture_output=True, text=True, timeout=600)
     assert got.returncode == 0, got.stderr[-2000:]
 
@@ -292,7 +269,7 @@ def test_nllb_pipelines_on_ray_equal_local(tmp_path, tiny_models, kind):
     assert qa["engine"]["engine"] == "ray" and qa["engine"]["node_address"] == "127.0.0.1"
     assert qa["cache"]["computed"] == json.loads((local / "qa.json").read_text())["cache"]["computed"]
     assert json.loads((local / "qa.json").read_text())["engine"] == {"engine": "local"}
-    again = subprocess.run(_netns_cmd([*_nllb_args(kind, tiny_models, hau, en, on_ray), "--engine", "ray"]),
+    again = subprocess.run(netns_cmd([*_nllb_args(kind, tiny_models, hau, en, on_ray), "--engine", "ray"]),
                            env=_env(), capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr[-2000:]
     qa = json.loads((on_ray / "qa.json").read_text())
