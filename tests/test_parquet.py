@@ -69,7 +69,7 @@ def test_parquet_reads_as_the_same_conll(tmp_path_factory, sents, as_ids, chunk)
     ([["a"]], [[1]], None, "ner_tags are ids but the file's metadata names no labels"),
     ([["a"]], [[7]], ["O", "B-X"], "tag id 7 is outside the 2 label names"),
     ([["a"]], [["PER"]], None, "tag 'PER' is not IOB2"),
-    ([["a"], []], [["O"], []], None, "row has no tokens"),
+    ([["a"], []], [["O"], []], None, None),  # fine: an empty sentence, as xfast writes one
     (["ab"], None, None, "tokens must be a list of strings"),
     ([["a"]], ["O"], None, "ner_tags must be a list"),
 ])

@@ -101,6 +101,15 @@ E = {
     "E117": "not a {what} CSV: {reason}",
     # data, continued (118-119)
     "E118": "the labeled side needs labels; {path} was read as plain text: {why}",
+    # sharded inputs: folders, glob patterns, Arrow (120-129)
+    "E120": "Arrow: {problem}",
+    "E121": "no file matches this pattern (a glob of Parquet or Arrow shards, e.g. 'shards/*.parquet'; quote it "
+            "so that the shell passes it on)",
+    "E122": "the folder holds no Parquet (.parquet) or Arrow (.arrow) files; give a folder of shards, a folder "
+            "Dataset.save_to_disk wrote, or a glob such as 'DIR/data/train-*.parquet'",
+    "E123": "is a DatasetDict folder (splits: {splits}); give one split's folder, e.g. {example}",
+    "E124": "a folder or glob input is Parquet or Arrow shards of one form, but it holds {found}",
+    "E125": "save_to_disk's state.json: {problem}",
     # xfast bench-reference (130-139)
     "E130": "--reference {path}: no such folder; give a checkout of the paper's code (git clone "
             "https://github.com/Cross-Lingual-NER/Projection-Data-Transfer-Cross-Lingual-NER)",

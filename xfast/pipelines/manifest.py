@@ -19,12 +19,22 @@ import numpy as np
 from xfast import __version__
 from xfast.evaluate import ignore_types, proj_ratio, scores
 from xfast.io.files import atomic_open
+from xfast.io.readers import input_files
 from xfast.report import write_metrics_csv
 
 __all__ = ["file_sha256", "versions", "write_json", "default_ignore", "describe", "metrics_row", "write_summaries"]
 
 def file_sha256(path: str | Path) -> str:
-    """SHA-256 of a file's bytes, read in 1 MiB blocks."""
+    """SHA-256 of a file's bytes, read in 1 MiB blocks; for an input of several shards (a
+    folder or a glob pattern, :func:`~xfast.io.readers.input_files`), SHA-256 of its shards'
+    digests in reading order (their contents and order count, not their names)."""
+    files = input_files(path)
+    if len(files) > 1 or files[0] != Path(path):
+        return hashlib.sha256("\n".join(_sha256(f) for f in files).encode("ascii")).hexdigest()
+    return _sha256(path)
+
+
+def _sha256(path: str | Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
