@@ -1,6 +1,7 @@
 """Parquet at scale: an input may be a folder or a glob of shards (Parquet files, the Hub's and
 ``to_parquet``'s layouts; a ``save_to_disk`` folder's Arrow files), read in order; an empty
-sentence survives a round trip through ``xfast project``."""
+sentence survives a round trip through ``xfast project``; ``--label-ids`` writes ``ner_tags`` as
+``ClassLabel`` ids that ``datasets.load_dataset("parquet", ...)`` reads as a ``ClassLabel``."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ import sys
 import pytest
 
 from tests._pipeline_helpers import europarl_path
-from xfast.errors import DataError
+from xfast.errors import DataError, ParameterError
 from xfast.io import read_conll
 from xfast.io.readers import count_sentences, input_files, output_label_names, read_any, read_columns
+from xfast.io.tokens import LabelTypes
 from xfast.pipelines.manifest import file_sha256
 
 pa = pytest.importorskip("pyarrow")
@@ -191,3 +193,57 @@ def test_empty_sentences_round_trip_through_project(tmp_path, empty_rows, tiny_m
     assert again["qa"]["sentences"]["in"] == 40
     assert json.loads((tmp_path / "a" / "manifest.json").read_text())["inputs"][str(empty_rows["en"])] == \
         file_sha256(empty_rows["en"])
+
+
+def test_label_ids_give_a_classlabel_feature(tmp_path, empty_rows, tiny_models):
+    """--label-ids: ner_tags as ids into the labeled input's own ClassLabel names (its ids kept),
+    named in the file's Hugging Face metadata, so datasets reads a ClassLabel; the labels are
+    those of the same run's string output. A CoNLL labeled side gives O then B-/I- of its
+    types, sorted. Without --output-format parquet it is a usage error before anything is made."""
+    datasets = pytest.importorskip("datasets")
+    model = ["--aligner", str(tiny_models["xlmr"]), "--layer", "2", "--output-format", "parquet"]
+    strings = _project(empty_rows["en"], empty_rows["dir"] / "de.parquet", tmp_path / "s", *model)
+    assert strings.returncode == 0, strings.stderr[-2000:]
+    ids = _project(empty_rows["en"], empty_rows["dir"] / "de.parquet", tmp_path / "i", *model, "--label-ids")
+    assert ids.returncode == 0, ids.stderr[-2000:]
+    for m in ("heuristic", "ngram-greedy"):
+        path = tmp_path / "i" / f"de.{m}.parquet"
+        loaded = datasets.load_dataset("parquet", data_files=str(path), split="train")
+        feature = loaded.features["ner_tags"]
+        label = getattr(feature, "feature", None)
+        assert isinstance(label, datasets.ClassLabel) and label.names == NAMES
+        want = pq.read_table(tmp_path / "s" / f"de.{m}.parquet").to_pylist()
+        assert [[label.int2str(t) for t in r] for r in loaded["ner_tags"]] == [r["ner_tags"] for r in want]
+        assert loaded["tokens"] == [r["tokens"] for r in want]
+        assert _read(path) == [(r["tokens"], r["ner_tags"]) for r in want]  # xfast reads its ids back
+    manifest = json.loads((tmp_path / "i" / "manifest.json").read_text())
+    assert manifest["label_ids"] == NAMES and manifest["run_key"] != json.loads(
+        (tmp_path / "s" / "manifest.json").read_text())["run_key"]
+    conll = tmp_path / "en.conll"
+    conll.write_text("".join("".join(f"{w}\t{t}\n" for w, t in zip(*s)) + "\n" for s in _europarl(12)),
+                     encoding="utf-8")
+    types = sorted({t[2:] for _, labs in _europarl(12) for t in labs if t != "O"})
+    assert output_label_names(conll) == ["O"] + [f"{p}-{t}" for t in types for p in "BI"]
+    plain = _project(empty_rows["en"], empty_rows["dir"] / "de.parquet", tmp_path / "c", "--aligner",
+                     str(tiny_models["xlmr"]), "--layer", "2", "--label-ids")
+    assert plain.returncode == 2 and "[E202] The 'label_ids' parameter must be used with output_format='parquet'" \
+        in plain.stderr and not (tmp_path / "c").exists()
+
+
+def test_label_ids_names_complete_a_partial_classlabel(tmp_path):
+    """A ClassLabel that lacks a B-/I- name of one of its types (IOB1 data) gets it appended,
+    after the dataset's own names, which keep their ids."""
+    names = ["O", "I-PER", "B-LOC", "I-LOC"]
+    table = pa.table({"tokens": [["a"]], "ner_tags": [[1]]}).replace_schema_metadata(_hf_metadata(names))
+    pq.write_table(table, tmp_path / "x.parquet")
+    assert output_label_names(tmp_path / "x.parquet") == names + ["B-PER"]
+    from xfast.io.parquet import parquet_bytes
+
+    types = LabelTypes(["PER"])
+    cols = next(read_columns(tmp_path / "x.parquet", types=types))
+    with pytest.raises(ValueError, match="not among the ClassLabel names"):
+        parquet_bytes(cols, cols.codes, types, names=["O"])
+    with pytest.raises(ParameterError):
+        from xfast.pipelines.parallel import project_parallel
+
+        project_parallel(tmp_path / "x.parquet", {"de": tmp_path / "x.parquet"}, tmp_path / "o", label_ids=True)

@@ -21,7 +21,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.epilog = ("example: xfast project --labeled en.conll --receiving de=de.conll es=es.txt "
                 "--out runs/europarl --method heuristic ngram-greedy")
     p.add_argument("--labeled", required=True,
-                   help="file whose entities are projected (CoNLL, JSONL or Parquet with tokens and ner_tags)")
+                   help="file whose entities are projected (CoNLL, JSONL or Parquet with tokens and ner_tags; or a "
+                        "folder or quoted glob of Parquet/Arrow shards)")
     p.add_argument("--receiving", required=True, nargs="+", metavar="[NAME=]PATH",
                    help="receiving sides (CoNLL, JSONL, Parquet, or .txt/.tok one sentence per line)")
     p.add_argument("--out", required=True, help="output directory")
@@ -62,6 +63,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--compat", action="store_true", help="reproduce the paper's code's quirks (see docs)")
     p.add_argument("--output-format", default="conll", choices=OUTPUT_FORMATS,
                    help="labeled outputs as CoNLL, or as Parquet with tokens and ner_tags columns")
+    p.add_argument("--label-ids", action="store_true",
+                   help="with --output-format parquet: ner_tags as ClassLabel ids, the names in the file's Hugging "
+                        "Face metadata (the labeled input's ClassLabel names, else O and B-/I- of its types, sorted)")
     add_filter_argument(p)
     add_engine_arguments(p)
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
@@ -84,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
                            output_format=args.output_format, engine=args.engine, ray=ray_settings_of(args),
                            filters=tuple(args.filter),
                            device=args.device, dataset=args.dataset, labeled_lang=args.labeled_lang,
-                           limit=args.limit, host_workers=args.host_workers)
+                           limit=args.limit, host_workers=args.host_workers, label_ids=args.label_ids)
     if args.json:
         print_json(res)
     else:

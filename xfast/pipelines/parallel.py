@@ -25,7 +25,7 @@ from xfast.aligner import Aligner
 from xfast.errors import ParameterError, XfastError, check_choice, msg
 from xfast.evaluate import ScoreCounts
 from xfast.io import entities_of
-from xfast.io.readers import check_parallel, read_parallel_columns
+from xfast.io.readers import check_parallel, output_label_names, read_parallel_columns
 from xfast.io.tokens import LabelTypes
 from xfast.io.parquet import require_pyarrow
 from xfast.models.encoder import providers_for, takes_language
@@ -65,7 +65,8 @@ def project_parallel(labeled: str | Path, receiving: dict[str, str | Path], out_
                      filters: str | tuple[str, ...] | FilterPolicy = "none",
                      overlap: bool = True, output_format: str = "conll", engine: str = "local",
                      ray: RaySettings | None = None, device: str = "auto", dataset: str = "",
-                     labeled_lang: str = "en", limit: int | None = None, host_workers: int | None = None) -> dict:
+                     labeled_lang: str = "en", limit: int | None = None, host_workers: int | None = None,
+                     label_ids: bool = False) -> dict:
     """Project the labeled side's entities onto every receiving side with every method.
 
     ``receiving`` maps a name (e.g. a language code) to a file; ``candidates`` maps names to
@@ -91,6 +92,8 @@ def project_parallel(labeled: str | Path, receiving: dict[str, str | Path], out_
     ``hau``, ``yor_Latn``: ISO 639 or FLORES-200 codes). ``host_workers``: threads for the host
     stages (tokenizing, alignment, projection, writing) of different batches, the outputs the
     same for any number (default: the cores but one when the encoder runs on a GPU, else 1).
+    ``label_ids`` (with ``output_format="parquet"``): ``ner_tags`` as ``ClassLabel`` ids, their
+    names in the files' Hugging Face metadata (:func:`~xfast.io.readers.output_label_names`).
     Returns ``{"results": [metrics rows], "timings": {...}, "qa": {...}, "outputs": {...},
     "run": {...}}``; metrics rows exist for receiving sides with gold labels.
 
@@ -101,12 +104,16 @@ def project_parallel(labeled: str | Path, receiving: dict[str, str | Path], out_
     t_start = time.perf_counter()
     cfg, policy, ray, shard_size, candidates = _checked(receiving, candidates, methods, config, filters, output_format,
                                                         engine, ray, batch_size, shard_size, limit, host_workers)
+    if label_ids and output_format != "parquet":
+        raise ParameterError(msg("E202", name="label_ids", expected="used with output_format='parquet'",
+                                 value=label_ids))
     out, names = Path(out_dir), list(receiving)
     cand_names = [n for n in names if n in candidates and any(m.startswith("ner-") for m in methods)]
     paths = [Path(labeled)] + [Path(receiving[n]) for n in names] + [Path(candidates[n]) for n in cand_names]
     side_labels = [True] + [None] * len(names) + [True] * len(cand_names)
     # missing, unreadable, empty or unequal inputs stop before anything is made
     n_total = check_parallel(paths, labels=side_labels, limit=limit)
+    id_names = tuple(output_label_names(paths[0])) if label_ids else None  # the labeled side's ClassLabel names
     report = RunReport()
     if engine == "ray":
         with report.stage("start ray"):
@@ -116,11 +123,13 @@ def project_parallel(labeled: str | Path, receiving: dict[str, str | Path], out_
     inputs = {str(p): file_sha256(p) for p in paths}
     settings = _settings(names, cand_names, methods, cfg, batch_size, shard_size, write_alignments, label_set, ignore,
                          output_format, policy, langs, limit)
+    if id_names:
+        settings["label_ids"] = list(id_names)
     key = run_key({"inputs": list(inputs.values()), **settings, "aligner": aligner.settings,
                    "model": model_fingerprint(aligner.encoder), "versions": versions()})
     rundir = RunDir(out, key, outputs, overwrite=overwrite)
     plan = ProjectPlan(names, cand_names, tuple(methods), cfg, label_set, write_alignments, output_format,
-                       tuple(outputs), langs, filter=policy, ignore=tuple(ignore))
+                       tuple(outputs), langs, filter=policy, ignore=tuple(ignore), label_ids=id_names)
     types = LabelTypes()
     rows = read_parallel_columns(paths, labels=side_labels, chunk_size=batch_size, types=types, limit=limit)
     work = _work(plan, aligner, rows, types, rundir, report, n_total, shard_size, progress=progress,

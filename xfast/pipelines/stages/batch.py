@@ -46,6 +46,7 @@ class ProjectPlan:
 
     filter: FilterPolicy = FilterPolicy()
     ignore: tuple[str, ...] = ()  # types scored as O
+    label_ids: tuple[str, ...] | None = None  # Parquet ner_tags as ids into these ClassLabel names (--label-ids)
 
     def join(self, key: str, chunks: list[bytes]) -> bytes:
         """One shard's part of output ``key`` from its batches' chunks."""
@@ -164,7 +165,8 @@ class BatchWork:
                 if plan.filter.drops:
                     out.parts[f"{name}/{m}/rejects"].append(rejects)
             with report.stage("write"):
-                out.parts[f"{name}/{m}"].append(_output_bytes(plan.output_format, out_cols, written, types))
+                out.parts[f"{name}/{m}"].append(_output_bytes(plan.output_format, out_cols, written, types,
+                                                              plan.label_ids))
             if out.has_gold[name]:
                 with report.stage("evaluate"):
                     out.scored.append((name, m, ScoreCounts.of(out_cols.codes, written, out_cols.sent_off, types.names,
@@ -199,9 +201,9 @@ def _filtered(plan: ProjectPlan, key: str, ents, aln, lab_cols, rec_cols, codes,
     return kept, f.codes[tok], b"".join(lines)
 
 
-def _output_bytes(form: str, cols, codes, types) -> bytes:
+def _output_bytes(form: str, cols, codes, types, label_ids=None) -> bytes:
     if form == "parquet":
-        return parquet_bytes(cols, codes, types)
+        return parquet_bytes(cols, codes, types, label_ids)
     return conll_bytes(cols, codes, types)
 
 
