@@ -1,7 +1,8 @@
-"""The GPU path, as far as it can be checked without a GPU: the float16 encoder export (its
-graph, and states close to float32's), output binding, device and provider selection, the token
-budget, and what the manifest records. Tests marked ``cuda`` run only where ONNX Runtime has
-its CUDA provider (``pip install "xfast[gpu]"`` on a machine with a GPU); elsewhere they skip."""
+"""The ONNX Runtime side of the GPU path, as far as it can be checked without a GPU: the float16
+encoder export (its graph, and states close to float32's), output binding, device and provider
+selection, the token budget, and what the manifest records. Tests marked ``cuda`` run only where
+ONNX Runtime has its CUDA provider (``pip install "xfast[gpu]"`` on a machine with a GPU);
+elsewhere they skip. The torch side: tests/test_torch_backend.py and tests/test_device_align.py."""
 
 from __future__ import annotations
 
@@ -64,8 +65,8 @@ def test_float16_graph_keeps_norms_and_softmax_in_float32(fp16_export):
 def test_float16_states_and_pairs_close_to_float32(tiny_models, fp16_export):
     from xfast.aligner import Aligner
 
-    fp32 = Aligner(tiny_models["xlmr"], layer=2)
-    fp16 = Aligner(tiny_models["xlmr"], layer=2, quantize="float16")
+    fp32 = Aligner(tiny_models["xlmr"], layer=2, backend="onnx")
+    fp16 = Aligner(tiny_models["xlmr"], layer=2, backend="onnx", quantize="float16")
     a, b = fp32.encode(SENTS), fp16.encode(SENTS)
     for x, y in zip(a, b):
         cos = (x.states * y.states).sum(1) / np.linalg.norm(x.states, axis=1) / np.linalg.norm(y.states, axis=1)
@@ -81,8 +82,8 @@ def test_output_binding_gives_the_same_states(tiny_models):
     ``session.run`` bit for bit; on the CPU provider both run here."""
     from xfast.models.encoder import Encoder
 
-    plain = Encoder(tiny_models["xlmr"], layer=2, io_binding=False)
-    bound = Encoder(tiny_models["xlmr"], layer=2, io_binding=True)
+    plain = Encoder(tiny_models["xlmr"], layer=2, backend="onnx", io_binding=False)
+    bound = Encoder(tiny_models["xlmr"], layer=2, backend="onnx", io_binding=True)
     for x, y in zip(plain.encode(SENTS), bound.encode(SENTS)):
         assert np.array_equal(x.states, y.states) and np.array_equal(x.word_ids, y.word_ids)
 
@@ -90,13 +91,19 @@ def test_output_binding_gives_the_same_states(tiny_models):
 def test_device_chooses_the_providers(monkeypatch):
     import onnxruntime as ort
 
+    from xfast.models import backends
     from xfast.models.encoder import providers_for
 
     assert providers_for("cpu") == ["CPUExecutionProvider"]
     monkeypatch.setattr(ort, "get_available_providers", lambda: ["CPUExecutionProvider"])
+    monkeypatch.setattr(backends, "torch_cuda", lambda probe=True: "torch sees no CUDA device (test)")
     assert providers_for("auto") == ["CPUExecutionProvider"]
-    with pytest.raises(ParameterError, match=r"E207.*xfast\[gpu\].*onnxruntime-gpu"):
+    # no runtime can use a GPU: the message names both ways to get one
+    with pytest.raises(ParameterError, match=r"E230.*torch sees no CUDA device.*onnxruntime has no CUDA provider"):
         providers_for("cuda")
+    # torch can: the GPU is asked for; the ONNX backend refuses it ([E207], tests/test_torch_backend.py)
+    monkeypatch.setattr(backends, "torch_cuda", lambda probe=True: None)
+    assert providers_for("cuda") == providers_for("auto") == ["CUDAExecutionProvider", "CPUExecutionProvider"]
     monkeypatch.setattr(ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
     assert providers_for("auto") == providers_for("cuda") == ["CUDAExecutionProvider", "CPUExecutionProvider"]
     with pytest.raises(ParameterError, match="E201"):
@@ -128,7 +135,8 @@ def test_manifest_and_run_record_device_provider_and_dtype(tmp_path, tiny_models
 
     en = head_conll(europarl_path("en"), 8, tmp_path / "en.conll")
     de = head_conll(europarl_path("de"), 8, tmp_path / "de.conll")
-    res = project_parallel(en, {"de": de}, tmp_path / "out", aligner=Aligner(tiny_models["xlmr"], layer=2),
+    res = project_parallel(en, {"de": de}, tmp_path / "out",
+                           aligner=Aligner(tiny_models["xlmr"], layer=2, backend="onnx"),
                            progress=False)
     man = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert man["aligner"]["provider"] == "CPUExecutionProvider" and man["aligner"]["dtype"] == "float32"
@@ -140,8 +148,9 @@ def test_manifest_and_run_record_device_provider_and_dtype(tmp_path, tiny_models
 def test_cuda_encoder_matches_cpu(tiny_models):
     from xfast.aligner import Aligner
 
-    cpu = Aligner(tiny_models["xlmr"], layer=2, providers=["CPUExecutionProvider"])
-    gpu = Aligner(tiny_models["xlmr"], layer=2, providers=["CUDAExecutionProvider", "CPUExecutionProvider"])
+    cpu = Aligner(tiny_models["xlmr"], layer=2, backend="onnx", providers=["CPUExecutionProvider"])
+    gpu = Aligner(tiny_models["xlmr"], layer=2, backend="onnx",
+                  providers=["CUDAExecutionProvider", "CPUExecutionProvider"])
     assert gpu.encoder.provider == "CUDAExecutionProvider"
     for x, y in zip(cpu.encode(SENTS), gpu.encode(SENTS)):
         assert np.allclose(x.states, y.states, atol=1e-3)
@@ -152,8 +161,9 @@ def test_cuda_float16_pairs_close_to_float32(tiny_models):
     from xfast.aligner import Aligner
 
     gpu = ["CUDAExecutionProvider", "CPUExecutionProvider"]
-    a = Aligner(tiny_models["xlmr"], layer=2, providers=gpu).align_batch(SENTS, DE)
-    b = Aligner(tiny_models["xlmr"], layer=2, providers=gpu, quantize="float16").align_batch(SENTS, DE)
+    a = Aligner(tiny_models["xlmr"], layer=2, backend="onnx", providers=gpu).align_batch(SENTS, DE)
+    b = Aligner(tiny_models["xlmr"], layer=2, backend="onnx", providers=gpu,
+                quantize="float16").align_batch(SENTS, DE)
     same = sum(len({tuple(p) for p in x} & {tuple(p) for p in y}) for x, y in zip(a, b))
     assert same >= 0.95 * sum(len(x) for x in a)
 

@@ -130,7 +130,8 @@ E = {
     "E206": "cannot join the Ray cluster at {address!r}: {reason}",
     "E207": "--device cuda: this onnxruntime has no CUDA provider (it has {available}); install the GPU "
             "runtime (README, 'GPUs'): pip install \"xfast[gpu]\" && pip uninstall -y onnxruntime && "
-            "pip install --force-reinstall --no-deps onnxruntime-gpu",
+            "pip install --force-reinstall --no-deps onnxruntime-gpu; or run the encoder on torch's CUDA "
+            "(--backend torch, docs/gpu.md)",
     "E208": "The 'filter' parameter must be 'none' alone, or one or more of 'drop-partial', 'drop-unprojected' "
             "and 'min-score=X', each at most once (policies: {options}). Got {value!r} instead.",
     "E209": "The 'filter' policy min-score=X needs X to be a number in [0, 1] (a span's alignment score, "
@@ -147,6 +148,15 @@ E = {
     "E215": "The {name!r} parameter names an output {value!r}, which is not a plain name: a name becomes "
             "part of file names inside the output folder, so it is letters, digits, '_', '-' and '.' (not "
             "first), at most 100 characters, e.g. a language code (de=de.conll)",
+    # GPUs and runtimes (230-234)
+    "E230": "--device cuda: torch cannot use a CUDA GPU here ({torch}){ort}; install a CUDA build of torch "
+            "(docs/gpu.md), or run on --device cpu",
+    "E231": "the {what} runs on torch, which is not installed: pip install torch (on a GPU, a CUDA build: "
+            "docs/gpu.md), or choose --backend onnx",
+    "E232": "--translator-backend ct2 needs CTranslate2, which is not installed (pip install ctranslate2); "
+            "--translator-backend torch (or auto) translates with transformers instead",
+    "E233": "The 'extraction' parameter 'device' needs the encoder on torch (backend='torch'); this encoder "
+            "runs on {backend}. Got {value!r} instead.",
     # kernels' inputs (3xx)
     "E301": "{name} must be a 2-D array, got shape {shape}",
     "E302": "{name} contains NaN or infinite values",
@@ -182,6 +192,13 @@ E = {
     "E432": "cannot export the {what} from {path}: {reason}",
     "E433": "{path} is not a usable {kind}: {reason}",
     "E434": "language code {code!r} ({lang!r}) is not in the translator's vocabulary at {path}",
+    # models on torch and on GPUs (440-449)
+    "E440": "CTranslate2 cannot run on CUDA here ({reason}); its wheels need CUDA 12's libraries (libcublas.so.12), "
+            "and this machine may have only CUDA 13's: use --translator-backend torch (or auto), docs/gpu.md",
+    "E441": "the {precision} encoder gave NaN or infinite states (sentence pair {index}): half precision "
+            "overflows on some models; rerun with --quantize bfloat16 or float32",
+    "E442": "the GPU ran out of memory on one sequence of {tokens} tokens ({reason}); free the GPU or run on "
+            "--device cpu",
     # pipelines (5xx)
     "E501": "{stage} failed: {reason}",
     "E511": "stage {stage!r} returned {got} records for {expected} sentences",

@@ -10,7 +10,8 @@ under a token budget, and the states come back per sentence with special tokens 
 The model runs behind a backend (:mod:`xfast.models.backends`, one module per runtime): ONNX
 Runtime on an export that :func:`xfast.models.export.encoder.export_encoder` writes once into
 the cache (cut after layer ``L``, optionally int8 or float16; packed for BERT and XLM-R
-layouts), or transformers itself, the parity reference. This module holds the runtime only;
+layouts), the default on CPUs; or torch on the checkpoint itself (packed batches, float16 by
+default), the default on CUDA GPUs and the parity reference on CPUs. This module holds the runtime only;
 the backend modules and the exporter import onnxruntime, torch and transformers, and are
 imported when an encoder is made (:meth:`Encoder._open_backend`).
 
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -36,13 +38,14 @@ import numpy as np
 from xfast._native import load
 from xfast.errors import ModelError, ParameterError, check_choice, msg
 from xfast.io.tokens import from_sentences
-from xfast.models.backends import DEVICES, Backend, providers_for
+from xfast.models.backends import (DEVICES, PRECISIONS, Backend, device_of, onnx_providers, providers_for,
+                                   resolve_backend, resolve_precision, torch_cuda)
 from xfast.models.backends import NAMES as _BACKENDS
 from xfast.models.flores import flores_code
 from xfast.models.modeldir import ENCODER_META as _META
-from xfast.models.modeldir import ENCODER_QUANTIZE as _QUANTIZE
 from xfast.models.modeldir import TRANSLATORS as _TRANSLATORS
-from xfast.models.modeldir import check_layer, encoder_source, load_tokenizer, max_length, read_config
+from xfast.models.modeldir import (check_layer, encoder_source, load_tokenizer, max_length, position_offset,
+                                   read_config)
 from xfast.models.registry import get, resolve
 from xfast.models.types import Encoded, States, Subwords
 
@@ -129,12 +132,33 @@ def _export_config(export: Path) -> dict:
 
 def _default_max_tokens(cfg: dict, run: object) -> int:
     """Tokens per batch: on GPU about 1 GB of feed-forward activations (float32; 65,536
-    tokens for e5-small, 21,845 for mBERT), on CPU about 6 MB (what fits the cores' caches)."""
+    tokens for e5-small, 21,845 for mBERT; twice as many for torch in 16 bits, up to 131,072),
+    on CPU about 6 MB (what fits the cores' caches)."""
     session = getattr(run, "session", None)
+    provider = session.get_providers()[0] if session is not None else str(getattr(run, "provider", ""))
     width = 4 * int(cfg.get("intermediate_size") or 4 * cfg["hidden_size"])
-    if session is not None and session.get_providers()[0] != "CPUExecutionProvider":
+    if "cuda" in provider.lower():
+        if getattr(run, "precision", "float32") in ("float16", "bfloat16"):
+            return max(8192, min(131072, (1 << 31) // width))
         return max(4096, min(65536, (1 << 30) // width))
     return max(256, (6 << 20) // width)
+
+
+def _torch_device(device: str, providers: Sequence[str] | None) -> str:
+    """The torch device of an encoder on torch: ``cuda`` when asked for (checked: [E230]), for
+    ``auto`` when torch sees a GPU, else ``cpu``."""
+    if device == "cpu":
+        return "cpu"
+    why = torch_cuda()
+    if why is None:
+        return "cuda"
+    if device == "cuda":
+        import onnxruntime as ort
+
+        ort_hint = ("; ONNX Runtime's CUDA provider is here: --backend onnx"
+                    if "CUDAExecutionProvider" in ort.get_available_providers() else "")
+        raise ParameterError(msg("E230", torch=why, ort=ort_hint))
+    return "cpu"
 
 
 # ----------------------------------------------------------------------------- Encoder
@@ -143,15 +167,24 @@ class Encoder:
 
     ``model``: a registry name (default ``"e5-small"``, the embedded aligner), a hub id, a
     local Hugging Face directory or an xfast ONNX export. ``layer``: None takes the registry's
-    layer for a registered model, an export's own, else 8. ``backend``: ``"onnx"`` (ONNX Runtime on the cached export)
-    or ``"torch"`` (transformers, the parity reference). ``quantize``: None, ``"int8"`` or
-    ``"float16"`` (ONNX only; float16 is for GPUs, on a CPU it is slow). ``threads``: intra-op
-    threads (None: the runtime's default). ``providers``: ONNX Runtime providers (default CUDA
-    when present, then CPU; :func:`~xfast.models.backends.providers_for` maps a device to
-    them). ``io_binding``: see :class:`~xfast.models.backends.onnx.OnnxBackend` (None: on for GPUs).
+    layer for a registered model, an export's own, else 8. ``device``: ``"cpu"``, ``"cuda"`` or
+    ``"auto"`` (None: the one ``providers`` asks for, ``auto`` without them). ``backend``:
+    ``"onnx"`` (ONNX Runtime on the cached export), ``"torch"`` (torch on the checkpoint: packed
+    batches, :class:`~xfast.models.backends.torch.TorchBackend`) or None: torch on a CUDA GPU that
+    torch can use, ONNX Runtime elsewhere (and always for an ONNX export).
+    ``quantize``: the number format. ONNX: None (float32), ``"int8"`` or ``"float16"`` (for
+    GPUs; on a CPU it is slow). torch: None (float16 on a GPU, float32 on a CPU),
+    ``"float32"``, ``"float16"`` or ``"bfloat16"``; :attr:`precision` is the one in use.
+    ``threads``: intra-op threads (None: the runtime's default). ``providers``: ONNX Runtime
+    providers (default CUDA when present, then CPU; :func:`~xfast.models.backends.providers_for`
+    maps a device to them; ``CUDAExecutionProvider`` first also puts torch on the GPU).
+    ``io_binding``: see :class:`~xfast.models.backends.onnx.OnnxBackend` (None: on for GPUs).
+    ``compile``: torch only, run the model through ``torch.compile`` (None: when
+    ``XFAST_TORCH_COMPILE=1``).
     ``max_tokens``: padded tokens per batch; None picks it by device: on CPU a batch whose
     feed-forward activations fit the cores' caches (1,024 tokens for e5-small, 512 for mBERT;
-    measured 24% faster than 8,192 on e5-small), on GPU about 1 GB of activations. ``window``: longest pass in subwords, special
+    measured 24% faster than 8,192 on e5-small), on GPU about 1 GB of activations (2 GB for
+    torch in 16 bits). ``window``: longest pass in subwords, special
     tokens included (None: the model's limit); longer sentences are encoded in windows
     overlapping by half and counted in ``stats["windowed"]``. ``truncate=True`` instead keeps
     only the subwords of the first pass, as the paper's code does (docs/compat.md): later
@@ -169,29 +202,44 @@ class Encoder:
     :class:`Subwords`) then :meth:`encode_subwords` (states of every subword, back to back).
     """
 
-    def __init__(self, model: str | os.PathLike = "e5-small", *, layer: int | None = None, backend: str = "onnx",
-                 quantize: str | None = None, threads: int | None = None,
+    def __init__(self, model: str | os.PathLike = "e5-small", *, layer: int | None = None,
+                 backend: str | None = None, quantize: str | None = None, threads: int | None = None,
                  providers: Sequence[str] | None = None, max_tokens: int | None = None,
                  window: int | None = None, truncate: bool = False,
-                 word_cache: int = 1 << 20, io_binding: bool | None = None) -> None:
-        check_choice("backend", backend, _BACKENDS)
-        check_choice("quantize", quantize, _QUANTIZE)
-        if quantize and backend != "onnx":
-            raise ParameterError(msg("E202", name="quantize", expected="None with backend='torch'", value=quantize))
+                 word_cache: int = 1 << 20, io_binding: bool | None = None, device: str | None = None,
+                 compile: bool | None = None) -> None:
+        check_choice("backend", backend, (None, *_BACKENDS))
+        check_choice("quantize", quantize, tuple(dict.fromkeys(q for qs in PRECISIONS.values() for q in qs)))
+        device = device_of(providers) if device is None else device
+        check_choice("device", device, DEVICES)
         for name, value, lo in (("threads", threads, 1), ("max_tokens", max_tokens, 1), ("window", window, 1),
                                 ("word_cache", word_cache, 1)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < lo):
                 raise ParameterError(msg("E202", name=name, expected=f"an int >= {lo}", value=value))
         self.model_dir = encoder_source(resolve(model))
+        is_export = (self.model_dir / _META).is_file() and not (self.model_dir / "config.json").is_file()
+        backend = resolve_backend(backend, device, export=is_export, quantize=quantize)
+        if backend == "onnx" and quantize == "float32":
+            quantize = None  # the ONNX export's own form
         if layer is None:
             layer = _default_layer(model, self.model_dir)
         export = _as_export(self.model_dir, layer, backend, quantize)
         cfg = read_config(self.model_dir) if export is None else _export_config(export)
         self.layer = check_layer(layer, cfg, model)
+        if backend == "onnx":
+            self.precision = resolve_precision("onnx", quantize, False)
+            providers = onnx_providers(device, providers)
+            self.device = device_of(providers)
+        else:
+            self.device = _torch_device(device, providers)
+            self.precision = resolve_precision("torch", quantize, self.device == "cuda")
+            quantize = self.precision
         self.backend, self.quantize, self.max_tokens = backend, quantize, max_tokens
         self.hidden_size = int(cfg["hidden_size"])
         self.pad_id = int(cfg.get("pad_token_id") or 0)
-        self.tokenizer = load_tokenizer(self._open_backend(export, Path(model).name, threads, providers, io_binding))
+        self._position_offset = position_offset(cfg)
+        self.tokenizer = load_tokenizer(self._open_backend(export, Path(model).name, threads, providers, io_binding,
+                                                           compile))
         self.provider = getattr(self._run, "provider", "torch")  # where the model runs
         if max_tokens is None:
             self.max_tokens = _default_max_tokens(cfg, self._run)
@@ -219,10 +267,10 @@ class Encoder:
 
     def __repr__(self) -> str:
         return (f"Encoder({str(self.model_dir)!r}, layer={self.layer}, backend={self.backend!r}, "
-                f"quantize={self.quantize!r}, max_length={self.max_length})")
+                f"quantize={self.quantize!r}, device={self.device!r}, max_length={self.max_length})")
 
     def _open_backend(self, export: Path | None, name: str, threads: int | None,
-                      providers: Sequence[str] | None, io_binding: bool | None) -> Path:
+                      providers: Sequence[str] | None, io_binding: bool | None, compile: bool | None) -> Path:
         """Start the runtime the batches go to (``self._run``, a
         :class:`~xfast.models.backends.Backend`); returns the directory to read the tokenizer
         from. The one place the runtime and export modules are imported (they import
@@ -237,9 +285,14 @@ class Encoder:
 
             self._run: Backend = OnnxBackend(export, threads, providers, io_binding)
             return export
-        from xfast.models.backends.torch import TorchBackend
-
-        self._run = TorchBackend(self.model_dir, self.layer, threads, self.pad_id)
+        try:
+            from xfast.models.backends.torch import TorchBackend
+        except ModuleNotFoundError as e:
+            if e.name != "torch":
+                raise
+            raise ParameterError(msg("E231", what="encoder (--backend torch)")) from None
+        self._run = TorchBackend(self.model_dir, self.layer, threads, self.pad_id, device=self.device,
+                                 precision=self.precision, position_offset=self._position_offset, compile=compile)
         return self.model_dir
 
     def _specials(self) -> tuple[list[int], list[int]]:
@@ -343,9 +396,11 @@ class Encoder:
         ``transform``: a row-wise function applied to each of the model's outputs as soon as
         it is written (while it is in the CPU's caches; it may work in place), e.g.
         :func:`xfast.align.unit_rows_inplace`; the result then holds the transformed states
-        (``States.transform`` names it). ``on_batch(n)`` is called after each model call with
-        the number of passes it ran (about one per sentence), for progress bars. ``lang``: as
-        in :meth:`encode`."""
+        (``States.transform`` names it). A transform with ``on_device = True`` (the aligner's
+        for extraction on the device, :mod:`xfast.align.device`) keeps the states where torch
+        computed them: the blocks are then torch tensors on the encoder's device. ``on_batch(n)``
+        is called after each model call with the number of passes it ran (about one per
+        sentence), for progress bars. ``lang``: as in :meth:`encode`."""
         codes = self.language_ids(lang, len(sub))
         offsets = sub.offsets
         lengths = np.diff(offsets)
@@ -377,7 +432,7 @@ class Encoder:
                 where[i] = (len(blocks), n_rows)
                 n_rows += sum(len(x) for x in parts)
                 stitched.extend(parts)
-            blocks.append(np.concatenate(stitched))
+            blocks.append(_concat(stitched))
         where[passes[single, 0]] = at[single]
         self.stats["windows"] += len(passes)
         if not blocks:
@@ -398,6 +453,13 @@ class Encoder:
         starts = passes[:, 1] + offsets[passes[:, 0]]
         blocks: list[np.ndarray] = []
         at = np.zeros((len(passes), 2), np.int64)
+        # a runtime that queues its work (torch on CUDA) gets every batch before the first result
+        # is read, so the copies and the compute of consecutive batches overlap
+        submit = getattr(self._run, "submit", None)
+        on_device = bool(getattr(transform, "on_device", False))
+        if on_device and submit is None:
+            raise ParameterError(msg("E233", backend=self.backend, value="device"))
+        queued: list[tuple[int, object]] = []
         k = 0
         while k < len(order):
             # sorted ascending: the batch's padded length is its last row's length
@@ -411,14 +473,28 @@ class Encoder:
                 batch[first - 1] = codes[passes[rows, 0]]
             at[rows, 0] = len(blocks)
             at[rows, 1] = first
-            out = self._run(batch, row_len)
-            blocks.append(transform(out) if transform else out)
+            if submit is not None:
+                queued.append((len(blocks), submit(batch, row_len, on_device=on_device)))
+                blocks.append(None)
+            else:
+                out = self._run(batch, row_len)
+                blocks.append(transform(out) if transform else out)
             self.stats["batches"] += 1
             if on_batch is not None:
                 on_batch(len(rows))
             k = j
+        for i, handle in queued:
+            out = handle.result()
+            blocks[i] = transform(out) if transform else out
         return blocks, at
 
+
+
+def _concat(parts: list):
+    """Row blocks joined: numpy arrays, or torch tensors (states kept on the device)."""
+    if isinstance(parts[0], np.ndarray):
+        return np.concatenate(parts)
+    return sys.modules["torch"].cat(parts)  # tensors: torch is loaded
 
 
 def __getattr__(name: str):
