@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from xfast.errors import ParameterError, msg
+from xfast.models.backends import NAMES as BACKENDS
 from xfast.models.encoder import DEVICES
 from xfast.pipelines.context import ALIGN_METHODS
 from xfast.pipelines.engines.ray import ENGINES, RaySettings
@@ -15,15 +16,17 @@ from xfast.pipelines.loaders import ModelOptions
 from xfast.project.config import PROJECTION_METHODS, ProjectionConfig
 from xfast.report import format_table
 
-__all__ = ["add_common_arguments", "add_device_argument", "add_encoder_arguments", "aligner_kwargs_of",
+__all__ = ["add_backend_argument", "add_common_arguments", "add_device_argument", "add_encoder_arguments",
+           "aligner_kwargs_of", "QUANTIZE", "QUANTIZE_HELP", "TRANSLATOR_BACKENDS",
            "add_engine_arguments", "add_filter_argument", "add_projection_arguments", "ray_settings_of",
            "options_of", "config_of", "print_result", "named_paths", "print_json"]
 
 
-def add_common_arguments(p: argparse.ArgumentParser, *, train: bool = False) -> None:
+def add_common_arguments(p: argparse.ArgumentParser, *, train: bool = False, translator: bool = True) -> None:
     """Options every pipeline over a labeled file shares; ``train``: the input is English
-    training data and ``--lang`` takes several target languages (no evaluation options).
-    Every option shows its default in ``--help``."""
+    training data and ``--lang`` takes several target languages (no evaluation options);
+    ``translator``: the pipeline translates (``--translator-backend``). Every option shows its
+    default in ``--help``."""
     if train:
         p.add_argument("--input", required=True,
                        help="labeled English data: CoNLL, JSONL or Parquet with tokens and ner_tags")
@@ -49,6 +52,12 @@ def add_common_arguments(p: argparse.ArgumentParser, *, train: bool = False) -> 
                    help="JSONL integer tag names in id order, e.g. O B-PER I-PER ...")
     p.add_argument("--limit", type=int, default=None, help="only the first N sentences")
     add_device_argument(p, default="cpu", where="where the models run")
+    add_backend_argument(p, what="the aligner's encoder and the NER tagger")
+    if translator:
+        p.add_argument("--translator-backend", default="auto", choices=TRANSLATOR_BACKENDS,
+                       help="ct2: CTranslate2; torch: transformers' generate on torch (float16 on CUDA); auto: "
+                            "CTranslate2 where it runs (on CUDA: where it loads its CUDA 12 libraries), else torch, "
+                            "saying why")
     p.add_argument("--compute-type", default=None,
                    help="CTranslate2 compute type (default: int8 on CPU, float16 on CUDA)")
     p.add_argument("--threads", type=int, default=None, help="threads per model (default: the runtime's)")
@@ -62,7 +71,25 @@ def add_common_arguments(p: argparse.ArgumentParser, *, train: bool = False) -> 
 def add_device_argument(p: argparse.ArgumentParser, *, default: str, where: str) -> None:
     """``--device cpu|cuda|auto``; ``where`` begins its help, e.g. "where the encoder runs"."""
     p.add_argument("--device", default=default, choices=DEVICES,
-                   help=f"{where} (auto: CUDA when ONNX Runtime has it)")
+                   help=f"{where} (auto: CUDA when torch or ONNX Runtime can use a GPU)")
+
+
+#: ``--translator-backend`` values (:class:`~xfast.models.translator.Translator`'s ``backend``)
+TRANSLATOR_BACKENDS = ("auto", "ct2", "torch")
+#: ``--quantize`` values: ONNX Runtime's exports (int8, float16) and torch's formats (float32,
+#: float16, bfloat16); which backend takes which: :data:`xfast.models.backends.PRECISIONS`
+QUANTIZE = ["int8", "float16", "bfloat16", "float32"]
+QUANTIZE_HELP = ("number format of the encoder: int8 (ONNX Runtime, CPU), float16 (GPU), bfloat16 (torch), "
+                  "float32 (default: float16 for torch on CUDA, else float32)")
+
+
+def add_backend_argument(p: argparse.ArgumentParser, *, what: str = "the encoder") -> None:
+    """``--backend torch|onnx``: the runtime of ``what`` (default: torch on a CUDA GPU that torch
+    can use, ONNX Runtime elsewhere)."""
+    p.add_argument("--backend", default=None, choices=BACKENDS,
+                   help=f"runtime of {what}: torch (packed batches, float16 on CUDA) or onnx (ONNX Runtime; "
+                        "with --device cuda it needs onnxruntime-gpu) (default: torch on --device cuda/auto where "
+                        "torch sees a GPU, else onnx)")
 
 
 _ALIGNER_HELP = ("registry name, local Hugging Face directory or ONNX export; an NLLB-200 checkpoint aligns "
@@ -80,22 +107,25 @@ _ALIGN_METHOD_HELP = ("alignment extraction: SimAlign itermax/inter/fwd/rev/mwmf
 def add_encoder_arguments(p: argparse.ArgumentParser) -> None:
     """The aligner's model options of the commands that align with one encoder (``project``,
     ``serve``): ``--aligner``, ``--layer``, ``--align-method``, ``--quantize``, ``--device``,
-    ``--threads``; :func:`aligner_kwargs_of` turns them into :class:`~xfast.aligner.Aligner`
-    arguments."""
+    ``--backend``, ``--threads``; :func:`aligner_kwargs_of` turns them into
+    :class:`~xfast.aligner.Aligner` arguments."""
     p.add_argument("--aligner", default="e5-small", help=_ALIGNER_HELP)
     p.add_argument("--layer", type=int, default=None, help=_LAYER_HELP)
     p.add_argument("--align-method", default=None, choices=ALIGN_METHODS, help=_ALIGN_METHOD_HELP)
-    p.add_argument("--quantize", choices=["int8", "float16"], default=None,
-                   help="run the int8 encoder (CPU) or the float16 one (GPU)")
+    p.add_argument("--quantize", choices=QUANTIZE, default=None, help=QUANTIZE_HELP)
     add_device_argument(p, default="auto", where="where the encoder runs")
+    add_backend_argument(p)
     p.add_argument("--threads", type=int, default=None, help="encoder threads (default: the runtime's)")
 
 
 def aligner_kwargs_of(args: argparse.Namespace) -> dict:
     """:class:`~xfast.aligner.Aligner` arguments of :func:`add_encoder_arguments`' options
     (``--device`` stays with the caller: under Ray each actor resolves it)."""
-    return dict(model=args.aligner, layer=args.layer, method=args.align_method, quantize=args.quantize,
-                threads=args.threads)
+    kwargs = dict(model=args.aligner, layer=args.layer, method=args.align_method, quantize=args.quantize,
+                  threads=args.threads)
+    if args.backend is not None:  # else the Aligner's default: the keys of ONNX runs stay as they were
+        kwargs["backend"] = args.backend
+    return kwargs
 
 
 def add_engine_arguments(p: argparse.ArgumentParser) -> None:
@@ -135,7 +165,8 @@ def options_of(args: argparse.Namespace) -> ModelOptions:
     """:class:`ModelOptions` from parsed arguments."""
     return ModelOptions(device=args.device, compute_type=args.compute_type, threads=args.threads,
                         layer=getattr(args, "layer", None), token_type=getattr(args, "token_type", "bpe"),
-                        quantize=getattr(args, "quantize", None))
+                        quantize=getattr(args, "quantize", None), backend=getattr(args, "backend", None),
+                        translator_backend=getattr(args, "translator_backend", "auto"))
 
 
 def print_result(res: dict, args: argparse.Namespace) -> int:
@@ -164,8 +195,7 @@ def add_projection_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--layer", type=int, default=None, help=_LAYER_HELP)
     p.add_argument("--token-type", default="bpe", choices=["bpe", "word"],
                    help="align subwords (bpe) or subword-averaged words")
-    p.add_argument("--quantize", choices=["int8", "float16"], default=None,
-                   help="aligner encoder: int8 (CPU) or float16 (GPU)")
+    p.add_argument("--quantize", choices=QUANTIZE, default=None, help="the aligner's " + QUANTIZE_HELP)
     p.add_argument("--length-ratio", type=float, default=0.8,
                    help="heuristic: keep a span longer than this share of its entity, in (0, 1]")
     p.add_argument("--merge-distance", type=int, default=1, help="heuristic: merge spans this close (0: never)")

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from xfast.cli._args import add_device_argument
+from xfast.cli._args import QUANTIZE, QUANTIZE_HELP, add_backend_argument, add_device_argument
 from xfast.io.readers import count_sentences
 from xfast.pipelines.demo import demo, demo_data
 from xfast.report import format_table
@@ -20,9 +20,9 @@ EPILOG = "example: xfast demo --limit 100 --out runs/demo"
 def add_arguments(d: argparse.ArgumentParser) -> None:
     """The ``xfast demo`` options."""
     d.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
-    d.add_argument("--quantize", choices=["int8", "float16"], default=None,
-                   help="use the int8 encoder (CPU) or the float16 one (GPU)")
+    d.add_argument("--quantize", choices=QUANTIZE, default=None, help=QUANTIZE_HELP)
     add_device_argument(d, default="auto", where="where the encoder runs")
+    add_backend_argument(d)
     d.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N sentences (default: all 799)")
     d.add_argument("--quiet", action="store_true", help="no progress bars or notices, only the result")
     d.add_argument("--out", default=None, metavar="DIR",
@@ -35,15 +35,15 @@ def add_arguments(d: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run ``xfast demo``."""
     return run_demo(json_out=args.json, quantize=args.quantize, limit=args.limit, quiet=args.quiet,
-                    device=args.device, out_dir=args.out, overwrite=args.overwrite)
+                    device=args.device, out_dir=args.out, overwrite=args.overwrite, backend=args.backend)
 
 
 def run_demo(*, json_out: bool = False, quantize: str | None = None, limit: int | None = None,
              quiet: bool = False, device: str = "auto", out_dir: str | Path | None = None,
-             overwrite: bool = False) -> int:
+             overwrite: bool = False, backend: str | None = None) -> int:
     """The ``xfast demo`` command: print the table (or one JSON object); return the exit code."""
     res = demo(quantize=quantize, limit=limit, progress=not (json_out or quiet), device=device, out_dir=out_dir,
-               overwrite=overwrite)
+               overwrite=overwrite, backend=backend)
     failed = res["qa"]["sentences"]["failed"]
     if json_out:
         print(json.dumps(res))
@@ -54,7 +54,7 @@ def run_demo(*, json_out: bool = False, quantize: str | None = None, limit: int 
     total = count_sentences(demo_data("europarl/en.conll"))
     part = f"{n} of its {total} sentences: the paper's F1 is over all of them" if n < total else f"{n} sentences"
     print(f"\nEuroparl-NER test ({part}), English gold entities projected with the embedded "
-          "e5-small aligner (layer 8, itermax, subwords)" + (", int8 encoder" if quantize else "") + ":\n")
+          "e5-small aligner (layer 8, itermax, subwords)" + (f", {quantize} encoder" if quantize else "") + ":\n")
     print(format_table(["lang", "method", "precision", "recall", "f1", "paper mBERT f1"], rows))
     print("\nwall time per stage (s):")
     print(format_table(["stage", "seconds"], [[k, float(v)] for k, v in res["timings"].items()]))

@@ -16,7 +16,7 @@ HELP = "apply the NER model to the target words directly"
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The ``xfast model-transfer`` options."""
-    add_common_arguments(p)
+    add_common_arguments(p, translator=False)
     p.add_argument("--compat", action="store_true",
                    help="truncate long sentences at the model's limit, as the paper's code does")
     p.epilog = ("example: xfast model-transfer --input masakhaner2/hau.test.txt --lang hau "

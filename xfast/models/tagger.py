@@ -32,7 +32,9 @@ import numpy as np
 from xfast.errors import ModelError, ParameterError, check_choice, msg
 from xfast.io.labels import labels_of
 from xfast.models.cache import EXPORT_MANIFEST
-from xfast.models.modeldir import ROBERTA_LIKE, tokenizer_of
+from xfast.models.backends import (DEVICES, device_of, onnx_providers, resolve_backend, resolve_precision,
+                                   torch_cuda)
+from xfast.models.modeldir import ROBERTA_LIKE, position_offset, tokenizer_of
 from xfast.models.registry import locate
 
 __all__ = ["Tagger", "TaggerStats", "entity_runs", "iob2"]
@@ -121,9 +123,12 @@ class Tagger:
     """Token-classification NER over words (docs/translation.md).
 
     ``model``: an ONNX export directory (``model.onnx``), a Hugging Face directory or a
-    registry name (exported once to ONNX and cached). ``backend="torch"`` runs transformers
-    instead (needs the Hugging Face directory). ``threads``: intra-op threads (None: the
-    runtime's default). ``max_tokens``: padded subwords per forward pass. ``max_length``:
+    registry name (exported once to ONNX and cached). ``backend="torch"`` runs the checkpoint
+    on torch instead (needs the Hugging Face directory), on the encoders' torch backend
+    (:class:`~xfast.models.backends.torch.TorchBackend`: packed batches, float16 by default on
+    CUDA, ``precision`` otherwise); None: torch on a CUDA GPU that torch can use, else ONNX
+    Runtime. ``device``: ``cpu``, ``cuda`` or ``auto`` (None: the one ``providers`` asks for).
+    ``threads``: intra-op threads (None: the runtime's default). ``max_tokens``: padded subwords per forward pass. ``max_length``:
     subwords per window including special tokens (default: the model's limit).
     ``label_map``: entity type renames applied before runs are built (``{"PERSON": "PER"}``;
     a type mapped to ``"O"`` or None is dropped). ``truncate``: docs/compat.md: a sentence
@@ -137,15 +142,21 @@ class Tagger:
         self,
         model: str | Path,
         *,
-        backend: str = "onnx",
+        backend: str | None = "onnx",
         threads: int | None = None,
         providers: list[str] | None = None,
         max_tokens: int = 8192,
         max_length: int | None = None,
         label_map: dict[str, str | None] | None = None,
         truncate: bool = False,
+        device: str | None = None,
+        precision: str | None = None,
     ):
-        check_choice("backend", backend, ("onnx", "torch"))
+        check_choice("backend", backend, (None, "onnx", "torch"))
+        device = device_of(providers) if device is None else device
+        check_choice("device", device, DEVICES)
+        backend = resolve_backend(backend, device, export=Path(model).is_dir() and (Path(model) / _ONNX).is_file()
+                                  and not (Path(model) / "config.json").is_file())
         if threads is not None and (not isinstance(threads, int) or threads < 1):
             raise ParameterError(msg("E202", name="threads", expected="a positive int or None", value=threads))
         if not isinstance(max_tokens, int) or max_tokens < 16:
@@ -192,9 +203,11 @@ class Tagger:
         self.max_length = limit
         self._window = limit - len(self._head) - len(self._tail)
         if backend == "onnx":
+            providers = onnx_providers(device, providers) if providers is not None or device != "auto" else None
+            self.device, self.precision = device_of(providers) if providers else "cpu", "float32"
             self._run = self._onnx_runner(threads, providers)
         else:
-            self._run = self._torch_runner(threads)
+            self._run = self._torch_runner(threads, device, precision, config)
 
     def __repr__(self) -> str:
         return (f"Tagger({str(self.model_dir)!r}, backend={self.backend!r}, labels={len(self.labels)}"
@@ -219,18 +232,32 @@ class Tagger:
 
         return run
 
-    def _torch_runner(self, threads: int | None):
-        import torch
-        from transformers import AutoModelForTokenClassification
+    def _torch_runner(self, threads: int | None, device: str, precision: str | None, config: dict):
+        try:
+            import torch
+            from transformers import AutoModelForTokenClassification
 
-        if threads is not None:
-            torch.set_num_threads(threads)
+            from xfast.models.backends.torch import TorchBackend
+        except ModuleNotFoundError as e:
+            if e.name not in ("torch", "transformers"):
+                raise
+            raise ParameterError(msg("E231", what="tagger (--backend torch)")) from None
+
+        on_gpu = device != "cpu" and torch_cuda(probe=True) is None
+        if device == "cuda" and not on_gpu:
+            raise ParameterError(msg("E230", torch=torch_cuda(), ort=""))
+        self.device = "cuda" if on_gpu else "cpu"
+        self.precision = resolve_precision("torch", precision, on_gpu)
         model = AutoModelForTokenClassification.from_pretrained(str(self.model_dir)).eval()
+        backend = TorchBackend(self.model_dir, None, threads, self._pad, device=self.device, precision=self.precision,
+                               position_offset=position_offset(config), model=model.base_model, head=model.classifier)
+        n_labels = len(self.labels)
 
         def run(ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
-            with torch.inference_mode():
-                out = model(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask)).logits
-            return out.float().numpy()
+            real = mask.astype(bool)
+            logits = np.zeros((*ids.shape, n_labels), np.float32)
+            logits[real] = backend(ids[real], real.sum(1).astype(np.int64))
+            return logits
 
         return run
 

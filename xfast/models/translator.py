@@ -1,8 +1,10 @@
-"""Machine translation with NLLB (docs/translation.md): CTranslate2, or transformers for parity.
+"""Machine translation with NLLB (docs/translation.md): CTranslate2, or transformers on torch.
 
 :class:`Translator` runs a CTranslate2 export (converted once into the cache by
 :func:`xfast.models.export.translator.export_translator` when a Hugging Face directory is
-given), or transformers. It takes FLORES-200 codes or ISO codes
+given), or transformers' ``generate`` on torch (float16 on CUDA): where CTranslate2 cannot load
+its CUDA libraries (its wheels need CUDA 12's, and a machine whose torch is built for CUDA 13
+may have only those), ``backend="auto"`` takes torch and says why. It takes FLORES-200 codes or ISO codes
 (:func:`~xfast.models.flores.flores_code`), tokenizes each stripped text as NLLB does
 (``[src_code] pieces </s>``), decodes with the target code forced as the first token
 (CTranslate2 ``target_prefix``, transformers ``forced_bos_token_id``), drops special tokens,
@@ -12,13 +14,15 @@ are empty and outputs caught in a repetition loop (:attr:`Translator.stats`).
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from xfast.errors import ModelError, ParameterError, check_choice, msg
-from xfast.models.cache import EXPORT_MANIFEST
+from xfast.models.cache import EXPORT_MANIFEST, quiet
 from xfast.models.flores import flores_code
 from xfast.models.modeldir import tokenizer_of
 from xfast.models.registry import locate
@@ -87,8 +91,12 @@ class Translator:
 
     ``model``: a CTranslate2 export directory (``model.bin``), a Hugging Face directory or a
     registry name (converted once and cached). ``backend="torch"`` runs transformers
-    ``generate`` (needs the Hugging Face directory). ``compute_type`` defaults to int8 on
-    CPU and float16 on CUDA. ``max_decoding_length`` bounds the output like transformers'
+    ``generate`` (needs the Hugging Face directory; from an export, its source) with the same
+    beam size, length bound and length-sorted batches. ``backend="auto"``: CTranslate2 where it
+    runs (on CUDA: where it loads its CUDA libraries, tried on one short sentence), else torch,
+    with a one-line notice saying why (:attr:`notice`); a CTranslate2 that cannot run on CUDA
+    when asked for by name is [E440]. ``compute_type`` defaults to int8 on CPU and float16 on
+    CUDA (torch: float32 on CPU; its int8 forms run as float16 on CUDA, float32 on CPU). ``max_decoding_length`` bounds the output like transformers'
     ``max_length`` (the leading ``</s>`` and the language code count). ``max_batch_tokens``:
     source tokens per batch after sorting by length. An input longer than the model's
     positions (1,024 tokens for NLLB, language code and ``</s>`` included) is cut at word
@@ -108,7 +116,7 @@ class Translator:
         max_batch_tokens: int = 4096,
         backend: str = "ct2",
     ):
-        check_choice("backend", backend, ("ct2", "torch"))
+        check_choice("backend", backend, ("ct2", "torch", "auto"))
         check_choice("device", device, ("cpu", "cuda", "auto"))
         for name, value, low in (
             ("beam_size", beam_size, 1),
@@ -119,17 +127,33 @@ class Translator:
                 raise ParameterError(msg("E202", name=name, expected=f"an int >= {low}", value=value))
         if threads is not None and (not isinstance(threads, int) or threads < 1):
             raise ParameterError(msg("E202", name="threads", expected="a positive int or None", value=threads))
+        if compute_type is not None:
+            check_choice("compute_type", compute_type, _COMPUTE_TYPES)
+        requested = backend
+        #: why ``backend="auto"`` took torch (None: it did not); printed once unless quiet
+        self.notice: str | None = None
+        if backend == "auto":
+            backend, self.notice = _auto_backend(device)
+        elif backend == "ct2" and importlib.util.find_spec("ctranslate2") is None:
+            raise ParameterError(msg("E232"))
         if device == "auto":
             device = "cuda" if _cuda_available(backend) else "cpu"
-        if compute_type is None:
-            compute_type = "float16" if device == "cuda" else ("int8" if backend == "ct2" else "float32")
-        check_choice("compute_type", compute_type, _COMPUTE_TYPES)
-        self.backend, self.device, self.compute_type = backend, device, compute_type
         self.beam_size = beam_size
         self.max_decoding_length = max_decoding_length
         self.max_batch_tokens = max_batch_tokens
         self.stats = TranslatorStats()
         self.on_batch = None  # called with the inputs of each decoded batch (progress bars)
+        self.device = device
+        self._open(model, backend, compute_type, threads, requested)
+        if self.notice and not quiet():
+            print(f"xfast: {self.notice}", file=sys.stderr)
+
+    def _open(self, model, backend: str, compute_type: str | None, threads: int | None, requested: str) -> None:
+        """Locate the model for ``backend`` and start its runtime; under ``auto`` a CTranslate2
+        that cannot run on CUDA (tried on one short sentence) gives way to torch."""
+        self.backend = backend
+        self.compute_type = compute_type or ("float16" if self.device == "cuda" else
+                                             ("int8" if backend == "ct2" else "float32"))
         self.model_dir = locate(model, backend, kind="translator", marker=_CT2, manifest=EXPORT_MANIFEST,
                                 export=_export, described="transformers translator",
                                 export_described="a CTranslate2 export")
@@ -137,10 +161,22 @@ class Translator:
         self.max_input_tokens = _max_positions(self.model_dir)
         self._eos = self._tok.token_to_id("</s>")
         self._unk = self._tok.token_to_id("<unk>")
-        if backend == "ct2":
-            self._decode_batch = self._ct2_runner(threads)
-        else:
+        if backend == "torch":
             self._decode_batch = self._torch_runner(threads)
+            return
+        try:
+            self._decode_batch = self._ct2_runner(threads)
+            if self.device == "cuda":  # CUDA's libraries load on first use: one short sentence tries them
+                self._decode_batch([[self._tok.id_to_token(self._eos)]], self._tok.id_to_token(self._eos), 3)
+        except (RuntimeError, OSError, ValueError) as e:
+            if self.device != "cuda":
+                raise
+            reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            if requested != "auto":
+                raise ModelError(msg("E440", reason=reason)) from e
+            self.notice = (f"CTranslate2 cannot run on CUDA here ({reason}): translating with transformers on "
+                           f"torch, {_torch_compute(compute_type, 'cuda')}")
+            self._open(model, "torch", _torch_compute(compute_type, "cuda"), threads, "torch")
 
     def __repr__(self) -> str:
         return (
@@ -187,8 +223,9 @@ class Translator:
 
         if threads is not None:
             torch.set_num_threads(threads)
+        self.compute_type = _torch_compute(self.compute_type, self.device)
         dtype = {"float16": torch.float16, "bfloat16": torch.bfloat16}.get(self.compute_type, torch.float32)
-        model = AutoModelForSeq2SeqLM.from_pretrained(str(self.model_dir), dtype=dtype).eval().to(self.device)
+        model = AutoModelForSeq2SeqLM.from_pretrained(str(self.model_dir)).eval().to(device=self.device, dtype=dtype)
         pad = self._tok.token_to_id("<pad>")
 
         def run(batch: list[list[str]], tgt: str, max_length: int) -> list[list[int]]:
@@ -197,6 +234,7 @@ class Translator:
             input_ids = torch.tensor([s + [pad] * (n - len(s)) for s in ids], device=self.device)
             mask = (input_ids != pad).long()
             with torch.inference_mode():
+                # CTranslate2's search, spelled out: no sampling, no penalties, no n-gram ban
                 gen = model.generate(
                     input_ids=input_ids,
                     attention_mask=mask,
@@ -204,6 +242,10 @@ class Translator:
                     num_beams=self.beam_size,
                     do_sample=False,
                     max_length=max_length,
+                    min_length=0,
+                    length_penalty=1.0,
+                    repetition_penalty=1.0,
+                    no_repeat_ngram_size=0,
                 )
             out = []
             for row in gen.tolist():
@@ -320,6 +362,35 @@ class Translator:
                     self.stats._flag(i, "repetition_loop")
             result.append(text)
         return result
+
+
+def _torch_compute(compute_type: str | None, device: str) -> str:
+    """The torch dtype name of a compute type: CTranslate2's int8 forms have none, and run in
+    float16 on CUDA and float32 on a CPU."""
+    if compute_type in ("float16", "bfloat16", "float32"):
+        return compute_type
+    return "float16" if device == "cuda" else "float32"
+
+
+def _auto_backend(device: str) -> tuple[str, str | None]:
+    """``backend="auto"`` before a model loads: CTranslate2 unless it is missing, or the device
+    is a GPU it does not see while torch does; ``(backend, notice)``. Whether CTranslate2 loads
+    its CUDA libraries is tried when it starts (:meth:`Translator._open`)."""
+    if importlib.util.find_spec("ctranslate2") is None:
+        return "torch", "CTranslate2 is not installed: translating with transformers on torch"
+    if device == "cpu":
+        return "ct2", None
+    from xfast.models.backends import torch_cuda
+
+    try:
+        import ctranslate2
+
+        ct2_gpus = ctranslate2.get_cuda_device_count()
+    except Exception:  # noqa: BLE001 - a broken CUDA runtime counts as none
+        ct2_gpus = 0
+    if ct2_gpus == 0 and torch_cuda(probe=device == "cuda") is None:
+        return "torch", "CTranslate2 sees no CUDA device and torch does: translating with transformers on torch"
+    return "ct2", None
 
 
 def _cuda_available(backend: str) -> bool:

@@ -38,14 +38,15 @@ def paper_f1() -> dict:
 
 
 def demo(*, quantize: str | None = None, limit: int | None = None, out_dir: str | Path | None = None,
-         device: str = "auto", progress: bool = True, overwrite: bool = False) -> dict:
+         device: str = "auto", progress: bool = True, overwrite: bool = False, backend: str | None = None) -> dict:
     """Run the demo; return ``{"results": [...], "timings": {...}, "qa": {...}}``, plus
     ``"outputs"`` (file paths) when ``out_dir`` keeps the run folder (a temporary one otherwise);
-    ``overwrite`` replaces another run's outputs there."""
+    ``overwrite`` replaces another run's outputs there; ``backend``: the encoder's runtime
+    (:class:`~xfast.aligner.Aligner`'s; None: torch on a CUDA GPU, else ONNX Runtime)."""
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise ParameterError(msg("E202", name="limit", expected="an int >= 1 (sentences to run on)", value=limit))
     t0 = time.perf_counter()
-    aligner = Aligner("e5-small", quantize=quantize, providers=providers_for(device))
+    aligner = Aligner("e5-small", quantize=quantize, providers=providers_for(device), backend=backend)
     load = time.perf_counter() - t0
     with tempfile.TemporaryDirectory(prefix="xfast-demo-") as tmp:
         files = {lang: demo_data(f"europarl/{lang}.conll") for lang in ("en", *DEMO_LANGS)}

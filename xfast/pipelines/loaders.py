@@ -6,13 +6,14 @@ rerun loads none. Each model's ``*_fields`` describe it for cache keys without l
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from xfast.errors import ParameterError, msg
 from xfast.pipelines.qa import RunReport
 from xfast.pipelines.stagecache import model_fingerprint
 from xfast.aligner import Aligner
+from xfast.models.backends import resolve_backend
 from xfast.models.encoder import providers_for, takes_language
 from xfast.models.flores import flores_code
 from xfast.models.tagger import Tagger
@@ -23,8 +24,10 @@ __all__ = ["ModelOptions", "Models", "describe_model", "pipeline_aligner", "defa
 
 @dataclass
 class ModelOptions:
-    """How models run: device, CTranslate2 compute type, threads, and the aligner's encoder
-    settings (layer, token type, int8 quantization)."""
+    """How models run: device, CTranslate2 compute type, threads, the aligner's encoder
+    settings (layer, token type, number format), the runtime of the aligner's encoder and the
+    tagger (``backend``: torch, onnx, or None: torch on a CUDA GPU, else ONNX Runtime) and the
+    translator's (``translator_backend``: ct2, torch or auto)."""
 
     device: str = "cpu"
     compute_type: str | None = None
@@ -32,6 +35,19 @@ class ModelOptions:
     layer: int | None = None
     token_type: str = "bpe"
     quantize: str | None = None
+    backend: str | None = None
+    translator_backend: str = "auto"
+
+    def __repr__(self) -> str:
+        """The dataclass's form, with the runtimes shown only where they are not the defaults:
+        run keys hash this text, so the keys of runs made before those fields existed stay."""
+        shown = [f"{f.name}={getattr(self, f.name)!r}" for f in fields(self)
+                 if f.name not in _LATER or getattr(self, f.name) != f.default]
+        return f"ModelOptions({', '.join(shown)})"
+
+
+#: ModelOptions fields added after run keys were first pinned
+_LATER = ("backend", "translator_backend")
 
 
 class Models:
@@ -74,12 +90,13 @@ class Models:
         """A :class:`~xfast.models.translator.Translator`."""
         o = self.options
         return self._get("translator", spec, lambda: Translator(
-            spec, device=o.device, compute_type=o.compute_type, threads=o.threads))
+            spec, device=o.device, compute_type=o.compute_type, threads=o.threads, backend=o.translator_backend))
 
     def tagger(self, spec, *, truncate: bool = False):
         """A :class:`~xfast.models.tagger.Tagger`; ``truncate``: docs/compat.md (one pass over
         the first window of a long sentence)."""
-        return self._get("tagger", spec, lambda: Tagger(spec, threads=self.options.threads,
+        o = self.options
+        return self._get("tagger", spec, lambda: Tagger(spec, threads=o.threads, backend=o.backend,
                                                         providers=self._providers(), truncate=truncate),
                          variant=" (truncate)" if truncate else "")
 
@@ -88,20 +105,25 @@ class Models:
         o = self.options
         return self._get("aligner", spec, lambda: Aligner(
             spec, layer=o.layer, method=method, token_type=o.token_type, quantize=o.quantize,
-            threads=o.threads, providers=self._providers(), compat=compat),
+            threads=o.threads, providers=self._providers(), compat=compat, backend=o.backend),
             variant=" (compat)" if compat else "")
+
+    def _backend(self) -> str:
+        """The runtime of the aligner's encoder and the tagger, for cache keys (onnx on CPUs)."""
+        return resolve_backend(self.options.backend, self.options.device)
 
     def translator_fields(self, spec) -> dict:
         if isinstance(spec, (str, Path)):
             o = self.options
+            backend = "ct2" if o.translator_backend == "auto" and o.device == "cpu" else o.translator_backend
             return {"model": model_fingerprint(spec), "device": o.device, "compute_type": o.compute_type,
-                    "backend": "ct2", "beam_size": 1}
+                    "backend": backend, "beam_size": 1}
         return {"model": model_fingerprint(spec), "device": spec.device, "compute_type": spec.compute_type,
                 "backend": spec.backend, "beam_size": spec.beam_size}
 
     def tagger_fields(self, spec, *, truncate: bool = False) -> dict:
         if isinstance(spec, (str, Path)):
-            fields = {"model": model_fingerprint(spec), "backend": "onnx", "max_length": None}
+            fields = {"model": model_fingerprint(spec), "backend": self._backend(), "max_length": None}
         else:
             truncate = getattr(spec, "truncate", False)
             fields = {"model": model_fingerprint(spec), "backend": spec.backend, "max_length": spec.max_length,
@@ -114,7 +136,7 @@ class Models:
         if isinstance(spec, (str, Path)):
             o = self.options
             return {"model": model_fingerprint(spec), "layer": o.layer, "token_type": o.token_type,
-                    "quantize": o.quantize, "backend": "onnx", "distortion": 0.0, "max_count": 2,
+                    "quantize": o.quantize, "backend": self._backend(), "distortion": 0.0, "max_count": 2,
                     "alpha": 0.9, "threshold": 1e-3}
         s = spec.settings
         fields = {"model": model_fingerprint(spec), "backend": spec.encoder.backend,
