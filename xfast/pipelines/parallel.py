@@ -69,44 +69,30 @@ def project_parallel(labeled: str | Path, receiving: dict[str, str | Path], out_
                      label_ids: bool = False) -> dict:
     """Project the labeled side's entities onto every receiving side with every method.
 
-    ``receiving`` maps a name (e.g. a language code) to a file; ``candidates`` maps names to
-    CoNLL files whose entities are the receiving side's NER candidates (``ner-*`` methods). A
-    name becomes part of output file names, so it is a plain name (letters, digits, ``_``,
-    ``-``, ``.`` not first). ``limit``: only the first ``limit`` sentences of every file.
-    ``aligner``: an :class:`xfast.Aligner`, or the keyword arguments that make one once the
-    inputs are checked (default: the embedded e5-small). ``batch_size``
-    sentences go through the stages together; ``shard_size`` (a multiple of it, default 16
-    batches) is the unit a killed run resumes from. ``overwrite`` replaces another run's
-    outputs in ``out_dir`` (else that is an error). ``overlap=False`` runs the encoder and
-    the host stages one after the other (same outputs). ``device``: where an aligner made from
-    keyword arguments runs (``cpu``, ``cuda``, ``auto``; under Ray each actor resolves it on
-    its own node). ``output_format``: ``"conll"`` or
-    ``"parquet"`` (``tokens`` and ``ner_tags`` columns). ``engine="ray"`` works the shards on a
-    Ray cluster (:class:`~xfast.pipelines.engines.ray.RaySettings`; same outputs, byte for byte).
-    ``dataset`` names the data in ``metrics.csv`` (the paper's results layout, docs/qa.md).
-    ``filters``: ``--filter`` policies (:meth:`~xfast.project.filtering.FilterPolicy.parse`,
-    docs/projection.md): removed spans and dropped sentences leave each output, dropped ones go
-    to ``NAME.METHOD.rejects.jsonl``, and metrics score the kept sentences only.
-    An aligner that reads each side's language (an NLLB encoder, docs/alignment.md) takes the
-    labeled side's from ``labeled_lang`` and each receiving side's from its name (``de``,
-    ``hau``, ``yor_Latn``: ISO 639 or FLORES-200 codes). ``host_workers``: threads for the host
-    stages (tokenizing, alignment, projection, writing) of different batches, the outputs the
-    same for any number (default: the cores but one when the encoder runs on a GPU, else 1).
-    ``label_ids`` (with ``output_format="parquet"``): ``ner_tags`` as ``ClassLabel`` ids, their
-    names in the files' Hugging Face metadata (:func:`~xfast.io.readers.output_label_names`).
-    Returns ``{"results": [metrics rows], "timings": {...}, "qa": {...}, "outputs": {...},
-    "run": {...}}``; metrics rows exist for receiving sides with gold labels.
-
-    Every parameter is checked, and every input read through once (decoding, labels, sentence
-    counts), before ``out_dir`` is created or touched: a run refused for its input leaves
-    nothing behind.
+    ``receiving`` maps a name (a plain name: letters, digits, ``_``, ``-``, ``.`` not first; it
+    names outputs) to a file; ``candidates`` maps names to CoNLL files of the receiving side's
+    NER candidates (``ner-*`` methods). ``aligner``: an :class:`xfast.Aligner`, or keyword
+    arguments for one, made once the inputs are checked (default: e5-small), placed on
+    ``device`` (``cpu``, ``cuda``, ``auto``; per node under Ray). ``batch_size`` sentences go
+    through the stages together; ``shard_size`` (a multiple, default 16 batches) is what a killed
+    run resumes from; ``limit``: the first ``limit`` sentences of every file. ``overwrite``
+    replaces another run's outputs in ``out_dir``. ``overlap=False`` runs the encoder and the host
+    stages one after the other; ``host_workers`` threads work the host stages of different
+    batches (default: the cores but one with the encoder on a GPU, else 1); ``engine="ray"``
+    works the shards on a Ray cluster (:class:`~xfast.pipelines.engines.ray.RaySettings`): the
+    outputs are the same bytes in every case. ``output_format``: ``"conll"`` or ``"parquet"``
+    (``label_ids``: its ``ner_tags`` as ``ClassLabel`` ids, names in the Hugging Face metadata).
+    ``dataset`` names the data in ``metrics.csv`` (docs/qa.md). ``filters``: ``--filter``
+    policies (docs/projection.md); dropped sentences go to ``NAME.METHOD.rejects.jsonl`` and
+    metrics score the kept ones. An NLLB encoder (docs/alignment.md) reads the labeled side's
+    language from ``labeled_lang`` and each receiving side's from its name (ISO 639 or FLORES-200).
+    Every parameter is checked, and every input read through, before ``out_dir`` is touched.
+    Returns ``{"results": [metrics rows of sides with gold], "timings", "qa", "outputs", "run"}``.
     """
     t_start = time.perf_counter()
     cfg, policy, ray, shard_size, candidates = _checked(receiving, candidates, methods, config, filters, output_format,
-                                                        engine, ray, batch_size, shard_size, limit, host_workers)
-    if label_ids and output_format != "parquet":
-        raise ParameterError(msg("E202", name="label_ids", expected="used with output_format='parquet'",
-                                 value=label_ids))
+                                                        engine, ray, batch_size, shard_size, limit, host_workers,
+                                                        label_ids)
     out, names = Path(out_dir), list(receiving)
     cand_names = [n for n in names if n in candidates and any(m.startswith("ner-") for m in methods)]
     paths = [Path(labeled)] + [Path(receiving[n]) for n in names] + [Path(candidates[n]) for n in cand_names]
@@ -122,9 +108,7 @@ def project_parallel(labeled: str | Path, receiving: dict[str, str | Path], out_
     outputs = _outputs(out, names, methods, output_format, write_alignments, policy)
     inputs = {str(p): file_sha256(p) for p in paths}
     settings = _settings(names, cand_names, methods, cfg, batch_size, shard_size, write_alignments, label_set, ignore,
-                         output_format, policy, langs, limit)
-    if id_names:
-        settings["label_ids"] = list(id_names)
+                         output_format, policy, langs, limit, id_names)
     key = run_key({"inputs": list(inputs.values()), **settings, "aligner": aligner.settings,
                    "model": model_fingerprint(aligner.encoder), "versions": versions()})
     rundir = RunDir(out, key, outputs, overwrite=overwrite)
@@ -139,12 +123,9 @@ def project_parallel(labeled: str | Path, receiving: dict[str, str | Path], out_
     with report.stage("commit"):
         rundir.finish(work["shards"])
         qa = report.state()
-        aligner_record = {**aligner.settings, "model_dir": str(aligner.encoder.model_dir),
-                          "provider": work["run"].get("ray", {}).get("provider", aligner.encoder.provider),
-                          "dtype": aligner.settings["quantize"] or "float32"}
         write_summaries(out, qa=qa, metrics=csv_rows if results else None, dataset=dataset, metrics_json=results,
-                        manifest={"command": "project", "run_key": key, "inputs": inputs, "aligner": aligner_record,
-                                  **settings, "versions": versions(),
+                        manifest={"command": "project", "run_key": key, "inputs": inputs,
+                                  "aligner": _aligner_record(aligner, work["run"]), **settings, "versions": versions(),
                                   "outputs": {k: v.name for k, v in outputs.items()}})
     run = _run_record(work, aligner, report, overlap, time.perf_counter() - t_start)
     write_json(out / "run.json", run)
@@ -154,12 +135,15 @@ def project_parallel(labeled: str | Path, receiving: dict[str, str | Path], out_
 
 
 def _checked(receiving, candidates, methods, config, filters, output_format, engine, ray, batch_size, shard_size,
-             limit, host_workers) -> tuple:
+             limit, host_workers, label_ids) -> tuple:
     """Every parameter of :func:`project_parallel` checked before anything is read or made:
     ``(config, filter policy, Ray settings, shard size, candidates)``."""
     cfg = (config or ProjectionConfig()).check()
     methods_valid(methods)
     check_choice("output_format", output_format, OUTPUT_FORMATS)
+    if label_ids and output_format != "parquet":
+        raise ParameterError(msg("E202", name="label_ids", expected="used with output_format='parquet'",
+                                 value=label_ids))
     check_choice("engine", engine, ENGINES)
     policy = FilterPolicy.parse(filters)
     ray = ray or RaySettings()
@@ -199,7 +183,7 @@ def default_host_workers(aligner) -> int:
 
 
 def _settings(names, cand_names, methods, cfg, batch_size, shard_size, write_alignments, label_set, ignore,
-              output_format, policy, langs, limit) -> dict:
+              output_format, policy, langs, limit, id_names) -> dict:
     """What the outputs depend on besides the inputs and the aligner: the run key's settings
     (fields a run does not use are left out, so the keys of earlier runs stay as they were)."""
     settings = {"receiving": names, "candidates": cand_names, "methods": list(methods), "config": cfg,
@@ -213,6 +197,8 @@ def _settings(names, cand_names, methods, cfg, batch_size, shard_size, write_ali
         settings["langs"] = list(langs)
     if limit is not None:
         settings["limit"] = limit
+    if id_names:
+        settings["label_ids"] = list(id_names)
     return settings
 
 
@@ -317,6 +303,13 @@ def _metrics(state: RunState, aligner, plan: ProjectPlan, dataset: str,
                             "align_method": aligner.method})
                 results.append(row)
     return results, csv_rows
+
+
+def _aligner_record(aligner, run: dict) -> dict:
+    """What the manifest says of the aligner: its settings, folder, where it ran and its dtype."""
+    return {**aligner.settings, "model_dir": str(aligner.encoder.model_dir),
+            "provider": run.get("ray", {}).get("provider", aligner.encoder.provider),
+            "dtype": aligner.settings["quantize"] or "float32"}
 
 
 def _run_record(work: dict, aligner, report: RunReport, overlap: bool, wall: float) -> dict:
