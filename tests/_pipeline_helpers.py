@@ -8,6 +8,7 @@ for by :func:`full_data`, and the tests that need them skip with the reason when
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -22,6 +23,8 @@ EUROPARL_DIR = HERE.parent / "xfast" / "data" / "europarl"
 MASAKHANER_DIR = HERE / "data" / "masakhaner2"
 #: rows of the paper's published results files (tests/data/README.md)
 REFERENCE = HERE / "data" / "reference-results"
+#: the CoNLL-2003 tag names in the order Hugging Face datasets number them
+CONLL_NAMES = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC"]
 
 
 def europarl_path(lang: str) -> Path:
@@ -49,3 +52,11 @@ def head_conll(source: Path, n: int, out: Path) -> Path:
     """Write the first ``n`` sentences of CoNLL ``source`` to ``out``; returns ``out``."""
     write_conll(out, (s for _, s in zip(range(n), read_conll(source))))
     return out
+
+
+def hf_metadata(names: list[str]) -> dict:
+    """Parquet schema metadata as Hugging Face ``datasets`` writes it: ``tokens`` a sequence of
+    strings and ``ner_tags`` a sequence of ``ClassLabel`` ids named ``names``."""
+    features = {"tokens": {"feature": {"dtype": "string", "_type": "Value"}, "_type": "Sequence"},
+                "ner_tags": {"feature": {"names": names, "_type": "ClassLabel"}, "_type": "Sequence"}}
+    return {"huggingface": json.dumps({"info": {"features": features}})}

@@ -20,6 +20,13 @@ PAIR = {"labeled": ["Angela", "Merkel", "spoke", "in", "Berlin", "."], "entities
         "receiving": ["Angela", "Merkel", "sprach", "in", "Berlin", "."]}
 
 
+def free_port() -> int:
+    """A loopback port nobody listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 class Server:
     """``create_app(settings, projector)`` served by uvicorn in a thread on an ephemeral port."""
 
@@ -35,6 +42,22 @@ class Server:
             if self.server.started:
                 break
             time.sleep(0.02)
+
+    @classmethod
+    def connect(cls, port: int, *, seconds: float = 30) -> "Server":
+        """A client of a server already started (another process) on ``port``, once its
+        ``/readyz`` answers 200 (or after ``seconds``)."""
+        client = cls.__new__(cls)
+        client.port = port
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            try:
+                if client.call("/readyz")[0] == 200:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.05)
+        return client
 
     def call(self, path: str, body: object = None, *, raw: bytes | None = None, headers: dict | None = None,
              method: str | None = None, timeout: float = 30) -> tuple[int, object, dict]:
@@ -54,6 +77,11 @@ class Server:
             return resp.status, payload, {k.lower(): v for k, v in resp.getheaders()}
         finally:
             conn.close()
+
+    def text(self, path: str) -> str:
+        """The body of ``GET path`` as text (``/metrics``)."""
+        status, payload, _ = self.call(path)
+        return payload if isinstance(payload, str) else json.dumps(payload)
 
     def stop(self) -> None:
         self.server.should_exit = True

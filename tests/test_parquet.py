@@ -4,13 +4,12 @@ with Parquet in and out giving the labels it gives with CoNLL."""
 
 from __future__ import annotations
 
-import json
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests._pipeline_helpers import europarl_path, head_conll
+from tests._pipeline_helpers import CONLL_NAMES, europarl_path, hf_metadata, head_conll
 from xfast.errors import DataError
 from xfast.io import read_conll
 from xfast.io.conll import to_iob2
@@ -19,13 +18,7 @@ from xfast.io.columns import LabelTypes, conll_bytes, count_sentences, read_colu
 pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")
 
-NAMES = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC"]
-
-
-def _hf_metadata(names: list[str]) -> dict:
-    features = {"tokens": {"feature": {"dtype": "string", "_type": "Value"}, "_type": "Sequence"},
-                "ner_tags": {"feature": {"names": names, "_type": "ClassLabel"}, "_type": "Sequence"}}
-    return {"huggingface": json.dumps({"info": {"features": features}})}
+NAMES = CONLL_NAMES
 
 
 def _write(path, tokens, tags=None, *, names=None):
@@ -34,7 +27,7 @@ def _write(path, tokens, tags=None, *, names=None):
         cols["ner_tags"] = tags
     table = pa.table(cols)
     if names is not None:
-        table = table.replace_schema_metadata(_hf_metadata(names))
+        table = table.replace_schema_metadata(hf_metadata(names))
     pq.write_table(table, path)
     return path
 

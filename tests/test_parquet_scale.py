@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from tests._pipeline_helpers import europarl_path
+from tests._pipeline_helpers import CONLL_NAMES, europarl_path, hf_metadata
 from xfast.errors import DataError, ParameterError
 from xfast.io import read_conll
 from xfast.io.readers import count_sentences, input_files, output_label_names, read_any, read_columns
@@ -21,13 +21,7 @@ from xfast.pipelines.manifest import file_sha256
 pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")
 
-NAMES = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC"]
-
-
-def _hf_metadata(names: list[str]) -> dict:
-    features = {"tokens": {"feature": {"dtype": "string", "_type": "Value"}, "_type": "Sequence"},
-                "ner_tags": {"feature": {"names": names, "_type": "ClassLabel"}, "_type": "Sequence"}}
-    return {"huggingface": json.dumps({"info": {"features": features}})}
+NAMES = CONLL_NAMES
 
 
 def _write(path, sents, *, ids: bool = False):
@@ -37,7 +31,7 @@ def _write(path, sents, *, ids: bool = False):
                      schema=pa.schema([("tokens", pa.list_(pa.string())),
                                        ("ner_tags", pa.list_(pa.int64() if ids else pa.string()))]))
     if ids:
-        table = table.replace_schema_metadata(_hf_metadata(NAMES))
+        table = table.replace_schema_metadata(hf_metadata(NAMES))
     pq.write_table(table, path)
     return path
 
@@ -234,7 +228,7 @@ def test_label_ids_names_complete_a_partial_classlabel(tmp_path):
     """A ClassLabel that lacks a B-/I- name of one of its types (IOB1 data) gets it appended,
     after the dataset's own names, which keep their ids."""
     names = ["O", "I-PER", "B-LOC", "I-LOC"]
-    table = pa.table({"tokens": [["a"]], "ner_tags": [[1]]}).replace_schema_metadata(_hf_metadata(names))
+    table = pa.table({"tokens": [["a"]], "ner_tags": [[1]]}).replace_schema_metadata(hf_metadata(names))
     pq.write_table(table, tmp_path / "x.parquet")
     assert output_label_names(tmp_path / "x.parquet") == names + ["B-PER"]
     from xfast.io.parquet import parquet_bytes

@@ -12,15 +12,14 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 
 import pytest
 
 pytest.importorskip("fastapi")
 uvicorn = pytest.importorskip("uvicorn")
 
-from xfast.serve.app import ServeSettings, create_app  # noqa: E402
+from tests._serve_helpers import Server, free_port  # noqa: E402
+from xfast.serve.app import ServeSettings  # noqa: E402
 from xfast.serve.projector import Projector  # noqa: E402
 
 PAIRS = [
@@ -36,47 +35,9 @@ def projector(tiny_models):
     return Projector({"model": str(tiny_models["xlmr"]), "layer": 2})
 
 
-class _Server:
-    def __init__(self, projector, settings):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        self.sock.bind(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        config = uvicorn.Config(create_app(settings, projector), log_level="error")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
-        self.thread.start()
-        for _ in range(200):
-            if self.server.started:
-                break
-            time.sleep(0.02)
-
-    def call(self, path, body=None, raw=None, timeout=30):
-        data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
-        req = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", data=data,
-                                     headers={"Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(req, timeout=timeout) as r:
-                return r.status, json.loads(r.read() or b"null"), dict(r.headers)
-        except urllib.error.HTTPError as err:
-            text = err.read()
-            try:
-                payload = json.loads(text)
-            except ValueError:
-                payload = text.decode()
-            return err.code, payload, dict(err.headers)
-
-    def text(self, path):
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=30) as r:
-            return r.read().decode()
-
-    def stop(self):
-        self.server.should_exit = True
-        self.thread.join(10)
-
-
 @pytest.fixture
 def server(projector):
-    s = _Server(projector, ServeSettings(max_wait_ms=20, max_request_bytes=20_000))
+    s = Server(projector, ServeSettings(max_wait_ms=20, max_request_bytes=20_000))
     yield s
     s.stop()
 
@@ -197,7 +158,7 @@ class _Slow:
 
 
 def test_overload_is_503_with_retry_after(projector):
-    s = _Server(_Slow(projector), ServeSettings(max_queue=1))
+    s = Server(_Slow(projector), ServeSettings(max_queue=1))
     try:
         results = []
 
@@ -223,7 +184,7 @@ def test_overload_is_503_with_retry_after(projector):
 
 def test_a_lone_request_does_not_wait_and_bursts_share_calls(projector):
     """max_wait_ms is an upper bound: with nothing else arriving a request goes at once."""
-    s = _Server(projector, ServeSettings(max_wait_ms=2000))
+    s = Server(projector, ServeSettings(max_wait_ms=2000))
     try:
         t = time.monotonic()
         assert s.call("/v1/project", {"pairs": PAIRS})[0] == 200
@@ -258,24 +219,14 @@ def test_unknown_paths_share_one_metrics_label(server):
 
 
 def test_sigterm_answers_every_request_in_flight(tmp_path, tiny_models):
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
     proc = subprocess.Popen([sys.executable, "-m", "xfast", "serve", "--port", str(port), "--aligner",
                              str(tiny_models["xlmr"]), "--layer", "2", "--max-wait-ms", "400"], env=env,
                             stderr=subprocess.PIPE, text=True)
     try:
         assert "serving on http://127.0.0.1:" in proc.stderr.readline()
-        client = _Server.__new__(_Server)
-        client.port = port
-        for _ in range(300):
-            try:
-                if client.call("/readyz")[0] == 200:
-                    break
-            except OSError:
-                pass
-            time.sleep(0.1)
+        client = Server.connect(port)
         # six requests of about half a second of work each: most are still queued or running
         # when SIGTERM comes
         rng = random.Random(0)

@@ -6,7 +6,6 @@ Retry-After while the process exits 0 within a second of it. Every request goes 
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -18,17 +17,12 @@ import pytest
 pytest.importorskip("fastapi")
 uvicorn = pytest.importorskip("uvicorn")
 
-from tests._serve_helpers import Server
+from tests._serve_helpers import Server, free_port
 from xfast.errors import ParameterError
 from xfast.serve.app import ServeSettings, serve
 
 ROOT = Path(__file__).resolve().parents[1]
 
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def test_a_port_out_of_range_is_a_usage_error():
@@ -83,19 +77,12 @@ sys.exit(serve(settings, port=int(sys.argv[1]), projector=StandIn(seconds_per_pa
 
 
 def test_sigterm_answers_what_is_unfinished_at_the_drain_timeout_with_a_json_503():
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen([sys.executable, "-c", _SLOW_SERVER, str(port), "1.0", "20"], cwd=ROOT,
                             stderr=subprocess.PIPE, text=True)
     try:
         assert "serving on http://127.0.0.1:" in proc.stderr.readline()
-        client = Server.__new__(Server)
-        client.port = port
-        for _ in range(100):
-            try:
-                if client.call("/readyz")[0] == 200:
-                    break
-            except OSError:
-                time.sleep(0.05)
+        client = Server.connect(port, seconds=5)
         results = []
         pair = {"labeled": ["a"], "receiving": ["b"]}
         calls = [lambda: client.call("/v1/project", {"pairs": [pair]}, timeout=60),  # in the model for 20 s
