@@ -408,18 +408,26 @@ cdef inline bint _is_int(object x):
     return type(x) is int or type(x) is bool or isinstance(x, np.integer)
 
 
+cdef Py_ssize_t _total(list seqs):
+    """The summed length of ``seqs``, each a list or tuple; -1 when one is anything else."""
+    cdef Py_ssize_t total = 0
+    cdef object a
+    for a in seqs:
+        if type(a) is not list and type(a) is not tuple:
+            return -1
+        total += len(a)
+    return total
+
+
 def flat_pairs(list alignments):
     """``(offsets (S+1,), pairs (P, 2))`` int64 of per-sentence lists of 2-tuples or 2-lists
     of ints, or None when one is anything else (an array, a malformed pair)."""
-    cdef Py_ssize_t S = len(alignments), s, j, k, total = 0
+    cdef Py_ssize_t S = len(alignments), s, j, k, total = _total(alignments)
     cdef object a, p, x, y
     cdef tuple tp
     cdef list lp
-    for s in range(S):
-        a = alignments[s]
-        if type(a) is not list and type(a) is not tuple:
-            return None
-        total += len(a)
+    if total < 0:
+        return None
     off = np.empty(S + 1, dtype=np.int64)
     out = np.empty((total, 2), dtype=np.int64)
     cdef i64[::1] o = off
@@ -458,14 +466,11 @@ def flat_entities(list entities, dict vocab):
     """``(offsets (S+1,), spans (E, 2), ids (E,))`` int64 of per-sentence lists of
     ``(start, end, label)`` tuples (labels numbered in ``vocab`` as they first appear), or None
     when one is anything else."""
-    cdef Py_ssize_t S = len(entities), s, k, total = 0
+    cdef Py_ssize_t S = len(entities), s, k, total = _total(entities)
     cdef object a, e, lab, got
     cdef tuple te
-    for s in range(S):
-        a = entities[s]
-        if type(a) is not list and type(a) is not tuple:
-            return None
-        total += len(a)
+    if total < 0:
+        return None
     off = np.empty(S + 1, dtype=np.int64)
     spans = np.empty((total, 2), dtype=np.int64)
     ids = np.empty(total, dtype=np.int64)
