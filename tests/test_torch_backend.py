@@ -39,6 +39,18 @@ def cuda(test):
     return pytest.mark.cuda(pytest.mark.skipif(not CUDA, reason="needs torch with a CUDA GPU")(test))
 
 
+@pytest.fixture(scope="module")
+def small_models(tmp_path_factory):
+    """A tiny XLM-R and mBERT built here, for the GPU tests: the session's ``tiny_models`` also
+    export an NLLB to CTranslate2, which a GPU machine may lack (docs/gpu.md)."""
+    from xfast.testing._tinybuild import _build_mbert, _build_xlmr
+    from xfast.testing.tiny import tiny_corpus
+
+    out, lines = tmp_path_factory.mktemp("small"), tiny_corpus()
+    return {"xlmr": _build_xlmr(out / "xlmr", lines, layers=4, labels=None, seed=0),
+            "mbert": _build_mbert(out / "mbert", lines, seed=0)}
+
+
 def _oracle(hf_dir, sents, layer):
     """transformers' full model, one sentence at a time, no padding: ``hidden_states[layer]``."""
     from transformers import AutoModel
@@ -235,26 +247,52 @@ def test_project_on_torch_records_its_runtime(tmp_path, tiny_models):
 
 
 @cuda
-def test_cuda_float16_states_close_to_cpu_float32(tiny_models):
-    cpu = Encoder(tiny_models["xlmr"], layer=2, backend="torch", device="cpu")
-    gpu = Encoder(tiny_models["xlmr"], layer=2, backend="torch", device="cuda")
+def test_cuda_float16_states_close_to_cpu_float32(small_models):
+    cpu = Encoder(small_models["xlmr"], layer=2, backend="torch", device="cpu")
+    gpu = Encoder(small_models["xlmr"], layer=2, backend="torch", device="cuda")
     assert gpu.precision == "float16" and gpu.provider == "torch:cuda"
+    assert Encoder(small_models["xlmr"], layer=2).backend == "torch"  # the default where torch sees a GPU
     for x, y in zip(cpu.encode(SENTS), gpu.encode(SENTS)):
         cos = (x.states * y.states).sum(1) / np.linalg.norm(x.states, axis=1) / np.linalg.norm(y.states, axis=1)
         assert cos.min() > 0.99
-    fp32 = Encoder(tiny_models["xlmr"], layer=2, backend="torch", device="cuda", quantize="float32")
-    assert _max_diff([e.states for e in cpu.encode(SENTS)], [e.states for e in fp32.encode(SENTS)]) < 1e-3
+    fp32 = Encoder(small_models["xlmr"], layer=2, backend="torch", device="cuda", quantize="float32")
+    assert _max_diff([e.states for e in cpu.encode(SENTS)], [e.states for e in fp32.encode(SENTS)]) < 1e-4
 
 
 @cuda
-def test_cuda_packed_kernels_and_compile(tiny_models):
+def test_cuda_packed_kernels_and_compile(small_models):
     """On the GPU: the variable-length kernel where this torch and GPU have it, the SDPA path
-    otherwise, and torch.compile, all close to float32 on the CPU."""
-    cpu = [e.states for e in Encoder(tiny_models["mbert"], layer=2, backend="torch", device="cpu").encode(SENTS)]
+    otherwise, and torch.compile, all close to float32 on the CPU; the queued copy back to the
+    host gives the states the call gives."""
+    cpu = [e.states for e in Encoder(small_models["mbert"], layer=2, backend="torch", device="cpu").encode(SENTS)]
     for kw in ({}, {"compile": True}):
-        gpu = Encoder(tiny_models["mbert"], layer=2, backend="torch", device="cuda", quantize="bfloat16", **kw)
+        gpu = Encoder(small_models["mbert"], layer=2, backend="torch", device="cuda", quantize="bfloat16", **kw)
         assert gpu._run.attention in ("varlen", "sdpa")
         assert gpu._run.attention == "varlen" or gpu._run.attention_note
         for x, y in zip(cpu, gpu.encode(SENTS)):
             cos = (x * y.states).sum(1) / np.linalg.norm(x, axis=1) / np.linalg.norm(y.states, axis=1)
             assert cos.min() > 0.98
+    run = Encoder(small_models["mbert"], layer=2, backend="torch", device="cuda")._run
+    ids, lengths = np.array([101, 5, 6, 7, 102, 101, 8, 102], np.int64), np.array([5, 3], np.int64)
+    handles = [run.submit(ids, lengths) for _ in range(3)]
+    np.testing.assert_array_equal(handles[0].result(), run(ids, lengths))
+    assert all(np.array_equal(h.result(), handles[0].result()) for h in handles)
+
+
+@cuda
+def test_cuda_tagger_on_torch(small_models, tmp_path):
+    from transformers import AutoModelForTokenClassification
+
+    from xfast.models.tagger import Tagger
+
+    d = tmp_path / "ner"
+    model = AutoModelForTokenClassification.from_pretrained(str(small_models["xlmr"]), num_labels=3,
+                                                            id2label={0: "O", 1: "B-PER", 2: "I-PER"})
+    model.save_pretrained(str(d))
+    for f in small_models["xlmr"].iterdir():  # the tokenizer's files
+        if f.is_file() and not (d / f.name).exists():
+            (d / f.name).write_bytes(f.read_bytes())
+    cpu = Tagger(d, backend="torch", device="cpu").tag(SENTS)
+    gpu = Tagger(d, backend="torch", device="cuda", precision="float32")
+    assert gpu.device == "cuda"
+    assert sum(a == b for a, b in zip(cpu, gpu.tag(SENTS))) >= len(SENTS) - 1

@@ -6,9 +6,9 @@ after layer L, on packed batches; float16 by default on CUDA, float32 on CPU (th
   is FlashAttention's variable-length kernel where torch has it and the GPU takes it, else
   scaled-dot-product attention with a key mask. Other models (an NLLB encoder) run transformers'
   own cut model on padded batches.
-- On CUDA a batch's inputs are packed into pinned host memory and copied on a copy stream, so the
-  copy of the next batch overlaps this one's compute; a result that goes back to the host is
-  copied on the same stream into pinned memory (:meth:`TorchBackend.submit`). With
+- On CUDA a batch's inputs are packed into pinned host memory and copied on an upload stream, so
+  the copy of the next batch overlaps this one's compute; a result that goes back to the host is
+  copied on a download stream into pinned memory (:meth:`TorchBackend.submit`). With
   ``on_device=True`` the states stay on the GPU (the aligner extracts pairs there and only word
   pairs come back). On a CPU none of this applies: the call is plain and synchronous.
 - ``compile=True`` (or ``XFAST_TORCH_COMPILE=1``) runs the model through ``torch.compile``
@@ -88,6 +88,11 @@ class TorchBackend:
         self.precision = precision
         self.pad_id, self.offset = pad_id, int(position_offset)
         on_gpu = self.device.type == "cuda"
+        self.provider = f"torch:{self.device.type}"
+        # copy streams, one each way, made before the first batch (the probe): a batch's inputs go
+        # up while the batch before computes, its states come down while the next one computes
+        self._up = torch.cuda.Stream(self.device) if on_gpu else None
+        self._down = torch.cuda.Stream(self.device) if on_gpu else None
         # transformers' sdpa attention on GPUs; its eager attention (the reference) on CPUs
         if model is None:
             model = load_cut_model(hf_dir, layer, attn="sdpa" if on_gpu else "eager")
@@ -111,8 +116,6 @@ class TorchBackend:
         if compile and hasattr(torch, "compile"):
             self.module = torch.compile(self.module, dynamic=True)
         self.compiled = bool(compile)
-        self.provider = f"torch:{self.device.type}"
-        self._copy = torch.cuda.Stream(self.device) if on_gpu else None
 
     def __repr__(self) -> str:
         return (f"TorchBackend({self.provider}, {self.precision}, attention={self.attention!r}"
@@ -136,21 +139,20 @@ class TorchBackend:
     def submit(self, ids: np.ndarray, lengths: np.ndarray, *, on_device: bool = False):
         """Start a batch; ``.result()`` of the returned handle gives its states: float32
         ``(N, hidden)``, a numpy array, or with ``on_device`` a torch tensor on the device.
-        On CUDA the work is queued and the copy back runs on the copy stream; on a CPU it is
-        done when this returns."""
+        On CUDA the work is queued and the copy back runs on the download stream; on a CPU it
+        is done when this returns."""
         out = self.forward(ids, lengths)
         if on_device:
             return _Done(out)
-        if self._copy is None:
+        if self._down is None:
             return _Done(out.numpy())
-        compute = torch.cuda.current_stream(self.device)
-        self._copy.wait_stream(compute)
-        with torch.cuda.stream(self._copy):
+        self._down.wait_stream(torch.cuda.current_stream(self.device))
+        with torch.cuda.stream(self._down):
             host = torch.empty(out.shape, dtype=torch.float32, pin_memory=True)
             host.copy_(out, non_blocking=True)
-            out.record_stream(self._copy)  # the allocator keeps it until the copy is done
+            out.record_stream(self._down)  # the allocator keeps it until the copy is done
             event = torch.cuda.Event()
-            event.record(self._copy)
+            event.record(self._down)
         return _Copying(host, event)
 
     def forward(self, ids: np.ndarray, lengths: np.ndarray) -> torch.Tensor:
@@ -169,17 +171,19 @@ class TorchBackend:
 
     # -------------------------------------------------------------------- inside
     def _to_device(self, host: np.ndarray) -> torch.Tensor:
-        """An int64 host array on the device: on CUDA through pinned memory on the copy stream
-        (the compute stream waits for it), so the copy overlaps the batch before."""
-        if self._copy is None:
+        """An int64 host array on the device: on CUDA through pinned memory on the upload stream
+        (the compute stream waits for this copy only), so it overlaps the batch before."""
+        if self._up is None:
             return torch.from_numpy(host)
         pinned = torch.empty(len(host), dtype=torch.int64, pin_memory=True)
         pinned.numpy()[:] = host
         compute = torch.cuda.current_stream(self.device)
-        with torch.cuda.stream(self._copy):
+        with torch.cuda.stream(self._up):
             dev = pinned.to(self.device, non_blocking=True)
-        compute.wait_stream(self._copy)
-        dev.record_stream(compute)
+            ready = torch.cuda.Event()
+            ready.record(self._up)
+        compute.wait_event(ready)
+        dev.record_stream(compute)  # allocated on the upload stream, used on the compute stream
         return dev
 
     def _forward(self, ids: np.ndarray, lengths: np.ndarray) -> torch.Tensor:
