@@ -131,9 +131,9 @@ def _export_config(export: Path) -> dict:
 
 
 def _default_max_tokens(cfg: dict, run: object) -> int:
-    """Tokens per batch: on GPU about 1 GB of feed-forward activations (float32; 65,536
-    tokens for e5-small, 21,845 for mBERT; twice as many for torch in 16 bits, up to 131,072),
-    on CPU about 6 MB (what fits the cores' caches)."""
+    """Tokens per batch: on GPU about 1 GB of feed-forward activations counted in float32
+    (65,536 tokens for e5-small, 21,845 for mBERT), twice that for torch in 16 bits, at most
+    131,072 tokens (both models); on CPU about 6 MB (what fits the cores' caches)."""
     session = getattr(run, "session", None)
     provider = session.get_providers()[0] if session is not None else str(getattr(run, "provider", ""))
     width = 4 * int(cfg.get("intermediate_size") or 4 * cfg["hidden_size"])
