@@ -109,8 +109,10 @@ def side_of(states, word_ids: np.ndarray, offsets: np.ndarray, device: torch.dev
 
 @contextlib.contextmanager
 def _no_tf32(device: torch.device):
-    """float32 products in float32 on CUDA (TF32 off) for the duration, restored after."""
-    if device.type != "cuda":
+    """float32 products in float32 on CUDA (TF32 off) for the duration, restored after. TF32 is
+    off unless the process turned it on; only then is the switch (process-wide) flipped, under a
+    lock, so aligning threads do not wait for each other otherwise."""
+    if device.type != "cuda" or not torch.backends.cuda.matmul.allow_tf32:
         yield
         return
     with _TF32_LOCK:
@@ -152,6 +154,7 @@ class DeviceExtractor:
         self.max_cells = int(max_cells or (1 << 25 if on_gpu else 1 << 22))
         self.max_elems = self.max_cells * 4  # gathered state values per side and chunk
         self.stats = {"pairs": 0, "sentence_pairs": 0, "chunks": 0, "bytes_to_host": 0}
+        self._stats_lock = threading.Lock()  # host workers align batches in several threads
 
     def __repr__(self) -> str:
         return f"DeviceExtractor({self.method!r}, device={str(self.device)!r}, token_type={self.token_type!r})"
@@ -264,21 +267,22 @@ class DeviceExtractor:
             orig = torch.from_numpy(idx.astype(np.int64)).to(self.device)[b]
             ok = (rw >= 0) & (lw >= 0)
             codes.append(((orig * wl + lw) * wr + rw)[ok])
-            self.stats["chunks"] += 1
         if not bool(finite):
             bad = self._first_bad(((lab_rows, lab_starts, lab_len), (rec_rows, rec_starts, rec_len)))
             raise ModelError(msg("E441", precision=self.precision, index=bad))
         offsets = np.zeros(s + 1, np.int64)
-        if not codes:
-            return offsets, np.zeros((0, 2), np.int32)
-        u = torch.unique(torch.cat(codes))  # sorted: by sentence pair, labeled word, receiving word
-        pair = torch.stack([(u // wr) % wl, u % wr], 1).to(torch.int32)
-        counts = torch.bincount(u // (wl * wr), minlength=s)
-        pairs, counts = pair.cpu().numpy(), counts.cpu().numpy()
+        if codes:
+            u = torch.unique(torch.cat(codes))  # sorted: by sentence pair, labeled word, receiving word
+            pair = torch.stack([(u // wr) % wl, u % wr], 1).to(torch.int32)
+            pairs, counts = pair.cpu().numpy(), torch.bincount(u // (wl * wr), minlength=s).cpu().numpy()
+        else:
+            pairs, counts = np.zeros((0, 2), np.int32), np.zeros(s, np.int64)
         np.cumsum(counts, out=offsets[1:])
-        self.stats["pairs"] += len(pairs)
-        self.stats["sentence_pairs"] += s
-        self.stats["bytes_to_host"] += pairs.nbytes + counts.nbytes
+        with self._stats_lock:
+            self.stats["pairs"] += len(pairs)
+            self.stats["sentence_pairs"] += s
+            self.stats["chunks"] += len(chunks)
+            self.stats["bytes_to_host"] += pairs.nbytes + counts.nbytes
         return offsets, pairs
 
     def _first_bad(self, sides) -> int:
