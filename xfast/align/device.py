@@ -34,6 +34,7 @@ import threading
 import numpy as np
 import torch
 
+from xfast.align import _check_params  # the host's checks and weights: one rule for both paths
 from xfast.errors import ModelError, ParameterError, check_choice, msg
 
 __all__ = ["DeviceExtractor", "DeviceRows", "Side", "side_of", "unit_rows_"]
@@ -137,8 +138,6 @@ class DeviceExtractor:
     def __init__(self, method: str, *, device: str | torch.device, token_type: str = "bpe",
                  distortion: float = 0.0, max_count: int = 2, alpha: float = 0.9, threshold: float = 1e-3,
                  max_cells: int | None = None, precision: str = "float32") -> None:
-        from xfast.align import _check_params  # the host's checks and weights, one rule
-
         check_choice("method", method, DEVICE_METHODS)
         check_choice("token_type", token_type, ("bpe", "word"))
         _, self.max_count, self.w1, self.w2, self.threshold = _check_params(method, max_count, alpha, threshold)
