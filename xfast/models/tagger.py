@@ -234,7 +234,6 @@ class Tagger:
 
     def _torch_runner(self, threads: int | None, device: str, precision: str | None, config: dict):
         try:
-            import torch
             from transformers import AutoModelForTokenClassification
 
             from xfast.models.backends.torch import TorchBackend

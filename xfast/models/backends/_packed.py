@@ -24,28 +24,14 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from xfast.models._layout import packable
+
 try:  # torch >= 2.9; FlashAttention's variable-length kernel
     from torch.nn.attention.varlen import varlen_attn as _varlen_attn
 except ImportError:  # older torch: attention over the padded layout
     _varlen_attn = None
 
-__all__ = ["PACKABLE", "Attention", "PackedEncoder", "packable", "varlen_reason"]
-
-#: model types whose layers :class:`PackedEncoder` runs (absolute positions, post-LN layers)
-PACKABLE = ("bert", "roberta", "xlm-roberta", "camembert")
-
-
-def packable(model) -> bool:
-    """A BERT-layout base model (absolute positions, post-LN layers) that packed layers can run."""
-    cfg = model.config
-    if cfg.model_type not in PACKABLE or getattr(cfg, "position_embedding_type", "absolute") != "absolute":
-        return False
-    emb = model.embeddings
-    if not all(hasattr(emb, n) for n in ("word_embeddings", "position_embeddings", "LayerNorm")):
-        return False
-    return all(hasattr(lay, "attention") and hasattr(lay.attention, "self") and hasattr(lay, "intermediate")
-               for lay in model.encoder.layer)
-
+__all__ = ["Attention", "PackedEncoder", "packable", "varlen_reason"]
 
 def varlen_reason(device: torch.device, dtype: torch.dtype, head_dim: int) -> str | None:
     """Why the variable-length kernel cannot run here, or None when it can."""

@@ -27,6 +27,7 @@ import warnings
 from pathlib import Path
 
 from xfast.errors import ModelError, check_choice, msg
+from xfast.models._layout import packable
 from xfast.models.cache import atomic_dir, cache_dir, content_hash, quiet
 from xfast.models.export.quantize import convert_float16, has_vnni, quantize_int8
 from xfast.models.modeldir import (ENCODER_META, ENCODER_QUANTIZE, TRANSLATORS, check_layer, load_tokenizer,
@@ -164,20 +165,7 @@ def _load_cut_translator(hf_dir: Path, layer: int, kw: dict):
 
 
 # ----------------------------------------------------------------------------- the graph
-_PACKABLE = ("bert", "roberta", "xlm-roberta", "camembert")
 _PACKED_INPUTS = ["input_ids", "position_ids", "gather_idx", "unpad_idx", "attention_mask"]
-
-
-def _packable(model) -> bool:
-    """A BERT-layout model (absolute positions, post-LN layers) that the packed graph can run."""
-    cfg = model.config
-    if cfg.model_type not in _PACKABLE or getattr(cfg, "position_embedding_type", "absolute") != "absolute":
-        return False
-    emb = model.embeddings
-    if not all(hasattr(emb, n) for n in ("word_embeddings", "position_embeddings", "LayerNorm")):
-        return False
-    return all(hasattr(lay, "attention") and hasattr(lay.attention, "self") and hasattr(lay, "intermediate")
-               for lay in model.encoder.layer)
 
 
 def _packed_module(model):
@@ -224,7 +212,7 @@ def _packed_module(model):
 def _export_onnx(hf_dir: Path, layer: int, out: Path) -> bool:
     """Write ``out/model.onnx``; returns whether it is the packed graph."""
     model = load_cut_model(hf_dir, layer, attn="eager")
-    if _packable(model):
+    if packable(model):
         wrapper = _packed_module(model)
         # two rows of 5 and 3 tokens: 8 packed tokens in 10 slots, the padding slots read row 8
         mask = torch.tensor([[1] * 5, [1] * 3 + [0] * 2])
