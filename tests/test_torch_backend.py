@@ -296,3 +296,20 @@ def test_cuda_tagger_on_torch(small_models, tmp_path):
     gpu = Tagger(d, backend="torch", device="cuda", precision="float32")
     assert gpu.device == "cuda"
     assert sum(a == b for a, b in zip(cpu, gpu.tag(SENTS))) >= len(SENTS) - 1
+
+
+@pytest.mark.parametrize("asked", [{}, {"quantize": "bfloat16", "extraction": "host"}])
+def test_ray_actors_resolve_the_number_format_on_their_own_device(tiny_models, asked):
+    """Under Ray the driver loads the aligner on the CPU (float32, host extraction); the actors
+    get what the user asked for (None: their own device decides, float16 and device extraction
+    on a GPU), never the driver's CPU choices."""
+    from xfast.pipelines.parallel import _aligner
+    from xfast.pipelines.qa import RunReport
+
+    kwargs = {"model": str(tiny_models["xlmr"]), "layer": 2, "backend": "torch", **asked}
+    driver, _, actors = _aligner(kwargs, "ray", "auto", "en", ["de"], RunReport())
+    assert driver.settings["quantize"] == asked.get("quantize", "float32")
+    assert driver.settings["extraction"] == "host"
+    assert actors == {**driver.settings, "quantize": asked.get("quantize"), "extraction": asked.get("extraction")}
+    _, _, local = _aligner(kwargs, "local", "cpu", "en", ["de"], RunReport())
+    assert local == {**driver.settings, "quantize": asked.get("quantize"), "extraction": asked.get("extraction")}

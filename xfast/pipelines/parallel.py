@@ -104,7 +104,7 @@ def project_parallel(labeled: str | Path, receiving: dict[str, str | Path], out_
     if engine == "ray":
         with report.stage("start ray"):
             ray_engine.require()  # a missing extra is a usage error before any model loads
-    aligner, langs = _aligner(aligner, engine, device, labeled_lang, names, report)
+    aligner, langs, actor_aligner = _aligner(aligner, engine, device, labeled_lang, names, report)
     outputs = _outputs(out, names, methods, output_format, write_alignments, policy)
     inputs = {str(p): file_sha256(p) for p in paths}
     settings = _settings(names, cand_names, methods, cfg, batch_size, shard_size, write_alignments, label_set, ignore,
@@ -118,7 +118,7 @@ def project_parallel(labeled: str | Path, receiving: dict[str, str | Path], out_
     rows = read_parallel_columns(paths, labels=side_labels, chunk_size=batch_size, types=types, limit=limit)
     work = _work(plan, aligner, rows, types, rundir, report, n_total, shard_size, progress=progress,
                  overlap=overlap, engine=engine, ray=ray, batch_size=batch_size, device=device,
-                 workers=host_workers or default_host_workers(aligner))
+                 workers=host_workers or default_host_workers(aligner), actor_aligner=actor_aligner)
     results, csv_rows = _metrics(work["state"], aligner, plan, dataset, policy)
     with report.stage("commit"):
         rundir.finish(work["shards"])
@@ -203,9 +203,11 @@ def _settings(names, cand_names, methods, cfg, batch_size, shard_size, write_ali
 
 
 def _aligner(aligner, engine: str, device: str, labeled_lang: str, names: list[str], report: RunReport):
-    """``(the Aligner, the sides' languages or None)``: ``aligner`` itself, or one made from its
-    keyword arguments once the inputs are checked; the languages (an NLLB encoder reads them)
-    are checked before the model loads."""
+    """``(the Aligner, the sides' languages or None, the Aligner arguments Ray actors take)``:
+    ``aligner`` itself, or one made from its keyword arguments once the inputs are checked; the
+    languages (an NLLB encoder reads them) are checked before the model loads. Under Ray the
+    driver loads its copy on the CPU, so the number format and where extraction runs are left
+    as the user gave them (None: each actor's device decides), not as the driver resolved them."""
     model = (aligner or {}).get("model", "e5-small") if aligner is None or isinstance(aligner, dict) else aligner
     langs = _side_languages(labeled_lang, names) if takes_language(model) else None
     if aligner is None or isinstance(aligner, dict):
@@ -216,7 +218,8 @@ def _aligner(aligner, engine: str, device: str, labeled_lang: str, names: list[s
             else:
                 kwargs.setdefault("providers", providers_for(device))
             aligner = Aligner(**kwargs)
-    return aligner, langs
+        return aligner, langs, {**aligner.settings, **{k: kwargs.get(k) for k in ("quantize", "extraction")}}
+    return aligner, langs, dict(aligner.settings)
 
 
 def _outputs(out: Path, names: list[str], methods, output_format: str, write_alignments: bool,
@@ -233,10 +236,10 @@ def _outputs(out: Path, names: list[str], methods, output_format: str, write_ali
 
 def _work(plan: ProjectPlan, aligner, rows, types: LabelTypes, rundir: RunDir, report: RunReport, n_total: int,
           shard_size: int, *, progress: bool, overlap: bool, engine: str, ray: RaySettings,
-          batch_size: int, device: str, workers: int) -> dict:
+          batch_size: int, device: str, workers: int, actor_aligner: dict) -> dict:
     """Claim the run folder (resuming its finished shards) and run the pending batches on
-    ``engine``: ``{"state": the RunState, "shards": count, "run": the engine's record, "done":
-    shards resumed}``."""
+    ``engine`` (Ray actors load ``actor_aligner``): ``{"state": the RunState, "shards": count,
+    "run": the engine's record, "done": shards resumed}``."""
     done, saved = rundir.open()
     counts = {(n, m): ScoreCounts() for n in plan.names for m in plan.methods}
     has_gold = {n: True for n in plan.names}
@@ -272,7 +275,7 @@ def _work(plan: ProjectPlan, aligner, rows, types: LabelTypes, rundir: RunDir, r
         if engine == "local":
             shards = run_local(plan, aligner, pending(), types, state, overlap=overlap, workers=workers)
         else:
-            shards = run_ray(plan, {**aligner.settings, "device": device}, pending(), types, state,
+            shards = run_ray(plan, {**actor_aligner, "device": device}, pending(), types, state,
                              batch_size=batch_size, overlap=overlap, rundir=rundir, settings=ray, run=run,
                              workers=workers)
         bar.n = bar.total  # windows and empty sentences make the encoder's count approximate
