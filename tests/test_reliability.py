@@ -85,9 +85,10 @@ def test_out_naming_a_file_is_one_line_exit_2(tmp_path, pair, tiny_models, capsy
 
 def test_unreadable_input_is_one_line_exit_2(tmp_path, pair, tiny_models, capsys):
     args = _args(pair, tmp_path / "out", tiny_models)
-    args[args.index("--labeled") + 1] = str(tmp_path)  # a folder, not a file
+    args[args.index("--labeled") + 1] = str(tmp_path)  # a folder without Parquet shards
     assert main(args) == 2
-    assert "[E111] cannot read the file: it is a folder" in _error_line(capsys)
+    line = _error_line(capsys)
+    assert f"{tmp_path}: [E122] the folder holds no Parquet" in line
     assert not (tmp_path / "out").exists()
 
 
@@ -277,8 +278,8 @@ def test_device_cpu_keeps_onnx_runtime_on_the_cpu():
 
     if "CUDAExecutionProvider" in ort.get_available_providers():
         assert Models(ModelOptions(device="cuda"))._providers()[0] == "CUDAExecutionProvider"
-    else:  # asking for a GPU runtime that is not installed says how to install it
-        with pytest.raises(ParameterError, match="E207"):
+    else:  # asking for a GPU neither torch nor onnxruntime can use says how to install one
+        with pytest.raises(ParameterError, match=r"E230.*no CUDA provider.*install a CUDA build of torch"):
             Models(ModelOptions(device="cuda"))._providers()
 
 
