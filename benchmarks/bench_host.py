@@ -270,3 +270,44 @@ def test_cli_marginal_host_workers(tmp_path):
         marginal[w] = (w100 - w20) / (n100 - n20) * 1e6
     print(f"\nxfast project, near-free encoder, 2 cores ({cpu_line()}): marginal us/pair 20k -> 100k: "
           f"--host-workers 1 {marginal['1']:.1f}, 2 {marginal['2']:.1f} ({marginal['1'] / marginal['2']:.2f}x)")
+
+
+def test_projector_host_workers(e5, monkeypatch):
+    """``xfast.Projector`` (and so ``xfast serve``) with 1 and 2 host workers: pairs/s of
+    ``project_batch`` on batches of 32 (a served batch), 64 and 256 Europarl en->de pairs, methods
+    mixed, the model made free as above (each batch's states computed once, then looked up), so
+    what is timed is the host work that the workers share: extraction, the subword-to-word
+    union and projection. Answers are the same for every count (asserted)."""
+    from xfast.io import read_conll
+    from xfast.pipelines.parallel import labeled_entities
+    from xfast.serve import Projector
+    from xfast.testing.standin import stand_in
+
+    stand_in(e5.encoder)
+    lab, rec = list(read_conll(DATA / "en.conll")), list(read_conll(DATA / "de.conll"))
+    pairs = [(s.tokens, labeled_entities(s.labels), r.tokens) for s, r in zip(lab, rec)]
+    methods = [("heuristic", "ngram-greedy")[i % 2] for i in range(len(pairs))]
+    real, memo = Projector._encode, {}
+
+    def encode(self, labeled, receiving):  # a batch's states once; later the same batch's from memory
+        key = (tuple(labeled[0]), tuple(labeled[-1]), len(labeled))
+        if key not in memo:
+            memo[key] = real(self, labeled, receiving)
+        return memo[key]
+
+    monkeypatch.setattr(Projector, "_encode", encode)
+    print(f"\nProjector.project_batch, Europarl en->de, the model's states looked up ({cpu_line()})")
+    print(f"{'batch':>5s} {'workers':>7s} {'pairs/s':>9s} {'vs 1':>6s}")
+    for size in (32, 64, 256):
+        batches = [pairs[i:i + size] for i in range(0, len(pairs) - size + 1, size)]
+        rates, answers = {}, {}
+        for w in (1, 2):
+            p = Projector(e5, host_workers=w)
+            answers[w] = [p.project_batch(b, method=methods[:len(b)]) for b in batches]  # warm, and the answers
+            t, rounds = time.perf_counter(), 5
+            for _ in range(rounds):
+                for b in batches:
+                    p.project_batch(b, method=methods[:len(b)])
+            rates[w] = rounds * sum(map(len, batches)) / (time.perf_counter() - t)
+            print(f"{size:5d} {w:7d} {rates[w]:9.0f} {rates[w] / rates[1]:6.2f}")
+        assert answers[1] == answers[2]

@@ -139,3 +139,36 @@ def test_threads_sharing_one_projector_get_their_own_answers(projector):
     for t in threads:
         t.join(120)
     assert not errors and got == want
+
+
+@pytest.mark.parametrize("workers", [2, 3, 5])
+def test_host_workers_answer_as_one_thread(europarl, projector, workers):
+    """Slices of a batch on several host threads give the answers of one thread, in order, with
+    methods and configs mixed per pair and batches that do not split evenly."""
+    en, de = europarl
+    pairs = _pairs(en, de) * 4  # 120: up to three slices of 32 or more
+    many = Projector(projector.aligner, host_workers=workers)
+    strict = ProjectionConfig(length_ratio=0.99, merge_distance=0)
+    rng = random.Random(workers)
+    for n in (1, 17, 64, 97, len(pairs)):
+        methods = [rng.choice(METHODS) for _ in range(n)]
+        configs = [rng.choice([None, strict]) for _ in range(n)]
+        assert many.project_batch(pairs[:n], method=methods, config=configs) == \
+            projector.project_batch(pairs[:n], method=methods, config=configs)
+
+
+def test_batch_slices_cover_the_batch_in_order():
+    from xfast.serve.projector import _MIN_SLICE, _slices
+
+    for n in range(0, 100):
+        for workers in (1, 2, 3, 8):
+            got = _slices(n, workers)
+            assert [a for a, _ in got] == [0] + [b for _, b in got[:-1]] and got[-1][1] == n
+            assert len(got) == 1 or min(b - a for a, b in got) >= _MIN_SLICE
+            assert len(got) <= workers
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2"])
+def test_host_workers_are_checked(projector, bad):
+    with pytest.raises(ParameterError, match="host_workers"):
+        Projector(projector.aligner, host_workers=bad)

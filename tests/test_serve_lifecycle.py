@@ -34,6 +34,15 @@ def test_a_port_out_of_range_is_a_usage_error():
         serve(ServeSettings(), port=-1)
 
 
+@pytest.mark.parametrize("workers", ["0", "-2"])
+def test_host_workers_below_one_are_a_usage_error(workers):
+    run = subprocess.run([sys.executable, "-m", "xfast", "serve", "--host-workers", workers], capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode == 2 and "Traceback" not in run.stderr
+    assert run.stderr.startswith("xfast: error: [E202] The '--host-workers' parameter must be a number > 0") \
+        and workers in run.stderr, run.stderr
+
+
 def test_a_public_address_needs_a_key_or_allow_unauthenticated(monkeypatch):
     ran = []
     monkeypatch.setattr(uvicorn.Server, "run", lambda self, sockets=None: ran.append(sockets[0].getsockname()))

@@ -47,6 +47,9 @@ def add_arguments(sv: argparse.ArgumentParser) -> None:
                          "$XFAST_API_KEY, else none; prefer the variable: other users can see a command line)")
     sv.add_argument("--allow-unauthenticated", action="store_true",
                     help="serve an address other than loopback without an API key (your own access control guards it)")
+    sv.add_argument("--host-workers", type=int, default=1, metavar="N",
+                    help="threads that extract alignments and project the slices (32 pairs or more) of one "
+                         "encoder call; the answers are the same for any N (default: 1)")
     sv.add_argument("--log-level", default="warning", choices=["critical", "error", "warning", "info", "debug"],
                     help="uvicorn's log level")
 
@@ -58,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     from xfast.serve.app import ServeSettings, serve  # the serve extra: imported only to serve
 
     for name in ("max_wait_ms", "max_batch_tokens", "max_queue", "max_request_bytes", "max_pairs",
-                 "max_sentence_words", "max_word_chars"):
+                 "max_sentence_words", "max_word_chars", "host_workers"):
         if not getattr(args, name) > 0:
             raise ParameterError(msg("E202", name="--" + name.replace("_", "-"), expected="a number > 0",
                                      value=getattr(args, name)))
@@ -75,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
                              langs=(args.labeled_lang, args.receiving_lang) if args.receiving_lang else None,
                              max_pairs=args.max_pairs, max_sentence_words=args.max_sentence_words,
                              max_word_chars=args.max_word_chars, drain_timeout=args.drain_timeout,
-                             api_key=args.api_key or os.environ.get("XFAST_API_KEY") or None)
+                             api_key=args.api_key or os.environ.get("XFAST_API_KEY") or None,
+                             host_workers=args.host_workers)
     return serve(settings, host=args.host, port=args.port, log_level=args.log_level,
                  allow_unauthenticated=args.allow_unauthenticated)

@@ -17,7 +17,6 @@ the summaries (:func:`_metrics`, :func:`_run_record`).
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -38,11 +37,12 @@ from xfast.pipelines.qa import RunReport
 from xfast.pipelines.rundir import RunDir, check_name, run_key
 from xfast.pipelines.stagecache import model_fingerprint
 from xfast.pipelines.stages.batch import ProjectPlan, RunState
+from xfast.pipelines.workers import default_host_workers
 from xfast.progress import progress_bar
 from xfast.project.config import ProjectionConfig, methods_valid
 from xfast.project.filtering import FilterPolicy
 
-__all__ = ["project_parallel", "labeled_entities", "default_host_workers", "OUTPUT_FORMATS"]
+__all__ = ["project_parallel", "labeled_entities", "OUTPUT_FORMATS"]
 
 OUTPUT_FORMATS = ("conll", "parquet")
 
@@ -173,13 +173,6 @@ def _checked(receiving, candidates, methods, config, filters, output_format, eng
                                          expected=f"a candidates file for {missing} (method {m})",
                                          value=sorted(candidates)))
     return cfg, policy, ray, shard_size, candidates
-
-
-def default_host_workers(aligner) -> int:
-    """Host threads when none are asked for: the cores but one when the encoder runs on a GPU
-    (the host work is then what bounds the run), else 1 (the encoder uses the cores)."""
-    on_gpu = "cuda" in str(aligner.encoder.provider).lower()
-    return max(1, (os.cpu_count() or 1) - 1) if on_gpu else 1
 
 
 def _settings(names, cand_names, methods, cfg, batch_size, shard_size, write_alignments, label_set, ignore,

@@ -10,9 +10,9 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
-__all__ = ["host_pool", "map_ordered"]
+__all__ = ["default_host_workers", "host_pool", "map_ordered"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -35,11 +35,30 @@ def host_pool(workers: int) -> ThreadPoolExecutor:
         return _POOLS[key]
 
 
+_BLAS: list[ThreadpoolController] = []
+
+
+def _blas() -> ThreadpoolController:
+    """The process's thread pools of native libraries, inspected once (a fresh inspection costs
+    about a millisecond, as much as the host work of a dozen pairs)."""
+    with _POOLS_LOCK:
+        if not _BLAS:
+            _BLAS.append(ThreadpoolController())
+        return _BLAS[0]
+
+
 def map_ordered(fn: Callable[[T], R], items: Iterable[T], *, workers: int = 1) -> list[R]:
     """``[fn(x) for x in items]``, in input order, on ``workers`` host threads (in the caller's
-    thread when 1); an exception in any call is raised here."""
+    thread when 1), BLAS held to one thread meanwhile; an exception in any call is raised here."""
     items = list(items)
     if workers == 1 or len(items) < 2:
         return [fn(x) for x in items]
-    with threadpool_limits(limits=1, user_api="blas"):
+    with _blas().limit(limits=1, user_api="blas"):
         return list(host_pool(workers).map(fn, items))
+
+
+def default_host_workers(aligner) -> int:
+    """Host threads when none are asked for: the cores but one when the encoder runs on a GPU
+    (the host work is then what bounds the run), else 1 (the encoder uses the cores)."""
+    on_gpu = "cuda" in str(aligner.encoder.provider).lower()
+    return max(1, (os.cpu_count() or 1) - 1) if on_gpu else 1

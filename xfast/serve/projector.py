@@ -3,7 +3,9 @@
 Services that project one sentence pair per request load the encoder once and call
 :meth:`Projector.project` (or :meth:`Projector.project_batch` for several pairs: one encoder
 call for all of them). The work runs on the same columnar stages as ``xfast project``, so a
-pair gets the labels ``xfast project`` would write. A Projector is safe to share between
+pair gets the labels ``xfast project`` would write; with ``host_workers`` above 1 a batch's
+alignment extraction and projection run in that many host threads (the pool ``xfast project``
+uses), in slices of the batch, with the same results. A Projector is safe to share between
 threads: every call keeps its data to itself (the encoder's session and word cache are
 thread-safe).
 """
@@ -21,6 +23,7 @@ from xfast.io.labels import Entity
 from xfast.io.tokens import LabelTypes, from_sentences
 from xfast.models.encoder import States, Subwords
 from xfast.pipelines.stages import columnar
+from xfast.pipelines.workers import map_ordered
 from xfast.project.config import ProjectionConfig
 from xfast.project.filtering import span_scores
 from xfast.serve import validation
@@ -61,7 +64,9 @@ class Projector:
     for (a subset of :data:`SERVE_METHODS`). ``config``: projection settings
     (:class:`~xfast.project.config.ProjectionConfig`). ``langs``: the languages of the
     labeled and the receiving side, needed by an aligner that reads them (an NLLB encoder,
-    docs/alignment.md) and ignored by others.
+    docs/alignment.md) and ignored by others. ``host_workers``: host threads that extract
+    alignments and project the slices of one batch (default 1; the results do not depend on it,
+    and on two CPU cores two workers measured 0.9-1.1x one: much of this work holds Python's lock).
 
     >>> p = Projector()                                                      # doctest: +SKIP
     >>> p.project(["Angela", "Merkel", "spoke"], [(0, 2, "PER")], ["Angela", "Merkel", "sprach"])
@@ -69,8 +74,10 @@ class Projector:
     """
 
     def __init__(self, aligner=None, *, methods: Sequence[str] = SERVE_METHODS, config=None,
-                 langs: tuple[str, str] | None = None) -> None:
+                 langs: tuple[str, str] | None = None, host_workers: int = 1) -> None:
         methods = tuple(methods)
+        if type(host_workers) is not int or host_workers < 1:
+            raise ParameterError(msg("E202", name="host_workers", expected="an int >= 1", value=host_workers))
         for m in methods:
             if m not in SERVE_METHODS:
                 raise ParameterError(msg("E201", name="methods", options=list(SERVE_METHODS), value=m))
@@ -86,6 +93,7 @@ class Projector:
         self.methods = methods
         self.config = config or ProjectionConfig()
         validation.check_config(self.config, ("config",))
+        self.host_workers = host_workers
 
     def __repr__(self) -> str:
         return f"Projector({self.aligner!r}, methods={list(self.methods)})"
@@ -109,8 +117,16 @@ class Projector:
             validation.check_config(c, ("config",))
         if not checked:
             return []
-        aln = self._align([c[0] for c in checked], [c[2] for c in checked])
-        return self._project(checked, list(zip(methods, [c or self.config for c in configs])), aln)
+        lab, rec = self._encode([c[0] for c in checked], [c[2] for c in checked])
+        keys = list(zip(methods, [c or self.config for c in configs]))
+
+        def work(span: tuple[int, int]) -> list[Projection]:
+            a, b = span
+            aln = columnar.align(_rows(lab, a, b), _rows(rec, a, b), self.aligner)
+            return self._project(checked[a:b], keys[a:b], aln)
+
+        slices = _slices(len(checked), self.host_workers)
+        return [p for part in map_ordered(work, slices, workers=min(self.host_workers, len(slices))) for p in part]
 
     def align_batch(self, pairs: Sequence[tuple[Sequence[str], Sequence[str]]]) -> list[tuple[np.ndarray, np.ndarray]]:
         """Word pairs ``(labeled, receiving)`` of each ``(labeled_words, receiving_words)`` pair
@@ -133,7 +149,8 @@ class Projector:
         validation.check_method(method, self.methods, ("method",) if isinstance(method, str) else ("pairs", i, "method"))
         return validation.check_pair(i, pair)
 
-    def _align(self, labeled: list[list[str]], receiving: list[list[str]]):
+    def _encode(self, labeled: list[list[str]], receiving: list[list[str]]) -> tuple[tuple, tuple]:
+        """``((subwords, states) of the labeled side, the same of the receiving side)``."""
         # both sides in one encoder call (one model run for a single pair), then split: a
         # sentence's states are found through ``where``, so each side keeps its own rows
         enc, n = self.aligner.encoder, len(labeled)
@@ -144,7 +161,7 @@ class Projector:
         rec_sub = Subwords(sub.ids[cut:], sub.word_ids[cut:], off[n:] - cut)
         lab_st = States(st.blocks, st.where[:n], lab_sub.offsets, st.transform)
         rec_st = States(st.blocks, st.where[n:], rec_sub.offsets, st.transform)
-        return columnar.align((lab_sub, lab_st), (rec_sub, rec_st), self.aligner)
+        return (lab_sub, lab_st), (rec_sub, rec_st)
 
     def _sides(self, n_labeled: int, n_receiving: int) -> list[str] | None:
         """Each sentence's language when the encoder reads it: the labeled ones, then the receiving ones."""
@@ -183,6 +200,25 @@ class Projector:
                                        round(float(sc.scores[r]), 6)) for r in range(off[k], off[k + 1])]
                 out[i] = Projection([table[c] for c in own.tolist()], spans)
         return out
+
+
+#: fewest pairs a host thread gets: smaller slices cost more in hand-offs than they save
+_MIN_SLICE = 32
+
+
+def _slices(n: int, workers: int) -> list[tuple[int, int]]:
+    """``[start, end)`` of the batch's slices: one per worker, each of at least ``_MIN_SLICE`` pairs."""
+    k = max(1, min(workers, n // _MIN_SLICE))
+    return [(n * i // k, n * (i + 1) // k) for i in range(k)]
+
+
+def _rows(side: tuple[Subwords, States], a: int, b: int) -> tuple[Subwords, States]:
+    """Sentences ``a`` to ``b`` of one side's ``(subwords, states)``, sharing its arrays."""
+    sub, st = side
+    off = sub.offsets
+    lo, hi = int(off[a]), int(off[b])
+    part = Subwords(sub.ids[lo:hi], sub.word_ids[lo:hi], off[a:b + 1] - lo)
+    return part, States(st.blocks, st.where[a:b], part.offsets, st.transform)
 
 
 def _per_pair(value, n: int, name: str, kind: type) -> list:

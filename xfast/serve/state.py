@@ -46,6 +46,7 @@ class ServeSettings:
     max_word_chars: int = Limits.max_word_chars
     api_key: str | None = None  # when set, every endpoint but /healthz and /readyz needs it
     drain_timeout: float = 30.0  # seconds after SIGTERM until unfinished requests get a 503
+    host_workers: int = 1  # threads for the extraction and projection of one encoder call's pairs
 
     @property
     def limits(self) -> Limits:
@@ -104,7 +105,7 @@ class ServerState:
         s = self.settings
         try:
             self.projector = await self.batcher.worker.call(
-                lambda: Projector(s.aligner, methods=s.methods, langs=s.langs))
+                lambda: Projector(s.aligner, methods=s.methods, langs=s.langs, host_workers=s.host_workers))
         except Exception as err:  # noqa: BLE001 - /readyz reports it; the process stays to say so
             self.failed = str(err)
             print(f"xfast: error: cannot load the models: {err}", file=sys.stderr, flush=True)
