@@ -194,6 +194,23 @@ class ScoreCounts:
         out.ratios = terms.astype(np.float64).tolist()
         return out
 
+    @classmethod
+    def of_labels(cls, gold: Labels, pred: Labels, *, ignore: Iterable[str] = ()) -> ScoreCounts:
+        """:meth:`of` for IOB2 label strings, a list per sentence as :func:`scores` takes them:
+        absorbed batch after batch, the totals' :meth:`result` equals :func:`scores` plus
+        :func:`proj_ratio` of the whole lists (types in ``ignore`` as ``O``) to the last bit."""
+        _check_shapes(gold, pred)
+        ids: dict[str, int] = {}
+
+        def codes(seqs: Labels) -> np.ndarray:
+            return np.fromiter((0 if lab == "O" else 2 * ids.setdefault(lab[2:], len(ids)) + (lab[0] != "B") + 1
+                                for s in seqs for lab in s), np.int32)
+
+        g, p = codes(gold), codes(pred)
+        offsets = np.zeros(len(gold) + 1, np.int64)
+        np.cumsum([len(s) for s in gold], out=offsets[1:])
+        return cls.of(g, p, offsets, list(ids), ignore=ignore)
+
     def absorb(self, batch: ScoreCounts) -> None:
         """Add a batch's :meth:`of` counts after everything added so far; the result equals
         :meth:`add` on the same batch, to the last bit."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 
@@ -30,7 +31,7 @@ from xfast.io.tokens import LabelTypes, TokenColumns, rechunk
 #: the _text kernel (parse, count and write CoNLL; entities and stop words of label codes)
 _K = load("xfast.io", "_text")
 
-__all__ = ["Sentence", "Entity", "read_conll", "write_conll", "read_text", "to_iob2", "check_label",
+__all__ = ["Sentence", "Entity", "read_conll", "write_conll", "append_conll", "read_text", "to_iob2", "check_label",
            "entities_of", "labels_of", "read_conll_pieces", "count_conll", "conll_bytes", "BLOCK"]
 
 _BOM = b"\xef\xbb\xbf"
@@ -142,14 +143,20 @@ def write_conll(path: str | Path, sentences: Iterable[Sentence | tuple[list[str]
 
     The file is written under a temporary name and renamed, so a killed run leaves no half file.
     """
-    n = 0
     with atomic_open(path) as fh:
-        for sent in sentences:
-            toks, labs = (sent.tokens, sent.labels) if isinstance(sent, Sentence) else sent
-            if labs is None:
-                labs = ["O"] * len(toks)
-            for tok, lab in zip(toks, labs, strict=True):
-                fh.write(f"{tok}\t{lab}\n")
-            fh.write("\n")
-            n += 1
+        return append_conll(fh, sentences)
+
+
+def append_conll(fh: TextIO, sentences: Iterable[Sentence | tuple[list[str], list[str]]]) -> int:
+    """Write sentences to the open text file ``fh`` as :func:`write_conll` writes them (a file
+    written in parts); return the count."""
+    n = 0
+    for sent in sentences:
+        toks, labs = (sent.tokens, sent.labels) if isinstance(sent, Sentence) else sent
+        if labs is None:
+            labs = ["O"] * len(toks)
+        for tok, lab in zip(toks, labs, strict=True):
+            fh.write(f"{tok}\t{lab}\n")
+        fh.write("\n")
+        n += 1
     return n

@@ -61,16 +61,18 @@ _UMASK = _umask()  # read once: os.umask can only be read by setting it
 
 
 @contextmanager
-def atomic_open(path: str | Path, mode: str = "w") -> Iterator[TextIO]:
+def atomic_open(path: str | Path, mode: str = "w", *, tmp_dir: str | Path | None = None) -> Iterator[TextIO]:
     """Open ``path`` for writing (``"w"`` text, ``"wb"`` bytes) under a temporary name; rename
     it into place on success, with the permissions the umask gives a new file.
 
-    A killed or failing writer never leaves a half-written file at ``path``.
+    A killed or failing writer never leaves a half-written file at ``path``. ``tmp_dir``: where
+    the temporary file lives (default: beside ``path``; on the same file system), for a writer
+    that keeps it open long and wants what a kill leaves somewhere it is cleaned up.
     """
     path = Path(path)
     make_dirs(path.parent)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=tmp_dir or path.parent)
     except OSError as err:
         raise OutputError(path, err.strerror or str(err)) from None
     try:

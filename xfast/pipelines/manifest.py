@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from xfast import __version__
-from xfast.evaluate import ignore_types, proj_ratio, scores
+from xfast.evaluate import ScoreCounts
 from xfast.io.files import atomic_open
 from xfast.io.readers import input_files
 from xfast.report import write_metrics_csv
@@ -93,11 +93,12 @@ def describe(mode: str, align_method: str, method: str) -> dict[str, str]:
             "candidate_selection": "dummy" if selection == "ngram" else selection}
 
 
-def metrics_row(gold: list[list[str]], pred: list[list[str]], *, ignore: tuple[str, ...], lang: str,
-                dataset: str, variant: dict[str, str], extra: dict | None = None) -> dict:
-    """Scores (docs/evaluation.md) and ``proj_ratio`` plus the descriptor columns, as one CSV row."""
-    row = scores(gold, pred, ignore=ignore)
-    row["proj_ratio"] = proj_ratio(ignore_types(gold, ignore), ignore_types(pred, ignore))
+def metrics_row(counts: ScoreCounts, *, lang: str, dataset: str, variant: dict[str, str],
+                extra: dict | None = None) -> dict:
+    """Scores (docs/evaluation.md) and ``proj_ratio`` of ``counts`` (gold against predictions,
+    absorbed window by window from :meth:`~xfast.evaluate.ScoreCounts.of_labels` with the types
+    to ignore) plus the descriptor columns, as one CSV row."""
+    row = counts.result()
     row.update({"lang": lang, "task": "pipeline_eval", "eval_type": "compare_to_original", "dataset": dataset})
     row.update(variant)
     row.update(extra or {})

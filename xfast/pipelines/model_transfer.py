@@ -2,7 +2,8 @@
 
 The NER model applied to the receiving words directly, through the same cached stage
 (``ner-receiving``) that gives the projection pipelines their ``ner`` candidates, so a
-language's words are tagged once for both.
+language's words are tagged once for both; window by window (a shard, or a few on Ray), the
+output appended and the scores counted as each window is done.
 """
 
 from __future__ import annotations
@@ -10,8 +11,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from xfast.evaluate import ScoreCounts
 from xfast.io import labels_of
-from xfast.pipelines.context import map_label_set, open_run, write_labels
+from xfast.pipelines.context import OutputFiles, map_label_set, open_run, write_labels
 from xfast.pipelines.engines.ray import RaySettings
 from xfast.pipelines.loaders import ModelOptions, describe_model
 from xfast.pipelines.manifest import default_ignore, describe, file_sha256, metrics_row, versions, write_summaries
@@ -42,21 +44,27 @@ def model_transfer(input: str | Path, lang: str, out_dir: str | Path, *, ner_mod
                    label_names=label_names, limit=limit, progress=progress, command="model-transfer",
                    settings={"lang": lang, "ner_model": describe_model(ner_model), "dataset": dataset,
                              "ignore": ignore, "compat": compat}, overwrite=overwrite, ray=ray)
-    out, report, models, words, gold, keep = run.out, run.report, run.models, run.words, run.gold, run.keep
+    out, report, models, keep = run.out, run.report, run.models, run.keep
     ignore = default_ignore(dataset) if ignore is None else tuple(ignore)
-    ents, key = receiving_ner(run.ctx, models, ner_model, words, truncate=compat)
-    pred = map_label_set([labels_of(e, len(w)) for e, w in zip(ents, words)], keep)
     path = out / f"{lang}.model_transfer.conll"
-    with report.stage("write"):
-        write_labels(path, words, pred)
-    report.sentences_out = len(words)
+    counts = ScoreCounts()
+    with OutputFiles(run) as files:
+        fh = files.open(path)
+        for start, sents in run.windows():
+            words = [s.tokens for s in sents]
+            ents, key = receiving_ner(run.ctx, models, ner_model, words, truncate=compat, start=start,
+                                      root=run.scan.words_key)
+            pred = map_label_set([labels_of(e, len(w)) for e, w in zip(ents, words)], keep)
+            with report.stage("write"):
+                write_labels(fh, words, pred)
+            if run.gold:
+                with report.stage("evaluate"):
+                    counts.absorb(ScoreCounts.of_labels([s.labels for s in sents], pred, ignore=ignore))
+    report.sentences_out = run.n
     results = []
-    if gold is not None:
-        with report.stage("evaluate"):
-            results.append(metrics_row(gold, pred, ignore=ignore, lang=lang, dataset=dataset,
-                                       variant=describe("model_transfer", "", ""),
-                                       extra={"xfast_ner_model": models.describe(ner_model),
-                                              "xfast_sentences": len(words)}))
+    if run.gold:
+        results.append(metrics_row(counts, lang=lang, dataset=dataset, variant=describe("model_transfer", "", ""),
+                                   extra={"xfast_ner_model": models.describe(ner_model), "xfast_sentences": run.n}))
     report.timings["total"] = time.perf_counter() - t0
     qa = {**report.summary(), "engine": run.engine(), "cache": run.ctx.cache_stats.as_dict()}
     write_summaries(out, qa=qa, metrics=results, dataset=dataset, manifest={

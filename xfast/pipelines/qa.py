@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from xfast.project.filtering import REASONS
 
-__all__ = ["RunReport"]
+__all__ = ["RunReport", "ReportSections"]
 
 _MAX_LISTED = 1000  # failures listed one by one in qa.json; every one is counted
 
@@ -125,6 +125,25 @@ class RunReport:
             self.encoder[k] = self.encoder.get(k, 0) + v
         for k, v in state.get("filter", {}).items():
             self.filter[k].update(_filter_state(v))
+
+
+class ReportSections:
+    """The counts of a run that works its input window by window, kept per section (one stage's
+    failures, one output's projection counts) and merged into the run's report at the end in
+    the order the sections were first used: failures are then listed (and their reasons
+    counted) in the order a run over the whole input at once lists them. ``sections(name)``
+    is the report of section ``name``."""
+
+    def __init__(self) -> None:
+        self._parts: dict[str, RunReport] = {}
+
+    def __call__(self, name: str) -> RunReport:
+        return self._parts.setdefault(name, RunReport())
+
+    def merge_into(self, report: RunReport) -> None:
+        """Add every section's counts to ``report``, in the order the sections were first used."""
+        for part in self._parts.values():
+            report.merge(part.state())
 
 
 def _filter_counts(counts: Counter) -> dict:

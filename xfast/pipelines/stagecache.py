@@ -16,7 +16,7 @@ import hashlib
 import json
 import os
 from collections.abc import Callable, Iterator
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +26,8 @@ from xfast.io.files import atomic_open
 from xfast.pipelines.qa import RunReport
 from xfast.progress import progress_bar
 
-__all__ = ["CACHE_VERSION", "StageCache", "CacheStats", "run_stage", "stage_key", "model_fingerprint", "shard_ranges"]
+__all__ = ["CACHE_VERSION", "StageCache", "CacheStats", "StageBars", "StageContext", "run_stage", "stage_bar",
+           "first_shard", "stage_key", "model_fingerprint", "shard_ranges"]
 
 #: bump when a stage's record format changes, so old shards are not trusted
 CACHE_VERSION = 1
@@ -63,6 +64,14 @@ def model_fingerprint(model: object) -> dict:
 def shard_ranges(n: int, shard_size: int) -> list[tuple[int, int]]:
     """``[start, end)`` of each shard of ``n`` items."""
     return [(lo, min(lo + shard_size, n)) for lo in range(0, n, shard_size)]
+
+
+def first_shard(start: int, shard_size: int) -> int:
+    """The number of the shard that sentence ``start`` begins: a window of a stage starts a shard."""
+    if start % shard_size:
+        raise ParameterError(msg("E202", name="start", expected=f"a multiple of the shard size {shard_size}",
+                                 value=start))
+    return start // shard_size
 
 
 @dataclass
@@ -138,27 +147,31 @@ class StageCache:
         return [json.loads(line) for line in lines]
 
     def run(self, n: int, compute: Callable[[int, int], tuple[list, dict]], *,
-            task: Callable[[int, int], tuple] | None = None, remote=None) -> Iterator[tuple[int, int, list, dict]]:
-        """For each shard of ``n`` sentences yield ``(start, end, records, stats)``, loading
-        finished shards and calling ``compute(start, end) -> (records, stats)`` for the rest.
-        With ``remote`` (:class:`~xfast.pipelines.engines.ray.RemoteStages`) and ``task``, the
-        missing shards are worked there instead: ``task(start, end)`` describes one."""
-        ranges = shard_ranges(n, self.shard_size)
+            task: Callable[[int, int], tuple] | None = None, remote=None,
+            start: int = 0) -> Iterator[tuple[int, int, list, dict]]:
+        """For each shard of the ``n`` sentences from sentence ``start`` on (a multiple of the
+        shard size: a window of whole shards) yield ``(start, end, records, stats)``, loading
+        finished shards and calling ``compute(start, end) -> (records, stats)`` for the rest
+        (sentence numbers count from the input's first). With ``remote``
+        (:class:`~xfast.pipelines.engines.ray.RemoteStages`) and ``task``, the missing shards are
+        worked there instead: ``task(start, end)`` describes one."""
+        first = first_shard(start, self.shard_size)
+        ranges = [(start + lo, start + hi) for lo, hi in shard_ranges(n, self.shard_size)]
         if remote is None or task is None:
-            for k, (lo, hi) in enumerate(ranges):
+            for k, (lo, hi) in enumerate(ranges, first):
                 got = self.load(k, lo, hi - lo)
                 if got is None:
                     got = self._check_save(k, lo, hi, *compute(lo, hi))
                 yield lo, hi, got[0], got[1]
             return
-        loaded = [self.load(k, lo, hi - lo) for k, (lo, hi) in enumerate(ranges)]
-        missing = [k for k, got in enumerate(loaded) if got is None]
-        results = remote.map([task(*ranges[k]) for k in missing]) if missing else iter(())
-        for k, (lo, hi) in enumerate(ranges):
-            got = loaded[k]
+        loaded = [self.load(k, lo, hi - lo) for k, (lo, hi) in enumerate(ranges, first)]
+        missing = [i for i, got in enumerate(loaded) if got is None]
+        results = remote.map([task(*ranges[i]) for i in missing]) if missing else iter(())
+        for i, (lo, hi) in enumerate(ranges):
+            got = loaded[i]
             if got is None:
-                got = self._check_save(k, lo, hi, *next(results))
-            loaded[k] = None  # yielded records belong to the caller
+                got = self._check_save(first + i, lo, hi, *next(results))
+            loaded[i] = None  # yielded records belong to the caller
             yield lo, hi, got[0], got[1]
 
     def _check_save(self, k: int, lo: int, hi: int, records: list, stats: dict) -> tuple[list, dict]:
@@ -167,12 +180,33 @@ class StageCache:
         return self.save(k, lo, records, stats), stats
 
 
+class StageBars:
+    """One progress bar per stage over a run's ``total`` sentences, kept open while the stage is
+    run window after window (:func:`run_stage` moves it); closed together at the run's end."""
+
+    def __init__(self, total: int, enabled: bool) -> None:
+        self.total, self.enabled = total, enabled
+        self._bars: dict[str, object] = {}
+
+    def get(self, stage: str):
+        """The bar of ``stage``, opened on first use."""
+        if stage not in self._bars:
+            self._bars[stage] = progress_bar(stage, self.total, unit="sent", enabled=self.enabled, transient=True)
+        return self._bars[stage]
+
+    def close(self) -> None:
+        """Close every bar (each prints its last line where stderr is a log)."""
+        for bar in self._bars.values():
+            bar.close()
+        self._bars.clear()
+
+
 @dataclass(frozen=True)
 class StageContext:
     """What every cached stage of one run shares: the cache folder (``cache``), shard size, the
-    cache counters, the run's report, whether bars are shown, and the Ray workers that compute
+    cache counters, the run's report, whether bars are shown, the Ray workers that compute
     missing shards (``remote``, a :class:`~xfast.pipelines.engines.ray.RemoteStages`; None:
-    this process)."""
+    this process) and the run's bars (``bars``; None: each stage call shows its own)."""
 
     cache: Path
     shard_size: int
@@ -180,13 +214,15 @@ class StageContext:
     report: RunReport
     progress: bool = True
     remote: object = None
+    bars: StageBars | None = None
 
 
 def run_stage(ctx: StageContext, stage: str, fields: dict, n: int,
               compute: Callable[[int, int], tuple[list, dict]], *,
-              task: Callable[[int, int], tuple] | None = None) -> tuple[list, list[dict], str]:
-    """Run one cached stage over ``n`` sentences with a progress bar; missing shards are
-    computed here, or on ``ctx.remote`` from ``task`` (see :meth:`StageCache.run`).
+              task: Callable[[int, int], tuple] | None = None, start: int = 0) -> tuple[list, list[dict], str]:
+    """Run one cached stage over the ``n`` sentences from sentence ``start`` on (a window of
+    whole shards) with a progress bar; missing shards are computed here, or on ``ctx.remote``
+    from ``task`` (see :meth:`StageCache.run`).
 
     Returns ``(records, shard_stats, key)``: every sentence's record, the stats dict of each
     shard (the same whether computed now or loaded), and the stage's cache key. The run's
@@ -196,17 +232,28 @@ def run_stage(ctx: StageContext, stage: str, fields: dict, n: int,
     records: list = []
     shard_stats: list[dict] = []
     timer = ctx.report.stage(stage) if ctx.report is not None else nullcontext()
-    with timer, progress_bar(stage, n, unit="sent", enabled=ctx.progress, transient=True) as bar:
+    with timer, stage_bar(ctx, stage, n) as bar:
         token = _TICK.set(bar.update)
         try:
-            for _, hi, recs, st in cache.run(n, compute, task=task, remote=ctx.remote):
+            for _, hi, recs, st in cache.run(n, compute, task=task, remote=ctx.remote, start=start):
                 records.extend(recs)
                 shard_stats.append(st)
-                bar.n = hi  # exact at every shard's end, whatever the models reported
+                bar.n = hi if ctx.bars is not None else hi - start  # exact at every shard's end
                 bar.refresh()
         finally:
             _TICK.reset(token)
     return records, shard_stats, cache.key
+
+
+@contextmanager
+def stage_bar(ctx: StageContext, stage: str, n: int) -> Iterator:
+    """The bar a stage call over ``n`` sentences moves: the run's bar of ``stage`` (counting
+    the whole input; left open), or one of its own, closed at the end."""
+    if ctx.bars is not None:
+        yield ctx.bars.get(stage)
+        return
+    with progress_bar(stage, n, unit="sent", enabled=ctx.progress, transient=True) as bar:
+        yield bar
 
 
 _TICK: ContextVar[Callable[[int], object] | None] = ContextVar("xfast_stage_tick", default=None)

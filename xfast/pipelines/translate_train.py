@@ -24,22 +24,24 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO, TextIO
 
 import numpy as np
 
 from xfast.errors import ParameterError, check_choice, msg
 from xfast.io import entities_of, labels_of
 from xfast.io.tokens import LabelTypes, from_sentences
-from xfast.io.files import atomic_open
 from xfast.models.flores import flores_code, partition
-from xfast.pipelines.context import Run, check_methods, map_label_set, open_run, write_labels
+from xfast.pipelines.context import OutputFiles, Run, check_methods, map_label_set, open_run, write_labels
 from xfast.pipelines.engines.ray import RaySettings
 from xfast.pipelines.loaders import (ModelOptions, align_languages, default_align_methods, describe_model,
                                      pipeline_aligner)
 from xfast.pipelines.manifest import file_sha256, versions, write_summaries
 from xfast.pipelines.rundir import check_name
-from xfast.pipelines.stages.corpus import (align_stage, backtranslate_stage, fail_empty, receiving_ner,
-                                           translate_stage, words_key)
+from xfast.pipelines.qa import ReportSections
+from xfast.pipelines.stagecache import StageContext
+from xfast.pipelines.stages.corpus import (ListKey, align_stage, backtranslate_stage, fail_empty, receiving_ner,
+                                           translate_stage, translator_stats)
 from xfast.pipelines.stages.projection import project_variants
 from xfast.project.config import ProjectionConfig
 from xfast.project.filtering import REASONS, FilterPolicy, filter_batch, reject_line, sentence_states
@@ -52,13 +54,16 @@ TRAIN_MODES = ("plain", "marker")
 
 def entity_ratio(source_entities: list[list], labels: list[list[str]]) -> float:
     """Mean over sentences of ``#B- out / #entities in`` (1 or 0 for a sentence with none in)."""
-    if not labels:
-        return 0.0
-    total = 0.0
+    return _ratio_sum(source_entities, labels, 0.0) / len(labels) if labels else 0.0
+
+
+def _ratio_sum(source_entities: list[list], labels: list[list[str]], total: float) -> float:
+    """``total`` plus each sentence's term of :func:`entity_ratio`, added one after the other
+    (so a sum carried over windows equals the sum over the whole list)."""
     for ents, labs in zip(source_entities, labels):
         n_out = sum(1 for lab in labs if lab.startswith("B-"))
         total += n_out / len(ents) if ents else float(n_out == 0)
-    return total / len(labels)
+    return total
 
 
 def translate_train(input: str | Path, langs: tuple[str, ...] | list[str], out_dir: str | Path, *,
@@ -107,15 +112,15 @@ def translate_train(input: str | Path, langs: tuple[str, ...] | list[str], out_d
                              "aligner": getattr(aligner, "settings", describe_model(aligner)), "config": cfg,
                              "threshold": threshold, **({"filter": policy.names()} if policy.active else {})},
                    overwrite=overwrite, ray=ray, labels=True)
-    made = _Made(run, policy, [entities_of(s.labels) for s in run.sents],
-                 words_key([[w, s.labels] for w, s in zip(run.words, run.sents)]))
+    made = _Made(run, policy, run.scan.labeled_key)
     for lang in langs:
         if "marker" in modes:
             _marker(made, lang, easyproject_translator, cfg, threshold)
         if "plain" in modes:
             _plain(made, lang, translator, ner_model, aligner, align_methods, methods, cfg, shard_size, host_workers)
+    made.sections.merge_into(run.report)
     report, models = run.report, run.models
-    report.sentences_out = len(run.words)
+    report.sentences_out = run.n
     report.timings["total"] = time.perf_counter() - t0
     report.encoder.update(models.runtime_stats())
     qa = {**report.summary(), "engine": run.engine(), **made.qa, "splitters": made.splitters,
@@ -152,94 +157,168 @@ def _checked_names(langs: list[str], modes) -> list[str]:
 
 
 @dataclass
+class _Output:
+    """One output file being written window by window (``rejects``: its rejects file, when the
+    filter drops sentences) and what its QA row adds up to."""
+
+    name: str
+    lang: str
+    desc: dict
+    fh: TextIO
+    rejects: BinaryIO | None
+    entities_in: int = 0
+    entities_out: int = 0
+    ratio_sum: float = 0.0
+    sentences: int = 0  # written (kept by the filter)
+
+
+@dataclass
 class _Made:
     """A translate-train run's state between languages and modes: the run, the filter policy,
-    the English entities, the stage caches' root key, and what the outputs add up to (files, QA rows, stage keys, QA
-    additions, splitter names)."""
+    the stage caches' root key, the report sections (failures in whole-input order), and what
+    the outputs add up to (files, QA rows, stage keys, QA additions, splitter names)."""
 
     run: Run
     policy: FilterPolicy
-    ents: list[list]
     wkey: str  # the stage caches' root: the English words and labels
+    sections: ReportSections = field(default_factory=ReportSections)
     outputs: dict[str, Path] = field(default_factory=dict)
     results: list[dict] = field(default_factory=list)
     stages: dict[str, str] = field(default_factory=dict)
     qa: dict[str, dict] = field(default_factory=dict)
     splitters: dict[str, str] = field(default_factory=dict)
 
-    def emit(self, name: str, path: Path, tgt_words: list[list[str]], labels: list[list[str]], lang: str, *,
-             alignments: list | None = None, **desc) -> None:
-        """One output: the label set, the filter (rejects beside it), the file and its QA row."""
+    def open(self, files: OutputFiles, name: str, path: Path, lang: str, **desc) -> _Output:
+        """Open output ``name`` (and its rejects file beside it when the filter drops sentences)."""
+        rejects = None
+        if self.policy.drops:
+            rejects = files.open(path.with_suffix(".rejects.jsonl"), "wb")
+            self.outputs[f"{name}/rejects"] = path.with_suffix(".rejects.jsonl")
+        self.outputs[name] = path
+        return _Output(name, lang, desc, files.open(path), rejects)
+
+    def emit(self, out: _Output, start: int, sents: list, ents: list[list], tgt_words: list[list[str]],
+             labels: list[list[str]], *, alignments: list | None = None) -> None:
+        """One window of an output (sentences from ``start`` on): the label set, the filter
+        (rejects beside it), the file, and the counts of its QA row."""
         run, report, policy = self.run, self.run.report, self.policy
         labels = map_label_set(labels, run.keep)
-        kept, extra = self.ents, {}
+        kept = ents
         if policy.active:  # alignments None: marker mode
             with report.stage("filter"):
-                idx, tgt_words, labels, rejects = _filter_lists(policy, name, tgt_words, labels, self.ents,
-                                                                alignments, run.keep, [s.line for s in run.sents],
-                                                                report)
-            if policy.drops:
-                write_rejects(path.with_suffix(".rejects.jsonl"), rejects)
-                self.outputs[f"{name}/rejects"] = path.with_suffix(".rejects.jsonl")
-            kept, extra = [self.ents[i] for i in idx], {"filter": str(policy), "sentences_kept": len(idx)}
+                idx, tgt_words, labels, rejects = _filter_lists(policy, out.name, tgt_words, labels, ents, alignments,
+                                                                run.keep, [s.line for s in sents], report, start)
+            if out.rejects is not None:
+                out.rejects.write(b"".join(rejects))
+            kept = [ents[i] for i in idx]
         with report.stage("write"):
-            write_labels(path, tgt_words, labels)
-        self.outputs[name] = path
-        entities_out = sum(1 for s in labels for lab in s if lab.startswith("B-"))
-        self.results.append({"lang": lang, **desc, "sentences": len(run.words), "entities_in": sum(map(len, kept)),
-                             "entities_out": entities_out, "entity_ratio": entity_ratio(kept, labels), **extra})
+            write_labels(out.fh, tgt_words, labels)
+        out.entities_in += sum(map(len, kept))
+        out.entities_out += sum(1 for s in labels for lab in s if lab.startswith("B-"))
+        out.ratio_sum = _ratio_sum(kept, labels, out.ratio_sum)
+        out.sentences += len(labels)
+
+    def row(self, out: _Output) -> None:
+        """The QA row of a finished output."""
+        extra = {"filter": str(self.policy), "sentences_kept": out.sentences} if self.policy.active else {}
+        self.results.append({"lang": out.lang, **out.desc, "sentences": self.run.n, "entities_in": out.entities_in,
+                             "entities_out": out.entities_out,
+                             "entity_ratio": out.ratio_sum / out.sentences if out.sentences else 0.0, **extra})
+
+
+def _window(sents: list) -> tuple[list[list[str]], list[list]]:
+    """The English words and gold entities of a window's sentences."""
+    return [s.tokens for s in sents], [entities_of(s.labels) for s in sents]
 
 
 def _marker(made: _Made, lang: str, easyproject_translator, cfg: ProjectionConfig, threshold: float) -> None:
-    """Marker mode for ``lang``: EasyProject marker translation, its matched brackets the entities."""
+    """Marker mode for ``lang``, window by window: EasyProject marker translation, its matched
+    brackets the entities."""
     run = made.run
-    mk_words, mk_ents, ep_stats, ep_tr, made.splitters[f"{lang}/marker"], key = backtranslate_stage(
-        run.ctx, run.models, easyproject_translator, run.words, made.ents, lang, made.wkey, threshold=threshold,
-        compat=cfg.compat, stage="marker")
-    made.stages[f"marker/{lang}"] = key
-    fail_empty(run.report, f"marker/{lang}", run.words, mk_words)
-    made.qa[f"easyproject/{lang}"] = ep_stats
+    ep_stats, ep_tr = Counter(), {}
+    with OutputFiles(run) as files:
+        out = made.open(files, f"{lang}/marker", run.out / f"{lang}.marker.conll", lang, mode="marker")
+        for start, sents in run.windows():
+            words, ents = _window(sents)
+            mk_words, mk_ents, ep, tr, made.splitters[f"{lang}/marker"], made.stages[f"marker/{lang}"] = \
+                backtranslate_stage(run.ctx, run.models, easyproject_translator, words, ents, lang, made.wkey,
+                                    threshold=threshold, compat=cfg.compat, stage="marker", start=start)
+            fail_empty(made.sections(f"marker/{lang}"), f"marker/{lang}", words, mk_words, start)
+            ep_stats.update(ep)
+            ep_tr = translator_stats([ep_tr, tr])
+            made.emit(out, start, sents, ents, mk_words, [labels_of(e, len(w)) for e, w in zip(mk_ents, mk_words)])
+    made.qa[f"easyproject/{lang}"] = dict(ep_stats)
     made.qa[f"easyproject_translator/{lang}"] = ep_tr
-    made.emit(f"{lang}/marker", run.out / f"{lang}.marker.conll", mk_words,
-              [labels_of(e, len(w)) for e, w in zip(mk_ents, mk_words)], lang, mode="marker")
+    made.row(out)
+
+
+def _translated(made: _Made, ctx: StageContext, lang: str, translator, start: int, words: list[list[str]],
+                split) -> tuple[list[list[str]], dict, str]:
+    """The window's English translated into ``lang`` and split into words: ``(words, the
+    window's translator counts, the stage's key)``."""
+    mt, tr_stats, key = translate_stage(
+        ctx, made.run.models, translator, lambda lo, hi: [detokenize(w, "en") for w in words[lo - start:hi - start]],
+        len(words), "en", lang, made.wkey, start=start)
+    with made.run.report.stage("split"):
+        return [split(t) for t in mt], tr_stats, key
 
 
 def _plain(made: _Made, lang: str, translator, ner_model, aligner, align_methods: tuple[str, ...],
            methods: tuple[str, ...], cfg: ProjectionConfig, shard_size: int, workers: int) -> None:
-    """Plain mode for ``lang``: translate, split, align English with the translation and
-    project with every method (NER candidates on the translation for ``ner-*``)."""
-    run, words = made.run, made.run.words
-    mt, tr_stats, made.stages[f"translate/{lang}"] = translate_stage(
-        run.ctx, run.models, translator, lambda lo, hi: [detokenize(w, "en") for w in words[lo:hi]], len(words),
-        "en", lang, made.wkey)
-    made.qa[f"translator/{lang}"] = tr_stats
+    """Plain mode for ``lang``: translate and split every window first (the NER candidates'
+    cache key hashes all the split translations, and a translator whose encoder aligns is
+    loaded once), then window by window align English with the translation and project with
+    every method (NER candidates on the translation for ``ner-*``)."""
+    run = made.run
     split = get_splitter(lang, side="back", compat=cfg.compat)
+    ner = any(m.startswith("ner-") for m in methods)
+    tgt_key, tr_stats = ListKey(), {}
+    for start, sents in run.windows():
+        words = [s.tokens for s in sents]
+        tgt_words, tr, made.stages[f"translate/{lang}"] = _translated(made, run.ctx, lang, translator, start, words,
+                                                                      split)
+        tr_stats = translator_stats([tr_stats, tr])
+        fail_empty(made.sections(f"translate/{lang}"), f"translate/{lang}", words, tgt_words, start)
+        for w in tgt_words if ner else ():
+            tgt_key.add(w)
+    made.qa[f"translator/{lang}"] = tr_stats
     made.splitters[f"{lang}/plain"] = split.name
-    with run.report.stage("split"):
-        tgt_words = [split(t) for t in mt]
-    fail_empty(run.report, f"translate/{lang}", words, tgt_words)
-    candidates = None
-    if any(m.startswith("ner-") for m in methods):
-        candidates, made.stages[f"ner-receiving/{lang}"] = receiving_ner(run.ctx, run.models, ner_model, tgt_words,
-                                                                         truncate=cfg.compat)
-    alns, keys = align_stage(run.ctx, run.models, aligner, words, tgt_words, align_methods,
-                             {"labeled": made.wkey, "receiving": made.stages[f"translate/{lang}"],
-                              "splitter": split.name}, compat=cfg.compat, langs=align_languages(aligner, "en", lang))
-    made.stages.update({f"align/{lang}/{am}": k for am, k in keys.items()})
-    for (am, m), labels in project_variants("plain", made.ents, alns, tgt_words, methods, cfg, run.report,
-                                            lang=lang, candidates=candidates, shard_size=shard_size,
-                                            keep=run.keep, workers=workers).items():
-        made.emit(f"{lang}/plain/{am}/{m}", run.out / f"{lang}.plain.{am}.{m}.conll", tgt_words, labels, lang,
-                  mode="plain", align_method=am, method=m, alignments=alns[am])
+    outs = {}
+    with OutputFiles(run) as files:
+        for am in align_methods:
+            for m in methods:
+                outs[(am, m)] = made.open(files, f"{lang}/plain/{am}/{m}", run.out / f"{lang}.plain.{am}.{m}.conll",
+                                          lang, mode="plain", align_method=am, method=m)
+        for start, sents in run.windows():
+            words, ents = _window(sents)
+            with run.report.stage("reread translations"):
+                tgt_words, _, _ = _translated(made, run.replay(), lang, translator, start, words, split)
+            candidates = None
+            if ner:
+                candidates, made.stages[f"ner-receiving/{lang}"] = receiving_ner(
+                    run.ctx, run.models, ner_model, tgt_words, truncate=cfg.compat, start=start, root=tgt_key.key())
+            alns, keys = align_stage(run.ctx, run.models, aligner, words, tgt_words, align_methods,
+                                     {"labeled": made.wkey, "receiving": made.stages[f"translate/{lang}"],
+                                      "splitter": split.name}, compat=cfg.compat,
+                                     langs=align_languages(aligner, "en", lang), start=start)
+            made.stages.update({f"align/{lang}/{am}": k for am, k in keys.items()})
+            with run.report.stage("project"):
+                labels = project_variants("plain", ents, alns, tgt_words, methods, cfg, made.sections, lang=lang,
+                                          candidates=candidates, shard_size=shard_size, keep=run.keep,
+                                          workers=workers, start=start)
+            for (am, m), labs in labels.items():
+                made.emit(outs[(am, m)], start, sents, ents, tgt_words, labs, alignments=alns[am])
+    for out in outs.values():
+        made.row(out)
 
 
 def _filter_lists(policy: FilterPolicy, key: str, words: list[list[str]], labels: list[list[str]],
                   entities: list[list], alignments: list | None, keep: set[str] | None, lines: list[int],
-                  report) -> tuple[list[int], list[list[str]], list[list[str]], list[bytes]]:
-    """``policy`` on one output (``labels`` after the label set; ``alignments`` None in marker
-    mode, where an entity type's projected entities are as many as its matched entities, at
-    most as many as the English ones): ``(kept indices, their words, their labels, rejects)``,
-    counted in ``report`` under ``key``."""
+                  report, start: int) -> tuple[list[int], list[list[str]], list[list[str]], list[bytes]]:
+    """``policy`` on one window of an output (sentences from ``start`` on; ``labels`` after the
+    label set; ``alignments`` None in marker mode, where an entity type's projected entities are
+    as many as its matched entities, at most as many as the English ones): ``(kept indices in
+    the window, their words, their labels, rejects)``, counted in ``report`` under ``key``."""
     types = LabelTypes(sorted({e[2] for es in entities for e in es} | {x[2:] for s in labels for x in s if x != "O"}))
     cols = from_sentences(words, types, labels)
     table = types.table()
@@ -276,15 +355,9 @@ def _filter_lists(policy: FilterPolicy, key: str, words: list[list[str]], labels
     sent_off = cols.sent_off.tolist()
     out = [[table[c] for c in codes[sent_off[i]:sent_off[i + 1]].tolist()] for i in range(len(words))]
     idx = [i for i in range(len(words)) if not dropped[i]]
-    rejects = [reject_line(i, REASONS[states[i]], words[i], out[i], own[i],
+    rejects = [reject_line(start + i, REASONS[states[i]], words[i], out[i], own[i],
                            flags[i] if flags is not None else int(n_proj[i]), removed[i], labeled_line=lines[i])
                for i in range(len(words)) if dropped[i]]
     report.filtered(key, len(idx), Counter(REASONS[states[i]] for i in range(len(words)) if dropped[i]),
                     sum(map(len, removed)))
     return idx, [words[i] for i in idx], [out[i] for i in idx], rejects
-
-
-def write_rejects(path: Path, lines: list[bytes]) -> None:
-    """A rejects file (docs/formats.md), atomically."""
-    with atomic_open(path, "wb") as fh:
-        fh.write(b"".join(lines))

@@ -228,6 +228,11 @@ class RemoteStages:
     (which loads each model once), returning the shard's ``(records, stats)`` exactly as the
     stage computes them locally. The cluster starts on the first call, so a run whose shards
     are all cached never starts one.
+
+    A pipeline hands it the missing shards of one window of the input at a time
+    (:attr:`window_shards`): each call is one Ray Data job whose actors load their models for
+    it, so a window holds many shards (the models' start spread over a long job), and the
+    driver still holds a bounded part of the input.
     """
 
     def __init__(self, settings: RaySettings, options) -> None:
@@ -235,6 +240,12 @@ class RemoteStages:
         require()
         self.settings, self.options = settings, options
         self.cluster: dict | None = None
+
+    @property
+    def window_shards(self) -> int:
+        """Shards per window: 32, or four per actor of a larger ``--ray-actors`` pool (known
+        without starting the cluster, which a fully cached run never starts)."""
+        return max(32, 4 * (self.settings.actors or 0))
 
     def map(self, tasks: list[tuple]) -> Iterator[tuple[list, dict]]:
         """Each task's ``(records, stats)``, in task order."""

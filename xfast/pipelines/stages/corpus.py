@@ -1,10 +1,13 @@
 """Cached corpus stages of the NLLB pipelines (translate-test, translate-train, model transfer):
 translation, English NER, EasyProject back-translation, NER on the receiving words and word
-alignment, over whole-corpus lists.
+alignment, each called on one window of whole shards at a time (``start``: the window's first
+sentence in the input), so a pipeline holds one window's sentences, never the whole input.
 
 Each is computed once per input and model, in shards kept in the stage cache
 (:mod:`xfast.pipelines.stagecache`); a stage's ``*_shard`` function computes one shard, here or
 in a Ray worker (:class:`~xfast.pipelines.engines.ray.StageWorker`), with the same result.
+A stage's cache key names its input by the key of the stage before it, and the first stage's
+by :func:`words_key` of the whole input, which :class:`ListKey` computes sentence by sentence.
 """
 
 from __future__ import annotations
@@ -25,40 +28,68 @@ from xfast.io.labels import Entity
 from xfast.models.flores import flores_code
 from xfast.pipelines.loaders import Models
 from xfast.pipelines.qa import RunReport
-from xfast.pipelines.stagecache import StageCache, StageContext, run_stage, shard_ranges, stage_tick
-from xfast.progress import progress_bar
+from xfast.pipelines.stagecache import (StageCache, StageContext, first_shard, run_stage, shard_ranges, stage_bar,
+                                        stage_tick)
 from xfast.text import EasyProjectStats, back_translate_batch, get_splitter, prefetch_nltk, wait_nltk
 from xfast.text.easyproject import SENTENCE_MAX_LENGTH
 
 __all__ = ["receiving_ner", "tag_shard", "tagged", "tagger_counts", "translate_stage", "translate_shard",
            "translator_stats", "fail_empty", "english_ner_stage", "english_ner_shard", "backtranslate_stage",
-           "backtranslate_shard", "align_stage", "align_shard", "words_key"]
+           "backtranslate_shard", "align_stage", "align_shard", "words_key", "ListKey"]
 
 
-def words_key(words: list[list[str]]) -> str:
-    """Hash of the receiving words (the root of every stage's cache key)."""
+def words_key(words: list) -> str:
+    """Hash of the receiving words (the root of every stage's cache key): the SHA-256 of their
+    JSON list."""
     return hashlib.sha256(json.dumps(words, ensure_ascii=False).encode()).hexdigest()[:20]
 
 
+class ListKey:
+    """:func:`words_key` of a list given item by item (:meth:`add`), in bounded memory: the
+    same JSON bytes (``[``, the items' JSON joined by ``, ``, ``]``) fed to the hash as they come."""
+
+    def __init__(self) -> None:
+        self._hash = hashlib.sha256(b"[")
+        self._sep = b""
+
+    def add(self, item: object) -> None:
+        """The next item of the list."""
+        self._hash.update(self._sep + json.dumps(item, ensure_ascii=False).encode())
+        self._sep = b", "
+
+    def key(self) -> str:
+        """:func:`words_key` of the items added so far."""
+        h = self._hash.copy()
+        h.update(b"]")
+        return h.hexdigest()[:20]
+
+
 def receiving_ner(ctx: StageContext, models: Models, ner_model, words: list[list[str]], *,
-                  truncate: bool = False) -> tuple[list[list[Entity]], str]:
+                  truncate: bool = False, start: int = 0, root: str | None = None) -> tuple[list[list[Entity]], str]:
     """The NER model's entities on the receiving words (stage ``ner-receiving``): the
-    model-transfer prediction and the ``ner`` candidates. ``truncate``: docs/compat.md (part
-    of the cache key). Missing shards are worked on Ray when ``ctx.remote``
-    is set. Returns ``(entities, cache key)``."""
-    fields = {"words": words_key(words), "tagger": models.tagger_fields(ner_model, truncate=truncate)}
+    model-transfer prediction and the ``ner`` candidates. ``words``: the window from sentence
+    ``start`` on; ``root``: :func:`words_key` of all the receiving words (default: of
+    ``words``, which are then all of them). ``truncate``: docs/compat.md (part of the cache
+    key). Missing shards are worked on Ray when ``ctx.remote`` is set; the run's report adds
+    the tagger's counts. Returns ``(entities, cache key)``."""
+    fields = {"words": root or words_key(words), "tagger": models.tagger_fields(ner_model, truncate=truncate)}
 
     def compute(lo: int, hi: int):
-        return tag_shard(models, ner_model, words[lo:hi], truncate=truncate, report=ctx.report)
+        return tag_shard(models, ner_model, words[lo - start:hi - start], truncate=truncate, report=ctx.report)
 
     def task(lo: int, hi: int):
-        return tag_shard, {"ner_model": _remote_spec(ner_model), "words": words[lo:hi], "truncate": truncate}
+        return tag_shard, {"ner_model": _remote_spec(ner_model), "words": words[lo - start:hi - start],
+                           "truncate": truncate}
 
-    records, shard_stats, key = run_stage(ctx, "ner-receiving", fields, len(words), compute, task=task)
-    counts = tagger_counts(shard_stats)  # several languages (translate-train) add up
-    prev = ctx.report.encoder.get("ner-receiving", {})
-    ctx.report.encoder["ner-receiving"] = {k: prev.get(k, 0) + v for k, v in counts.items()}
+    records, shard_stats, key = run_stage(ctx, "ner-receiving", fields, len(words), compute, task=task, start=start)
+    _add_tagger_counts(ctx.report, "ner-receiving", shard_stats)  # several windows, languages add up
     return [[tuple(e) for e in r["entities"]] for r in records], key
+
+
+def _add_tagger_counts(report: RunReport, stage: str, shard_stats: list[dict]) -> None:
+    counts = tagger_counts(shard_stats)
+    prev = report.encoder.get(stage, {})
+    report.encoder[stage] = {k: prev.get(k, 0) + v for k, v in counts.items()}
 
 
 def tag_shard(models: Models, ner_model, words: list[list[str]], *, truncate: bool,
@@ -119,16 +150,17 @@ def _translator_delta(stats, before: dict, start: int, call: int) -> dict:
 
 
 def translator_stats(shard_stats: list[dict]) -> dict:
-    """Sum per-shard translator counts; flagged outputs listed (first 1000)."""
+    """Sum per-shard translator counts; flagged outputs listed (first 1000). Totals fold on:
+    ``translator_stats([total, more])`` is the total of both, in order."""
     total: Counter = Counter()
     flagged: list = []
     for st in shard_stats:
         for k, v in st.items():
             if k == "flagged":
-                flagged.extend(v)
+                flagged.extend(v[:1000 - len(flagged)])
             else:
                 total[k] += v
-    return {**dict(total), "flagged": flagged[:1000]}
+    return {**dict(total), "flagged": flagged}
 
 
 def _translate(translator, texts: list[str], src: str, tgt: str, max_length: int, start: int) -> tuple[list[str], dict]:
@@ -150,10 +182,11 @@ def fail_empty(report: RunReport, where: str, sources: list, outputs: list, star
 
 
 def translate_stage(ctx: StageContext, models: Models, translator, texts_of, n: int, src: str, tgt: str,
-                    upstream: str, *, stage: str = "translate") -> tuple[list[str], dict, str]:
-    """NLLB translation of ``texts_of(lo, hi)`` (greedy, ``max_length`` 200), cached.
+                    upstream: str, *, stage: str = "translate", start: int = 0) -> tuple[list[str], dict, str]:
+    """NLLB translation of ``texts_of(lo, hi)`` (greedy, ``max_length`` 200), cached, for the
+    ``n`` sentences from sentence ``start`` on (``lo``, ``hi``: input sentence numbers).
 
-    Returns ``(translations, translator counts, cache key)``.
+    Returns ``(translations, the window's translator counts, cache key)``.
     """
     fields = {"upstream": upstream, "src": flores_code(src), "tgt": flores_code(tgt),
               "translator": models.translator_fields(translator), "max_length": FORWARD_MAX_LENGTH}
@@ -170,7 +203,7 @@ def translate_stage(ctx: StageContext, models: Models, translator, texts_of, n: 
         return translate_shard, {"translator": _remote_spec(translator), "texts": texts_of(lo, hi), "src": src,
                                  "tgt": tgt, "start": lo, "stage": stage}
 
-    records, shard_stats, key = run_stage(ctx, stage, fields, n, compute, task=task)
+    records, shard_stats, key = run_stage(ctx, stage, fields, n, compute, task=task, start=start)
     return [r["text"] for r in records], translator_stats([s["translator"] for s in shard_stats]), key
 
 
@@ -185,21 +218,24 @@ def translate_shard(models: Models, translator, texts: list[str], *, src: str, t
 
 
 def english_ner_stage(ctx: StageContext, models: Models, ner_model, texts: list[str], upstream: str, *,
-                      truncate: bool = False) -> tuple[list[list[str]], list[list[Entity]], str, str]:
-    """Split English MT (docs/translation.md, ``side="mt"``) and tag it; ``truncate``: docs/compat.md (part
-    of the cache key). Returns ``(words, entities, splitter name, cache key)``."""
+                      truncate: bool = False, start: int = 0) -> tuple[list[list[str]], list[list[Entity]], str, str]:
+    """Split English MT (docs/translation.md, ``side="mt"``) and tag it (``texts``: the window
+    from sentence ``start`` on; the run's report adds the tagger's counts); ``truncate``:
+    docs/compat.md (part of the cache key). Returns ``(words, entities, splitter name, cache key)``."""
     split = get_splitter("en", side="mt")
     fields = {"upstream": upstream, "splitter": split.name,
               "tagger": models.tagger_fields(ner_model, truncate=truncate)}
 
     def compute(lo: int, hi: int):
-        return english_ner_shard(models, ner_model, texts[lo:hi], truncate=truncate, report=ctx.report)
+        return english_ner_shard(models, ner_model, texts[lo - start:hi - start], truncate=truncate,
+                                 report=ctx.report)
 
     def task(lo: int, hi: int):
-        return english_ner_shard, {"ner_model": _remote_spec(ner_model), "texts": texts[lo:hi], "truncate": truncate}
+        return english_ner_shard, {"ner_model": _remote_spec(ner_model), "texts": texts[lo - start:hi - start],
+                                   "truncate": truncate}
 
-    records, shard_stats, key = run_stage(ctx, "ner-en", fields, len(texts), compute, task=task)
-    ctx.report.encoder["ner-en"] = tagger_counts(shard_stats)
+    records, shard_stats, key = run_stage(ctx, "ner-en", fields, len(texts), compute, task=task, start=start)
+    _add_tagger_counts(ctx.report, "ner-en", shard_stats)
     return ([r["words"] for r in records], [[tuple(e) for e in r["entities"]] for r in records],
             split.name, key)
 
@@ -221,10 +257,12 @@ def english_ner_shard(models: Models, ner_model, texts: list[str], *, truncate: 
 
 def backtranslate_stage(ctx: StageContext, models: Models, translator, words: list[list[str]],
                         entities: list[list[Entity]], lang: str, upstream: str, *, threshold: float, compat: bool,
-                        src: str = "en", stage: str = "backtranslate"):
-    """EasyProject marker translation of labeled sentences into ``lang`` (docs/translation.md), cached.
+                        src: str = "en", stage: str = "backtranslate", start: int = 0):
+    """EasyProject marker translation of labeled sentences into ``lang`` (docs/translation.md),
+    cached; ``words`` and ``entities``: the window from sentence ``start`` on.
 
-    Returns ``(words, entities, easyproject counts, translator counts, splitter name, key)``.
+    Returns ``(words, entities, the window's easyproject counts, its translator counts,
+    splitter name, key)``.
     """
     splitter = get_splitter(lang, side="back", compat=compat).name
     fields = {"upstream": upstream, "src": flores_code(src), "lang": flores_code(lang), "threshold": threshold,
@@ -232,13 +270,14 @@ def backtranslate_stage(ctx: StageContext, models: Models, translator, words: li
     kw = dict(src=src, lang=lang, threshold=threshold, compat=compat, stage=stage)
 
     def compute(lo: int, hi: int):
-        return backtranslate_shard(models, translator, words[lo:hi], entities[lo:hi], start=lo, report=ctx.report, **kw)
+        return backtranslate_shard(models, translator, words[lo - start:hi - start], entities[lo - start:hi - start],
+                                   start=lo, report=ctx.report, **kw)
 
     def task(lo: int, hi: int):
-        return backtranslate_shard, {"translator": _remote_spec(translator), "words": words[lo:hi],
-                                     "entities": entities[lo:hi], "start": lo, **kw}
+        return backtranslate_shard, {"translator": _remote_spec(translator), "words": words[lo - start:hi - start],
+                                     "entities": entities[lo - start:hi - start], "start": lo, **kw}
 
-    records, shard_stats, key = run_stage(ctx, stage, fields, len(words), compute, task=task)
+    records, shard_stats, key = run_stage(ctx, stage, fields, len(words), compute, task=task, start=start)
     ep = Counter()
     for s in shard_stats:
         ep.update(s["easyproject"])
@@ -273,8 +312,9 @@ def backtranslate_shard(models: Models, translator, words: list[list[str]], enti
 
 def align_stage(ctx: StageContext, models: Models, aligner, labeled: list[list[str]], receiving: list[list[str]],
                 methods: tuple[str, ...], upstream: dict, *, compat: bool, stage: str = "align",
-                langs: tuple[str, str] | None = None) -> tuple[dict[str, list[np.ndarray]], dict[str, str]]:
-    """Word alignments ``(labeled, receiving)`` for each extraction method, cached per method.
+                langs: tuple[str, str] | None = None, start: int = 0) -> tuple[dict[str, list[np.ndarray]], dict[str, str]]:
+    """Word alignments ``(labeled, receiving)`` for each extraction method, cached per method,
+    of the window of sentence pairs from ``start`` on.
 
     Each shard's sentences are encoded once for all methods whose shard is missing. A pair
     with an empty side has no pairs. Missing shards are worked on Ray when ``ctx.remote`` is set. ``langs``: the
@@ -289,32 +329,33 @@ def align_stage(ctx: StageContext, models: Models, aligner, labeled: list[list[s
     caches = {m: StageCache(ctx.cache, stage, {**key, "method": m, "compat": compat},
                             shard_size=ctx.shard_size, stats=ctx.cache_stats) for m in methods}
     result: dict[str, list[np.ndarray]] = {m: [] for m in methods}
-    n = len(labeled)
-    ranges = shard_ranges(n, ctx.shard_size)
-    with ctx.report.stage(stage), progress_bar(stage, n, unit="sent", enabled=ctx.progress, transient=True) as bar:
-        loaded = [{m: c.load(k, lo, hi - lo) for m, c in caches.items()} for k, (lo, hi) in enumerate(ranges)]
-        missing = {k: [m for m in methods if got[m] is None] for k, got in enumerate(loaded)}
+    first = first_shard(start, ctx.shard_size)
+    ranges = [(lo, hi, first + i) for i, (lo, hi) in enumerate(shard_ranges(len(labeled), ctx.shard_size))]
+    with ctx.report.stage(stage), stage_bar(ctx, stage, len(labeled)) as bar:
+        loaded = [{m: c.load(k, start + lo, hi - lo) for m, c in caches.items()} for lo, hi, k in ranges]
+        missing = [[m for m in methods if got[m] is None] for got in loaded]
         remote_results = iter(())
-        if ctx.remote is not None and any(missing.values()):
+        if ctx.remote is not None and any(missing):
             remote_results = ctx.remote.map([
                 (align_shard, {"aligner": _remote_spec(aligner), "labeled": labeled[lo:hi],
-                               "receiving": receiving[lo:hi], "methods": missing[k], "compat": compat,
+                               "receiving": receiving[lo:hi], "methods": missing[i], "compat": compat,
                                "langs": langs})
-                for k, (lo, hi) in enumerate(ranges) if missing[k]])
-        for k, (lo, hi) in enumerate(ranges):
-            got = loaded[k]
-            if missing[k]:
+                for i, (lo, hi, _) in enumerate(ranges) if missing[i]])
+        for i, (lo, hi, k) in enumerate(ranges):
+            got = loaded[i]
+            if missing[i]:
                 if ctx.remote is not None:
                     computed = next(remote_results)
                 else:
-                    computed = align_shard(models, aligner, labeled[lo:hi], receiving[lo:hi], missing[k],
+                    computed = align_shard(models, aligner, labeled[lo:hi], receiving[lo:hi], missing[i],
                                            compat=compat, report=ctx.report, stage=stage, langs=langs)
-                for m in missing[k]:
-                    got[m] = caches[m].save(k, lo, computed[m], {}), {}
+                for m in missing[i]:
+                    got[m] = caches[m].save(k, start + lo, computed[m], {}), {}
             for m in methods:
                 result[m].extend(np.asarray(r["pairs"], dtype=np.int32).reshape(-1, 2) for r in got[m][0])
-            loaded[k] = None
-            bar.update(hi - lo)
+            loaded[i] = None
+            bar.n = start + hi if ctx.bars is not None else hi  # the run's bar counts the whole input
+            bar.refresh()
     return result, {m: c.key for m, c in caches.items()}
 
 

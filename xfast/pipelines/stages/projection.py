@@ -8,7 +8,7 @@ returns Python lists (the NLLB pipelines) and runs the same columnar function.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -114,25 +114,30 @@ def project_batch(method: str, entities: Sequence[Sequence[Entity]], alignments:
 
 def project_variants(mode: str, entities: list[list[Entity]], alignments: dict[str, list[np.ndarray]],
                      receiving: list[list[str]], methods: tuple[str, ...], cfg: ProjectionConfig,
-                     report: RunReport, *, lang: str, candidates: list | None, shard_size: int,
-                     keep: set[str] | None, workers: int = 1) -> dict[tuple[str, str], list[list[str]]]:
-    """Labels of every (extraction method, projection method), label set applied
-    (docs/translation.md), a shard at a time; ``workers`` host threads project shards at once,
-    each counting into a report of its own that joins ``report`` in shard order."""
+                     sections: Callable[[str], RunReport], *, lang: str, candidates: list | None, shard_size: int,
+                     keep: set[str] | None, workers: int = 1,
+                     start: int = 0) -> dict[tuple[str, str], list[list[str]]]:
+    """Labels of every (extraction method, projection method) of the window of sentences from
+    ``start`` on, label set applied (docs/translation.md), a shard at a time; ``workers`` host
+    threads project shards at once, each counting into a report of its own that joins, in
+    shard order, the report of its output's section (``sections(key)``,
+    :class:`~xfast.pipelines.qa.ReportSections`)."""
     jobs = [(am, m, lo, min(lo + shard_size, len(receiving))) for am in alignments for m in methods
             for lo in range(0, len(receiving), shard_size)]
+
+    def key(am: str, m: str) -> str:
+        return f"{lang}/{mode}/{am}/{m}"
 
     def one(job: tuple) -> tuple[list[list[str]], RunReport]:
         am, m, lo, hi = job
         own = RunReport()
         labels = project_batch(m, entities[lo:hi], alignments[am][lo:hi], receiving[lo:hi], cfg, own,
-                               key=f"{lang}/{mode}/{am}/{m}", offset=lo,
+                               key=key(am, m), offset=start + lo,
                                candidates=candidates[lo:hi] if candidates is not None else None, keep=keep)
         return labels, own
 
     out: dict[tuple[str, str], list[list[str]]] = {(am, m): [] for am in alignments for m in methods}
-    with report.stage("project"):
-        for (am, m, _, _), (labels, own) in zip(jobs, map_ordered(one, jobs, workers=workers)):
-            out[(am, m)].extend(labels)
-            report.merge(own.state())
+    for (am, m, _, _), (labels, own) in zip(jobs, map_ordered(one, jobs, workers=workers)):
+        out[(am, m)].extend(labels)
+        sections(key(am, m)).merge(own.state())
     return out
