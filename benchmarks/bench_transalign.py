@@ -88,7 +88,7 @@ def test_translator_encoder_cost(tmp_path):
             del aligner
     base = rows[0][4]
     print(f"\n{cpu_line()}\n{len(en)} Europarl en-de pairs, 2 threads\n")
-    print(f"| encoder | weights | method | layer | pairs/s | subwords/pair | time / e5-small fp32 |")
+    print("| encoder | weights | method | layer | pairs/s | subwords/pair | time / e5-small fp32 |")
     print("|---|---|---|---:|---:|---:|---:|")
     for name, q, method, layer, dt, sub in rows:
         print(f"| {name} | {q} | {method} | {layer} | {len(en) / dt:.1f} | {sub:.1f} | {dt / base:.2f}x |")

@@ -44,7 +44,7 @@ def png_size(path):
 # ---------------------------------------------------------------- the join, synthetic rows
 
 def test_join_differences_and_rows_without_a_partner(tmp_path):
-    run = metrics(tmp_path / "run" / "metrics.csv", [
+    metrics(tmp_path / "run" / "metrics.csv", [
         row("de", 0.8), row("de", 0.9, "candidates", matching="argmax", selection="dummy"), row("fr", 0.7)])
     ref = metrics(tmp_path / "ref.csv", [
         row("de", 0.75), row("de", 0.95, "candidates", matching="argmax", selection="dummy"),

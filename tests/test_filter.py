@@ -10,7 +10,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests._pipeline_helpers import europarl_path, head_conll
-from tests.test_pipeline_project import aligner  # noqa: F401 - the tiny XLM-R at layer 2, shared
 from xfast.errors import ParameterError
 from xfast.io import entities_of, read_conll
 from xfast.project.filtering import FilterPolicy, filter_batch, keep_rows, span_scores
@@ -186,6 +185,14 @@ def test_policy_parse():
 N = 40
 POLICIES = [(("drop-partial",), None), (("drop-unprojected",), None), (("min-score=0.9",), None),
             (("min-score=0.8", "drop-partial"), None), (("drop-partial", "drop-unprojected"), {"PER", "LOC"})]
+
+
+@pytest.fixture(scope="module")
+def aligner(tiny_models):
+    """The tiny XLM-R at layer 2."""
+    from xfast.aligner import Aligner
+
+    return Aligner(tiny_models["xlmr"], layer=2)
 
 
 @pytest.fixture(scope="module")
