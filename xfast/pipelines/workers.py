@@ -1,9 +1,10 @@
 """The host threads of this process: one pool per size, shared by everything that works batches
-here (``xfast project``'s engine, the NLLB pipelines' projections), so a run never starts more
-threads than it asked for and never starts them twice."""
+here (``xfast project``'s engine, the NLLB pipelines' projections, ``xfast.Projector``'s
+batches), so a run never starts more threads than it asked for and never starts them twice."""
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from collections.abc import Callable, Iterable
@@ -35,16 +36,11 @@ def host_pool(workers: int) -> ThreadPoolExecutor:
         return _POOLS[key]
 
 
-_BLAS: list[ThreadpoolController] = []
-
-
+@functools.cache
 def _blas() -> ThreadpoolController:
     """The process's thread pools of native libraries, inspected once (a fresh inspection costs
     about a millisecond, as much as the host work of a dozen pairs)."""
-    with _POOLS_LOCK:
-        if not _BLAS:
-            _BLAS.append(ThreadpoolController())
-        return _BLAS[0]
+    return ThreadpoolController()
 
 
 def map_ordered(fn: Callable[[T], R], items: Iterable[T], *, workers: int = 1) -> list[R]:

@@ -126,7 +126,7 @@ class Projector:
             return self._project(checked[a:b], keys[a:b], aln)
 
         slices = _slices(len(checked), self.host_workers)
-        return [p for part in map_ordered(work, slices, workers=min(self.host_workers, len(slices))) for p in part]
+        return [p for part in map_ordered(work, slices, workers=self.host_workers) for p in part]
 
     def align_batch(self, pairs: Sequence[tuple[Sequence[str], Sequence[str]]]) -> list[tuple[np.ndarray, np.ndarray]]:
         """Word pairs ``(labeled, receiving)`` of each ``(labeled_words, receiving_words)`` pair
@@ -156,12 +156,7 @@ class Projector:
         enc, n = self.aligner.encoder, len(labeled)
         sub = enc.subwords(from_sentences([*labeled, *receiving]))
         st = enc.encode_subwords(sub, lang=self._sides(n, len(receiving)), transform=self.aligner.state_transform)
-        cut, off = int(sub.offsets[n]), sub.offsets
-        lab_sub = Subwords(sub.ids[:cut], sub.word_ids[:cut], off[:n + 1])
-        rec_sub = Subwords(sub.ids[cut:], sub.word_ids[cut:], off[n:] - cut)
-        lab_st = States(st.blocks, st.where[:n], lab_sub.offsets, st.transform)
-        rec_st = States(st.blocks, st.where[n:], rec_sub.offsets, st.transform)
-        return (lab_sub, lab_st), (rec_sub, rec_st)
+        return _rows((sub, st), 0, n), _rows((sub, st), n, len(sub))
 
     def _sides(self, n_labeled: int, n_receiving: int) -> list[str] | None:
         """Each sentence's language when the encoder reads it: the labeled ones, then the receiving ones."""
